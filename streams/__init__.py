@@ -1,0 +1,1 @@
+"""streams: I/O around the vision library: frame sources, result sinks, Kafka, brokers."""

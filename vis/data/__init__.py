@@ -1,0 +1,1 @@
+"""Synthetic scenes with ground truth, and MOTS text ground-truth I/O."""

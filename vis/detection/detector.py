@@ -1,0 +1,212 @@
+"""Mask R-CNN detector that also returns Re-ID embeddings from the model's own box head.
+
+Contract: ``MaskRCNNDetector.detect(images)`` takes a batch of (H, W, 3) uint8 BGR images and
+returns one ``Detections`` per image with boxes, binary and soft masks, scores, class ids and
+L2-normalised embeddings: each final detection's RoI-aligned features passed through the
+box head (``TwoMLPHead``: 1024-d for the COCO models). Torch stays inside this module.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torchvision.models.detection import MaskRCNN
+
+from vis.detection.models import WeightsError, load_model
+from vis.types import Detections
+
+log = logging.getLogger(__name__)
+
+
+class Embedder(Protocol):
+    """Appearance embeddings for given instances: (N, D) float32, L2-normalised rows."""
+
+    dim: int
+
+    def embed(self, image: np.ndarray, dets: Detections) -> np.ndarray: ...
+
+
+def _to_tensor(img: np.ndarray, device: torch.device) -> torch.Tensor:
+    if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+        raise ValueError(f"image must be (H, W, 3) uint8 BGR, got {img.shape} {img.dtype}")
+    rgb = np.ascontiguousarray(img[:, :, ::-1])
+    return torch.from_numpy(rgb).to(device).permute(2, 0, 1).float().div_(255.0)
+
+
+def resolve_device(device: str) -> torch.device:
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise WeightsError(f"detector.device={device!r} but no CUDA device is available: "
+                           "set detector.device: cpu")
+    return torch.device(device)
+
+
+class MaskRCNNDetector:
+    """torchvision Mask R-CNN wrapped for the pipeline.
+
+    Args:
+        model: an eval-mode torchvision ``MaskRCNN``.
+        labels: label per class index (index 0 = background).
+        score_threshold: minimum detection score.
+        max_detections: detections kept per image (highest scores).
+        classes: allow-list of labels or class indices (None = all).
+        mask_threshold: soft-mask threshold for the binary masks.
+        device: ``cpu`` or ``cuda[:k]``; on cuda the model runs in fp16 when ``fp16``.
+    """
+
+    def __init__(self, *, model: MaskRCNN, labels: Sequence[str], score_threshold: float = 0.5,
+                 max_detections: int = 50, classes: Sequence[str | int] | None = None,
+                 mask_threshold: float = 0.5, device: str = "cpu", fp16: bool = True) -> None:
+        self.device = resolve_device(device)
+        self.model = model.to(self.device).eval()
+        self.labels = list(labels)
+        self.score_threshold = score_threshold
+        self.max_detections = max_detections
+        self.mask_threshold = mask_threshold
+        self.fp16 = fp16 and self.device.type == "cuda"
+        self.model.roi_heads.score_thresh = score_threshold
+        self.model.roi_heads.detections_per_img = max_detections
+        self.allowed: set[int] | None = None
+        if classes:
+            self.allowed = set()
+            for c in classes:
+                if isinstance(c, int) and 0 < c < len(self.labels):
+                    self.allowed.add(c)
+                elif isinstance(c, str) and c in self.labels[1:]:
+                    self.allowed.add(self.labels.index(c))
+                else:
+                    raise WeightsError(f"detector.classes entry {c!r} is not a class of this "
+                                       f"model (labels: {', '.join(self.labels[1:6])}, ...)")
+        self.dim = int(self._box_head_dim())
+
+    @classmethod
+    def from_weights(cls, *, weights: str, arch: str = "resnet50_fpn",
+                     num_classes: int | None = None, labels: Sequence[str] | None = None,
+                     min_size: int | None = None, max_size: int | None = None,
+                     **kwargs) -> MaskRCNNDetector:
+        model, all_labels = load_model(weights=weights, arch=arch, num_classes=num_classes,
+                                       labels=list(labels) if labels else None,
+                                       min_size=min_size, max_size=max_size)
+        return cls(model=model, labels=all_labels, **kwargs)
+
+    def _box_head_dim(self) -> int:
+        head = self.model.roi_heads.box_head
+        last = [m for m in head.modules() if isinstance(m, torch.nn.Linear)]
+        return last[-1].out_features if last else 0
+
+    @property
+    def min_size(self) -> int:
+        return int(self.model.transform.min_size[0])
+
+    # -- inference -------------------------------------------------------------
+    def _features(self, images: Sequence[np.ndarray]):
+        tensors = [_to_tensor(im, self.device) for im in images]
+        batch, _ = self.model.transform(tensors)
+        if self.fp16:
+            with torch.autocast("cuda", dtype=torch.float16):
+                feats = self.model.backbone(batch.tensors)
+        else:
+            feats = self.model.backbone(batch.tensors)
+        return batch, feats
+
+    def _embed_boxes(self, feats, boxes: list[torch.Tensor], image_sizes) -> list[torch.Tensor]:
+        """RoI-align ``boxes`` (transformed-image coordinates) through the box head."""
+        counts = [len(b) for b in boxes]
+        if sum(counts) == 0:
+            return [torch.zeros((0, self.dim)) for _ in boxes]
+        rh = self.model.roi_heads
+        pooled = rh.box_roi_pool(feats, boxes, image_sizes)
+        emb = F.normalize(rh.box_head(pooled).float(), dim=1)
+        return list(emb.split(counts))
+
+    @torch.inference_mode()
+    def detect(self, images: Sequence[np.ndarray]) -> list[Detections]:
+        """Detect in a batch of BGR images; one ``Detections`` per image."""
+        if not images:
+            return []
+        orig_sizes = [im.shape[:2] for im in images]
+        batch, feats = self._features(images)
+        proposals, _ = self.model.rpn(batch, feats)
+        dets, _ = self.model.roi_heads(feats, proposals, batch.image_sizes)
+        if self.allowed is not None:
+            for d in dets:
+                keep = torch.tensor([int(c) in self.allowed for c in d["labels"]], dtype=torch.bool)
+                for k in list(d):
+                    d[k] = d[k][keep]
+        embs = self._embed_boxes(feats, [d["boxes"] for d in dets], batch.image_sizes)
+        dets = self.model.transform.postprocess(dets, batch.image_sizes, orig_sizes)
+        out = []
+        for d, emb, (h, w) in zip(dets, embs, orig_sizes):
+            probs = d["masks"][:, 0].float().cpu().numpy() if len(d["boxes"]) else np.zeros((0, h, w), np.float32)
+            out.append(Detections(
+                xyxy=d["boxes"].float().cpu().numpy(), masks=probs >= self.mask_threshold,
+                scores=d["scores"].float().cpu().numpy(), class_ids=d["labels"].cpu().numpy(),
+                embeddings=emb.cpu().numpy(), mask_probs=probs))
+        return out
+
+    def detect_frames(self, frames: Sequence) -> list[Detections]:
+        """``detect`` on ``Frame`` objects (the pipeline's detector interface)."""
+        return self.detect([f.image for f in frames])
+
+    @torch.inference_mode()
+    def embed_boxes(self, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Box-head embeddings for given (N_i, 4) boxes (original image pixels) per image."""
+        if not images:
+            return []
+        orig_sizes = [im.shape[:2] for im in images]
+        batch, feats = self._features(images)
+        scaled = []
+        for b, (h, w), (th, tw) in zip(boxes, orig_sizes, batch.image_sizes):
+            t = torch.as_tensor(np.asarray(b, np.float32).reshape(-1, 4), device=self.device)
+            scaled.append(t * torch.tensor([tw / w, th / h, tw / w, th / h], device=self.device))
+        return [e.cpu().numpy() for e in self._embed_boxes(feats, scaled, batch.image_sizes)]
+
+
+class BoxHeadEmbedder:
+    """``Embedder`` that runs a Mask R-CNN's backbone + box head on given boxes."""
+
+    def __init__(self, detector: MaskRCNNDetector) -> None:
+        self.detector = detector
+        self.dim = detector.dim
+
+    def embed(self, image: np.ndarray, dets: Detections) -> np.ndarray:
+        if len(dets) == 0:
+            return np.zeros((0, self.dim), np.float32)
+        return self.detector.embed_boxes([image], [dets.xyxy])[0]
+
+
+class HistogramEmbedder:
+    """``Embedder`` without a network: a hue-saturation + value histogram inside each mask.
+
+    Args:
+        bins: (hue, saturation, value) bin counts; D = h*s + v.
+    """
+
+    def __init__(self, bins: tuple[int, int, int] = (12, 4, 8)) -> None:
+        self.bins = bins
+        self.dim = bins[0] * bins[1] + bins[2]
+
+    def embed(self, image: np.ndarray, dets: Detections) -> np.ndarray:
+        import cv2
+
+        out = np.zeros((len(dets), self.dim), np.float32)
+        if len(dets) == 0:
+            return out
+        hsv = cv2.cvtColor(image, cv2.COLOR_BGR2HSV)
+        hb, sb, vb = self.bins
+        for i in range(len(dets)):
+            x1, y1, x2, y2 = (int(v) for v in np.round(dets.xyxy[i]))
+            x1, y1 = max(x1, 0), max(y1, 0)
+            crop = hsv[y1:y2, x1:x2]
+            m = dets.masks[i, y1:y2, x1:x2].astype(np.uint8)
+            if crop.size == 0 or not m.any():
+                continue
+            hs = cv2.calcHist([crop], [0, 1], m, [hb, sb], [0, 180, 0, 256]).ravel()
+            v = cv2.calcHist([crop], [2], m, [vb], [0, 256]).ravel()
+            vec = np.sqrt(np.concatenate([hs, v]))  # Hellinger-style
+            out[i] = vec / max(np.linalg.norm(vec), 1e-9)
+        return out

@@ -1,0 +1,92 @@
+"""Detector configuration and construction.
+
+Contract: ``build_detector(DetectorConfig(...))`` returns an object with ``labels``, ``dim``
+and ``detect_frames(frames) -> list[Detections]``, or raises ``WeightsError`` /
+``PrecomputedError`` with a one-line message naming the file and the fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+from vis.config import require
+from vis.detection.models import ARCHS
+
+
+@dataclasses.dataclass(frozen=True)
+class DetectorConfig:
+    """Attributes:
+    type: ``maskrcnn`` (run the model on keyframes) or ``precomputed`` (read ``path``).
+    weights: ``coco``, ``demo`` or a state-dict checkpoint path (``maskrcnn``; for
+        ``precomputed`` the model whose box head embeds the given boxes, or null to use
+        the colour-histogram embedder).
+    arch: Mask R-CNN architecture for ``coco`` and bare checkpoints.
+    num_classes / labels: classes of a bare checkpoint.
+    score_threshold, max_detections: detection filtering.
+    classes: allow-list of labels or class ids (null = all).
+    min_size, max_size: model input resize (null = the model's own).
+    device: ``cpu`` or ``cuda``; ``fp16`` applies on cuda.
+    batch_size: keyframes run through the model in one call when several are pending.
+    threads: torch intra-op threads.
+    path: ``precomputed``: vis.frame/1 JSONL file.
+    embedder: ``precomputed``: ``box_head`` (needs ``weights``) or ``histogram``.
+    """
+
+    type: Literal["maskrcnn", "precomputed"] = "maskrcnn"
+    weights: str | None = "demo"
+    arch: str = "resnet50_fpn"
+    num_classes: int | None = None
+    labels: list[str] | None = None
+    score_threshold: float = 0.5
+    max_detections: int = 50
+    classes: list[str | int] | None = None
+    min_size: int | None = None
+    max_size: int | None = None
+    device: str = "cpu"
+    fp16: bool = True
+    batch_size: int = 1
+    threads: int = 2
+    path: str | None = None
+    embedder: Literal["box_head", "histogram"] = "histogram"
+
+    def __post_init__(self) -> None:
+        require(self.arch in ARCHS, "detector.arch", self.arch, f"must be one of {', '.join(ARCHS)}")
+        require(0.0 <= self.score_threshold <= 1.0, "detector.score_threshold",
+                self.score_threshold, "must be in [0, 1]")
+        require(self.max_detections >= 1, "detector.max_detections", self.max_detections, "must be >= 1")
+        require(self.batch_size >= 1, "detector.batch_size", self.batch_size, "must be >= 1")
+        require(self.threads >= 1, "detector.threads", self.threads, "must be >= 1")
+        require(self.device == "cpu" or self.device.startswith("cuda"), "detector.device",
+                self.device, "must be cpu or cuda[:N]")
+        if self.type == "maskrcnn":
+            require(bool(self.weights), "detector.weights", self.weights,
+                    "is required for type maskrcnn (coco, demo or a checkpoint path)")
+        else:
+            require(bool(self.path), "detector.path", self.path,
+                    "is required for type precomputed (a vis.frame/1 JSONL file)")
+            require(self.embedder == "histogram" or bool(self.weights), "detector.embedder",
+                    self.embedder, "needs detector.weights (or use histogram)")
+
+
+def build_detector(cfg: DetectorConfig):
+    """Construct the detector ``cfg`` describes."""
+    import torch
+
+    from vis.detection.detector import BoxHeadEmbedder, HistogramEmbedder, MaskRCNNDetector
+    from vis.detection.precomputed import PrecomputedDetector
+
+    torch.set_num_threads(cfg.threads)
+    model = None
+    if cfg.type == "maskrcnn" or cfg.embedder == "box_head":
+        model = MaskRCNNDetector.from_weights(
+            weights=cfg.weights, arch=cfg.arch, num_classes=cfg.num_classes, labels=cfg.labels,
+            min_size=cfg.min_size, max_size=cfg.max_size, score_threshold=cfg.score_threshold,
+            max_detections=cfg.max_detections, classes=cfg.classes, device=cfg.device,
+            fp16=cfg.fp16)
+    if cfg.type == "maskrcnn":
+        return model
+    embedder = BoxHeadEmbedder(model) if cfg.embedder == "box_head" else HistogramEmbedder()
+    labels = model.labels if model is not None else (["__background__", *cfg.labels] if cfg.labels else None)
+    return PrecomputedDetector(path=cfg.path, embedder=embedder, labels=labels,
+                               score_threshold=cfg.score_threshold)

@@ -1,0 +1,1 @@
+"""Small stateless ops on boxes and masks (numpy in, numpy out, inputs never modified)."""

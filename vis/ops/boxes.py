@@ -1,0 +1,61 @@
+"""Box ops. Boxes are (N, 4) float arrays of x1, y1, x2, y2 in pixels."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def box_area(boxes: np.ndarray) -> np.ndarray:
+    """(N, 4) -> (N,) areas (0 for degenerate boxes)."""
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    return np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(N, 4), (M, 4) -> (N, M) IoU; empty inputs give an empty matrix."""
+    a = np.asarray(a, np.float64).reshape(-1, 4)
+    b = np.asarray(b, np.float64).reshape(-1, 4)
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)), np.float64)
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    wh = np.clip(rb - lt, 0, None)
+    inter = wh[..., 0] * wh[..., 1]
+    union = box_area(a)[:, None] + box_area(b)[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def mask_to_box(mask: np.ndarray) -> np.ndarray | None:
+    """(H, W) bool -> (4,) float32 tight box (x2, y2 exclusive), or None if empty."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if len(rows) == 0:
+        return None
+    cols = np.flatnonzero(mask.any(axis=0))
+    return np.array([cols[0], rows[0], cols[-1] + 1, rows[-1] + 1], np.float32)
+
+
+def masks_to_boxes(masks: np.ndarray) -> np.ndarray:
+    """(N, H, W) bool -> (N, 4) float32 tight boxes (zeros for empty masks)."""
+    out = np.zeros((len(masks), 4), np.float32)
+    for i, m in enumerate(masks):
+        b = mask_to_box(m)
+        if b is not None:
+            out[i] = b
+    return out
+
+
+def xyxy_to_cxcysr(box: np.ndarray) -> np.ndarray:
+    """(4,) x1 y1 x2 y2 -> (4,) centre x, centre y, area, aspect ratio w/h."""
+    w = max(float(box[2] - box[0]), 1e-3)
+    h = max(float(box[3] - box[1]), 1e-3)
+    return np.array([box[0] + w / 2, box[1] + h / 2, w * h, w / h], np.float64)
+
+
+def cxcysr_to_xyxy(state: np.ndarray) -> np.ndarray:
+    """(>=4,) centre x, centre y, area, ratio -> (4,) x1 y1 x2 y2."""
+    s = max(float(state[2]), 1e-6)
+    r = max(float(state[3]), 1e-6)
+    w = np.sqrt(s * r)
+    h = s / w
+    return np.array([state[0] - w / 2, state[1] - h / 2, state[0] + w / 2, state[1] + h / 2],
+                    np.float64)

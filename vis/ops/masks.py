@@ -1,0 +1,147 @@
+"""Masks stored inside their boxes (``BoxMask``) and IoU computed only where boxes overlap.
+
+Cost of ``mask_iou`` grows with the number of overlapping pairs and their overlap area,
+never with the image area.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class BoxMask:
+    """A mask as a crop at (x0, y0) of an image of size ``image_size`` (H, W).
+
+    Attributes:
+        x0, y0: top-left corner of the crop in image pixels.
+        prob: (h, w) float32 soft mask in [0, 1]; the binary mask is ``prob >= 0.5``.
+        image_size: (H, W) of the full image.
+    """
+
+    x0: int
+    y0: int
+    prob: np.ndarray
+    image_size: tuple[int, int]
+
+    @property
+    def bits(self) -> np.ndarray:
+        return self.prob >= 0.5
+
+    @property
+    def x1(self) -> int:
+        return self.x0 + self.prob.shape[1]
+
+    @property
+    def y1(self) -> int:
+        return self.y0 + self.prob.shape[0]
+
+    @property
+    def area(self) -> int:
+        return int(np.count_nonzero(self.bits))
+
+    @classmethod
+    def from_full(cls, full: np.ndarray, *, pad: int = 0) -> BoxMask | None:
+        """(H, W) bool or float mask -> crop around its support (+ ``pad``), None if empty."""
+        support = full >= 0.5 if full.dtype != bool else full
+        rows = np.flatnonzero(support.any(axis=1))
+        if len(rows) == 0:
+            return None
+        cols = np.flatnonzero(support.any(axis=0))
+        h, w = full.shape
+        y0, y1 = max(rows[0] - pad, 0), min(rows[-1] + 1 + pad, h)
+        x0, x1 = max(cols[0] - pad, 0), min(cols[-1] + 1 + pad, w)
+        crop = full[y0:y1, x0:x1].astype(np.float32)
+        return cls(int(x0), int(y0), crop, (h, w))
+
+    def tight_box(self) -> np.ndarray | None:
+        """(4,) float32 x1 y1 x2 y2 of the binary mask in image pixels, None if empty."""
+        b = self.bits
+        rows = np.flatnonzero(b.any(axis=1))
+        if len(rows) == 0:
+            return None
+        cols = np.flatnonzero(b.any(axis=0))
+        return np.array([self.x0 + cols[0], self.y0 + rows[0],
+                         self.x0 + cols[-1] + 1, self.y0 + rows[-1] + 1], np.float32)
+
+    def to_full(self) -> np.ndarray:
+        """(H, W) bool full-image mask."""
+        out = np.zeros(self.image_size, bool)
+        out[self.y0:self.y1, self.x0:self.x1] = self.bits
+        return out
+
+    def window(self, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+        """The binary mask inside image window [x0, x1) x [y0, y1) (must lie inside the crop)."""
+        return self.bits[y0 - self.y0:y1 - self.y0, x0 - self.x0:x1 - self.x0]
+
+
+def full_masks_to_boxmasks(masks: np.ndarray, boxes: np.ndarray) -> list[BoxMask]:
+    """(N, H, W) bool masks with their (N, 4) boxes -> N ``BoxMask`` views (no full copy)."""
+    h, w = masks.shape[1:]
+    out = []
+    for m, b in zip(masks, boxes):
+        x0, y0 = int(max(np.floor(b[0]), 0)), int(max(np.floor(b[1]), 0))
+        x1, y1 = int(min(np.ceil(b[2]), w)), int(min(np.ceil(b[3]), h))
+        x1, y1 = max(x1, x0), max(y1, y0)
+        out.append(BoxMask(x0, y0, m[y0:y1, x0:x1].astype(np.float32), (h, w)))
+    return out
+
+
+def mask_iou(a: list[BoxMask], b: list[BoxMask]) -> np.ndarray:
+    """Pairwise IoU of binary masks, (N), (M) -> (N, M) float64.
+
+    Pairs whose crops do not overlap get 0 without touching pixels.
+    """
+    out = np.zeros((len(a), len(b)), np.float64)
+    if not a or not b:
+        return out
+    bits_a = [m.bits for m in a]
+    bits_b = [m.bits for m in b]
+    area_a = np.array([np.count_nonzero(x) for x in bits_a], np.float64)
+    area_b = np.array([np.count_nonzero(x) for x in bits_b], np.float64)
+    ra = np.array([[m.x0, m.y0, m.x1, m.y1] for m in a])
+    rb = np.array([[m.x0, m.y0, m.x1, m.y1] for m in b])
+    ix0 = np.maximum(ra[:, None, 0], rb[None, :, 0])
+    iy0 = np.maximum(ra[:, None, 1], rb[None, :, 1])
+    ix1 = np.minimum(ra[:, None, 2], rb[None, :, 2])
+    iy1 = np.minimum(ra[:, None, 3], rb[None, :, 3])
+    for i, j in zip(*np.nonzero((ix1 > ix0) & (iy1 > iy0))):
+        x0, y0, x1, y1 = ix0[i, j], iy0[i, j], ix1[i, j], iy1[i, j]
+        wa = bits_a[i][y0 - a[i].y0:y1 - a[i].y0, x0 - a[i].x0:x1 - a[i].x0]
+        wb = bits_b[j][y0 - b[j].y0:y1 - b[j].y0, x0 - b[j].x0:x1 - b[j].x0]
+        inter = float(np.count_nonzero(wa & wb))
+        union = area_a[i] + area_b[j] - inter
+        out[i, j] = inter / union if union > 0 else 0.0
+    return out
+
+
+def clean_mask(prob: np.ndarray, *, min_area: int, threshold: float = 0.5) -> np.ndarray:
+    """Binarise a soft mask, drop specks smaller than ``min_area`` and fill holes smaller than it.
+
+    Args:
+        prob: (h, w) float soft mask.
+        min_area: components (and holes) below this many pixels are removed (filled).
+
+    Returns:
+        (h, w) bool.
+    """
+    import cv2
+
+    bits = (prob >= threshold).astype(np.uint8)
+    if min_area <= 1 or not bits.any():
+        return bits.astype(bool)
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(bits, connectivity=8)
+    small = np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] < min_area) + 1
+    if len(small) and len(small) < n - 1:  # never delete the whole object
+        bits[np.isin(lab, small)] = 0
+    inv = (1 - bits).astype(np.uint8)
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(inv, connectivity=4)
+    h, w = bits.shape
+    for k in range(1, n):
+        x, y, cw, ch, area = stats[k]
+        touches_border = x == 0 or y == 0 or x + cw == w or y + ch == h
+        if area < min_area and not touches_border:
+            bits[lab == k] = 1
+    return bits.astype(bool)

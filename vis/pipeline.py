@@ -1,0 +1,124 @@
+"""Per-stream processing: keyframe schedule, propagation, tracking -> ``FrameResult``.
+
+Contract: for each frame of a stream, in order, call ``schedule.is_keyframe(frame)`` once,
+run the detector on keyframes, then ``processor.process(frame, detections_or_None)``.
+The processor owns the stream's tracker and flow state; it does no I/O.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+
+import cv2
+import numpy as np
+
+from vis.config import require
+from vis.propagation import PropagationConfig, Propagator
+from vis.tracking.tracker import Tracker, TrackerConfig
+from vis.types import Detections, Frame, FrameResult
+
+
+class StageTimer:
+    """Accumulates wall time per named stage."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+        self.calls: dict[str, int] = defaultdict(int)
+
+    @contextmanager
+    def __call__(self, stage: str):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] += time.perf_counter() - t0
+            self.calls[stage] += 1
+
+    def merge(self, other: StageTimer) -> None:
+        for k, v in other.seconds.items():
+            self.seconds[k] += v
+            self.calls[k] += other.calls[k]
+
+
+@dataclasses.dataclass(frozen=True)
+class KeyframeConfig:
+    """When the detector runs.
+
+    Attributes:
+        interval: run the detector every ``interval`` frames (1 = every frame).
+        max_interval_ms: also run it when this much stream time passed since the last
+            keyframe (0 = off); matters for live sources that drop frames.
+    """
+
+    interval: int = 10
+    max_interval_ms: float = 0.0
+
+    def __post_init__(self) -> None:
+        require(self.interval >= 1, "keyframes.interval", self.interval, "must be >= 1")
+        require(self.max_interval_ms >= 0, "keyframes.max_interval_ms", self.max_interval_ms,
+                "must be >= 0")
+
+
+class KeyframeSchedule:
+    """Decides, frame by frame and in order, which frames are keyframes."""
+
+    def __init__(self, config: KeyframeConfig) -> None:
+        self.config = config
+        self._last_index: int | None = None
+        self._last_ts = 0.0
+
+    def is_keyframe(self, frame: Frame) -> bool:
+        c = self.config
+        due = (self._last_index is None or frame.index - self._last_index >= c.interval
+               or (c.max_interval_ms > 0 and frame.timestamp_ms - self._last_ts >= c.max_interval_ms))
+        if due:
+            self._last_index, self._last_ts = frame.index, frame.timestamp_ms
+        return due
+
+
+class StreamProcessor:
+    """Turns a stream's frames (+ keyframe detections) into tracked ``FrameResult``s.
+
+    Args:
+        stream_id: the stream.
+        labels: label per class index.
+        tracker: tracker settings.
+        propagation: flow and smoothing settings.
+    """
+
+    def __init__(self, *, stream_id: str, labels: list[str], tracker: TrackerConfig,
+                 propagation: PropagationConfig) -> None:
+        self.stream_id = stream_id
+        self.labels = labels
+        self.propagation = propagation
+        self.tracker = Tracker(tracker, min_mask_area=propagation.min_area,
+                               smoothing=propagation.smoothing)
+        self.propagator = Propagator(propagation)
+        self.timer = StageTimer()
+        self._prev_gray: np.ndarray | None = None
+        self._prev_index = -1
+        self.frames = 0
+        self.keyframes = 0
+
+    def process(self, frame: Frame, detections: Detections | None) -> FrameResult:
+        """Track one frame; ``detections`` on keyframes, None between them."""
+        gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
+        warp = None
+        if self._prev_gray is not None and self._prev_gray.shape == gray.shape:
+            with self.timer("flow"):
+                warp = self.propagator.warp_fn(self._prev_gray, gray)
+        with self.timer("propagate"):
+            self.tracker.predict(frame.index, image_size=gray.shape, warp=warp)
+        with self.timer("track"):
+            out = self.tracker.update(detections, frame.index)
+        self._prev_gray = gray
+        self._prev_index = frame.index
+        self.frames += 1
+        self.keyframes += detections is not None
+        return FrameResult(stream_id=self.stream_id, frame_index=frame.index,
+                           timestamp_ms=frame.timestamp_ms, keyframe=detections is not None,
+                           width=frame.width, height=frame.height, detections=out,
+                           labels=self.labels)

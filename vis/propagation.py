@@ -1,0 +1,280 @@
+"""Mask propagation between keyframes by dense optical flow, and keyframe mask smoothing.
+
+Contract: ``Propagator(config).warp_fn(prev_gray, gray)`` returns a function that moves a
+``BoxMask`` from the previous frame to the current one, touching only a window around the
+object; ``smooth_mask`` blends a keyframe detection with the warped previous mask.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Literal
+
+import cv2
+import numpy as np
+
+from vis.config import require
+from vis.ops.masks import BoxMask, clean_mask
+
+FlowMethod = Literal["dis_ultrafast", "dis_fast", "dis_medium", "farneback"]
+WarpMode = Literal["ecc", "affine", "dense"]
+
+
+@dataclasses.dataclass(frozen=True)
+class PropagationConfig:
+    """Optical-flow propagation and smoothing settings.
+
+    Attributes:
+        warp: how a mask moves: ``ecc`` (per-object rigid alignment, initialised by the
+            flow), ``affine`` (per-object similarity fitted to the flow), ``dense``
+            (per-pixel remap by the flow).
+        method: flow algorithm.
+        downscale: compute flow on a frame shrunk by this factor (1 = full resolution).
+        smoothing: weight of the new detection when blending on keyframes (1 = no smoothing).
+        min_area: a propagated mask smaller than this many pixels has collapsed; also the
+            size of specks removed and holes filled when cleaning masks.
+    """
+
+    warp: WarpMode = "ecc"
+    method: FlowMethod = "dis_ultrafast"
+    downscale: float = 1.0
+    smoothing: float = 0.7
+    min_area: int = 20
+
+    def __post_init__(self) -> None:
+        require(self.downscale >= 1.0, "propagation.downscale", self.downscale, "must be >= 1")
+        require(0.0 < self.smoothing <= 1.0, "propagation.smoothing", self.smoothing,
+                "must be in (0, 1]")
+        require(self.min_area >= 1, "propagation.min_area", self.min_area, "must be >= 1")
+
+
+class FlowEstimator:
+    """Dense optical flow between consecutive grey frames.
+
+    Args:
+        method: one of ``FlowMethod``.
+        downscale: flow is computed at 1/downscale resolution and scaled back up.
+    """
+
+    _DIS = {"dis_ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
+            "dis_fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+            "dis_medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
+
+    def __init__(self, *, method: FlowMethod = "dis_ultrafast", downscale: float = 1.0) -> None:
+        if method not in (*self._DIS, "farneback"):
+            raise ValueError(f"unknown flow method {method!r}")
+        self.method = method
+        self.downscale = downscale
+        self._dis = cv2.DISOpticalFlow_create(self._DIS[method]) if method in self._DIS else None
+
+    def compute(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """(H, W) uint8 images a, b -> (H, W, 2) float32 flow with a(x) ~ b(x + flow(x)).
+
+        ``compute(prev, cur)`` is the forward flow, ``compute(cur, prev)`` the backward one.
+        """
+        h, w = a.shape
+        if self.downscale > 1.0:
+            size = (max(8, round(w / self.downscale)), max(8, round(h / self.downscale)))
+            a = cv2.resize(a, size, interpolation=cv2.INTER_AREA)
+            b = cv2.resize(b, size, interpolation=cv2.INTER_AREA)
+        if self._dis is not None:
+            flow = self._dis.calc(a, b, None)
+        else:
+            flow = cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 3, 15, 3, 5, 1.2, 0)
+        if flow.shape[:2] != (h, w):
+            sx, sy = w / flow.shape[1], h / flow.shape[0]
+            flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR)
+            flow[..., 0] *= sx
+            flow[..., 1] *= sy
+        return flow
+
+
+def warp_mask_dense(mask: BoxMask, flow: np.ndarray, *, margin: int = 3) -> BoxMask | None:
+    """Move ``mask`` from the previous frame into the current one.
+
+    Args:
+        mask: the object's soft mask in the previous frame.
+        flow: (H, W, 2) backward flow (current -> previous) from ``FlowEstimator``.
+        margin: extra pixels around the moved window.
+
+    Returns:
+        The warped mask (cropped to its new support), or None if nothing is left (the
+        object left the frame or the mask collapsed).
+    """
+    h, w = mask.image_size
+    bits = mask.bits
+    if not bits.any():
+        return None
+    region = flow[mask.y0:mask.y1, mask.x0:mask.x1]
+    d = -np.median(region[bits], axis=0)  # object motion, previous -> current
+    spread = np.abs(region[bits] + d).max() if bits.sum() > 1 else 0.0
+    m = int(margin + np.ceil(spread))
+    x0 = int(np.floor(mask.x0 + min(d[0], 0))) - m
+    y0 = int(np.floor(mask.y0 + min(d[1], 0))) - m
+    x1 = int(np.ceil(mask.x1 + max(d[0], 0))) + m
+    y1 = int(np.ceil(mask.y1 + max(d[1], 0))) + m
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+    f = flow[y0:y1, x0:x1]
+    map_x = xs + f[..., 0] - mask.x0
+    map_y = ys + f[..., 1] - mask.y0
+    warped = cv2.remap(mask.prob, map_x, map_y, cv2.INTER_LINEAR,
+                       borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+    out = BoxMask.from_full(warped)
+    if out is None:
+        return None
+    return BoxMask(out.x0 + x0, out.y0 + y0, out.prob, (h, w))
+
+
+def smooth_mask(det_prob: np.ndarray, det_box: np.ndarray, previous: BoxMask | None, *,
+                weight: float, min_area: int) -> BoxMask | None:
+    """Blend a keyframe detection's soft mask with the warped previous mask, then clean it.
+
+    Args:
+        det_prob: (H, W) float32 soft mask of the detection.
+        det_box: (4,) xyxy box of the detection (bounds the work).
+        previous: the track's mask warped to this frame, or None.
+        weight: weight of the detection (1 = take the detection as is).
+        min_area: specks and holes below this area are removed / filled.
+
+    Returns:
+        The smoothed mask, or None if it is empty.
+    """
+    h, w = det_prob.shape
+    x0, y0 = int(max(np.floor(det_box[0]) - 2, 0)), int(max(np.floor(det_box[1]) - 2, 0))
+    x1, y1 = int(min(np.ceil(det_box[2]) + 2, w)), int(min(np.ceil(det_box[3]) + 2, h))
+    if previous is not None and weight < 1.0:
+        x0, y0 = min(x0, previous.x0), min(y0, previous.y0)
+        x1, y1 = max(x1, previous.x1), max(y1, previous.y1)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    blend = det_prob[y0:y1, x0:x1].astype(np.float32)
+    if previous is not None and weight < 1.0:
+        prev = np.zeros_like(blend)
+        prev[previous.y0 - y0:previous.y1 - y0, previous.x0 - x0:previous.x1 - x0] = previous.prob
+        blend = weight * blend + (1.0 - weight) * prev
+    bits = clean_mask(blend, min_area=min_area)
+    prob = np.where(bits, np.maximum(blend, 0.5), np.minimum(blend, 0.499)).astype(np.float32)
+    out = BoxMask.from_full(prob)
+    if out is None:
+        return None
+    return BoxMask(out.x0 + x0, out.y0 + y0, out.prob, (h, w))
+
+
+def _apply_affine(mask: BoxMask, m: np.ndarray) -> BoxMask | None:
+    """Warp ``mask`` by the (2, 3) image-coordinate transform ``m`` (previous -> current)."""
+    h, w = mask.image_size
+    corners = np.array([[mask.x0, mask.y0, 1], [mask.x1, mask.y0, 1],
+                        [mask.x0, mask.y1, 1], [mask.x1, mask.y1, 1]], np.float64) @ m.T
+    x0, y0 = (np.floor(corners.min(0)) - 1).astype(int)
+    x1, y1 = (np.ceil(corners.max(0)) + 1).astype(int)
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    # crop coordinates -> window coordinates: shift in, apply m, shift out
+    a = m.astype(np.float64).copy()
+    a[:, 2] += a[:, :2] @ np.array([mask.x0, mask.y0]) - np.array([x0, y0])
+    warped = cv2.warpAffine(mask.prob, a, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+    out = BoxMask.from_full(warped)
+    if out is None:
+        return None
+    return BoxMask(out.x0 + x0, out.y0 + y0, out.prob, (h, w))
+
+
+def fit_similarity(mask: BoxMask, flow: np.ndarray, *, max_points: int = 400) -> np.ndarray:
+    """(2, 3) rotation + scale + translation (previous -> current) that best explains the
+    forward ``flow`` inside the mask's eroded interior (RANSAC); median shift as fallback."""
+    bits = mask.bits
+    inner = cv2.erode(bits.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=2).astype(bool)
+    if inner.sum() < 12:
+        inner = bits
+    ys, xs = np.nonzero(inner)
+    if len(xs) > max_points:  # deterministic subsample
+        step = len(xs) / max_points
+        idx = (np.arange(max_points) * step).astype(int)
+        ys, xs = ys[idx], xs[idx]
+    gx, gy = xs + mask.x0, ys + mask.y0
+    f = flow[gy, gx]
+    m = None
+    if len(xs) >= 6:
+        src = np.stack([gx, gy], 1).astype(np.float32)
+        m, _ = cv2.estimateAffinePartial2D(src, src + f.astype(np.float32), method=cv2.RANSAC,
+                                           ransacReprojThreshold=1.5, maxIters=200)
+    if m is None or not np.isfinite(m).all():
+        d = np.median(f, axis=0) if len(f) else np.zeros(2)
+        m = np.array([[1, 0, d[0]], [0, 1, d[1]]], np.float64)
+    return m
+
+
+def warp_mask_affine(mask: BoxMask, flow: np.ndarray) -> BoxMask | None:
+    """Move ``mask`` by the similarity fitted to the forward ``flow`` (see ``fit_similarity``)."""
+    if not mask.bits.any():
+        return None
+    return _apply_affine(mask, fit_similarity(mask, flow))
+
+
+def warp_mask_ecc(mask: BoxMask, flow: np.ndarray, prev_gray: np.ndarray, gray: np.ndarray, *,
+                  iterations: int = 30, pad: int = 6, min_correlation: float = 0.6) -> BoxMask | None:
+    """Move ``mask`` by a rigid (rotation + translation) alignment of the object's pixels.
+
+    The previous frame's pixels under the mask are aligned to the current frame with ECC
+    (``cv2.findTransformECCWithMask``), starting from the median forward ``flow`` inside
+    the mask. Where ECC fails or correlates below ``min_correlation`` (occlusion, blur),
+    the flow's similarity fit is used instead.
+    """
+    h, w = mask.image_size
+    bits = mask.bits
+    if not bits.any():
+        return None
+    init = fit_similarity(mask, flow)
+    tx0, ty0 = max(mask.x0 - pad, 0), max(mask.y0 - pad, 0)
+    tx1, ty1 = min(mask.x1 + pad, w), min(mask.y1 + pad, h)
+    tmpl = prev_gray[ty0:ty1, tx0:tx1].astype(np.float32)
+    tmask = np.zeros(tmpl.shape, np.uint8)
+    tmask[mask.y0 - ty0:mask.y1 - ty0, mask.x0 - tx0:mask.x1 - tx0] = bits
+    d = init[:, 2] + init[:, :2] @ np.array([(tx0 + tx1) / 2, (ty0 + ty1) / 2]) \
+        - np.array([(tx0 + tx1) / 2, (ty0 + ty1) / 2])
+    mg = 8 + int(np.ceil(np.abs(d).max()))
+    ix0, iy0 = max(int(tx0 + min(d[0], 0)) - mg, 0), max(int(ty0 + min(d[1], 0)) - mg, 0)
+    ix1, iy1 = min(int(tx1 + max(d[0], 0)) + mg, w), min(int(ty1 + max(d[1], 0)) + mg, h)
+    m = init
+    if ix1 - ix0 >= 8 and iy1 - iy0 >= 8 and tmask.sum() >= 30:
+        inp = gray[iy0:iy1, ix0:ix1].astype(np.float32)
+        # template coords -> input-window coords, from the flow estimate (rigid part only)
+        r = init[:, :2] / max(np.sqrt(abs(np.linalg.det(init[:, :2]))), 1e-6)
+        wm = np.zeros((2, 3), np.float32)
+        wm[:, :2] = r
+        wm[:, 2] = init[:, :2] @ np.array([tx0, ty0]) + init[:, 2] - np.array([ix0, iy0])
+        try:
+            cc, wm = cv2.findTransformECCWithMask(
+                tmpl, inp, tmask, np.full(inp.shape, 255, np.uint8), wm, cv2.MOTION_EUCLIDEAN,
+                (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, iterations, 1e-4), 3)
+            if cc >= min_correlation:
+                m = wm.astype(np.float64)
+                m[:, 2] += np.array([ix0, iy0]) - m[:, :2] @ np.array([tx0, ty0])
+        except cv2.error:
+            pass  # no convergence: keep the flow estimate
+    return _apply_affine(mask, m)
+
+
+class Propagator:
+    """Makes, once per frame, the function that moves masks from the previous frame."""
+
+    def __init__(self, config: PropagationConfig) -> None:
+        self.config = config
+        self.flow = FlowEstimator(method=config.method, downscale=config.downscale)
+
+    def warp_fn(self, prev_gray: np.ndarray, gray: np.ndarray
+                ) -> Callable[[BoxMask], BoxMask | None]:
+        """Compute the frame's flow and return ``warp(mask) -> mask | None``."""
+        if self.config.warp == "dense":
+            backward = self.flow.compute(gray, prev_gray)
+            return lambda m: warp_mask_dense(m, backward)
+        forward = self.flow.compute(prev_gray, gray)
+        if self.config.warp == "affine":
+            return lambda m: warp_mask_affine(m, forward)
+        return lambda m: warp_mask_ecc(m, forward, prev_gray, gray)

@@ -1,0 +1,1 @@
+"""Association (costs + Hungarian), Kalman box filter and the multi-object tracker."""
