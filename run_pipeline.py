@@ -346,6 +346,16 @@ def _kafka_sink(settings: dict):
 
 
 # -- CLI ---------------------------------------------------------------------------------------
+def _quiet_decoder_logs() -> None:
+    """FFmpeg/OpenCV print their own multi-line complaints; we report errors in one line."""
+    import os
+
+    import cv2
+
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="run_pipeline.py", description=__doc__.split("\n\n")[0],
@@ -371,6 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
                         format="%(levelname)s %(name)s: %(message)s")
+    _quiet_decoder_logs()
     from streams.sources import SourceError
     from vis.detection.models import WeightsError
     from vis.detection.precomputed import PrecomputedError

@@ -105,13 +105,13 @@ class VideoFileSource:
                 index += 1
         finally:
             cap.release()
-        # trailing failures were not frames after all when the stream simply ended early
-        if failures:
-            self.stats["corrupt"] -= failures
-        if self.declared_frames and index < 0.9 * self.declared_frames - 1:
+        # trailing failures were not corrupt frames: the stream ended there
+        self.stats["corrupt"] -= failures
+        decoded_until = index - failures
+        if self.declared_frames and decoded_until < 0.9 * self.declared_frames - 1:
             self.stats["truncated"] = True
             log.warning("video %s ended after %d of %d declared frames (truncated?)", self.path,
-                        index, self.declared_frames)
+                        decoded_until, self.declared_frames)
 
 
 class ImageFolderSource:

@@ -126,7 +126,7 @@ def warp_mask_dense(mask: BoxMask, flow: np.ndarray, *, margin: int = 3) -> BoxM
     out = BoxMask.from_full(warped)
     if out is None:
         return None
-    return BoxMask(out.x0 + x0, out.y0 + y0, out.prob, (h, w))
+    return BoxMask(out.x0 + x0, out.y0 + y0, out.prob, (h, w), (float(d[0]), float(d[1])))
 
 
 def smooth_mask(det_prob: np.ndarray, det_box: np.ndarray, previous: BoxMask | None, *,
@@ -161,7 +161,8 @@ def smooth_mask(det_prob: np.ndarray, det_box: np.ndarray, previous: BoxMask | N
     out = BoxMask.from_full(prob)
     if out is None:
         return None
-    return BoxMask(out.x0 + x0, out.y0 + y0, out.prob, (h, w))
+    velocity = previous.velocity if previous is not None else (0.0, 0.0)
+    return BoxMask(out.x0 + x0, out.y0 + y0, out.prob, (h, w), velocity)
 
 
 def _apply_affine(mask: BoxMask, m: np.ndarray) -> BoxMask | None:
@@ -182,7 +183,9 @@ def _apply_affine(mask: BoxMask, m: np.ndarray) -> BoxMask | None:
     out = BoxMask.from_full(warped)
     if out is None:
         return None
-    return BoxMask(out.x0 + x0, out.y0 + y0, out.prob, (h, w))
+    centre = np.array([(mask.x0 + mask.x1) / 2, (mask.y0 + mask.y1) / 2, 1.0])
+    dx, dy = m @ centre - centre[:2]
+    return BoxMask(out.x0 + x0, out.y0 + y0, out.prob, (h, w), (float(dx), float(dy)))
 
 
 def fit_similarity(mask: BoxMask, flow: np.ndarray, *, max_points: int = 400) -> np.ndarray:
@@ -223,14 +226,19 @@ def warp_mask_ecc(mask: BoxMask, flow: np.ndarray, prev_gray: np.ndarray, gray: 
 
     The previous frame's pixels under the mask are aligned to the current frame with ECC
     (``cv2.findTransformECCWithMask``), starting from the median forward ``flow`` inside
-    the mask. Where ECC fails or correlates below ``min_correlation`` (occlusion, blur),
-    the flow's similarity fit is used instead.
+    the mask (or from the mask's last velocity where it touches the image border). Where
+    ECC fails or correlates below ``min_correlation`` (occlusion, blur), that starting
+    estimate is used instead.
     """
     h, w = mask.image_size
     bits = mask.bits
     if not bits.any():
         return None
-    init = fit_similarity(mask, flow)
+    if mask.touches_border and any(mask.velocity):
+        # flow is unreliable at the image border: keep the last velocity as the prior
+        init = np.array([[1, 0, mask.velocity[0]], [0, 1, mask.velocity[1]]], np.float64)
+    else:
+        init = fit_similarity(mask, flow)
     tx0, ty0 = max(mask.x0 - pad, 0), max(mask.y0 - pad, 0)
     tx1, ty1 = min(mask.x1 + pad, w), min(mask.y1 + pad, h)
     tmpl = prev_gray[ty0:ty1, tx0:tx1].astype(np.float32)
@@ -239,11 +247,17 @@ def warp_mask_ecc(mask: BoxMask, flow: np.ndarray, prev_gray: np.ndarray, gray: 
     d = init[:, 2] + init[:, :2] @ np.array([(tx0 + tx1) / 2, (ty0 + ty1) / 2]) \
         - np.array([(tx0 + tx1) / 2, (ty0 + ty1) / 2])
     mg = 8 + int(np.ceil(np.abs(d).max()))
-    ix0, iy0 = max(int(tx0 + min(d[0], 0)) - mg, 0), max(int(ty0 + min(d[1], 0)) - mg, 0)
-    ix1, iy1 = min(int(tx1 + max(d[0], 0)) + mg, w), min(int(ty1 + max(d[1], 0)) + mg, h)
+    # input window around the expected position; it may extend past the frame border, where
+    # its pixels are padding marked invalid in the ECC input mask
+    ix0, iy0 = int(np.floor(tx0 + min(d[0], 0))) - mg, int(np.floor(ty0 + min(d[1], 0))) - mg
+    ix1, iy1 = int(np.ceil(tx1 + max(d[0], 0))) + mg, int(np.ceil(ty1 + max(d[1], 0))) + mg
+    cx0, cy0, cx1, cy1 = max(ix0, 0), max(iy0, 0), min(ix1, w), min(iy1, h)
     m = init
-    if ix1 - ix0 >= 8 and iy1 - iy0 >= 8 and tmask.sum() >= 30:
-        inp = gray[iy0:iy1, ix0:ix1].astype(np.float32)
+    if cx1 - cx0 >= 4 and cy1 - cy0 >= 4 and tmask.sum() >= 30:
+        inp = np.zeros((iy1 - iy0, ix1 - ix0), np.float32)
+        valid = np.zeros(inp.shape, np.uint8)
+        inp[cy0 - iy0:cy1 - iy0, cx0 - ix0:cx1 - ix0] = gray[cy0:cy1, cx0:cx1]
+        valid[cy0 - iy0:cy1 - iy0, cx0 - ix0:cx1 - ix0] = 255
         # template coords -> input-window coords, from the flow estimate (rigid part only)
         r = init[:, :2] / max(np.sqrt(abs(np.linalg.det(init[:, :2]))), 1e-6)
         wm = np.zeros((2, 3), np.float32)
@@ -251,7 +265,7 @@ def warp_mask_ecc(mask: BoxMask, flow: np.ndarray, prev_gray: np.ndarray, gray: 
         wm[:, 2] = init[:, :2] @ np.array([tx0, ty0]) + init[:, 2] - np.array([ix0, iy0])
         try:
             cc, wm = cv2.findTransformECCWithMask(
-                tmpl, inp, tmask, np.full(inp.shape, 255, np.uint8), wm, cv2.MOTION_EUCLIDEAN,
+                tmpl, inp, tmask, valid, wm, cv2.MOTION_EUCLIDEAN,
                 (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, iterations, 1e-4), 3)
             if cc >= min_correlation:
                 m = wm.astype(np.float64)

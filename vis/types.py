@@ -67,7 +67,9 @@ class Detections:
         self.class_ids = np.asarray(self.class_ids, np.int64).reshape(n)
         if self.embeddings is None:
             self.embeddings = np.zeros((n, 0), np.float32)
-        self.embeddings = np.asarray(self.embeddings, np.float32).reshape(n, -1)
+        emb = np.asarray(self.embeddings, np.float32)
+        dim = emb.shape[-1] if emb.ndim == 2 else (emb.size // n if n else 0)
+        self.embeddings = emb.reshape(n, dim)
         if self.track_ids is None:
             self.track_ids = np.full(n, -1, np.int64)
         self.track_ids = np.asarray(self.track_ids, np.int64).reshape(n)

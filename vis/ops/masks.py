@@ -19,12 +19,20 @@ class BoxMask:
         x0, y0: top-left corner of the crop in image pixels.
         prob: (h, w) float32 soft mask in [0, 1]; the binary mask is ``prob >= 0.5``.
         image_size: (H, W) of the full image.
+        velocity: the mask's last displacement (dx, dy) per frame, a motion prior for
+            propagation (0 when unknown).
     """
 
     x0: int
     y0: int
     prob: np.ndarray
     image_size: tuple[int, int]
+    velocity: tuple[float, float] = (0.0, 0.0)
+
+    @property
+    def touches_border(self) -> bool:
+        h, w = self.image_size
+        return self.x0 <= 0 or self.y0 <= 0 or self.x1 >= w or self.y1 >= h
 
     @property
     def bits(self) -> np.ndarray:
@@ -89,28 +97,37 @@ def full_masks_to_boxmasks(masks: np.ndarray, boxes: np.ndarray) -> list[BoxMask
     return out
 
 
+def overlapping_pairs(a: list[BoxMask], b: list[BoxMask]) -> np.ndarray:
+    """(K, 2) index pairs (i, j) whose crops overlap; the only pairs ``mask_iou`` looks at."""
+    if not a or not b:
+        return np.zeros((0, 2), int)
+    ra = np.array([[m.x0, m.y0, m.x1, m.y1] for m in a])
+    rb = np.array([[m.x0, m.y0, m.x1, m.y1] for m in b])
+    ok = ((np.minimum(ra[:, None, 2], rb[None, :, 2]) > np.maximum(ra[:, None, 0], rb[None, :, 0]))
+          & (np.minimum(ra[:, None, 3], rb[None, :, 3]) > np.maximum(ra[:, None, 1], rb[None, :, 1])))
+    return np.argwhere(ok)
+
+
 def mask_iou(a: list[BoxMask], b: list[BoxMask]) -> np.ndarray:
     """Pairwise IoU of binary masks, (N), (M) -> (N, M) float64.
 
-    Pairs whose crops do not overlap get 0 without touching pixels.
+    Only pairs from ``overlapping_pairs`` are compared pixel by pixel, inside the
+    intersection of their crops; all other pairs are 0.
     """
     out = np.zeros((len(a), len(b)), np.float64)
-    if not a or not b:
+    pairs = overlapping_pairs(a, b)
+    if len(pairs) == 0:
         return out
-    bits_a = [m.bits for m in a]
-    bits_b = [m.bits for m in b]
-    area_a = np.array([np.count_nonzero(x) for x in bits_a], np.float64)
-    area_b = np.array([np.count_nonzero(x) for x in bits_b], np.float64)
-    ra = np.array([[m.x0, m.y0, m.x1, m.y1] for m in a])
-    rb = np.array([[m.x0, m.y0, m.x1, m.y1] for m in b])
-    ix0 = np.maximum(ra[:, None, 0], rb[None, :, 0])
-    iy0 = np.maximum(ra[:, None, 1], rb[None, :, 1])
-    ix1 = np.minimum(ra[:, None, 2], rb[None, :, 2])
-    iy1 = np.minimum(ra[:, None, 3], rb[None, :, 3])
-    for i, j in zip(*np.nonzero((ix1 > ix0) & (iy1 > iy0))):
-        x0, y0, x1, y1 = ix0[i, j], iy0[i, j], ix1[i, j], iy1[i, j]
-        wa = bits_a[i][y0 - a[i].y0:y1 - a[i].y0, x0 - a[i].x0:x1 - a[i].x0]
-        wb = bits_b[j][y0 - b[j].y0:y1 - b[j].y0, x0 - b[j].x0:x1 - b[j].x0]
+    bits_a = {i: a[i].bits for i in set(pairs[:, 0].tolist())}
+    bits_b = {j: b[j].bits for j in set(pairs[:, 1].tolist())}
+    area_a = {i: np.count_nonzero(x) for i, x in bits_a.items()}
+    area_b = {j: np.count_nonzero(x) for j, x in bits_b.items()}
+    for i, j in pairs:
+        ma, mb = a[i], b[j]
+        x0, y0 = max(ma.x0, mb.x0), max(ma.y0, mb.y0)
+        x1, y1 = min(ma.x1, mb.x1), min(ma.y1, mb.y1)
+        wa = bits_a[i][y0 - ma.y0:y1 - ma.y0, x0 - ma.x0:x1 - ma.x0]
+        wb = bits_b[j][y0 - mb.y0:y1 - mb.y0, x0 - mb.x0:x1 - mb.x0]
         inter = float(np.count_nonzero(wa & wb))
         union = area_a[i] + area_b[j] - inter
         out[i, j] = inter / union if union > 0 else 0.0

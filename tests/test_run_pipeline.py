@@ -1,0 +1,201 @@
+"""The CLI and the whole pipeline on real videos with the shipped demo model."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+
+import numpy as np
+import pytest
+
+from run_pipeline import main
+from tests.conftest import ROOT, SAMPLE_GT, SAMPLE_VIDEO
+from vis.data.mots import format_lines, read_mots_by_frame
+from vis.schema import decode_record
+
+
+def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
+    code = main(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def read_jsonl(path):
+    return [decode_record(json.loads(line)) for line in path.read_text().splitlines()]
+
+
+def match_quality(results, gt_by_frame):
+    """Per GT object: predicted ids it was matched to (IoU >= 0.5), mean IoU, coverage."""
+    ids = defaultdict(list)
+    ious, matched, total = [], 0, 0
+    for r in results:
+        d = r.detections
+        for gid, _, gm in gt_by_frame.get(r.frame_index, []):
+            if gm.sum() < 200:
+                continue
+            total += 1
+            best, best_iou = None, 0.0
+            for tid, pm in zip(d.track_ids, d.masks):
+                iou = (gm & pm).sum() / max((gm | pm).sum(), 1)
+                if iou > best_iou:
+                    best, best_iou = int(tid), iou
+            if best_iou >= 0.5:
+                matched += 1
+                ious.append(best_iou)
+                ids[gid].append(best)
+    switches = sum(sum(1 for a, b in zip(v, v[1:]) if a != b) for v in ids.values())
+    return {"coverage": matched / max(total, 1), "mean_iou": float(np.mean(ious)) if ious else 0.0,
+            "switches": switches, "ids": ids}
+
+
+def test_help_documents_every_option(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    for opt in ("--config", "--source", "--output", "--set", "--stream-id", "--no-progress",
+                "--summary-json", "--print-config", "--log-level", "Exit codes"):
+        assert opt in out
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--set", "keyframes.interval=0"], "keyframes.interval=0"),
+    (["--set", "detector.bogus=1"], "unknown key detector.bogus"),
+    (["--set", "tracker.max_age=-3"], "tracker.max_age=-3"),
+    (["--config", "/nonexistent/cfg.yaml"], "/nonexistent/cfg.yaml"),
+])
+def test_invalid_config_exits_2_with_one_line(args, needle, capsys):
+    code, out, err = run_cli(["--config", "configs/demo.yaml", *args, "--no-progress"], capsys)
+    assert code == 2
+    assert needle in err and len(err.strip().splitlines()) == 1
+
+
+def _file(name: str, data: bytes):
+    def make(tmp):
+        (tmp / name).write_bytes(data)
+        return tmp / name
+    return make
+
+
+@pytest.mark.parametrize("make_source, needle", [
+    (lambda tmp: tmp / "missing.mp4", "not found"),
+    (_file("zero.mp4", b""), "empty (0 bytes)"),
+    (_file("text.mp4", b"x" * 5000), "cannot be opened"),
+])
+def test_bad_source_exits_2_naming_the_path(make_source, needle, tmp_path, capsys):
+    src = make_source(tmp_path)
+    code, out, err = run_cli(["--config", "configs/demo.yaml", "--source", str(src), "--output",
+                              str(tmp_path / "o"), "--no-progress"], capsys)
+    assert code == 2
+    assert needle in err and str(src) in err and len(err.strip().splitlines()) == 1
+
+
+def test_missing_or_wrong_weights_exit_2(tmp_path, capsys):
+    code, _, err = run_cli(["--config", "configs/demo.yaml", "--set",
+                            f"detector.weights={tmp_path}/none.pt", "--output", str(tmp_path),
+                            "--no-progress"], capsys)
+    assert code == 2 and "none.pt" in err and "not found" in err
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"\x00" * 100)
+    code, _, err = run_cli(["--config", "configs/demo.yaml", "--set", f"detector.weights={bad}",
+                            "--output", str(tmp_path), "--no-progress"], capsys)
+    assert code == 2 and "bad.pt" in err
+
+
+def test_demo_sample_end_to_end_ids_stable_and_masks_on_target(tmp_path, capsys):
+    out = tmp_path / "out"
+    summary = tmp_path / "summary.json"
+    code, stdout, err = run_cli(["--config", "configs/demo.yaml", "--output", str(out),
+                                 "--set", "keyframes.interval=5", "--no-progress",
+                                 "--summary-json", str(summary)], capsys)
+    assert code == 0, err
+    results = read_jsonl(out / "sample.jsonl")
+    assert [r.frame_index for r in results] == list(range(150))
+    assert sum(r.keyframe for r in results) == 30
+    assert (out / "sample.overlay.mp4").stat().st_size > 10_000
+    q = match_quality(results, read_mots_by_frame(SAMPLE_GT))
+    assert q["coverage"] >= 0.75, q["coverage"]
+    assert q["mean_iou"] >= 0.75, q["mean_iou"]
+    assert q["switches"] <= 3, {k: Counter(v) for k, v in q["ids"].items()}
+    s = json.loads(summary.read_text())
+    assert s["frames"] == 150 and s["keyframes"] == 30 and s["exit_code"] == 0
+    assert {"decode", "detect", "flow", "propagate", "track", "sink"} <= set(s["stage_seconds"])
+    assert "frames 150" in stdout and "fps" in stdout
+
+
+def test_image_folder_source_gives_the_same_results_as_the_video(small_video, tmp_path, capsys):
+    import cv2
+
+    from streams.sources import VideoFileSource
+
+    video, _ = small_video
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for f in VideoFileSource(video):
+        cv2.imwrite(str(folder / f"{f.index}.png"), f.image)
+    for src, name in ((video, "v"), (folder, "f")):
+        code, _, err = run_cli(["--config", "configs/demo.yaml", "--source", str(src),
+                                "--stream-id", "s", "--output", str(tmp_path / name),
+                                "--set", "sinks.overlay=false", "--no-progress"], capsys)
+        assert code == 0, err
+    a = [json.loads(x) for x in (tmp_path / "v" / "s.jsonl").read_text().splitlines()]
+    b = [json.loads(x) for x in (tmp_path / "f" / "s.jsonl").read_text().splitlines()]
+    assert len(a) == 40 and a == b
+
+
+def test_precomputed_detections_are_tracked(small_video, tmp_path, capsys):
+    from vis.data.synthetic import CLASS_NAMES
+
+    video, gt = small_video
+    dets = tmp_path / "dets.jsonl"
+    labels = {c: n for c, n in CLASS_NAMES.items()}
+    with open(dets, "w") as fh:
+        for frame, rows in sorted(read_mots_by_frame(gt).items()):
+            inst = []
+            for tid, cid, m in rows:
+                ys, xs = np.nonzero(m)
+                rle = format_lines(frame, [tid], [cid], m[None])[0].split()[5]
+                inst.append({"class_id": cid, "label": labels[cid], "score": 0.95,
+                             "bbox": [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1],
+                             "mask": {"size": list(m.shape), "counts": rle}})
+            fh.write(json.dumps({"schema": "vis.frame/1", "stream_id": "x", "frame_index": frame,
+                                 "timestamp_ms": 0.0, "keyframe": True, "width": 320, "height": 192,
+                                 "instances": inst}) + "\n")
+        fh.write("{truncated json\n")
+    code, _, err = run_cli(["--source", str(video), "--output", str(tmp_path / "o"),
+                            "--set", "detector.type=precomputed", "--set", f"detector.path={dets}",
+                            "--set", "detector.weights=null", "--set", "keyframes.interval=4",
+                            "--set", "sinks.overlay=false", "--no-progress"], capsys)
+    assert code == 0, err
+    results = read_jsonl(tmp_path / "o" / "small.jsonl")
+    q = match_quality(results, read_mots_by_frame(gt))
+    assert len(results) == 40
+    assert q["coverage"] >= 0.9 and q["mean_iou"] >= 0.85 and q["switches"] == 0
+    assert {r.labels[c] for r in results for c in r.detections.class_ids} <= set(labels.values())
+
+
+def test_sigint_flushes_processed_frames_and_exits_130(tmp_path):
+    out = tmp_path / "o"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, str(ROOT / "run_pipeline.py"), "--config",
+                             str(ROOT / "configs/demo.yaml"), "--output", str(out), "--set",
+                             "keyframes.interval=1", "--no-progress", "--summary-json",
+                             str(tmp_path / "s.json")], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    jsonl = out / "sample.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and (not jsonl.exists() or len(jsonl.read_text().splitlines()) < 5):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "interrupted by SIGINT" in stderr
+    results = read_jsonl(jsonl)  # every line is a complete record
+    s = json.loads((tmp_path / "s.json").read_text())
+    assert 5 <= len(results) == s["frames"] < 150
+    assert [r.frame_index for r in results] == list(range(len(results)))

@@ -1,0 +1,94 @@
+"""The shipped demo model on held-out synthetic frames (real inference, CPU)."""
+
+import numpy as np
+import pytest
+
+from vis.data.synthetic import SceneConfig, render_sequence
+from vis.detection.detector import HistogramEmbedder, MaskRCNNDetector
+from vis.detection.models import WeightsError, load_model
+
+
+@pytest.fixture(scope="module")
+def held_out():
+    cfg = SceneConfig(n_frames=12, seed=987654, n_objects=6, spawn_rate=0.0)
+    return [f for i, f in enumerate(render_sequence(cfg)) if i % 4 == 0]
+
+
+def mask_iou(a, b):
+    return (a & b).sum() / max((a | b).sum(), 1)
+
+
+def test_detects_held_out_objects_with_good_masks(demo_detector, held_out):
+    found, total = 0, 0
+    for f, d in zip(held_out, demo_detector.detect([f.image for f in held_out])):
+        for gm, gc in zip(f.masks, f.class_ids):
+            if gm.sum() < 300:  # heavily occluded slivers are not counted
+                continue
+            total += 1
+            ious = [mask_iou(gm, pm) for pm, pc in zip(d.masks, d.class_ids) if pc == gc]
+            found += bool(ious) and max(ious) >= 0.5
+    assert total >= 10
+    assert found / total >= 0.7
+
+
+def test_outputs_are_consistent(demo_detector, held_out):
+    d = demo_detector.detect([held_out[0].image])[0]
+    n = len(d)
+    assert n > 0
+    h, w = held_out[0].image.shape[:2]
+    assert d.masks.shape == (n, h, w) and d.mask_probs.shape == (n, h, w)
+    assert d.embeddings.shape == (n, demo_detector.dim) == (n, 256)
+    assert np.allclose(np.linalg.norm(d.embeddings, axis=1), 1.0, atol=1e-4)
+    assert (d.scores >= 0.5).all() and set(d.class_ids.tolist()) <= {1, 2, 3}
+    assert np.array_equal(d.masks, d.mask_probs >= 0.5)
+    # embedding the same boxes again through the box head gives the same vectors
+    again = demo_detector.embed_boxes([held_out[0].image], [d.xyxy])[0]
+    assert np.allclose((again * d.embeddings).sum(1), 1.0, atol=1e-3)
+    assert demo_detector.detect([]) == []
+
+
+def test_box_head_embeddings_recognise_the_same_object(demo_detector):
+    cfg = SceneConfig(n_frames=20, seed=4242, n_objects=5, spawn_rate=0.0, classes=(2,))
+    frames = [f for i, f in enumerate(render_sequence(cfg)) if i in (0, 19)]
+    embs = []
+    for f in frames:  # embed the ground-truth boxes of every object
+        embs.append(dict(zip(f.track_ids.tolist(), demo_detector.embed_boxes([f.image], [f.boxes])[0])))
+    common = sorted(set(embs[0]) & set(embs[1]))
+    assert len(common) >= 3
+    a = np.stack([embs[0][t] for t in common])
+    b = np.stack([embs[1][t] for t in common])
+    sim = a @ b.T
+    same = np.diag(sim).mean()
+    other = sim[~np.eye(len(common), dtype=bool)].mean()
+    assert same > other + 0.1  # same box-class objects 19 frames apart vs other objects
+
+
+def test_class_allow_list(held_out):
+    model, labels = load_model(weights="demo")
+    det = MaskRCNNDetector(model=model, labels=labels, classes=["star"], score_threshold=0.3)
+    ds = det.detect([f.image for f in held_out])
+    assert sum(len(d) for d in ds) > 0
+    assert all(set(d.class_ids.tolist()) <= {3} for d in ds)
+    with pytest.raises(WeightsError, match="'person' is not a class"):
+        MaskRCNNDetector(model=model, labels=labels, classes=["person"])
+
+
+def test_cuda_request_without_gpu_is_a_clear_error():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    model, labels = load_model(weights="demo")
+    with pytest.raises(WeightsError, match="no CUDA device"):
+        MaskRCNNDetector(model=model, labels=labels, device="cuda")
+
+
+def test_histogram_embedder_shapes_and_empty(held_out):
+    from vis.types import Detections
+
+    f = held_out[0]
+    d = Detections(xyxy=f.boxes, masks=f.masks, scores=np.ones(len(f.masks)), class_ids=f.class_ids)
+    e = HistogramEmbedder().embed(f.image, d)
+    assert e.shape == (len(d), HistogramEmbedder().dim)
+    assert np.allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-4)
+    assert HistogramEmbedder().embed(f.image, d[np.zeros(len(d), bool)]).shape == (0, 56)

@@ -1,0 +1,52 @@
+import numpy as np
+import pytest
+
+from tests.conftest import disk_mask
+from vis.ops.masks import BoxMask, clean_mask, mask_iou, overlapping_pairs
+
+
+def brute_iou(a, b):
+    return np.array([[(x & y).sum() / max((x | y).sum(), 1) for y in b] for x in a])
+
+
+def test_mask_iou_matches_full_frame_computation():
+    rng = np.random.default_rng(0)
+    fulls = [disk_mask(60, 80, *rng.uniform(10, 60, 2), rng.uniform(4, 15)) for _ in range(7)]
+    crops = [BoxMask.from_full(m) for m in fulls]
+    assert np.allclose(mask_iou(crops[:3], crops[3:]), brute_iou(fulls[:3], fulls[3:]))
+
+
+@pytest.mark.parametrize("n, m", [(0, 0), (0, 3), (2, 0)])
+def test_mask_iou_empty(n, m):
+    masks = [BoxMask.from_full(disk_mask(20, 20, 10, 10, 5))] * max(n, m)
+    assert mask_iou(masks[:n], masks[:m]).shape == (n, m)
+
+
+def test_only_overlapping_pairs_are_compared():
+    def sq(x, y):
+        return BoxMask(x, y, np.ones((10, 10), np.float32), (200, 200))
+
+    a = [sq(0, 0), sq(100, 100)]
+    b = [sq(5, 5), sq(150, 150), sq(10, 0)]  # (0,0)-(5,5) overlap; (0,0)-(10,0) only touch
+    assert overlapping_pairs(a, b).tolist() == [[0, 0]]
+    iou = mask_iou(a, b)
+    assert iou[0, 0] == pytest.approx(25 / 175)
+    assert np.count_nonzero(iou) == 1
+
+
+def test_boxmask_round_trip_and_box():
+    full = disk_mask(40, 50, 20, 15, 6)
+    bm = BoxMask.from_full(full)
+    assert np.array_equal(bm.to_full(), full)
+    assert bm.tight_box().tolist() == [14, 9, 27, 22]
+    assert BoxMask.from_full(np.zeros((5, 5), bool)) is None
+
+
+def test_clean_mask_removes_specks_and_fills_holes():
+    prob = np.zeros((40, 40), np.float32)
+    prob[5:30, 5:30] = 1.0
+    prob[15:17, 15:17] = 0.0  # small hole
+    prob[35, 35] = 1.0  # speck
+    out = clean_mask(prob, min_area=10)
+    assert out[15, 15] and not out[35, 35]
+    assert out.sum() == 25 * 25

@@ -1,0 +1,91 @@
+import numpy as np
+import pytest
+
+from tests.conftest import disk_mask
+from vis.ops.masks import BoxMask
+from vis.propagation import PropagationConfig, Propagator, smooth_mask
+from vis.data.synthetic import _background, _texture
+
+H, W = 180, 240
+
+
+def checker(size: int, cell: int = 5) -> np.ndarray:
+    yy, xx = np.mgrid[0:size, 0:size]
+    on = ((yy // cell + xx // cell) % 2).astype(np.float32)
+    return np.stack([40 + 180 * on, 200 - 150 * on, 90 + 60 * on], axis=2)
+
+
+def textured_scene(n_frames: int, velocity=(3.0, 1.5), radius=22.0, strong_texture=False,
+                   start=(60.0, 60.0)):
+    """A textured disk translating over a static textured background."""
+    rng = np.random.default_rng(3)
+    bg = _background(rng, W, H).astype(np.float32)
+    size = 2 * int(radius) + 8
+    tex = checker(size) if strong_texture else _texture(rng, size)
+    frames, masks = [], []
+    for i in range(n_frames):
+        cx, cy = start[0] + velocity[0] * i, start[1] + velocity[1] * i
+        m = disk_mask(H, W, cx, cy, radius)
+        img = bg.copy()
+        ys, xs = np.nonzero(m)
+        ty = (ys - int(cy - radius) + 4).clip(0, tex.shape[0] - 1)
+        tx = (xs - int(cx - radius) + 4).clip(0, tex.shape[1] - 1)
+        img[ys, xs] = tex[ty, tx]
+        frames.append(np.clip(img + rng.normal(0, 2, img.shape), 0, 255).astype(np.uint8))
+        masks.append(m)
+    return [f.mean(axis=2).astype(np.uint8) for f in frames], masks
+
+
+def iou(a, b):
+    return (a & b).sum() / max((a | b).sum(), 1)
+
+
+@pytest.mark.parametrize("method", ["dis_ultrafast", "dis_medium", "farneback"])
+def test_known_translation_iou_after_ten_frames(method):
+    """The default warp (ECC) holds IoU >= 0.9 after 10 frames, even on weak texture."""
+    grays, masks = textured_scene(11)
+    prop = Propagator(PropagationConfig(warp="ecc", method=method))
+    m = BoxMask.from_full(masks[0])
+    for i in range(1, 11):
+        m = prop.warp_fn(grays[i - 1], grays[i])(m)
+        assert m is not None
+    assert iou(m.to_full(), masks[10]) >= 0.9
+
+
+@pytest.mark.parametrize("warp", ["affine", "dense"])
+def test_flow_only_warps_follow_a_strongly_textured_object(warp):
+    grays, masks = textured_scene(6, strong_texture=True)
+    prop = Propagator(PropagationConfig(warp=warp, method="dis_medium"))
+    m = BoxMask.from_full(masks[0])
+    for i in range(1, 6):
+        m = prop.warp_fn(grays[i - 1], grays[i])(m)
+    assert iou(m.to_full(), masks[5]) > iou(masks[0], masks[5]) + 0.2
+
+
+def test_mask_of_an_object_leaving_the_frame_shrinks_then_ends():
+    grays, masks = textured_scene(14, velocity=(-6.0, 0.0), start=(40.0, 90.0), strong_texture=True)
+    prop = Propagator(PropagationConfig())
+    m = BoxMask.from_full(masks[0])
+    areas = []
+    for i in range(1, 14):
+        m = prop.warp_fn(grays[i - 1], grays[i])(m) if m is not None else None
+        areas.append(0 if m is None else m.area)
+        if m is not None:
+            assert m.x0 >= 0  # never wraps or leaks outside the image
+    assert areas[0] > 1000 and areas[-1] < 20  # gone (or a collapsed sliver)
+    assert all(b <= a + 30 for a, b in zip(areas, areas[1:]))  # shrinking on the way out
+
+
+def test_smoothing_settles_uncertain_boundary_pixels_from_the_previous_mask():
+    prev_full = disk_mask(H, W, 100, 90, 20)
+    prev = BoxMask.from_full(prev_full)
+    det = np.where(disk_mask(H, W, 100, 90, 16), 0.95, 0.0).astype(np.float32)
+    det[prev_full & (det == 0)] = 0.45  # the detector is unsure about the rim it had before
+    spur = disk_mask(H, W, 124, 90, 5) & ~prev_full
+    det[spur] = 0.6  # and mildly sure about a bump that was never there
+    box = np.array([79, 69, 130, 111], np.float32)
+    raw = smooth_mask(det, box, prev, weight=1.0, min_area=10).to_full()
+    smoothed = smooth_mask(det, box, prev, weight=0.7, min_area=10).to_full()
+    assert raw[prev_full & (det == 0.45)].sum() == 0 and raw[spur].all()
+    assert smoothed[prev_full].all()  # rim kept: 0.7 * 0.45 + 0.3 * 1 >= 0.5
+    assert not smoothed[spur].any()  # bump dropped: 0.7 * 0.6 < 0.5

@@ -1,0 +1,127 @@
+"""Scripted multi-frame stories for the tracker (detections every frame, no flow)."""
+
+import numpy as np
+import pytest
+
+from tests.conftest import disk_mask
+from vis.tracking.tracker import Tracker, TrackerConfig, TrackState
+from vis.types import Detections
+
+H, W = 120, 200
+rng = np.random.default_rng(0)
+APPEARANCE = {k: v / np.linalg.norm(v) for k, v in
+              ((k, rng.normal(size=32)) for k in "abcdef")}
+
+
+def dets(objs: list[tuple[str, float, float, float]], cls: int = 1) -> Detections:
+    """objs: (appearance key, cx, cy, radius)."""
+    n = len(objs)
+    masks = np.stack([disk_mask(H, W, cx, cy, r) for _, cx, cy, r in objs]) if n else np.zeros((0, H, W), bool)
+    emb = np.stack([APPEARANCE[k] + rng.normal(scale=0.05, size=32) for k, *_ in objs]) if n else np.zeros((0, 32))
+    emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-9)
+    return Detections(xyxy=[[cx - r, cy - r, cx + r + 1, cy + r + 1] for _, cx, cy, r in objs],
+                      masks=masks, scores=np.full(n, 0.9), class_ids=np.full(n, cls),
+                      embeddings=emb, mask_probs=masks.astype(np.float32))
+
+
+def step(tr: Tracker, i: int, objs) -> dict[int, tuple[float, float]]:
+    """Run frame i; return {track_id: mask centre}."""
+    tr.predict(i, image_size=(H, W))
+    out = tr.update(dets(objs), i)
+    centres = {}
+    for tid, m in zip(out.track_ids, out.masks):
+        ys, xs = np.nonzero(m)
+        centres[int(tid)] = (xs.mean(), ys.mean())
+    return centres
+
+
+def owner(centres, x, y):
+    return min(centres, key=lambda t: np.hypot(centres[t][0] - x, centres[t][1] - y))
+
+
+def test_empty_frames_are_fine():
+    tr = Tracker()
+    for i in range(3):
+        tr.predict(i, image_size=(H, W))
+        out = tr.update(Detections.empty(H, W, 32), i)
+        assert len(out) == 0 and out.masks.shape == (0, H, W)
+    tr.predict(3, image_size=(H, W))
+    assert len(tr.update(None, 3)) == 0
+
+
+def test_two_objects_crossing_keep_their_ids():
+    tr = Tracker(TrackerConfig(confirm_hits=2))
+    ids_a, ids_b = set(), set()
+    for i in range(40):
+        xa, xb = 20 + 4 * i, 180 - 4 * i  # they cross around frame 20
+        c = step(tr, i, [("a", xa, 60, 12), ("b", xb, 64, 12)])
+        if i >= 2 and abs(xa - xb) > 12:  # unambiguous frames
+            ids_a.add(owner(c, xa, 60))
+            ids_b.add(owner(c, xb, 64))
+    assert len(ids_a) == 1 and len(ids_b) == 1 and ids_a != ids_b
+
+
+def test_occluded_ten_frames_reappears_with_same_id():
+    tr = Tracker(TrackerConfig(max_age=30))
+    seen = []
+    for i in range(40):
+        x = 30 + 3 * i
+        objs = [("c", 150, 30, 10)]
+        if not 15 <= i < 25:  # hidden for 10 frames
+            objs.append(("a", x, 80, 12))
+        c = step(tr, i, objs)
+        if not 15 <= i < 25 and i >= 2:
+            seen.append(owner({k: v for k, v in c.items() if v[1] > 55}, x, 80))
+        if 15 <= i < 25:
+            assert len(c) == 1  # the hidden object is not reported while lost
+    assert len(set(seen)) == 1
+    assert tr.total_started == 2
+
+
+def test_object_leaving_ends_cleanly_and_ids_are_never_reused():
+    tr = Tracker(TrackerConfig(max_age=5))
+    first_id = None
+    for i in range(20):
+        objs = [("b", 40, 40, 10)]
+        if i < 8:
+            objs.append(("a", 100 + 10 * i, 80, 10))
+        c = step(tr, i, objs)
+        if i == 5:
+            first_id = owner(c, 150, 80)
+    assert all(t.state is not TrackState.REMOVED for t in tr.tracks)
+    assert len(tr.tracks) == 1  # the leaver was removed after max_age
+    # a new object with the old appearance far away gets a fresh id
+    c = step(tr, 20, [("b", 40, 40, 10), ("a", 20, 100, 10)])
+    c = step(tr, 21, [("b", 40, 40, 10), ("a", 22, 100, 10)])
+    new_id = owner(c, 22, 100)
+    assert new_id != first_id and new_id > first_id
+
+
+def test_tentative_tracks_need_hits_and_low_scores_start_nothing():
+    tr = Tracker(TrackerConfig(confirm_hits=3, confirm_score=1.01, new_track_score=0.5))
+    d = dets([("a", 50, 50, 10)])
+    d.scores[:] = 0.6
+    for i in range(3):
+        tr.predict(i, image_size=(H, W))
+        out = tr.update(d, i)
+        assert len(out) == (1 if i == 2 else 0)
+    low = dets([("b", 150, 50, 10)])
+    low.scores[:] = 0.3
+    tr.predict(3, image_size=(H, W))
+    tr.update(low, 3)
+    assert tr.total_started == 1
+
+
+@pytest.mark.parametrize("use_kalman", [True, False])
+def test_propagated_frames_keep_ids_and_collapsed_masks_are_lost(use_kalman):
+    tr = Tracker(TrackerConfig(use_kalman=use_kalman), min_mask_area=20)
+    step(tr, 0, [("a", 50, 50, 10), ("b", 150, 50, 10)])
+    shift = lambda m: type(m)(m.x0 + 2, m.y0, m.prob, m.image_size)  # noqa: E731
+    for i in range(1, 6):
+        tr.predict(i, image_size=(H, W), warp=shift)
+        out = tr.update(None, i)
+        assert sorted(out.track_ids.tolist()) == [1, 2]
+        assert out.xyxy[0, 0] == pytest.approx(40 + 2 * i)
+    tr.predict(6, image_size=(H, W), warp=lambda m: None)  # every mask collapsed
+    assert len(tr.update(None, 6)) == 0
+    assert all(t.state is TrackState.LOST for t in tr.tracks)

@@ -1,0 +1,1 @@
+"""Scoring with kept libraries: mask AP (pycocotools)."""
