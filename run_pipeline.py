@@ -3,20 +3,26 @@
     python run_pipeline.py --config configs/demo.yaml
     python run_pipeline.py --config configs/demo.yaml --source video.mp4 --output out/ \\
         --set keyframes.interval=5 --set detector.score_threshold=0.6
+    python run_pipeline.py --config configs/batch.yaml --source 'videos/*.mp4'   # one output each
+    python run_pipeline.py --config configs/live.yaml --source rtsp://cam1/s --source rtsp://cam2/s
 
-Stages run in three threads joined by bounded queues (reader -> processor -> writer); when
-the processor is slower than decoding, the reader blocks (offline back-pressure: no frame
-is dropped). Every result is handed to the sinks in frame order; the JSONL sink flushes
-each line, so an interrupted run keeps every finished frame.
+Each stream has a reader thread feeding a bounded queue; one processing loop serves the
+streams round-robin (so a busy stream cannot starve another), batches pending keyframes of
+all streams into one detector call, and hands results in order to a writer thread. Files
+apply back-pressure (the reader waits, nothing is dropped); live streams keep only their
+newest ``live.buffer_frames`` frames (older ones are dropped and counted). Offline jobs
+checkpoint each stream, so the same command after a crash (even SIGKILL) resumes after the
+last written frame and finished videos are skipped.
 
-Exit codes: 0 done; 2 bad input, config or weights; 3 a sink could not deliver;
-130 interrupted (SIGINT/SIGTERM) after flushing what was processed.
+Exit codes: 0 done; 2 bad input, config or weights (other inputs of a batch are still
+processed); 3 a sink could not deliver; 130 interrupted (SIGINT/SIGTERM) after flushing.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import glob
 import json
 import logging
 import queue
@@ -24,11 +30,13 @@ import signal
 import sys
 import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from streams.live import LiveConfig
 from vis.config import ConfigError, from_mapping, set_path, to_mapping
 from vis.detection.factory import DetectorConfig
 from vis.pipeline import KeyframeConfig, KeyframeSchedule, StageTimer, StreamProcessor
@@ -36,8 +44,10 @@ from vis.propagation import PropagationConfig
 from vis.tracking.tracker import TrackerConfig
 
 log = logging.getLogger("vis.run")
+status = logging.getLogger("vis.status")  # periodic per-stream status lines, always INFO
 
 EXIT_OK, EXIT_INPUT, EXIT_SINK, EXIT_INTERRUPTED = 0, 2, 3, 130
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".wmv", ".flv"}
 _SENTINEL = object()
 
 
@@ -55,18 +65,31 @@ class SinksConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class SourceSpec:
+    """One entry of ``sources:``: a URI (file, folder, glob, stream, camera) and its id."""
+
+    uri: str
+    stream_id: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class PipelineConfig:
     """The whole run. See docs/configuration.md for every key."""
 
     source: str | None = None
+    sources: list[str | SourceSpec] | None = None
     stream_id: str | None = None
     output: str = "out"
     fps: float = 25.0  # timestamps for image folders
     queue_size: int = 8
+    parallel_streams: int = 1
+    resume: bool = True
+    checkpoint_every: int = 50
     detector: DetectorConfig = DetectorConfig()
     keyframes: KeyframeConfig = KeyframeConfig()
     tracker: TrackerConfig = TrackerConfig()
     propagation: PropagationConfig = PropagationConfig()
+    live: LiveConfig = LiveConfig()
     sinks: SinksConfig = SinksConfig()
 
     def __post_init__(self) -> None:
@@ -74,6 +97,10 @@ class PipelineConfig:
             raise ConfigError(f"queue_size={self.queue_size!r} must be >= 1")
         if self.fps <= 0:
             raise ConfigError(f"fps={self.fps!r} must be > 0")
+        if self.parallel_streams < 1:
+            raise ConfigError(f"parallel_streams={self.parallel_streams!r} must be >= 1")
+        if self.checkpoint_every < 1:
+            raise ConfigError(f"checkpoint_every={self.checkpoint_every!r} must be >= 1")
 
 
 def load_config(path: str | Path | None, overrides: list[str] = (), **cli: Any) -> PipelineConfig:
@@ -97,75 +124,273 @@ def load_config(path: str | Path | None, overrides: list[str] = (), **cli: Any) 
             raise ConfigError(f"--set {item!r} must look like key.path=value")
         key, raw = item.split("=", 1)
         set_path(data, key.strip(), yaml.safe_load(raw) if raw.strip() else None)
+    sources = cli.pop("sources", None)
+    if sources:  # --source given on the command line replaces source/sources of the file
+        data.pop("sources", None)
+        data["source"] = sources[0] if len(sources) == 1 else None
+        if len(sources) > 1:
+            data["sources"] = list(sources)
     for key, value in cli.items():
         if value is not None:
             data[key] = value
     return from_mapping(PipelineConfig, data)
 
 
-# -- stages ------------------------------------------------------------------------------------
-class _Failure:
-    def __init__(self, exc: BaseException) -> None:
-        self.exc = exc
+def expand_inputs(cfg: PipelineConfig) -> tuple[list[tuple[str, str | None]], list[str]]:
+    """Config sources -> ([(uri, stream_id)], [errors]): folders of videos and globs expand
+    to one stream per video; a folder of images is one stream."""
+    from streams.live import is_live_uri
+    from streams.sources import IMAGE_SUFFIXES
+
+    items: list[tuple[str, str | None]] = []
+    if cfg.source:
+        items.append((cfg.source, cfg.stream_id))
+    for s in cfg.sources or []:
+        items.append((s, None) if isinstance(s, str) else (s.uri, s.stream_id))
+    if not items:
+        raise ConfigError("source is not set: pass --source PATH or set source: in the config")
+    out, errors = [], []
+    for uri, sid in items:
+        p = Path(uri).expanduser()
+        if is_live_uri(uri) or (p.is_file()) or (not p.exists() and not glob.has_magic(uri)):
+            out.append((uri, sid))  # files (and missing paths: the source reports them)
+        elif glob.has_magic(uri):
+            matches = sorted(m for m in glob.glob(str(p)) if Path(m).is_file())
+            if not matches:
+                errors.append(f"no file matches {uri}: check the pattern (quote it in the shell)")
+            out += [(m, None) for m in matches]
+        elif p.is_dir():
+            files = sorted(f for f in p.iterdir() if f.is_file())
+            videos = [f for f in files if f.suffix.lower() in VIDEO_SUFFIXES]
+            images = [f for f in files if f.suffix.lower() in IMAGE_SUFFIXES]
+            if videos and not images:
+                out += [(str(f), None) for f in videos]
+            else:
+                out.append((uri, sid))
+    return _unique_ids(out), errors
 
 
-def _reader(source, out: queue.Queue, stop: threading.Event, timer: StageTimer) -> None:
-    it = iter(source)
-    try:
-        while not stop.is_set():
-            with timer("decode"):
-                frame = next(it, None)
-            if frame is None:
-                break
-            while not stop.is_set():
-                try:
-                    out.put(frame, timeout=0.2)
+def _unique_ids(items: list[tuple[str, str | None]]) -> list[tuple[str, str | None]]:
+    from streams.live import _live_stream_id, is_live_uri
+    from streams.sources import stream_id_for
+
+    seen: dict[str, int] = {}
+    out = []
+    for uri, sid in items:
+        base = sid or (_live_stream_id(uri) if is_live_uri(uri) else stream_id_for(uri))
+        n = seen.get(base, 0)
+        seen[base] = n + 1
+        out.append((uri, base if n == 0 else f"{base}-{n + 1}"))
+    return out
+
+
+# -- one stream ---------------------------------------------------------------------------------
+class StreamRun:
+    """A stream inside a run: its source and reader thread, queue, processor and counters."""
+
+    def __init__(self, uri: str, stream_id: str, cfg: PipelineConfig, labels: list[str],
+                 stop: threading.Event, activity: threading.Event, store, overlay: bool) -> None:
+        from streams.checkpoint import cut_jsonl
+        from streams.live import LiveSource, is_live_uri
+        from streams.sources import open_source
+
+        self.uri, self.cfg, self.stop, self.activity = uri, cfg, stop, activity
+        self.live = is_live_uri(uri)
+        self.skip = False
+        self.resume_from = -1
+        self.resume_blob: bytes | None = None
+        jsonl = Path(cfg.output) / f"{_safe(stream_id)}.jsonl"
+        if store is not None and not self.live:
+            if store.is_done(stream_id):
+                self.skip = True
+                log.info("%s: already complete in %s, skipped (--restart to redo)", stream_id,
+                         cfg.output)
+                return
+            found = store.load(stream_id)
+            if found is not None:
+                self.resume_from, self.resume_blob = found
+        if self.live:
+            self.source = LiveSource(uri, stream_id=stream_id, config=cfg.live, stop=stop)
+        else:
+            self.source = open_source(uri, stream_id=stream_id, fps=cfg.fps)
+        self.stream_id = self.source.stream_id
+        if cfg.sinks.jsonl and not self.live:
+            kept = cut_jsonl(jsonl, self.resume_from)
+            if self.resume_from >= 0:
+                log.info("%s: resuming after frame %d (%d results kept)", self.stream_id,
+                         self.resume_from, len(kept))
+        self.processor = StreamProcessor(
+            stream_id=self.stream_id, labels=labels, tracker=cfg.tracker,
+            propagation=cfg.propagation, max_gap_ms=cfg.live.max_gap_ms if self.live else 0.0)
+        if self.resume_blob is not None:
+            self.processor.restore(self.resume_blob)
+        self.schedule = KeyframeSchedule(cfg.keyframes)
+        self.queue: queue.Queue = queue.Queue(cfg.live.buffer_frames if self.live else cfg.queue_size)
+        self.replay_overlay = overlay
+        self.buffer: deque = deque()  # (frame, is_keyframe, replay)
+        self.dets: dict[int, Any] = {}
+        self.reader_done = False
+        self.failure: BaseException | None = None
+        self.timer = StageTimer()
+        self.latency = StageTimer()
+        self.dropped = {"dropped": 0}
+        self.t0 = time.perf_counter()
+        self.seconds = 0.0
+        self.thread = threading.Thread(target=self._read, name=f"reader-{self.stream_id}", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def _read(self) -> None:
+        from streams.live import put_latest
+
+        it = iter(self.source)
+        try:
+            while not self.stop.is_set():
+                with self.timer("decode"):
+                    frame = next(it, None)
+                if frame is None:
                     break
-                except queue.Full:
-                    continue
-    except BaseException as exc:  # noqa: BLE001 - handed to the main thread
-        out.put(_Failure(exc))
-    finally:
-        out.put(_SENTINEL)
+                frame.captured_at = frame.captured_at or time.monotonic()
+                item = (frame, frame.index <= self.resume_from)
+                if self.live:
+                    put_latest(self.queue, item, self.dropped)
+                else:
+                    while not self.stop.is_set():
+                        try:
+                            self.queue.put(item, timeout=0.2)
+                            break
+                        except queue.Full:
+                            continue
+                self.activity.set()
+        except BaseException as exc:  # noqa: BLE001 - reported by the processing loop
+            self.failure = exc
+        finally:
+            self.reader_done = True
+            self.activity.set()
+
+    # -- processing-loop side ----------------------------------------------------------------
+    def pull(self, block: bool) -> bool:
+        """Move one frame from the queue to the buffer (schedule decided here, in order)."""
+        while True:
+            try:
+                frame, replay = self.queue.get(timeout=0.1) if block else self.queue.get_nowait()
+            except queue.Empty:
+                if not block or self.reader_done or self.stop.is_set():
+                    if self.reader_done and not self.queue.empty():
+                        continue
+                    return False
+                continue
+            is_kf = self.schedule.is_keyframe(frame)
+            self.buffer.append((frame, is_kf and not replay, replay))
+            return True
+
+    @property
+    def finished(self) -> bool:
+        return self.reader_done and self.queue.empty() and not self.buffer
+
+    def pending_keyframes(self) -> list:
+        return [f for f, k, _ in self.buffer if k and f.index not in self.dets]
+
+    def head_ready(self) -> bool:
+        frame, is_kf, _ = self.buffer[0]
+        return not is_kf or frame.index in self.dets
+
+    def summary(self) -> dict:
+        p50, p99 = self.latency.percentiles_ms("end_to_end")
+        stats = self.source.stats
+        stages = {}
+        for t in (self.timer, self.processor.timer):
+            for k, v in t.seconds.items():
+                stages[k] = stages.get(k, 0.0) + v
+        return {
+            "stream_id": self.stream_id, "source": self.uri, "live": self.live,
+            "frames": self.processor.frames, "keyframes": self.processor.keyframes,
+            "tracks": self.processor.tracker.total_started, "corrupt_frames": stats["corrupt"],
+            "truncated": bool(stats["truncated"]), "dropped_frames": self.dropped["dropped"],
+            "reconnects": stats.get("reconnects", 0), "resumed_after_frame": self.resume_from,
+            "seconds": round(self.seconds, 3),
+            "fps": round(self.processor.frames / self.seconds, 3) if self.seconds > 0 else 0.0,
+            "latency_ms_p50": round(p50, 1), "latency_ms_p99": round(p99, 1),
+            "stage_seconds": {k: round(v, 4) for k, v in stages.items()},
+        }
 
 
-def _writer(inq: queue.Queue, sinks: list, overlay, timer: StageTimer, errors: list,
-            stop: threading.Event) -> None:
+def _safe(stream_id: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in stream_id)
+
+
+# -- writer -------------------------------------------------------------------------------------
+def _writer(inq: queue.Queue, sinks: list, overlay, store, timer: StageTimer, errors: list,
+            stop: threading.Event, output: Path) -> None:
+    from vis.schema import decode_record
+
     failed = False
+    replay_files: dict[str, Any] = {}
     while True:
         item = inq.get()
         if item is _SENTINEL:
             break
         if failed:
             continue  # drain so the processor never blocks
-        image, result = item
+        kind = item[0]
         try:
             with timer("sink"):
-                for s in sinks:
-                    s.write(result)
-                if overlay is not None:
-                    overlay.write_frame(image, result)
+                if kind == "result":
+                    _, image, result = item
+                    for s in sinks:
+                        s.write(result)
+                    if overlay is not None:
+                        overlay.write_frame(image, result)
+                elif kind == "replay":  # resumed stream: redraw the overlay of kept results
+                    _, image, stream_id = item
+                    fh = replay_files.get(stream_id)
+                    if fh is None:
+                        fh = replay_files[stream_id] = open(output / f"{_safe(stream_id)}.jsonl",
+                                                            encoding="utf-8")
+                    line = fh.readline()
+                    if line and overlay is not None:
+                        overlay.write_frame(image, decode_record(line))
+                elif kind == "ckpt":
+                    _, stream_id, frame_index, blob = item
+                    store.save(stream_id, frame_index, blob)
+                elif kind == "done":
+                    _, stream_id, summary = item
+                    for s in sinks:
+                        if hasattr(s, "close_stream"):
+                            s.close_stream(stream_id)
+                    if overlay is not None:
+                        overlay.close_stream(stream_id)
+                    fh = replay_files.pop(stream_id, None)
+                    if fh is not None:
+                        fh.close()
+                    if store is not None and summary is not None:
+                        store.mark_done(stream_id, summary)
         except BaseException as exc:  # noqa: BLE001 - reported by the main thread
             errors.append(exc)
             failed = True
             stop.set()
+    for fh in replay_files.values():
+        fh.close()
 
 
+# -- the run ------------------------------------------------------------------------------------
 @dataclasses.dataclass
 class RunSummary:
-    stream_id: str
-    source: str
-    frames: int = 0
-    keyframes: int = 0
-    tracks: int = 0
-    corrupt_frames: int = 0
-    truncated: bool = False
+    streams: list[dict] = dataclasses.field(default_factory=list)
+    failed_inputs: list[str] = dataclasses.field(default_factory=list)
+    skipped_complete: list[str] = dataclasses.field(default_factory=list)
     seconds: float = 0.0
-    stage_seconds: dict[str, float] = dataclasses.field(default_factory=dict)
+    sink_seconds: float = 0.0
+    detector_calls: int = 0
     sink_stats: dict[str, Any] = dataclasses.field(default_factory=dict)
     outputs: list[str] = dataclasses.field(default_factory=list)
     exit_code: int = 0
     error: str | None = None
+
+    @property
+    def frames(self) -> int:
+        return sum(s["frames"] for s in self.streams)
 
     @property
     def fps(self) -> float:
@@ -173,18 +398,41 @@ class RunSummary:
 
     def to_json(self) -> dict:
         d = dataclasses.asdict(self)
+        d["frames"] = self.frames
+        d["keyframes"] = sum(s["keyframes"] for s in self.streams)
         d["fps"] = round(self.fps, 3)
+        stages: dict[str, float] = {}
+        for s in self.streams:
+            for k, v in s["stage_seconds"].items():
+                stages[k] = stages.get(k, 0.0) + v
+        stages["sink"] = self.sink_seconds
+        d["stage_seconds"] = stages
         return d
 
     def render(self) -> str:
-        lines = [f"stream {self.stream_id} ({self.source})",
-                 f"  frames {self.frames}  keyframes {self.keyframes}  tracks {self.tracks}  "
-                 f"corrupt skipped {self.corrupt_frames}{'  TRUNCATED' if self.truncated else ''}",
-                 f"  time {self.seconds:.1f} s  fps {self.fps:.2f}"]
-        if self.stage_seconds:
-            per = "  ".join(f"{k} {v / max(self.frames, 1) * 1000:.1f}"
-                            for k, v in self.stage_seconds.items())
-            lines.append(f"  ms/frame by stage: {per}")
+        lines = []
+        for s in self.streams:
+            extra = ""
+            if s["live"]:
+                extra = f"  dropped {s['dropped_frames']}  reconnects {s['reconnects']}"
+            if s["resumed_after_frame"] >= 0:
+                extra += f"  resumed after frame {s['resumed_after_frame']}"
+            lines.append(f"stream {s['stream_id']} ({s['source']})")
+            lines.append(f"  frames {s['frames']}  keyframes {s['keyframes']}  tracks {s['tracks']}  "
+                         f"corrupt skipped {s['corrupt_frames']}"
+                         f"{'  TRUNCATED' if s['truncated'] else ''}{extra}")
+            lines.append(f"  time {s['seconds']:.1f} s  fps {s['fps']:.2f}  latency p50 "
+                         f"{s['latency_ms_p50']:.0f} ms  p99 {s['latency_ms_p99']:.0f} ms")
+            if s["frames"]:
+                per = "  ".join(f"{k} {v / s['frames'] * 1000:.1f}" for k, v in s["stage_seconds"].items())
+                lines.append(f"  ms/frame by stage: {per}")
+        lines.append(f"total: {len(self.streams)} streams, {self.frames} frames in "
+                     f"{self.seconds:.1f} s ({self.fps:.2f} fps); detector calls "
+                     f"{self.detector_calls}; sinks {self.sink_seconds / max(self.frames, 1) * 1000:.1f} "
+                     f"ms/frame; {len(self.skipped_complete)} already complete; "
+                     f"{len(self.failed_inputs)} failed")
+        for f in self.failed_inputs:
+            lines.append(f"  failed: {f}")
         for k, v in self.sink_stats.items():
             lines.append(f"  sink {k}: {v}")
         for o in self.outputs:
@@ -193,66 +441,100 @@ class RunSummary:
 
 
 def run(cfg: PipelineConfig, *, progress: bool = True, stop: threading.Event | None = None,
-        extra_sinks: list | None = None) -> RunSummary:
-    """Run one source through the pipeline. Raises ``SourceError``/``WeightsError`` early."""
+        extra_sinks: list | None = None, restart: bool = False) -> RunSummary:
+    """Run every source of ``cfg``. Raises ``ConfigError``/``WeightsError`` before any work;
+    bad inputs are reported in the summary (exit code 2) while the others are processed."""
+    from streams.checkpoint import CheckpointStore, ResumeError, config_hash
     from streams.sinks import JsonlSink, OverlayVideoSink, SinkError
-    from streams.sources import open_source
+    from streams.sources import SourceError
     from vis.detection.factory import build_detector
 
-    if not cfg.source:
-        raise ConfigError("source is not set: pass --source PATH or set source: in the config")
     stop = stop or threading.Event()
-    source = open_source(cfg.source, stream_id=cfg.stream_id, fps=cfg.fps)
+    inputs, errors = expand_inputs(cfg)
     detector = build_detector(cfg.detector)
-    processor = StreamProcessor(stream_id=source.stream_id, labels=detector.labels,
-                                tracker=cfg.tracker, propagation=cfg.propagation)
-    schedule = KeyframeSchedule(cfg.keyframes)
     out_dir = Path(cfg.output)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = RunSummary(failed_inputs=list(errors))
+    store = None
+    if cfg.resume:
+        keep = to_mapping(cfg)
+        for k in ("source", "sources", "stream_id", "output", "resume", "queue_size",
+                  "parallel_streams", "sinks"):
+            keep.pop(k, None)
+        store = CheckpointStore(out_dir, config_hash(keep))
+        if restart:
+            for _, sid in inputs:
+                store.clear(sid)
     sinks: list = list(extra_sinks or [])
-    summary = RunSummary(stream_id=source.stream_id, source=str(cfg.source))
     if cfg.sinks.jsonl:
-        jsonl = JsonlSink(out_dir)
-        sinks.append(jsonl)
-        summary.outputs.append(str(jsonl.path_for(source.stream_id)))
+        sinks.append(JsonlSink(out_dir, resume=True))
     if cfg.sinks.kafka is not None:
         sinks.append(_kafka_sink(cfg.sinks.kafka))
-    overlay = OverlayVideoSink(out_dir, fps=source.fps) if cfg.sinks.overlay else None
-    if overlay is not None:
-        summary.outputs.append(str(overlay.path_for(source.stream_id)))
+    overlay = OverlayVideoSink(out_dir) if cfg.sinks.overlay else None
 
-    timer = StageTimer()
     writer_timer = StageTimer()
-    reader_timer = StageTimer()
-    frames_q: queue.Queue = queue.Queue(maxsize=cfg.queue_size)
     results_q: queue.Queue = queue.Queue(maxsize=cfg.queue_size)
     sink_errors: list[BaseException] = []
-    reader = threading.Thread(target=_reader, args=(source, frames_q, stop, reader_timer),
-                              name="reader", daemon=True)
-    writer = threading.Thread(target=_writer, args=(results_q, sinks, overlay, writer_timer,
-                                                    sink_errors, stop), name="writer", daemon=True)
+    writer = threading.Thread(target=_writer, args=(results_q, sinks, overlay, store, writer_timer,
+                                                    sink_errors, stop, out_dir),
+                              name="writer", daemon=True)
+    activity = threading.Event()
+    pending = deque(inputs)
+    active: list[StreamRun] = []
+    done_runs: list[StreamRun] = []
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=source.declared_frames or None, unit="frame", desc=source.stream_id,
-                   dynamic_ncols=True, file=sys.stderr)
+        bar = tqdm(total=None, unit="frame", desc="all", dynamic_ncols=True, file=sys.stderr)
     t0 = time.perf_counter()
-    reader.start()
     writer.start()
     failure: BaseException | None = None
+
+    def admit() -> None:
+        while pending and sum(not r.live for r in active) < cfg.parallel_streams:
+            uri, sid = pending.popleft()
+            try:
+                r = StreamRun(uri, sid, cfg, detector.labels, stop, activity, store,
+                              overlay=overlay is not None)
+            except (SourceError, ResumeError) as exc:
+                summary.failed_inputs.append(str(exc))
+                continue
+            if r.skip:
+                summary.skipped_complete.append(sid)
+                continue
+            if overlay is not None:
+                overlay.set_fps(r.stream_id, r.source.fps)
+            r.start()
+            active.append(r)
+            if cfg.sinks.jsonl:
+                summary.outputs.append(str(out_dir / f"{_safe(r.stream_id)}.jsonl"))
+            if overlay is not None:
+                summary.outputs.append(str(overlay.path_for(r.stream_id)))
+
+    counters = {"detector_calls": 0}
     try:
-        _process(frames_q, results_q, detector, processor, schedule, cfg, timer, stop, bar)
+        admit()
+        _loop(active, admit, done_runs, detector, cfg, results_q, store, stop, activity, bar,
+              counters)
     except BaseException as exc:  # noqa: BLE001 - re-raised after the sinks are flushed
         failure = exc
     finally:
+        if failure is not None:
+            stop.set()
+        for r in active:  # interrupted: record what was processed
+            r.seconds = time.perf_counter() - r.t0
+            results_q.put(("done", r.stream_id, None))
+            done_runs.append(r)
         results_q.put(_SENTINEL)
         writer.join()
         stop.set()
-        while reader.is_alive():  # unblock a reader waiting on a full queue
-            try:
-                frames_q.get_nowait()
-            except queue.Empty:
-                reader.join(0.05)
+        for r in done_runs:
+            while r.thread.is_alive():  # unblock readers waiting on a full queue
+                try:
+                    r.queue.get_nowait()
+                except queue.Empty:
+                    r.thread.join(0.05)
         for s in sinks:
             try:
                 s.close()
@@ -265,14 +547,14 @@ def run(cfg: PipelineConfig, *, progress: bool = True, stop: threading.Event | N
         if bar is not None:
             bar.close()
     summary.seconds = time.perf_counter() - t0
-    summary.frames = processor.frames
-    summary.keyframes = processor.keyframes
-    summary.tracks = processor.tracker.total_started
-    summary.corrupt_frames = source.stats["corrupt"]
-    summary.truncated = bool(source.stats["truncated"])
-    for t in (reader_timer, timer, processor.timer, writer_timer):
-        for k, v in t.seconds.items():
-            summary.stage_seconds[k] = summary.stage_seconds.get(k, 0.0) + v
+    summary.sink_seconds = writer_timer.seconds.get("sink", 0.0)
+    summary.detector_calls = counters["detector_calls"]
+    summary.streams = [r.summary() for r in done_runs]
+    for r in done_runs:
+        if r.failure is not None and not isinstance(r.failure, SourceError):
+            failure = failure or r.failure
+        elif r.failure is not None:
+            summary.failed_inputs.append(str(r.failure))
     for s in sinks:
         if getattr(s, "stats", None):
             summary.sink_stats[type(s).__name__] = dict(s.stats)
@@ -282,61 +564,102 @@ def run(cfg: PipelineConfig, *, progress: bool = True, stop: threading.Event | N
         summary.error = str(exc) if isinstance(exc, SinkError) else f"sink failed: {exc!r}"
     elif failure is not None:
         raise failure
-    elif source.stats["truncated"]:
-        summary.exit_code = EXIT_INPUT
-        summary.error = (f"video {cfg.source} is truncated: decoded {source.stats['frames']} of "
-                         f"{source.declared_frames} declared frames (all decoded frames were "
-                         "processed and written)")
+    else:
+        truncated = [s for s in summary.streams if s["truncated"]]
+        for s in truncated:
+            summary.failed_inputs.append(
+                f"video {s['source']} is truncated: decoded frames were processed and written")
+        if summary.failed_inputs:
+            summary.exit_code = EXIT_INPUT
+            summary.error = (summary.failed_inputs[0] if len(summary.failed_inputs) == 1 else
+                             f"{len(summary.failed_inputs)} inputs failed (see summary)")
     return summary
 
 
-def _process(frames_q, results_q, detector, processor, schedule, cfg, timer, stop, bar) -> None:
-    """Main loop: batch pending keyframes through the detector, process frames in order."""
-    from collections import deque
-
-    buffer: deque = deque()  # (frame, is_keyframe), in order
-    dets: dict[int, Any] = {}
-    eof = False
+def _loop(active, admit, done_runs, detector, cfg, results_q, store, stop, activity, bar,
+          counters) -> None:
+    """Serve the streams round-robin until all are done or ``stop`` is set."""
     batch = cfg.detector.batch_size
     lookahead = max(1, batch * cfg.keyframes.interval)
+    rr = 0
+    last_report = time.monotonic()
 
-    def pull(block: bool) -> bool:
-        nonlocal eof
-        if eof:
-            return False
-        item = frames_q.get() if block else frames_q.get_nowait()
-        if item is _SENTINEL:
-            eof = True
-            return False
-        if isinstance(item, _Failure):
-            raise item.exc
-        buffer.append((item, schedule.is_keyframe(item)))
-        return True
-
-    while not stop.is_set():
-        if not buffer and not pull(block=True):
-            break
-        frame, is_kf = buffer[0]
-        if is_kf and frame.index not in dets:
-            pending = sum(1 for f, k in buffer if k and f.index not in dets)
-            while pending < batch and len(buffer) < lookahead and pull(block=True):
-                pending += buffer[-1][1]
-            todo = [f for f, k in buffer if k and f.index not in dets][:batch]
-            with timer("detect"):
-                for f, d in zip(todo, detector.detect_frames(todo)):
-                    dets[f.index] = d
-        buffer.popleft()
-        result = processor.process(frame, dets.pop(frame.index, None) if is_kf else None)
+    def emit(item) -> bool:
         while True:
             try:
-                results_q.put((frame.image, result), timeout=0.2)
-                break
+                results_q.put(item, timeout=0.2)
+                return True
             except queue.Full:
                 if stop.is_set():
+                    return False
+
+    while not stop.is_set() and active:
+        any_live = any(r.live for r in active)
+        k = rr % len(active)
+        order = active[k:] + active[:k]
+        rr += 1
+        for r in order:  # 1. frames in: files block (deterministic), live never blocks
+            if not r.buffer:
+                r.pull(block=not any_live)
+        todo = []  # 2. keyframes at the heads, then look-ahead on files to fill the batch
+        for r in order:
+            if r.buffer and not r.head_ready():
+                todo.append((r, r.buffer[0][0]))
+        for r in order:
+            if len(todo) >= batch or r.live or not todo:
+                break
+            if r.pending_keyframes():
+                while (len(r.pending_keyframes()) < batch and len(r.buffer) < lookahead
+                       and r.pull(block=True)):
+                    pass
+                todo += [(r, f) for f in r.pending_keyframes()[1:]]
+        todo = todo[:batch]
+        if todo:
+            t = time.perf_counter()
+            results = detector.detect_frames([f for _, f in todo])
+            counters["detector_calls"] += 1
+            dt = time.perf_counter() - t
+            for (r, f), d in zip(todo, results):
+                r.dets[f.index] = d
+                r.timer.add("detect", dt / len(todo))
+        progressed = bool(todo)
+        for r in order:  # 3. one ready frame per stream
+            if not r.buffer or not r.head_ready():
+                continue
+            frame, is_kf, replay = r.buffer.popleft()
+            progressed = True
+            if replay:
+                if r.replay_overlay and not emit(("replay", frame.image, r.stream_id)):
                     return
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(tracks=len(result.detections), refresh=False)
+                continue
+            result = r.processor.process(frame, r.dets.pop(frame.index) if is_kf else None)
+            if not emit(("result", frame.image, result)):
+                return
+            r.latency.add("end_to_end", time.monotonic() - frame.captured_at)
+            if (store is not None and not r.live and not r.dets
+                    and r.processor.frames % cfg.checkpoint_every == 0):
+                emit(("ckpt", r.stream_id, frame.index, r.processor.snapshot()))
+            if bar is not None:
+                bar.update(1)
+        for r in list(active):  # 4. finished streams
+            if r.finished or (r.failure is not None and not r.buffer):
+                r.seconds = time.perf_counter() - r.t0
+                active.remove(r)
+                done_runs.append(r)
+                ok = r.failure is None and not r.source.stats["truncated"]
+                emit(("done", r.stream_id, r.summary() if ok and store is not None and not r.live else None))
+                admit()
+        if cfg.live.report_every_s and time.monotonic() - last_report >= cfg.live.report_every_s:
+            last_report = time.monotonic()
+            for r in active:
+                s = r.summary()
+                status.info("%s: %d frames, %.1f fps, latency p50 %.0f / p99 %.0f ms, dropped %d, "
+                         "reconnects %d", s["stream_id"], s["frames"],
+                         s["frames"] / max(time.perf_counter() - r.t0, 1e-9), s["latency_ms_p50"],
+                         s["latency_ms_p99"], s["dropped_frames"], s["reconnects"])
+        if not progressed:
+            activity.wait(0.02)
+            activity.clear()
 
 
 def _kafka_sink(settings: dict):
@@ -363,7 +686,10 @@ def build_parser() -> argparse.ArgumentParser:
                "2 bad input/config/weights, 3 sink delivery failed, 130 interrupted.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", "-c", help="YAML config file (e.g. configs/demo.yaml)")
-    p.add_argument("--source", "-s", help="video file or folder of images (overrides source:)")
+    p.add_argument("--source", "-s", action="append", metavar="URI",
+                   help="video file, folder of images, folder of videos, glob ('videos/*.mp4'), "
+                        "rtsp://, http://, udp:// stream or camera index; repeat for several "
+                        "streams (overrides source:/sources:)")
     p.add_argument("--stream-id", help="id of the stream in the results (default: file name)")
     p.add_argument("--output", "-o", help="output folder for JSONL and overlay video "
                    "(overrides output:)")
@@ -371,6 +697,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a config key, e.g. --set keyframes.interval=5 (repeatable; "
                         "VALUE is YAML)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--restart", action="store_true",
+                   help="ignore checkpoints and finished markers in --output: redo every input")
     p.add_argument("--summary-json", metavar="FILE", help="also write the run summary as JSON")
     p.add_argument("--print-config", action="store_true", help="print the effective config and exit")
     p.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING (default), ERROR")
@@ -381,13 +709,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
                         format="%(levelname)s %(name)s: %(message)s")
+    status.setLevel(logging.INFO)
     _quiet_decoder_logs()
     from streams.sources import SourceError
     from vis.detection.models import WeightsError
     from vis.detection.precomputed import PrecomputedError
 
     try:
-        cfg = load_config(args.config, args.overrides, source=args.source, output=args.output,
+        cfg = load_config(args.config, args.overrides, sources=args.source, output=args.output,
                           stream_id=args.stream_id)
     except ConfigError as exc:
         print(f"error: invalid config: {exc}", file=sys.stderr)
@@ -405,7 +734,7 @@ def main(argv: list[str] | None = None) -> int:
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        summary = run(cfg, progress=not args.no_progress, stop=stop)
+        summary = run(cfg, progress=not args.no_progress, stop=stop, restart=args.restart)
     except (ConfigError, SourceError, WeightsError, PrecomputedError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT

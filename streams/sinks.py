@@ -96,6 +96,12 @@ class JsonlSink:
         for f in self._files.values():
             f.flush()
 
+    def close_stream(self, stream_id: str) -> None:
+        """Close one stream's file (a batch job finishing a video)."""
+        f = self._files.pop(stream_id, None)
+        if f is not None:
+            f.close()
+
     def close(self) -> None:
         for f in self._files.values():
             f.flush()
@@ -146,6 +152,11 @@ class OverlayVideoSink:
         self.fps = fps
         self.fourcc = fourcc
         self._writers: dict[str, cv2.VideoWriter] = {}
+        self._fps: dict[str, float] = {}
+
+    def set_fps(self, stream_id: str, fps: float) -> None:
+        """Frame rate of one stream's video (default: the sink's ``fps``)."""
+        self._fps[stream_id] = fps
 
     def path_for(self, stream_id: str) -> Path:
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in stream_id)
@@ -158,7 +169,8 @@ class OverlayVideoSink:
         w = self._writers.get(result.stream_id)
         if w is None:
             path = self.path_for(result.stream_id)
-            w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*self.fourcc), self.fps,
+            w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*self.fourcc),
+                                self._fps.get(result.stream_id, self.fps),
                                 (image.shape[1], image.shape[0]))
             if not w.isOpened():
                 raise SinkError(f"cannot open video writer for {path} (codec {self.fourcc})")
@@ -167,6 +179,11 @@ class OverlayVideoSink:
 
     def flush(self) -> None:
         pass
+
+    def close_stream(self, stream_id: str) -> None:
+        w = self._writers.pop(stream_id, None)
+        if w is not None:
+            w.release()
 
     def close(self) -> None:
         for w in self._writers.values():

@@ -8,8 +8,9 @@ The processor owns the stream's tracker and flow state; it does no I/O.
 from __future__ import annotations
 
 import dataclasses
+import pickle
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from contextlib import contextmanager
 
 import cv2
@@ -22,11 +23,12 @@ from vis.types import Detections, Frame, FrameResult
 
 
 class StageTimer:
-    """Accumulates wall time per named stage."""
+    """Accumulates wall time per named stage, plus the latest ``keep`` samples for percentiles."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep: int = 4096) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
         self.calls: dict[str, int] = defaultdict(int)
+        self.samples: dict[str, deque] = defaultdict(lambda: deque(maxlen=keep))
 
     @contextmanager
     def __call__(self, stage: str):
@@ -34,8 +36,22 @@ class StageTimer:
         try:
             yield
         finally:
-            self.seconds[stage] += time.perf_counter() - t0
-            self.calls[stage] += 1
+            self.add(stage, time.perf_counter() - t0)
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.seconds[stage] += seconds
+        self.calls[stage] += 1
+        self.samples[stage].append(seconds)
+
+    def percentiles_ms(self, stage: str) -> tuple[float, float]:
+        """(p50, p99) in milliseconds of the kept samples of ``stage`` (0, 0 if none)."""
+        import numpy as np
+
+        xs = self.samples.get(stage)
+        if not xs:
+            return 0.0, 0.0
+        p50, p99 = np.percentile(np.fromiter(xs, float), [50, 99])
+        return float(p50 * 1000), float(p99 * 1000)
 
     def merge(self, other: StageTimer) -> None:
         for k, v in other.seconds.items():
@@ -51,10 +67,13 @@ class KeyframeConfig:
         interval: run the detector every ``interval`` frames (1 = every frame).
         max_interval_ms: also run it when this much stream time passed since the last
             keyframe (0 = off); matters for live sources that drop frames.
+        after_gap_ms: a frame arriving this long after the previous one (a reconnect, a
+            burst of dropped frames) is a keyframe.
     """
 
     interval: int = 10
     max_interval_ms: float = 0.0
+    after_gap_ms: float = 500.0
 
     def __post_init__(self) -> None:
         require(self.interval >= 1, "keyframes.interval", self.interval, "must be >= 1")
@@ -69,10 +88,13 @@ class KeyframeSchedule:
         self.config = config
         self._last_index: int | None = None
         self._last_ts = 0.0
+        self._seen_ts: float | None = None
 
     def is_keyframe(self, frame: Frame) -> bool:
         c = self.config
-        due = (self._last_index is None or frame.index - self._last_index >= c.interval
+        gap = self._seen_ts is not None and frame.timestamp_ms - self._seen_ts > c.after_gap_ms
+        self._seen_ts = frame.timestamp_ms
+        due = (self._last_index is None or frame.index - self._last_index >= c.interval or gap
                or (c.max_interval_ms > 0 and frame.timestamp_ms - self._last_ts >= c.max_interval_ms))
         if due:
             self._last_index, self._last_ts = frame.index, frame.timestamp_ms
@@ -87,10 +109,15 @@ class StreamProcessor:
         labels: label per class index.
         tracker: tracker settings.
         propagation: flow and smoothing settings.
+        max_gap_ms: a gap in stream time longer than this ends every track (a camera that
+            was away too long); shorter gaps keep them.
+        max_flow_gap: frames further apart than this are not linked by optical flow (masks
+            are kept as they were and re-associated at the next keyframe).
     """
 
     def __init__(self, *, stream_id: str, labels: list[str], tracker: TrackerConfig,
-                 propagation: PropagationConfig) -> None:
+                 propagation: PropagationConfig, max_gap_ms: float = 0.0,
+                 max_flow_gap: int = 5) -> None:
         self.stream_id = stream_id
         self.labels = labels
         self.propagation = propagation
@@ -98,16 +125,26 @@ class StreamProcessor:
                                smoothing=propagation.smoothing)
         self.propagator = Propagator(propagation)
         self.timer = StageTimer()
+        self.max_gap_ms = max_gap_ms
+        self.max_flow_gap = max_flow_gap
         self._prev_gray: np.ndarray | None = None
         self._prev_index = -1
+        self._prev_ts: float | None = None
         self.frames = 0
         self.keyframes = 0
+        self.gaps_ended = 0
 
     def process(self, frame: Frame, detections: Detections | None) -> FrameResult:
         """Track one frame; ``detections`` on keyframes, None between them."""
         gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
+        if (self.max_gap_ms and self._prev_ts is not None
+                and frame.timestamp_ms - self._prev_ts > self.max_gap_ms):
+            self.tracker.end_all()
+            self.gaps_ended += 1
+            self._prev_gray = None
         warp = None
-        if self._prev_gray is not None and self._prev_gray.shape == gray.shape:
+        if (self._prev_gray is not None and self._prev_gray.shape == gray.shape
+                and frame.index - self._prev_index <= self.max_flow_gap):
             with self.timer("flow"):
                 warp = self.propagator.warp_fn(self._prev_gray, gray)
         with self.timer("propagate"):
@@ -116,9 +153,20 @@ class StreamProcessor:
             out = self.tracker.update(detections, frame.index)
         self._prev_gray = gray
         self._prev_index = frame.index
+        self._prev_ts = frame.timestamp_ms
         self.frames += 1
         self.keyframes += detections is not None
         return FrameResult(stream_id=self.stream_id, frame_index=frame.index,
                            timestamp_ms=frame.timestamp_ms, keyframe=detections is not None,
                            width=frame.width, height=frame.height, detections=out,
                            labels=self.labels)
+
+    # -- checkpoints -------------------------------------------------------------------
+    def snapshot(self) -> bytes:
+        """The stream's whole tracking state as bytes (for resuming an interrupted job)."""
+        state = {k: v for k, v in self.__dict__.items() if k not in ("timer", "propagator")}
+        return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def restore(self, blob: bytes) -> None:
+        """Load a ``snapshot`` taken by a processor with the same configuration."""
+        self.__dict__.update(pickle.loads(blob))  # noqa: S301 - our own checkpoint files

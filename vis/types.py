@@ -21,12 +21,14 @@ class Frame:
         index: 0-based frame index within the stream (gaps mean dropped/corrupt frames).
         timestamp_ms: presentation time in milliseconds.
         image: (H, W, 3) uint8 BGR.
+        captured_at: ``time.monotonic()`` when the frame was decoded (latency accounting).
     """
 
     stream_id: str
     index: int
     timestamp_ms: float
     image: np.ndarray
+    captured_at: float = 0.0
 
     @property
     def height(self) -> int:

@@ -52,19 +52,21 @@ def topic(request: pytest.FixtureRequest) -> str:
 
 
 @functools.lru_cache(maxsize=16)
-def _scene(width: int, height: int, n_frames: int, seed: int, n_objects: int) -> tuple:
+def _scene(width: int, height: int, n_frames: int, seed: int, n_objects: int,
+           size_range: tuple[float, float]) -> tuple:
     cfg = SceneConfig(width=width, height=height, n_frames=n_frames, seed=seed,
                       n_objects=n_objects, max_objects=n_objects + 4, noise_sigma=0.0,
-                      blur_prob=0.0)
+                      blur_prob=0.0, size_range=size_range)
     return tuple(render_sequence(cfg))
 
 
 def make_results(stream_ids: list[str], n_frames: int, *, width: int = 160, height: int = 120,
-                 n_objects: int = 4) -> list[FrameResult]:
+                 n_objects: int = 4, size_range: tuple[float, float] = (14.0, 44.0)
+                 ) -> list[FrameResult]:
     """FrameResults (real masks, ids, boxes) for each stream, frames interleaved."""
     per_stream = []
     for k, sid in enumerate(stream_ids):
-        scene = _scene(width, height, n_frames, 100 + k, n_objects)
+        scene = _scene(width, height, n_frames, 100 + k, n_objects, size_range)
         rs = []
         for f in scene:
             n = len(f.masks)

@@ -29,8 +29,11 @@ class DetectorConfig:
     device: ``cpu`` or ``cuda``; ``fp16`` applies on cuda.
     batch_size: keyframes run through the model in one call when several are pending.
     threads: torch intra-op threads.
+    appearance: Re-ID embedding of detections: ``box_head`` (the model's box-head
+        representation) or ``fused`` (box head + colour histogram inside the mask).
     path: ``precomputed``: vis.frame/1 JSONL file.
-    embedder: ``precomputed``: ``box_head`` (needs ``weights``) or ``histogram``.
+    embedder: ``precomputed``: ``box_head`` (needs ``weights``; honours ``appearance``)
+        or ``histogram``.
     """
 
     type: Literal["maskrcnn", "precomputed"] = "maskrcnn"
@@ -47,6 +50,7 @@ class DetectorConfig:
     fp16: bool = True
     batch_size: int = 1
     threads: int = 2
+    appearance: Literal["box_head", "fused"] = "fused"
     path: str | None = None
     embedder: Literal["box_head", "histogram"] = "histogram"
 
@@ -83,7 +87,7 @@ def build_detector(cfg: DetectorConfig):
             weights=cfg.weights, arch=cfg.arch, num_classes=cfg.num_classes, labels=cfg.labels,
             min_size=cfg.min_size, max_size=cfg.max_size, score_threshold=cfg.score_threshold,
             max_detections=cfg.max_detections, classes=cfg.classes, device=cfg.device,
-            fp16=cfg.fp16)
+            fp16=cfg.fp16, appearance=cfg.appearance)
     if cfg.type == "maskrcnn":
         return model
     embedder = BoxHeadEmbedder(model) if cfg.embedder == "box_head" else HistogramEmbedder()

@@ -300,6 +300,12 @@ class Tracker:
             embeddings=np.stack([t.embedding for t in live]),
             track_ids=np.array([t.track_id for t in live], np.int64))
 
+    def end_all(self) -> None:
+        """End every track (e.g. after a long gap in the stream); ids are not reused."""
+        for t in self.tracks:
+            t.state = TrackState.REMOVED
+        self.tracks = []
+
     @property
     def live_tracks(self) -> list[Track]:
         return [t for t in self.tracks if t.state is not TrackState.REMOVED]

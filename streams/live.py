@@ -1,0 +1,193 @@
+"""Live sources (RTSP/HTTP/UDP/TCP streams, local cameras) that reconnect and never fall behind.
+
+Contract: ``LiveSource(uri, ...)`` yields ``Frame``s as they arrive. When the stream drops or
+stalls (no frame within ``read_timeout_s``) it reconnects with exponential backoff and
+jitter, counting ``reconnects``; frame indices keep increasing across reconnects and
+timestamps are wall-clock milliseconds since the source started, so consumers see the gap.
+The first connection must succeed within ``connect_timeout_s`` or ``SourceError`` is raised
+(an unreachable camera is a clear error, not a hang). Dropping frames when the consumer is
+slow is the reader's job (``put_latest``): a live source never queues unbounded frames.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import queue
+import random
+import threading
+import time
+from collections.abc import Iterator
+
+import cv2
+
+from streams.sources import SourceError
+from vis.config import require
+from vis.types import Frame
+
+log = logging.getLogger(__name__)
+
+LIVE_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
+
+
+def is_live_uri(uri: str) -> bool:
+    """Network streams and cameras (``0``, ``/dev/video0``) are live; files and folders are not."""
+    u = uri.strip().lower()
+    return u.startswith(LIVE_SCHEMES) or u.isdigit() or u.startswith("/dev/video")
+
+
+@dataclasses.dataclass(frozen=True)
+class LiveConfig:
+    """Attributes:
+    buffer_frames: newest frames kept per live stream; older ones are dropped (counted).
+    connect_timeout_s: the first connection must succeed within this time.
+    read_timeout_s: no frame for this long counts as a stall: reconnect.
+    backoff_initial_s, backoff_max_s: reconnect delays double from initial up to max,
+        each with +-25 % jitter.
+    give_up_after_s: stop the stream after being disconnected this long (0 = never).
+    max_gap_ms: tracks survive a gap in the stream up to this long; longer gaps end them.
+    report_every_s: period of the per-stream status log line (0 = off).
+    """
+
+    buffer_frames: int = 2
+    connect_timeout_s: float = 10.0
+    read_timeout_s: float = 5.0
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 10.0
+    give_up_after_s: float = 0.0
+    max_gap_ms: float = 2000.0
+    report_every_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        require(self.buffer_frames >= 1, "live.buffer_frames", self.buffer_frames, "must be >= 1")
+        require(self.connect_timeout_s > 0, "live.connect_timeout_s", self.connect_timeout_s, "must be > 0")
+        require(self.read_timeout_s > 0, "live.read_timeout_s", self.read_timeout_s, "must be > 0")
+        require(0 < self.backoff_initial_s <= self.backoff_max_s, "live.backoff_initial_s",
+                self.backoff_initial_s, "must be > 0 and <= live.backoff_max_s")
+
+
+def backoff_delays(initial: float, maximum: float, rng: random.Random) -> Iterator[float]:
+    """Exponential backoff with +-25 % jitter: initial, 2x, 4x ... capped at ``maximum``."""
+    d = initial
+    while True:
+        yield min(d, maximum) * rng.uniform(0.75, 1.25)
+        d = min(d * 2, maximum)
+
+
+class LiveSource:
+    """A network stream or camera read by OpenCV/FFmpeg, reconnecting on failure.
+
+    Args:
+        uri: ``rtsp://``, ``http://``, ``udp://``... or a camera index / device path.
+        stream_id: id for the results.
+        config: timeouts, backoff and buffering.
+        stop: set it to end iteration (also interrupts backoff waits).
+    """
+
+    def __init__(self, uri: str, *, stream_id: str | None = None, config: LiveConfig | None = None,
+                 stop: threading.Event | None = None, seed: int | None = None) -> None:
+        self.uri = uri
+        self.stream_id = stream_id or _live_stream_id(uri)
+        self.config = config or LiveConfig()
+        self.stop = stop or threading.Event()
+        self.live = True
+        self.declared_frames = 0
+        self.fps = 25.0
+        self.stats = {"frames": 0, "corrupt": 0, "truncated": False, "reconnects": 0,
+                      "dropped": 0, "stalls": 0}
+        self._rng = random.Random(seed)
+        self._cap: cv2.VideoCapture | None = None
+        self._t0 = time.monotonic()
+        deadline = time.monotonic() + self.config.connect_timeout_s
+        delays = backoff_delays(self.config.backoff_initial_s, self.config.backoff_max_s, self._rng)
+        while self._cap is None:
+            self._cap = self._open()
+            if self._cap is not None:
+                break
+            wait = next(delays)
+            if time.monotonic() + wait > deadline or self.stop.is_set():
+                raise SourceError(f"camera/stream {uri} unreachable for {self.config.connect_timeout_s:g} s: "
+                                  "check the address and that the camera is streaming "
+                                  "(live.connect_timeout_s sets the wait)")
+            self.stop.wait(wait)
+
+    def _open(self) -> cv2.VideoCapture | None:
+        c = self.config
+        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(c.read_timeout_s * 1000),
+                  cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(c.read_timeout_s * 1000)]
+        target = int(self.uri) if self.uri.strip().isdigit() else self.uri
+        try:
+            cap = (cv2.VideoCapture(target, cv2.CAP_ANY, params) if isinstance(target, int)
+                   else cv2.VideoCapture(target, cv2.CAP_FFMPEG, params))
+        except cv2.error:
+            return None
+        if not cap.isOpened():
+            cap.release()
+            return None
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        if 0 < fps < 1000:
+            self.fps = fps
+        return cap
+
+    def __iter__(self) -> Iterator[Frame]:
+        c = self.config
+        index = 0
+        try:
+            while not self.stop.is_set():
+                if self._cap is None:
+                    self._cap = self._reconnect()
+                    if self._cap is None:
+                        return
+                ok = self._cap.grab()
+                img = self._cap.retrieve()[1] if ok else None
+                if img is None:
+                    self.stats["stalls"] += 1
+                    log.warning("stream %s dropped or stalled: reconnecting", self.stream_id)
+                    self._cap.release()
+                    self._cap = None
+                    continue
+                now = time.monotonic()
+                self.stats["frames"] += 1
+                yield Frame(self.stream_id, index, (now - self._t0) * 1000.0, img, captured_at=now)
+                index += 1
+        finally:
+            if self._cap is not None:
+                self._cap.release()
+                self._cap = None
+
+    def _reconnect(self) -> cv2.VideoCapture | None:
+        c = self.config
+        lost_at = time.monotonic()
+        for wait in backoff_delays(c.backoff_initial_s, c.backoff_max_s, self._rng):
+            if self.stop.wait(wait):
+                return None
+            self.stats["reconnects"] += 1
+            cap = self._open()
+            if cap is not None:
+                log.warning("stream %s reconnected after %.1f s", self.stream_id, time.monotonic() - lost_at)
+                return cap
+            if c.give_up_after_s and time.monotonic() - lost_at > c.give_up_after_s:
+                log.error("stream %s: giving up after %.0f s disconnected", self.stream_id,
+                          c.give_up_after_s)
+                return None
+        return None
+
+
+def put_latest(q: queue.Queue, item, stats: dict) -> None:
+    """Put ``item``; if the queue is full, drop the oldest frame first (counted in ``dropped``)."""
+    while True:
+        try:
+            q.put_nowait(item)
+            return
+        except queue.Full:
+            try:
+                q.get_nowait()
+                stats["dropped"] += 1
+            except queue.Empty:
+                pass
+
+
+def _live_stream_id(uri: str) -> str:
+    u = uri.split("://", 1)[-1].rstrip("/")
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in u)
+    return safe[-48:] or "camera"
