@@ -2,8 +2,9 @@
 
 Contract: ``LiveSource(uri, ...)`` yields ``Frame``s as they arrive. When the stream drops or
 stalls (no frame within ``read_timeout_s``) it reconnects with exponential backoff and
-jitter, counting ``reconnects``; frame indices keep increasing across reconnects and
-timestamps are wall-clock milliseconds since the source started, so consumers see the gap.
+jitter, counting ``reconnects``; after a reconnect the frame index jumps by the frames the
+outage lasted and timestamps are wall-clock milliseconds since the source started, so
+consumers and the tracker see the gap.
 The first connection must succeed within ``connect_timeout_s`` or ``SourceError`` is raised
 (an unreachable camera is a clear error, not a hang). Dropping frames when the consumer is
 slow is the reader's job (``put_latest``): a live source never queues unbounded frames.
@@ -130,8 +131,9 @@ class LiveSource:
         return cap
 
     def __iter__(self) -> Iterator[Frame]:
-        c = self.config
         index = 0
+        last_time: float | None = None
+        reconnected = False
         try:
             while not self.stop.is_set():
                 if self._cap is None:
@@ -145,8 +147,14 @@ class LiveSource:
                     log.warning("stream %s dropped or stalled: reconnecting", self.stream_id)
                     self._cap.release()
                     self._cap = None
+                    reconnected = True
                     continue
                 now = time.monotonic()
+                if reconnected and last_time is not None:
+                    # the frames the camera showed while we were away: keep the index on time
+                    index += max(0, round((now - last_time) * self.fps) - 1)
+                    reconnected = False
+                last_time = now
                 self.stats["frames"] += 1
                 yield Frame(self.stream_id, index, (now - self._t0) * 1000.0, img, captured_at=now)
                 index += 1
