@@ -236,6 +236,7 @@ class StreamRun:
         self.dropped = {"dropped": 0}
         self.t0 = time.perf_counter()
         self.seconds = 0.0
+        self.bar = None
         self.thread = threading.Thread(target=self._read, name=f"reader-{self.stream_id}", daemon=True)
 
     def start(self) -> None:
@@ -299,10 +300,11 @@ class StreamRun:
     def summary(self) -> dict:
         p50, p99 = self.latency.percentiles_ms("end_to_end")
         stats = self.source.stats
-        stages = {}
+        stages, pct = {}, {}
         for t in (self.timer, self.processor.timer):
             for k, v in t.seconds.items():
                 stages[k] = stages.get(k, 0.0) + v
+                pct[k] = [round(x, 2) for x in t.percentiles_ms(k)]
         return {
             "stream_id": self.stream_id, "source": self.uri, "live": self.live,
             "frames": self.processor.frames, "keyframes": self.processor.keyframes,
@@ -313,7 +315,24 @@ class StreamRun:
             "fps": round(self.processor.frames / self.seconds, 3) if self.seconds > 0 else 0.0,
             "latency_ms_p50": round(p50, 1), "latency_ms_p99": round(p99, 1),
             "stage_seconds": {k: round(v, 4) for k, v in stages.items()},
+            "stage_ms_p50_p99": pct,
         }
+
+
+def _declared_frames(inputs: list[tuple[str, str | None]]) -> int:
+    """Total declared frames of the file inputs (for the overall progress bar's ETA)."""
+    import cv2
+
+    from streams.live import is_live_uri
+
+    total = 0
+    for uri, _ in inputs:
+        if is_live_uri(uri) or not Path(uri).is_file():
+            continue
+        cap = cv2.VideoCapture(uri, cv2.CAP_FFMPEG)
+        total += int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if cap.isOpened() else 0
+        cap.release()
+    return total
 
 
 def _safe(stream_id: str) -> str:
@@ -426,6 +445,8 @@ class RunSummary:
             if s["frames"]:
                 per = "  ".join(f"{k} {v / s['frames'] * 1000:.1f}" for k, v in s["stage_seconds"].items())
                 lines.append(f"  ms/frame by stage: {per}")
+                pct = "  ".join(f"{k} {a:.1f}/{b:.1f}" for k, (a, b) in s["stage_ms_p50_p99"].items())
+                lines.append(f"  ms per call p50/p99: {pct}")
         lines.append(f"total: {len(self.streams)} streams, {self.frames} frames in "
                      f"{self.seconds:.1f} s ({self.fps:.2f} fps); detector calls "
                      f"{self.detector_calls}; sinks {self.sink_seconds / max(self.frames, 1) * 1000:.1f} "
@@ -486,7 +507,8 @@ def run(cfg: PipelineConfig, *, progress: bool = True, stop: threading.Event | N
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=None, unit="frame", desc="all", dynamic_ncols=True, file=sys.stderr)
+        bar = tqdm(total=_declared_frames(inputs) or None, unit="frame", desc="all",
+                   dynamic_ncols=True, file=sys.stderr, position=0)
     t0 = time.perf_counter()
     writer.start()
     failure: BaseException | None = None
@@ -505,6 +527,12 @@ def run(cfg: PipelineConfig, *, progress: bool = True, stop: threading.Event | N
                 continue
             if overlay is not None:
                 overlay.set_fps(r.stream_id, r.source.fps)
+            if bar is not None:
+                from tqdm import tqdm
+
+                r.bar = tqdm(total=r.source.declared_frames or None, initial=r.resume_from + 1,
+                             unit="frame", desc=r.stream_id[:24], dynamic_ncols=True,
+                             file=sys.stderr, leave=False, position=1 + len(active))
             r.start()
             active.append(r)
             if cfg.sinks.jsonl:
@@ -641,9 +669,12 @@ def _loop(active, admit, done_runs, detector, cfg, results_q, store, stop, activ
                 emit(("ckpt", r.stream_id, frame.index, r.processor.snapshot()))
             if bar is not None:
                 bar.update(1)
+                r.bar.update(1)
         for r in list(active):  # 4. finished streams
             if r.finished or (r.failure is not None and not r.buffer):
                 r.seconds = time.perf_counter() - r.t0
+                if r.bar is not None:
+                    r.bar.close()
                 active.remove(r)
                 done_runs.append(r)
                 ok = r.failure is None and not r.source.stats["truncated"]
@@ -653,10 +684,11 @@ def _loop(active, admit, done_runs, detector, cfg, results_q, store, stop, activ
             last_report = time.monotonic()
             for r in active:
                 s = r.summary()
+                stages = " ".join(f"{k} {a:.0f}/{b:.0f}" for k, (a, b) in s["stage_ms_p50_p99"].items())
                 status.info("%s: %d frames, %.1f fps, latency p50 %.0f / p99 %.0f ms, dropped %d, "
-                         "reconnects %d", s["stream_id"], s["frames"],
-                         s["frames"] / max(time.perf_counter() - r.t0, 1e-9), s["latency_ms_p50"],
-                         s["latency_ms_p99"], s["dropped_frames"], s["reconnects"])
+                            "reconnects %d; ms p50/p99 %s", s["stream_id"], s["frames"],
+                            s["frames"] / max(time.perf_counter() - r.t0, 1e-9), s["latency_ms_p50"],
+                            s["latency_ms_p99"], s["dropped_frames"], s["reconnects"], stages)
         if not progressed:
             activity.wait(0.02)
             activity.clear()
