@@ -37,6 +37,7 @@ from typing import Any
 import yaml
 
 from streams.live import LiveConfig
+from streams.sinks import safe_name
 from vis.config import ConfigError, from_mapping, set_path, to_mapping
 from vis.detection.factory import DetectorConfig
 from vis.pipeline import KeyframeConfig, KeyframeSchedule, StageTimer, StreamProcessor
@@ -199,7 +200,7 @@ class StreamRun:
         self.skip = False
         self.resume_from = -1
         self.resume_blob: bytes | None = None
-        jsonl = Path(cfg.output) / f"{_safe(stream_id)}.jsonl"
+        jsonl = Path(cfg.output) / f"{safe_name(stream_id)}.jsonl"
         if store is not None and not self.live:
             if store.is_done(stream_id):
                 self.skip = True
@@ -335,10 +336,6 @@ def _declared_frames(inputs: list[tuple[str, str | None]]) -> int:
     return total
 
 
-def _safe(stream_id: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in stream_id)
-
-
 # -- writer -------------------------------------------------------------------------------------
 def _writer(inq: queue.Queue, sinks: list, overlay, store, timer: StageTimer, errors: list,
             stop: threading.Event, output: Path) -> None:
@@ -365,7 +362,7 @@ def _writer(inq: queue.Queue, sinks: list, overlay, store, timer: StageTimer, er
                     _, image, stream_id = item
                     fh = replay_files.get(stream_id)
                     if fh is None:
-                        fh = replay_files[stream_id] = open(output / f"{_safe(stream_id)}.jsonl",
+                        fh = replay_files[stream_id] = open(output / f"{safe_name(stream_id)}.jsonl",
                                                             encoding="utf-8")
                     line = fh.readline()
                     if line and overlay is not None:
@@ -536,7 +533,7 @@ def run(cfg: PipelineConfig, *, progress: bool = True, stop: threading.Event | N
             r.start()
             active.append(r)
             if cfg.sinks.jsonl:
-                summary.outputs.append(str(out_dir / f"{_safe(r.stream_id)}.jsonl"))
+                summary.outputs.append(str(out_dir / f"{safe_name(r.stream_id)}.jsonl"))
             if overlay is not None:
                 summary.outputs.append(str(overlay.path_for(r.stream_id)))
 
@@ -742,7 +739,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
                         format="%(levelname)s %(name)s: %(message)s")
     status.setLevel(logging.INFO)
+    if logging.getLogger().level > logging.DEBUG:  # kafka-python logs each refused connection
+        logging.getLogger("kafka").setLevel(logging.CRITICAL)
     _quiet_decoder_logs()
+    from streams.sinks import SinkError
     from streams.sources import SourceError
     from vis.detection.models import WeightsError
     from vis.detection.precomputed import PrecomputedError
@@ -770,6 +770,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, SourceError, WeightsError, PrecomputedError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT
+    except SinkError as exc:  # e.g. the Kafka broker is down at start
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_SINK
     finally:
         for s, h in old.items():
             signal.signal(s, h)

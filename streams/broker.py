@@ -2,10 +2,10 @@
 
 Contract: ``with EmbeddedBroker() as broker:`` starts tansu on a free loopback port (or the
 given one), returns once the broker answers a Kafka ``ApiVersions`` request, and kills the
-process on exit. ``stop()`` / ``start()`` / ``restart()`` reuse the same port. Tansu keeps
-topics in memory: a restarted broker starts empty (it auto-creates a topic with 4
-partitions on first use; pass ``topics`` to have them created with a chosen partition count
-after every start).
+process on exit. ``stop()`` / ``start()`` / ``restart()`` reuse the same port; ``pause()``
+freezes the process (requests go unanswered). Tansu keeps topics in memory: a restarted
+broker starts empty (it auto-creates a topic with 4 partitions on first use; pass
+``topics`` to have them created with a chosen partition count after every start).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 log = logging.getLogger(__name__)
 
@@ -84,16 +85,22 @@ class EmbeddedBroker:
         topics: ``{name: partitions}`` created after every start (tansu forgets topics).
         start_timeout_s: how long ``start`` waits for the broker to answer.
         log_path: file receiving tansu's output; None uses a temporary file.
+        extra_args: more ``tansu broker`` arguments (e.g. ``["--authentication"]``).
+
+    The process is killed when the thread that started it ends (``PR_SET_PDEATHSIG``), so
+    start it from the main thread or another long-lived one.
     """
 
     def __init__(self, *, port: int | None = None, host: str = "127.0.0.1",
                  binary: str | None = None, topics: dict[str, int] | None = None,
-                 start_timeout_s: float = 15.0, log_path: str | Path | None = None) -> None:
+                 start_timeout_s: float = 15.0, log_path: str | Path | None = None,
+                 extra_args: list[str] | tuple[str, ...] = ()) -> None:
         self.host = host
         self.port = port if port is not None else free_port(host)
         self.binary = binary
         self.topics = dict(topics or {})
         self.start_timeout_s = start_timeout_s
+        self.extra_args = list(extra_args)
         self._own_log = log_path is None
         self.log_path = Path(log_path) if log_path is not None else Path(
             tempfile.mkstemp(prefix="tansu-", suffix=".log")[1])
@@ -114,20 +121,21 @@ class EmbeddedBroker:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
 
-    def start(self) -> EmbeddedBroker:
+    def start(self) -> Self:
         """Start the process and wait until it answers Kafka requests (``BrokerError`` if not)."""
         if self.running:
             return self
         binary = self.binary or _resolve_binary()
         url = f"tcp://{self.host}:{self.port}"
         cmd = [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
-               "--storage-engine", "memory://tansu/"]
+               "--storage-engine", "memory://tansu/", *self.extra_args]
         deadline = time.monotonic() + self.start_timeout_s
         while True:  # the port may still be held briefly after a kill
             with open(self.log_path, "ab") as logf:
-                self._proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+                self._proc = subprocess.Popen(
                     cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
-                    preexec_fn=_die_with_parent, env={**os.environ, "RUST_LOG": "warn"})
+                    preexec_fn=_die_with_parent,  # noqa: PLW1509 - one prctl call, no locks
+                    env={**os.environ, "RUST_LOG": "warn"})
             if self._wait_ready(deadline):
                 break
             code = self._proc.poll()
@@ -164,6 +172,18 @@ class EmbeddedBroker:
         self._kill()
         log.info("tansu broker on %s stopped", self.bootstrap_servers)
 
+    def pause(self) -> None:
+        """Freeze the broker (SIGSTOP): connections stay open but nothing is answered."""
+        if self.running:
+            assert self._proc is not None
+            self._proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Undo ``pause`` (SIGCONT)."""
+        if self.running:
+            assert self._proc is not None
+            self._proc.send_signal(signal.SIGCONT)
+
     def _kill(self) -> None:
         if self._proc is None:
             return
@@ -187,7 +207,7 @@ class EmbeddedBroker:
             with contextlib.suppress(OSError):
                 self.log_path.unlink()
 
-    def __enter__(self) -> EmbeddedBroker:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

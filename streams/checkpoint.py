@@ -15,6 +15,8 @@ import os
 import pickle
 from pathlib import Path
 
+from streams.sinks import safe_name
+
 
 class ResumeError(RuntimeError):
     """The output folder holds state that cannot be resumed with this configuration."""
@@ -29,14 +31,11 @@ class CheckpointStore:
         self.dir = Path(output_dir) / ".state"
         self.digest = config_digest
 
-    def _safe(self, stream_id: str) -> str:
-        return "".join(c if c.isalnum() or c in "-_." else "_" for c in stream_id)
-
     def ckpt_path(self, stream_id: str) -> Path:
-        return self.dir / f"{self._safe(stream_id)}.ckpt"
+        return self.dir / f"{safe_name(stream_id)}.ckpt"
 
     def done_path(self, stream_id: str) -> Path:
-        return self.dir / f"{self._safe(stream_id)}.done.json"
+        return self.dir / f"{safe_name(stream_id)}.done.json"
 
     def save(self, stream_id: str, frame_index: int, blob: bytes) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)

@@ -21,9 +21,10 @@ import dataclasses
 import json
 import logging
 import sys
+import threading
 import time
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, Self
 
 from streams.kafka_sink import KafkaSecurity
 from vis.schema import SchemaError, decode_mask, decode_record, validate_record
@@ -124,7 +125,7 @@ class FrameAssembler:
         self.records += 1
         try:
             rec = self._parse(value)
-        except SchemaError as exc:
+        except Exception as exc:  # noqa: BLE001 - any unreadable record is counted, not fatal
             self.malformed += 1
             self.last_error = str(exc)
             sid = key.decode("utf-8", "replace") if key else UNKNOWN_STREAM
@@ -269,7 +270,9 @@ class FrameReader:
         dedup, validate_masks: see ``FrameAssembler``.
         security: ``KafkaSecurity`` passed to the consumer.
         max_poll_interval_ms: small values make a group join quickly (tansu waits for the
-            rebalance timeout before a member joins).
+            rebalance timeout before a member joins); a member that spends longer than this
+            between polls (at most 100 frames per poll) is dropped from the group, so raise
+            it for slow per-frame work.
         consumer_kwargs: extra ``KafkaConsumer`` arguments.
     """
 
@@ -304,6 +307,20 @@ class FrameReader:
         }
         self.consumer = KafkaConsumer(**kwargs)
         self._positioned = False
+        #: partitions this reader holds now (updated on each group rebalance).
+        self.assigned: list[int] = []
+        # Records older than this are skipped until a partition reaches it: tansu answers
+        # "latest" with the last batch's base offset, not the log end, so seeking to the end
+        # (or past the last timestamp) can land before records that are not wanted.
+        self._min_ts: float | None = None
+        if self.start_kind == "timestamp":
+            self._min_ts = float(self.start_value or 0)
+        elif self.start_kind == "latest" and group_id is None:
+            self._min_ts = time.time() * 1000.0
+        self._ts_reached: set[int] = set()
+        self._seeked: set[int] = set()
+        #: records skipped by that rule.
+        self.skipped_old = 0
         if group_id is not None:
             from kafka import ConsumerRebalanceListener
 
@@ -311,17 +328,20 @@ class FrameReader:
 
             class _Seek(ConsumerRebalanceListener):
                 def on_partitions_revoked(self, revoked: Any) -> None:
-                    pass
+                    reader.assigned = []
 
                 def on_partitions_assigned(self, assigned: Any) -> None:
-                    log.info("group %s: assigned %s", group_id,
-                             sorted(tp.partition for tp in assigned))
-                    if reader.start_kind in ("offset", "timestamp") and assigned:
-                        reader._seek(list(assigned))
+                    reader.assigned = sorted(tp.partition for tp in assigned)
+                    log.info("group %s: assigned %s", group_id, reader.assigned)
+                    fresh = [tp for tp in assigned if tp.partition not in reader._seeked]
+                    if reader.start_kind in ("offset", "timestamp") and fresh:
+                        reader._seek(fresh)  # once per partition, not on every rebalance
+                    reader._seeked.update(tp.partition for tp in fresh)
 
             self.consumer.subscribe([topic], listener=_Seek())
-        else:
+        else:  # position now, so that "latest" means "from the time the reader was made"
             self._partitions = None if partitions is None else sorted(set(partitions))
+            self._positioned = self._assign(time.monotonic() + 10.0)
 
     def _assign(self, deadline: float) -> bool:
         """Assign the explicit partitions once the topic's metadata is known."""
@@ -340,6 +360,9 @@ class FrameReader:
         tps = [TopicPartition(self.topic, p) for p in parts]
         self.consumer.assign(tps)
         self._seek(tps)
+        for tp in tps:  # resolve the seek now (kafka-python defers it to the first poll)
+            self.consumer.position(tp, timeout_ms=10000)
+        self.assigned = list(parts)
         return True
 
     def _seek(self, tps: list[Any]) -> None:
@@ -359,8 +382,8 @@ class FrameReader:
                 self.consumer.seek(tp, hit.offset if hit is not None else ends[tp])
 
     def frames(self, *, max_records: int | None = None, idle_s: float | None = 5.0,
-               timeout_s: float | None = None, join_timeout_s: float = 30.0
-               ) -> Iterator[ConsumedFrame]:
+               timeout_s: float | None = None, join_timeout_s: float = 30.0,
+               stop: threading.Event | None = None) -> Iterator[ConsumedFrame]:
         """Yield complete frames.
 
         Args:
@@ -369,6 +392,7 @@ class FrameReader:
                 (None: never).
             timeout_s: stop after this long in total (None: never).
             join_timeout_s: stop if no partition is assigned within this long.
+            stop: stop (between polls) once this event is set.
         """
         start = time.monotonic()
         deadline = start + timeout_s if timeout_s is not None else float("inf")
@@ -381,7 +405,7 @@ class FrameReader:
         n = 0
         while True:
             now = time.monotonic()
-            if now >= deadline:
+            if now >= deadline or (stop is not None and stop.is_set()):
                 return
             if last is None:
                 if self.consumer.assignment():
@@ -392,12 +416,18 @@ class FrameReader:
                     return
             if idle_s is not None and last is not None and now - last >= idle_s:
                 return
-            batch = self.consumer.poll(timeout_ms=200, max_records=500)
+            # small batches: a group member must poll again within max_poll_interval_ms
+            batch = self.consumer.poll(timeout_ms=200, max_records=100)
             got = False
             for tp in sorted(batch, key=lambda t: t.partition):
                 for msg in batch[tp]:
                     got = True
                     n += 1
+                    if self._min_ts is not None and tp.partition not in self._ts_reached:
+                        if msg.timestamp < self._min_ts:
+                            self.skipped_old += 1
+                            continue
+                        self._ts_reached.add(tp.partition)
                     rec = self.assembler.add(msg.value, msg.key)
                     if rec is not None:
                         yield ConsumedFrame(rec, partition=msg.partition, offset=msg.offset,
@@ -424,10 +454,10 @@ class FrameReader:
     def close(self) -> None:
         self.consumer.close(autocommit=False)
 
-    def __enter__(self) -> FrameReader:
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 

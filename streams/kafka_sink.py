@@ -26,7 +26,7 @@ import os
 import re
 import threading
 import time
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import numpy as np
 
@@ -45,6 +45,46 @@ RECORD_OVERHEAD = 1024
 
 
 # -- configuration ------------------------------------------------------------------------------
+class _Redactor(logging.Filter):
+    """Replaces known secrets in log records (kafka-python logs SASL requests at DEBUG)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: set[str] = set()
+
+    def add(self, secret: str) -> None:
+        self.forms.update(f for f in (secret, repr(secret.encode("utf-8"))[2:-1]) if f)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self.forms:
+            return True
+        try:
+            msg = record.getMessage()
+        except Exception:  # noqa: BLE001 - a broken record is not ours to fix
+            return True
+        redacted = msg
+        for form in self.forms:
+            redacted = redacted.replace(form, "***")
+        if redacted != msg:
+            record.msg, record.args = redacted, None
+        return True
+
+
+_REDACTOR = _Redactor()
+
+
+def _redact_in_logs(secret: str) -> None:
+    """Keep ``secret`` out of every ``kafka.*`` log record from now on."""
+    import kafka  # noqa: F401 - creates the library's loggers
+
+    _REDACTOR.add(secret)
+    for name in list(logging.root.manager.loggerDict):
+        if name == "kafka" or name.startswith("kafka."):
+            logger = logging.getLogger(name)
+            if _REDACTOR not in logger.filters:
+                logger.addFilter(_REDACTOR)
+
+
 @dataclasses.dataclass(frozen=True)
 class KafkaSecurity:
     """Connection security, passed unchanged to kafka-python producers and consumers.
@@ -92,6 +132,7 @@ class KafkaSecurity:
             if not password:
                 raise ConfigError(f"sasl_password_env: environment variable "
                                   f"{self.sasl_password_env} is not set")
+            _redact_in_logs(password)
             kw.update(sasl_mechanism=self.sasl_mechanism,
                       sasl_plain_username=self.sasl_plain_username,
                       sasl_plain_password=password)
@@ -109,14 +150,17 @@ class KafkaSinkConfig:
         topic: frame records (``vis.frame/1``).
         tracks_topic: track started/ended events (``vis.track/1``); None disables them.
         client_id: Kafka client id.
-        compression: record batch codec (``lz4``/``zstd`` need the ``lz4``/``zstandard``
-            packages).
+        compression: record batch codec. ``zstd`` (default) compresses a 720p frame as well
+            as ``gzip`` for a tenth of the CPU (bench/results/kafka.md); it needs the
+            ``zstandard`` package (``lz4``: ``lz4``, ``snappy``: ``python-snappy``).
         linger_ms, batch_size: producer batching.
         max_request_size: largest record in bytes; larger frames follow the oversize policy.
         enable_idempotence: ask for an idempotent producer (kept only if the broker supports
             it; acks=all always).
         retries, max_in_flight: producer retries and in-flight requests per connection
-            (retries >= 1 and max_in_flight <= 5 keep idempotence on).
+            (retries >= 1 and max_in_flight <= 5 keep idempotence on). None: 5 with an
+            idempotent producer, else 1 (more than 1 without idempotence lets retries
+            reorder records of a stream).
         request_timeout_ms: one produce request.
         delivery_timeout_s: longest time a record may stay unacknowledged, re-sends
             included; past it ``SinkError``.
@@ -136,13 +180,13 @@ class KafkaSinkConfig:
     topic: str = "vis.frames"
     tracks_topic: str | None = "vis.tracks"
     client_id: str = "vis-pipeline"
-    compression: Literal["gzip", "lz4", "zstd", "snappy", "none"] = "gzip"
+    compression: Literal["gzip", "lz4", "zstd", "snappy", "none"] = "zstd"
     linger_ms: int = 5
     batch_size: int = 262144
     max_request_size: int = 1048576
     enable_idempotence: bool = True
     retries: int = 2147483647
-    max_in_flight: int = 5
+    max_in_flight: int | None = None
     request_timeout_ms: int = 10000
     delivery_timeout_s: float = 120.0
     buffer_max_records: int = 1000
@@ -169,8 +213,9 @@ class KafkaSinkConfig:
                 "must be >= 16384")
         require(self.retries >= 1, "retries", self.retries,
                 "must be >= 1 (0 would lose records and silently disable idempotence)")
-        require(self.max_in_flight >= 1, "max_in_flight", self.max_in_flight, "must be >= 1")
-        require(not self.enable_idempotence or self.max_in_flight <= 5, "max_in_flight",
+        require(self.max_in_flight is None or self.max_in_flight >= 1, "max_in_flight",
+                self.max_in_flight, "must be >= 1")
+        require(not self.enable_idempotence or (self.max_in_flight or 0) <= 5, "max_in_flight",
                 self.max_in_flight, "must be <= 5 with enable_idempotence (kafka-python "
                 "silently disables idempotence above 5)")
         require(self.request_timeout_ms >= 100, "request_timeout_ms", self.request_timeout_ms,
@@ -190,6 +235,12 @@ class KafkaSinkConfig:
         require(self.topic_partitions >= 0, "topic_partitions", self.topic_partitions,
                 "must be >= 0")
 
+    def in_flight(self, idempotent: bool) -> int:
+        """In-flight requests per connection for a producer that is (not) idempotent."""
+        if self.max_in_flight is not None:
+            return self.max_in_flight
+        return 5 if idempotent else 1
+
     def producer_kwargs(self) -> dict[str, Any]:
         """kafka-python ``KafkaProducer`` arguments, without security settings."""
         kw: dict[str, Any] = {
@@ -197,7 +248,7 @@ class KafkaSinkConfig:
             "client_id": self.client_id,
             "acks": "all",
             "retries": self.retries,
-            "max_in_flight_requests_per_connection": self.max_in_flight,
+            "max_in_flight_requests_per_connection": self.in_flight(self.enable_idempotence),
             "compression_type": None if self.compression == "none" else self.compression,
             "linger_ms": self.linger_ms,
             "batch_size": self.batch_size,
@@ -307,9 +358,11 @@ def coarsen_mask(mask: np.ndarray, block: int) -> np.ndarray:
     """(H, W) bool -> (H, W) bool made of ``block`` x ``block`` cells (majority vote)."""
     h, w = mask.shape
     hp, wp = -(-h // block) * block, -(-w // block) * block
-    padded = np.zeros((hp, wp), np.float32)
-    padded[:h, :w] = mask
-    cells = padded.reshape(hp // block, block, wp // block, block).mean(axis=(1, 3)) >= 0.5
+    ones = np.zeros((2, hp, wp), np.float32)  # pixel values and which pixels exist
+    ones[0, :h, :w] = mask
+    ones[1, :h, :w] = 1.0
+    sums = ones.reshape(2, hp // block, block, wp // block, block).sum(axis=(2, 4))
+    cells = sums[0] * 2 >= sums[1]
     return np.repeat(np.repeat(cells, block, axis=0), block, axis=1)[:h, :w]
 
 
@@ -325,7 +378,7 @@ def _coarsen_instance(inst: dict[str, Any], room: int) -> dict[str, Any]:
             return new
         block *= 2
     box = np.zeros((h, w), bool)  # last resort: the filled box (always a few bytes)
-    x1, y1, x2, y2 = (int(round(v)) for v in inst["bbox"])
+    x1, y1, x2, y2 = (round(float(v)) for v in inst["bbox"])
     box[max(0, y1):max(0, y2), max(0, x1):max(0, x2)] = True
     return {**inst, "mask": encode_masks(box[None])[0], "mask_coarsened": -1}
 
@@ -396,35 +449,33 @@ def _is_permanent(exc: BaseException) -> bool:
         "AuthenticationFailedError", "SaslAuthenticationFailedError",
         "InvalidRequiredAcksError", "UnsupportedVersionError")
         if hasattr(ke, name))
-    return isinstance(exc, permanent) or isinstance(exc, (TypeError, ValueError))
+    return isinstance(exc, (*permanent, TypeError, ValueError))
 
 
 def _err(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
+    text, name = str(exc), type(exc).__name__
+    return text if text.startswith(name) else f"{name}: {text}"
 
 
 class KafkaSink:
     """Publishes ``FrameResult``s to Kafka, at least once (see the module docstring).
 
     Args:
-        config: the settings; alternatively pass ``KafkaSinkConfig`` fields as keywords.
-        producer_factory: builds a producer from kafka-python keyword arguments (tests).
+        config: the settings; keyword arguments (``KafkaSinkConfig`` fields) override them or,
+            without ``config``, build it.
 
     Raises:
         SinkError: the broker cannot be reached within ``connect_timeout_s``.
         ConfigError: invalid settings or the password variable is missing.
     """
 
-    def __init__(self, config: KafkaSinkConfig | None = None, *,
-                 producer_factory: Any = None, **fields: Any) -> None:
+    def __init__(self, config: KafkaSinkConfig | None = None, **fields: Any) -> None:
         if config is None:
             config = KafkaSinkConfig(**fields)
         elif fields:
             config = dataclasses.replace(config, **fields)
         self.config = config
-        if producer_factory is None:
-            from kafka import KafkaProducer as producer_factory
-        self._factory = producer_factory
+        _check_codec(config.compression)
         self._budget = config.max_request_size - RECORD_OVERHEAD
         self._tracks = TrackEvents(config.track_end_frames)
         self._cond = threading.Condition(threading.RLock())
@@ -445,7 +496,11 @@ class KafkaSink:
                        "bytes": 0, "oversize": 0, "parts": 0, "coarsened": 0,
                        "track_events": 0, "recoveries": 0, "blocked_s": 0.0}
         self._producer = self._connect(first=True)
-        self._ensure_topics()
+        try:
+            self._ensure_topics()
+        except BaseException:
+            _close_producer(self._producer, 0.0)
+            raise
 
     # -- public API ------------------------------------------------------------------------
     @property
@@ -542,10 +597,10 @@ class KafkaSink:
                 _close_producer(producer, 5.0 if delivered else 0.0)
             log.info("kafka sink %s closed: %s", self.config.topic, self.stats)
 
-    def __enter__(self) -> KafkaSink:
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __repr__(self) -> str:
@@ -584,14 +639,21 @@ class KafkaSink:
         kwargs = {**cfg.producer_kwargs(), **cfg.security.client_kwargs()}
         if not first:  # a recovery must not stall the writer for long
             kwargs["bootstrap_timeout_ms"] = int(min(cfg.connect_timeout_s, 2.0) * 1000)
+        from kafka import KafkaProducer
+
         try:
-            producer = self._factory(**kwargs)
-        except Exception as exc:  # noqa: BLE001 - kafka-python raises many types
+            producer = KafkaProducer(**kwargs)
+        except Exception as exc:
             msg = (f"kafka topic {cfg.topic!r}: cannot connect to {cfg.bootstrap_servers} "
                    f"within {kwargs['bootstrap_timeout_ms'] / 1000:.1f} s: {_err(exc)}")
             raise SinkError(msg) from exc
-        pconf = getattr(producer, "config", {})
-        self.idempotent = bool(pconf.get("enable_idempotence", False))
+        self.idempotent = bool(producer.config.get("enable_idempotence", False))
+        if (cfg.enable_idempotence and not self.idempotent and cfg.max_in_flight is None
+                and kwargs["max_in_flight_requests_per_connection"] > 1):
+            # the broker refused idempotence: one request in flight keeps per-stream order
+            _close_producer(producer, 1.0)
+            kwargs["max_in_flight_requests_per_connection"] = 1
+            producer = KafkaProducer(**kwargs)
         if first:
             log.info("kafka sink -> %s topic %s (tracks %s): acks=all idempotent=%s "
                      "compression=%s max_request_size=%d", cfg.bootstrap_servers, cfg.topic,
@@ -618,7 +680,7 @@ class KafkaSink:
                     continue
                 with contextlib.suppress(TopicAlreadyExistsError):
                     admin.create_topics([NewTopic(topic, cfg.topic_partitions, 1)])
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise SinkError(f"kafka topic {cfg.topic!r}: cannot create topics: {_err(exc)}"
                             ) from exc
         finally:
@@ -688,11 +750,12 @@ class KafkaSink:
         self._pump()
 
     def _recover(self) -> None:
-        old, self._producer = self._producer, None
+        with self._cond:
+            old, self._producer = self._producer, None
+            self._gen += 1  # errors from the old producer's abandoned batches are ignored
+            n = len(self._pending)
         if old is not None:
             _close_producer(old, 0.0)
-        with self._cond:
-            n = len(self._pending)
         log.warning("kafka sink: producer failed (%s); reconnecting to re-send %d "
                     "unacknowledged records", self._last_error or "?", n)
         try:
@@ -705,7 +768,6 @@ class KafkaSink:
             return
         with self._cond:
             self._producer = producer
-            self._gen += 1
             self._needs_recovery = False
             resend = [s for s in self._pending if self._pending[s].gen >= 0]
             self._unsent = collections.deque(sorted(self._pending))
@@ -770,13 +832,24 @@ class KafkaSink:
             self._cond.notify_all()
 
 
+def _check_codec(codec: str) -> None:
+    """``ConfigError`` if kafka-python lacks the library for ``codec``."""
+    from kafka import codec as kcodec
+
+    needs = {"lz4": (kcodec.has_lz4, "lz4"), "zstd": (kcodec.has_zstd, "zstandard"),
+             "snappy": (kcodec.has_snappy, "python-snappy")}
+    if codec in needs and not needs[codec][0]():
+        raise ConfigError(f"compression={codec!r} needs the {needs[codec][1]} package "
+                          f"(pip install {needs[codec][1]}), or choose compression: gzip")
+
+
 def _close_producer(producer: Any, timeout_s: float) -> None:
     """Close a producer; with ``timeout_s`` 0 abandon its unsent batches at once."""
     try:
         producer.close(timeout=timeout_s)
         return
-    except Exception:  # noqa: BLE001 - kafka-python's close(0) raises if batches remain
-        pass
+    except Exception as exc:  # noqa: BLE001 - kafka-python's close(0) raises if batches remain
+        log.debug("producer close(%s): %s; forcing it", timeout_s, exc)
     sender = getattr(producer, "_sender", None)  # force the close that close(0) skipped
     with contextlib.suppress(Exception):
         if sender is not None:

@@ -196,6 +196,6 @@ def put_latest(q: queue.Queue, item, stats: dict) -> None:
 
 
 def _live_stream_id(uri: str) -> str:
-    u = uri.split("://", 1)[-1].rstrip("/")
-    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in u)
-    return safe[-48:] or "camera"
+    from streams.sinks import safe_name
+
+    return safe_name(uri.split("://", 1)[-1].rstrip("/"))[-48:] or "camera"

@@ -25,6 +25,11 @@ class SinkError(RuntimeError):
     """A sink could not deliver; the message names the destination."""
 
 
+def safe_name(stream_id: str) -> str:
+    """A stream id as a file name: anything but letters, digits, ``-_.`` becomes ``_``."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in stream_id)
+
+
 @runtime_checkable
 class Sink(Protocol):
     def write(self, result: FrameResult) -> None: ...
@@ -67,8 +72,7 @@ class JsonlSink:
         self._count = 0
 
     def path_for(self, stream_id: str) -> Path:
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in stream_id)
-        return self.output_dir / f"{safe}.jsonl"
+        return self.output_dir / f"{safe_name(stream_id)}.jsonl"
 
     def _file(self, stream_id: str):
         f = self._files.get(stream_id)
@@ -159,8 +163,7 @@ class OverlayVideoSink:
         self._fps[stream_id] = fps
 
     def path_for(self, stream_id: str) -> Path:
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in stream_id)
-        return self.output_dir / f"{safe}.overlay.mp4"
+        return self.output_dir / f"{safe_name(stream_id)}.overlay.mp4"
 
     def write(self, result: FrameResult) -> None:  # no image: nothing to draw on
         pass

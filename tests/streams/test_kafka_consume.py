@@ -78,6 +78,12 @@ def test_assembler_dedups_and_counts():
     out = [a.add(v) for v in vals + vals[:2]]
     assert [o is not None for o in out] == [True, True, True, False, False]
     assert a.duplicates == 2 and a.streams["d"].duplicates == 2 and a.streams["d"].missing == 0
+    size_not_a_list = (b'{"schema":"vis.frame/1","stream_id":"d","frame_index":9,'
+                       b'"timestamp_ms":0,"keyframe":true,"width":4,"height":4,"instances":'
+                       b'[{"class_id":1,"score":1,"bbox":[0,0,1,1],"mask":{"size":4}}]}')
+    weird = [size_not_a_list, b"[" * 100000, b"null"]
+    assert all(a.add(v, b"d") is None for v in weird)
+    assert a.malformed == len(weird) and a.streams["d"].malformed == len(weird)
     b = FrameAssembler(dedup=False)
     assert all(b.add(v) is not None for v in vals + vals[:2])
     assert b.add(None) is None and b.malformed == 1
