@@ -215,7 +215,7 @@ class StreamRun:
         else:
             self.source = open_source(uri, stream_id=stream_id, fps=cfg.fps)
         self.stream_id = self.source.stream_id
-        if cfg.sinks.jsonl and not self.live:
+        if cfg.sinks.jsonl:  # a fresh start empties the file; a resume keeps what it resumes from
             kept = cut_jsonl(jsonl, self.resume_from)
             if self.resume_from >= 0:
                 log.info("%s: resuming after frame %d (%d results kept)", self.stream_id,
@@ -477,8 +477,8 @@ def run(cfg: PipelineConfig, *, progress: bool = True, stop: threading.Event | N
     if cfg.resume:
         keep = to_mapping(cfg)
         for k in ("source", "sources", "stream_id", "output", "resume", "queue_size",
-                  "parallel_streams", "sinks"):
-            keep.pop(k, None)
+                  "parallel_streams", "checkpoint_every", "live", "sinks"):
+            keep.pop(k, None)  # settings that cannot change a stream's results
         store = CheckpointStore(out_dir, config_hash(keep))
         if restart:
             for _, sid in inputs:

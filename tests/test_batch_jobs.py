@@ -44,6 +44,25 @@ def test_three_streams_batched_with_independent_ids(tmp_path):
         assert ids and ids[0] == 1 and ids[-1] < 12  # each stream counts its own ids from 1
 
 
+def test_round_robin_serves_every_stream_in_turn(tmp_path):
+    from streams.sinks import MemorySink
+
+    short, long_ = make_videos(tmp_path / "a", 1, frames=8)[0], make_videos(tmp_path / "b", 1, frames=24)[0]
+    long_ = long_.rename(tmp_path / "b" / "long.mp4")
+    sink = MemorySink()
+    cfg = load_config("configs/demo.yaml", ["keyframes.interval=4", "parallel_streams=2",
+                                            "sinks.overlay=false", "sinks.jsonl=false"],
+                      sources=[str(long_), str(short)], output=str(tmp_path / "out"))
+    assert run(cfg, progress=False, extra_sinks=[sink]).exit_code == 0
+    order = [r.stream_id for r in sink.results]
+    assert len(order) == 32
+    first = order[:16]  # while both run, neither waits for the other to finish
+    assert 6 <= first.count("cam0") <= 10
+    runs = [len(r) for o in ("a", "b") for r in
+            "".join("a" if x == "long" else "b" for x in first).split(o) if r]
+    assert max(runs) <= 3  # a stream waits at most a few turns
+
+
 def test_folder_with_bad_files_reports_and_skips_them(tmp_path, capsys):
     folder = tmp_path / "in"
     make_videos(folder, 1)
