@@ -49,7 +49,7 @@ def main() -> None:
                           "sinks.jsonl=false", "live.report_every_s=0"], sources=[url],
                           output="/tmp/vis-live-bench")
         stop, box = threading.Event(), {}
-        t = threading.Thread(target=lambda: box.update(s=run(cfg, progress=False, stop=stop)))
+        t = threading.Thread(target=lambda c=cfg, st=stop, b=box: b.update(s=run(c, progress=False, stop=st)))
         t.start()
         time.sleep(a.seconds)
         stop.set()

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 
-import pytest
 
 from run_pipeline import load_config, main, run
 from tests.conftest import ROOT

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from run_pipeline import main
-from tests.conftest import ROOT, SAMPLE_GT, SAMPLE_VIDEO
+from tests.conftest import ROOT, SAMPLE_GT
 from vis.data.mots import format_lines, read_mots_by_frame
 from vis.schema import decode_record
 
