@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import logging
 import math
 import sys
@@ -128,7 +129,7 @@ def main() -> None:
         train(args)
     ap = evaluate_ap(args.out, args.eval_images, seed=10_000 + args.seed)
     log.info("held-out AP: %s", json.dumps(ap))
-    args.eval_json.write_text(json.dumps({"checkpoint": str(args.out), "images": args.eval_images,
+    args.eval_json.write_text(json.dumps({"checkpoint": os.path.relpath(args.out), "images": args.eval_images,
                                           **ap}, indent=2) + "\n")
 
 
