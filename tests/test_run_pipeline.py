@@ -119,9 +119,10 @@ def test_demo_sample_end_to_end_ids_stable_and_masks_on_target(tmp_path, capsys)
     assert sum(r.keyframe for r in results) == 30
     assert (out / "sample.overlay.mp4").stat().st_size > 10_000
     q = match_quality(results, read_mots_by_frame(SAMPLE_GT))
-    assert q["coverage"] >= 0.75, q["coverage"]
-    assert q["mean_iou"] >= 0.75, q["mean_iou"]
-    assert q["switches"] <= 3, {k: Counter(v) for k, v in q["ids"].items()}
+    # measured with the shipped model: coverage 0.96, mean IoU 0.90, 0 switches
+    assert q["coverage"] >= 0.9, q["coverage"]
+    assert q["mean_iou"] >= 0.85, q["mean_iou"]
+    assert q["switches"] <= 1, {k: Counter(v) for k, v in q["ids"].items()}
     s = json.loads(summary.read_text())
     assert s["frames"] == 150 and s["keyframes"] == 30 and s["exit_code"] == 0
     assert {"decode", "detect", "flow", "propagate", "track", "sink"} <= set(s["stage_seconds"])
