@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 from vis.types import Frame
 
@@ -167,8 +166,3 @@ def open_source(uri: str, *, stream_id: str | None = None, fps: float = 25.0):
     if p.is_dir():
         return ImageFolderSource(p, fps=fps, stream_id=stream_id)
     return VideoFileSource(p, stream_id=stream_id)
-
-
-def read_all(source) -> list[np.ndarray]:
-    """All frames' images of a source (tests and tools; unbounded, small inputs only)."""
-    return [f.image for f in source]

@@ -53,11 +53,6 @@ class StageTimer:
         p50, p99 = np.percentile(np.fromiter(xs, float), [50, 99])
         return float(p50 * 1000), float(p99 * 1000)
 
-    def merge(self, other: StageTimer) -> None:
-        for k, v in other.seconds.items():
-            self.seconds[k] += v
-            self.calls[k] += other.calls[k]
-
 
 @dataclasses.dataclass(frozen=True)
 class KeyframeConfig:

@@ -10,6 +10,8 @@ import dataclasses
 
 import numpy as np
 
+from vis.ops.boxes import mask_to_box
+
 
 @dataclasses.dataclass(frozen=True)
 class BoxMask:
@@ -66,13 +68,8 @@ class BoxMask:
 
     def tight_box(self) -> np.ndarray | None:
         """(4,) float32 x1 y1 x2 y2 of the binary mask in image pixels, None if empty."""
-        b = self.bits
-        rows = np.flatnonzero(b.any(axis=1))
-        if len(rows) == 0:
-            return None
-        cols = np.flatnonzero(b.any(axis=0))
-        return np.array([self.x0 + cols[0], self.y0 + rows[0],
-                         self.x0 + cols[-1] + 1, self.y0 + rows[-1] + 1], np.float32)
+        box = mask_to_box(self.bits)
+        return None if box is None else box + np.array([self.x0, self.y0, self.x0, self.y0], np.float32)
 
     def to_full(self) -> np.ndarray:
         """(H, W) bool full-image mask."""
@@ -80,21 +77,6 @@ class BoxMask:
         out[self.y0:self.y1, self.x0:self.x1] = self.bits
         return out
 
-    def window(self, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
-        """The binary mask inside image window [x0, x1) x [y0, y1) (must lie inside the crop)."""
-        return self.bits[y0 - self.y0:y1 - self.y0, x0 - self.x0:x1 - self.x0]
-
-
-def full_masks_to_boxmasks(masks: np.ndarray, boxes: np.ndarray) -> list[BoxMask]:
-    """(N, H, W) bool masks with their (N, 4) boxes -> N ``BoxMask`` views (no full copy)."""
-    h, w = masks.shape[1:]
-    out = []
-    for m, b in zip(masks, boxes):
-        x0, y0 = int(max(np.floor(b[0]), 0)), int(max(np.floor(b[1]), 0))
-        x1, y1 = int(min(np.ceil(b[2]), w)), int(min(np.ceil(b[3]), h))
-        x1, y1 = max(x1, x0), max(y1, y0)
-        out.append(BoxMask(x0, y0, m[y0:y1, x0:x1].astype(np.float32), (h, w)))
-    return out
 
 
 def overlapping_pairs(a: list[BoxMask], b: list[BoxMask]) -> np.ndarray:

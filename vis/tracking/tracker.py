@@ -305,7 +305,3 @@ class Tracker:
         for t in self.tracks:
             t.state = TrackState.REMOVED
         self.tracks = []
-
-    @property
-    def live_tracks(self) -> list[Track]:
-        return [t for t in self.tracks if t.state is not TrackState.REMOVED]
