@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -47,6 +48,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--videos", type=int, default=4)
     ap.add_argument("--frames", type=int, default=100)
+    ap.add_argument("--intervals", type=int, nargs="+", default=[1, 10])
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     a = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="vis-par-"))
@@ -57,7 +59,7 @@ def main() -> None:
         videos.append(v)
     total = a.videos * a.frames
     rows = []
-    for n in (1, 10):
+    for n in a.intervals:
         k = f"keyframes.interval={n}"
         variants = {
             "1 process, torch threads=1, 1 stream at a time": [pipeline(videos, tmp / "a", [k, "detector.threads=1"])],
@@ -72,17 +74,23 @@ def main() -> None:
             secs = timed(cmds)
             fps = total / secs
             base = base or fps
+            load = os.getloadavg()[0]
             rows.append({"interval": n, "variant": name, "seconds": round(secs, 2),
-                         "fps": round(fps, 2), "vs_first": round(fps / base, 2)})
+                         "fps": round(fps, 2), "vs_first": round(fps / base, 2),
+                         "load_avg_1min_after": round(load, 2)})
             print(rows[-1], flush=True)
     a.out.mkdir(parents=True, exist_ok=True)
     meta = {"videos": a.videos, "frames_each": a.frames, "resolution": "640x360",
             "model": "demo tiny_fpn", "date": time.strftime("%Y-%m-%d"), "cores": 2}
     (a.out / "parallelism.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
-    md = ["| keyframe interval | variant | seconds | fps | vs threads=1 |", "|---|---|---|---|---|"]
-    md += [f"| {r['interval']} | {r['variant']} | {r['seconds']} | {r['fps']} | {r['vs_first']}x |" for r in rows]
+    md = ["| keyframe interval | variant | seconds | fps | vs threads=1 | load after |",
+          "|---|---|---|---|---|---|"]
+    md += [f"| {r['interval']} | {r['variant']} | {r['seconds']} | {r['fps']} | {r['vs_first']}x | "
+           f"{r['load_avg_1min_after']} |" for r in rows]
     (a.out / "parallelism.md").write_text(
-        f"{a.videos} videos x {a.frames} frames, 640x360, demo model, 2 cores, {meta['date']}\n\n" + "\n".join(md) + "\n")
+        f"{a.videos} videos x {a.frames} frames, 640x360, demo model, 2 cores, {meta['date']}. "
+        "A 1-minute load average above ~2.5 after a row means another process shared the "
+        "cores: rerun that row.\n\n" + "\n".join(md) + "\n")
     print("\n".join(md))
 
 
