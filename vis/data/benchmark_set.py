@@ -112,18 +112,17 @@ class ScenarioRenderer(SceneRenderer):
         self._occluder_pixels = [self._occluder_texture(o) for o in scenario.occluders]
 
     def _occluder_texture(self, occ: Occluder) -> np.ndarray:
-        """Grey-brown bricks: textured (flow has something to hold on to), unlike any object."""
+        """Grey blotchy plaster: textured (flow has something to hold on to) but without the
+        straight edges and flat colour patches of the object classes (a brick pattern was
+        detected as a column of boxes)."""
         h, w = occ.y1 - occ.y0, occ.x1 - occ.x0
         rng = np.random.default_rng([self.cfg.seed, occ.x0, occ.y0])
-        base = np.array([92, 104, 118], np.float32) + rng.normal(0, 4, 3).astype(np.float32)
-        img = np.tile(base, (h, w, 1))
-        for y in range(0, h, 14):
-            cv2.line(img, (0, y), (w, y), (70, 78, 88), 1)
-            shift = 0 if (y // 14) % 2 == 0 else 11
-            for x in range(shift, w, 22):
-                cv2.line(img, (x, y), (x, min(y + 14, h)), (70, 78, 88), 1)
-        fine = cv2.GaussianBlur(rng.random((h, w)).astype(np.float32), (0, 0), 1.2)
-        return np.clip(img + (fine[..., None] - 0.5) * 30, 0, 255).astype(np.float32)
+        low = cv2.resize(rng.random((max(2, h // 24), max(2, w // 24))).astype(np.float32),
+                         (w, h), interpolation=cv2.INTER_CUBIC)
+        fine = cv2.GaussianBlur(rng.random((h, w)).astype(np.float32), (0, 0), 1.5)
+        grey = 105 + 35 * (low - 0.5) + 25 * (fine - 0.5)
+        tint = np.array([1.0, 1.02, 1.05], np.float32)
+        return np.clip(grey[..., None] * tint, 0, 255).astype(np.float32)
 
     def _activate(self, index: int) -> None:
         """Add the scripted objects whose ``first_frame`` is ``index``."""
@@ -228,9 +227,9 @@ def benchmark_scenarios(scale: int = 1) -> list[Scenario]:
         sets = [
             _crossing(seed + 1, jitter),
             _long_occlusion(seed + 2, jitter),
-            Scenario("crowd", "22 instances in one frame, 15+ of them overlapping",
-                     SceneConfig(width=W, height=H, n_frames=100, seed=seed + 3, n_objects=22,
-                                 max_objects=22, spawn_rate=0.0, size_range=(22.0, 38.0),
+            Scenario("crowd", "25 instances in one frame, about 20 of them overlapping",
+                     SceneConfig(width=W, height=H, n_frames=100, seed=seed + 3, n_objects=25,
+                                 max_objects=25, spawn_rate=0.0, size_range=(24.0, 38.0),
                                  speed_range=(1.0, 3.0), bounce_fraction=1.0, noise_sigma=3.0,
                                  blur_prob=0.05)),
             Scenario("fast_motion", "10-16 px/frame motion with motion blur",

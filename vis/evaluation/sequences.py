@@ -115,14 +115,16 @@ def read_jsonl(path: str | Path) -> TrackSequence:
             try:
                 rec = validate_record(json.loads(line))
             except (json.JSONDecodeError, SchemaError) as exc:
-                raise EvaluationError(f"{path} line {n}: not a vis.frame/1 record ({exc})") from None
+                raise EvaluationError(
+                    f"{path} line {n}: not a vis.frame/1 record ({exc})") from None
             f = rec["frame_index"]
             seq.size = (rec["height"], rec["width"])
             seq.n_records += 1
             if rec["keyframe"]:
                 seq.keyframes.add(f)
             seq.frames[f] = [Instance(int(i.get("track_id", -1)), int(i["class_id"]),
-                                      float(i["score"]), _rle(i["mask"]["size"], i["mask"]["counts"]))
+                                      float(i["score"]),
+                                      _rle(i["mask"]["size"], i["mask"]["counts"]))
                              for i in rec["instances"]]
     return seq
 
@@ -208,7 +210,8 @@ def resolve_overlaps(instances: list[Instance]) -> list[Instance]:
     np.fill_diagonal(iou, 0.0)
     if not (iou > 0).any():
         return list(instances)
-    order = sorted(range(len(instances)), key=lambda k: (-instances[k].score, instances[k].track_id))
+    order = sorted(range(len(instances)),
+                   key=lambda k: (-instances[k].score, instances[k].track_id))
     h, w = rles[0]["size"]
     taken = np.zeros((h, w), bool)
     kept: dict[int, Instance] = {}
