@@ -4,9 +4,11 @@
     python -m bench.embedders --kinds gtnoise --intervals 5
 
 Runs our pipeline on precomputed detections (``bench.detections``) with
-``detector.embedder: box_head`` (demo weights: the Mask R-CNN backbone + box head run on the
-given boxes) and ``histogram`` (hue-saturation-value histogram inside each mask, no
-network), at keyframe intervals 5 and 10, configs/demo.yaml otherwise. Scored by IDF1,
+``detector.embedder: histogram`` (hue-saturation-value histogram inside each mask, no
+network), ``box_head`` (demo weights: the Mask R-CNN backbone + box head run on the given
+boxes, fused with the histogram as ``detector.appearance: fused``, the default) and
+``box_head_only`` (``appearance: box_head``: the box head alone), at keyframe intervals 5 and
+10, configs/demo.yaml otherwise. Scored by IDF1,
 HOTA/AssA and ID switches (one TrackEval call per detection kind); the embedding cost is the
 pipeline's ``detect`` stage (reading the record + embedding) per keyframe.
 
@@ -22,7 +24,7 @@ from pathlib import Path
 
 from bench.common import DATA, ensure_set, setup_logging, write_report
 from bench.detections import ensure_detections
-from bench.peers import run_ours
+from bench.peers import EMBEDDERS, run_ours
 from vis.evaluation.benchmark import evaluate, load_ground_truth, load_predictions
 from vis.evaluation.tables import markdown_table
 
@@ -36,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scale", type=int, default=1)
     p.add_argument("--kinds", nargs="+", default=["gtnoise", "model"], choices=["model", "gtnoise"])
     p.add_argument("--intervals", type=int, nargs="+", default=[5, 10])
-    p.add_argument("--embedders", nargs="+", default=["histogram", "box_head"])
+    p.add_argument("--embedders", nargs="+", default=["histogram", "box_head", "box_head_only"],
+                   choices=list(EMBEDDERS))
     p.add_argument("--only", nargs="+")
     p.add_argument("--name", default="embedders")
     a = p.parse_args(argv)

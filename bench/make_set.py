@@ -87,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", nargs="*", help="write only these sequences")
     a = p.parse_args(argv)
     m = write_set(a.out, a.scale, a.only)
-    print(f"wrote {len(m['sequences'])} sequences to {a.out}")
+    n = len(a.only) if a.only else len(m["sequences"])
+    print(f"wrote {n} sequence(s) to {a.out} ({len(m['sequences'])} in its manifest)")
     return 0
 
 

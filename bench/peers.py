@@ -56,7 +56,14 @@ log = logging.getLogger("bench.peers")
 
 PEERS_PY = ROOT / "bench" / ".venv-peers" / "bin" / "python"
 PEERS = ("boxmot_bytetrack", "boxmot_ocsort", "boxmot_botsort", "rf_bytetrack", "norfair")
-LABELS = {"ours_histogram": "ours (histogram emb.)", "ours_box_head": "ours (box-head emb.)",
+#: precomputed embedder name -> config overrides (``box_head`` honours ``detector.appearance``:
+#: ``fused`` = box head + mask colour histogram, the default; ``box_head_only`` = box head alone)
+EMBEDDERS = {"histogram": ["detector.embedder=histogram"],
+             "box_head": ["detector.embedder=box_head", "detector.appearance=fused"],
+             "box_head_only": ["detector.embedder=box_head", "detector.appearance=box_head"]}
+LABELS = {"ours_histogram": "ours (histogram emb.)",
+          "ours_box_head": "ours (box-head+histogram emb.)",
+          "ours_box_head_only": "ours (box-head emb.)",
           "boxmot_bytetrack": "boxmot ByteTrack", "boxmot_ocsort": "boxmot OC-SORT",
           "boxmot_botsort": "boxmot BoT-SORT (no ReID)", "rf_bytetrack": "Roboflow ByteTrack",
           "norfair": "norfair (IoU)"}
@@ -126,7 +133,7 @@ def run_ours(kind: str, dets: Path, data: Path, only: list[str] | None, embedder
         d = TMP / "peers" / kind / f"ours_{emb}{tag}"
         timing = run_on_set(
             data, d, ["detector.type=precomputed", f"keyframes.interval={interval}",
-                      f"detector.embedder={emb}", "detector.weights=demo"],
+                      *EMBEDDERS[emb], "detector.weights=demo"],
             only=only, per_sequence_overrides=lambda s: [f"detector.path={dets / s}.jsonl"])
         out[f"ours_{emb}"] = (d, timing)
     return out
@@ -165,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kinds", nargs="+", default=["model", "gtnoise"],
                    choices=["model", "gtnoise"])
     p.add_argument("--peers", nargs="+", default=list(PEERS))
-    p.add_argument("--embedders", nargs="+", default=["histogram", "box_head"])
+    p.add_argument("--embedders", nargs="+", default=["histogram", "box_head"],
+                   choices=list(EMBEDDERS))
     p.add_argument("--only", nargs="+")
     p.add_argument("--name", default="peers")
     a = p.parse_args(argv)
