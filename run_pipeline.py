@@ -312,6 +312,7 @@ class StreamRun:
             "tracks": self.processor.tracker.total_started, "corrupt_frames": stats["corrupt"],
             "truncated": bool(stats["truncated"]), "dropped_frames": self.dropped["dropped"],
             "reconnects": stats.get("reconnects", 0), "resumed_after_frame": self.resume_from,
+            "rtsp_transport": getattr(self.source, "transport", None),
             "seconds": round(self.seconds, 3),
             "fps": round(self.processor.frames / self.seconds, 3) if self.seconds > 0 else 0.0,
             "latency_ms_p50": round(p50, 1), "latency_ms_p99": round(p99, 1),

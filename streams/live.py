@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import queue
 import random
 import threading
@@ -27,6 +28,12 @@ from vis.config import require
 from vis.types import Frame
 
 log = logging.getLogger(__name__)
+
+RTSP_TRANSPORTS = ("auto", "tcp", "udp")
+_CAPTURE_OPTIONS = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
+# OpenCV reads FFmpeg's options from one process-wide variable when a capture opens, so RTSP
+# opens (which set the transport there) happen one at a time.
+_open_lock = threading.Lock()
 
 LIVE_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
 
@@ -48,6 +55,9 @@ class LiveConfig:
     give_up_after_s: stop the stream after being disconnected this long (0 = never).
     max_gap_ms: tracks survive a gap in the stream up to this long; longer gaps end them.
     report_every_s: period of the per-stream status log line (0 = off).
+    rtsp_transport: how RTSP media travels: ``tcp`` (interleaved in the RTSP connection),
+        ``udp`` (RTP over UDP), or ``auto`` (try TCP, then UDP; the one that worked is tried
+        first on reconnects).
     """
 
     buffer_frames: int = 2
@@ -58,13 +68,27 @@ class LiveConfig:
     give_up_after_s: float = 0.0
     max_gap_ms: float = 2000.0
     report_every_s: float = 10.0
+    rtsp_transport: str = "auto"
 
     def __post_init__(self) -> None:
+        require(self.rtsp_transport in RTSP_TRANSPORTS, "live.rtsp_transport", self.rtsp_transport,
+                f"must be one of {', '.join(RTSP_TRANSPORTS)}")
         require(self.buffer_frames >= 1, "live.buffer_frames", self.buffer_frames, "must be >= 1")
         require(self.connect_timeout_s > 0, "live.connect_timeout_s", self.connect_timeout_s, "must be > 0")
         require(self.read_timeout_s > 0, "live.read_timeout_s", self.read_timeout_s, "must be > 0")
         require(0 < self.backoff_initial_s <= self.backoff_max_s, "live.backoff_initial_s",
                 self.backoff_initial_s, "must be > 0 and <= live.backoff_max_s")
+
+
+def capture_options(existing: str | None, transport: str) -> str:
+    """OpenCV's FFmpeg option string (``key;value|key;value``) with ``rtsp_transport`` set.
+
+    Options the user put in ``OPENCV_FFMPEG_CAPTURE_OPTIONS`` are kept; only the transport is
+    replaced.
+    """
+    kept = [kv for kv in (existing or "").split("|")
+            if kv.strip() and kv.split(";", 1)[0].strip() != "rtsp_transport"]
+    return "|".join([*kept, f"rtsp_transport;{transport}"])
 
 
 def backoff_delays(initial: float, maximum: float, rng: random.Random) -> Iterator[float]:
@@ -98,6 +122,7 @@ class LiveSource:
                       "dropped": 0, "stalls": 0}
         self._rng = random.Random(seed)
         self._cap: cv2.VideoCapture | None = None
+        self.transport: str | None = None  # the RTSP transport that connected
         self._t0 = time.monotonic()
         deadline = time.monotonic() + self.config.connect_timeout_s
         delays = backoff_delays(self.config.backoff_initial_s, self.config.backoff_max_s, self._rng)
@@ -113,13 +138,43 @@ class LiveSource:
             self.stop.wait(wait)
 
     def _open(self) -> cv2.VideoCapture | None:
+        if not self.uri.strip().lower().startswith(("rtsp://", "rtsps://")):
+            return self._open_capture(None)
+        wanted = self.config.rtsp_transport
+        order = ["tcp", "udp"] if wanted == "auto" else [wanted]
+        if self.transport in order:  # what worked last time first
+            order.remove(self.transport)
+            order.insert(0, self.transport)
+        for transport in order:
+            cap = self._open_capture(transport)
+            if cap is not None:
+                if self.transport != transport:
+                    log.info("stream %s: RTSP over %s", self.stream_id, transport.upper())
+                self.transport = transport
+                return cap
+        return None
+
+    def _open_capture(self, rtsp_transport: str | None) -> cv2.VideoCapture | None:
         c = self.config
         params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(c.read_timeout_s * 1000),
                   cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(c.read_timeout_s * 1000)]
         target = int(self.uri) if self.uri.strip().isdigit() else self.uri
         try:
-            cap = (cv2.VideoCapture(target, cv2.CAP_ANY, params) if isinstance(target, int)
-                   else cv2.VideoCapture(target, cv2.CAP_FFMPEG, params))
+            if isinstance(target, int):
+                cap = cv2.VideoCapture(target, cv2.CAP_ANY, params)
+            elif rtsp_transport is None:
+                cap = cv2.VideoCapture(target, cv2.CAP_FFMPEG, params)
+            else:
+                with _open_lock:
+                    before = os.environ.get(_CAPTURE_OPTIONS)
+                    os.environ[_CAPTURE_OPTIONS] = capture_options(before, rtsp_transport)
+                    try:
+                        cap = cv2.VideoCapture(target, cv2.CAP_FFMPEG, params)
+                    finally:
+                        if before is None:
+                            os.environ.pop(_CAPTURE_OPTIONS, None)
+                        else:
+                            os.environ[_CAPTURE_OPTIONS] = before
         except cv2.error:
             return None
         if not cap.isOpened():
