@@ -40,7 +40,13 @@ from streams.live import LiveConfig
 from streams.sinks import safe_name
 from vis.config import ConfigError, from_mapping, set_path, to_mapping
 from vis.detection.factory import DetectorConfig
-from vis.pipeline import KeyframeConfig, KeyframeSchedule, StageTimer, StreamProcessor
+from vis.pipeline import (
+    STATE_FORMAT,
+    KeyframeConfig,
+    KeyframeSchedule,
+    StageTimer,
+    StreamProcessor,
+)
 from vis.propagation import PropagationConfig
 from vis.tracking.tracker import TrackerConfig
 
@@ -480,6 +486,7 @@ def run(cfg: PipelineConfig, *, progress: bool = True, stop: threading.Event | N
         for k in ("source", "sources", "stream_id", "output", "resume", "queue_size",
                   "parallel_streams", "checkpoint_every", "live", "sinks"):
             keep.pop(k, None)  # settings that cannot change a stream's results
+        keep["state_format"] = STATE_FORMAT  # checkpoints of another tracker version are refused
         store = CheckpointStore(out_dir, config_hash(keep))
         if restart:
             for _, sid in inputs:

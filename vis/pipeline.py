@@ -21,6 +21,10 @@ from vis.propagation import PropagationConfig, Propagator
 from vis.tracking.tracker import Tracker, TrackerConfig
 from vis.types import Detections, Frame, FrameResult
 
+#: version of what ``StreamProcessor.snapshot`` holds; bump when the tracker's state changes
+#: shape, so that checkpoints of an older version are refused rather than misread
+STATE_FORMAT = 2
+
 
 class StageTimer:
     """Accumulates wall time per named stage, plus the latest ``keep`` samples for percentiles."""

@@ -116,6 +116,24 @@ def mask_iou(a: list[BoxMask], b: list[BoxMask]) -> np.ndarray:
     return out
 
 
+def suppress_duplicates(masks: list[BoxMask], scores: np.ndarray, max_iou: float) -> np.ndarray:
+    """Greedy non-maximum suppression on mask IoU, whatever the classes.
+
+    Returns:
+        Sorted indices of the masks kept: each dropped mask overlaps a kept, higher-scoring
+        one with IoU > ``max_iou``. ``max_iou >= 1`` keeps everything.
+    """
+    n = len(masks)
+    if n < 2 or max_iou >= 1.0:
+        return np.arange(n)
+    iou = mask_iou(masks, masks)
+    kept: list[int] = []
+    for i in np.argsort(-np.asarray(scores), kind="stable"):
+        if all(iou[i, k] <= max_iou for k in kept):
+            kept.append(int(i))
+    return np.array(sorted(kept), dtype=int)
+
+
 def clean_mask(prob: np.ndarray, *, min_area: int, threshold: float = 0.5) -> np.ndarray:
     """Binarise a soft mask, drop specks smaller than ``min_area`` and fill holes smaller than it.
 

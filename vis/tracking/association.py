@@ -57,7 +57,8 @@ def linear_assignment(cost: np.ndarray, max_cost: float) -> Match:
 
 def combined_cost(mask_iou: np.ndarray, emb_dist: np.ndarray, same_class: np.ndarray, *,
                   iou_weight: float, min_iou: float, max_emb_dist: float,
-                  geometry_ok: np.ndarray | None = None) -> np.ndarray:
+                  geometry_ok: np.ndarray | None = None,
+                  class_penalty: float | None = None) -> np.ndarray:
     """Weighted mix of (1 - mask IoU) and embedding distance, with gates on both.
 
     Args:
@@ -68,6 +69,7 @@ def combined_cost(mask_iou: np.ndarray, emb_dist: np.ndarray, same_class: np.nda
         min_iou: gate, pairs below it are forbidden unless ``geometry_ok`` allows them.
         max_emb_dist: gate, pairs above it are forbidden.
         geometry_ok: (N, M) bool, extra geometric evidence (e.g. the Kalman box overlaps).
+        class_penalty: added to the cost of pairs of different classes; None forbids them.
 
     Returns:
         (N, M) cost; ``GATED`` for forbidden pairs.
@@ -76,5 +78,9 @@ def combined_cost(mask_iou: np.ndarray, emb_dist: np.ndarray, same_class: np.nda
     geo = mask_iou >= min_iou
     if geometry_ok is not None:
         geo = geo | geometry_ok
-    allowed = same_class & geo & (emb_dist <= max_emb_dist)
+    allowed = geo & (emb_dist <= max_emb_dist)
+    if class_penalty is None:
+        allowed &= same_class
+    else:
+        cost = cost + np.where(same_class, 0.0, class_penalty)
     return np.where(allowed, cost, GATED)

@@ -8,9 +8,16 @@ them. ``update`` returns the confirmed instances of the frame with ``track_ids``
 Lifecycle (``TrackState``; transitions all in ``_transition``): a new detection starts a
 TENTATIVE track; it becomes CONFIRMED after ``confirm_hits`` keyframe matches (or at once with
 score >= ``confirm_score``); an unmatched or collapsed track becomes LOST; a LOST track
-matched again by appearance (re-identification) is CONFIRMED with its old id; LOST longer
-than ``max_age`` frames, or TENTATIVE and unmatched, it is REMOVED. Ids count up from 1 per
-tracker (per stream) and are never reused.
+matched again is CONFIRMED with its old id; LOST longer than ``max_age`` frames, or TENTATIVE
+and unmatched, it is REMOVED. Ids count up from 1 per tracker (per stream) and are never
+reused.
+
+A confirmed track missed on a keyframe *coasts*: for ``coast_keyframes`` keyframes it stays
+LOST (not output) with its mask still carried forward, and competes with the live tracks for
+the next keyframe's detections by mask IoU and appearance. A track lost longer, or whose mask
+collapsed, can only be re-identified by appearance near its Kalman-predicted position.
+A track's class is the score-weighted vote of its matched detections; with
+``class_penalty`` set, a detection of another class can continue a track at that extra cost.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ import numpy as np
 
 from vis.config import require
 from vis.ops.boxes import box_iou
-from vis.ops.masks import BoxMask, mask_iou
+from vis.ops.masks import BoxMask, mask_iou, suppress_duplicates
 from vis.propagation import smooth_mask
 from vis.tracking import kalman
 from vis.tracking.association import (
@@ -68,6 +75,11 @@ class TrackerConfig:
             of its Kalman-predicted position (plus its speed times frames lost).
         embedding_momentum: EMA momentum of a track's embedding.
         use_kalman: predict boxes with the Kalman filter (off: last box).
+        coast_keyframes: keyframes a missed confirmed track keeps its propagated mask for
+            matching (0 = drop it at once).
+        class_penalty: cost added to a pair whose classes differ; negative forbids such pairs.
+        duplicate_iou: a keyframe detection whose mask overlaps a higher-scoring one (of any
+            class) by more than this IoU is the same object and is dropped (1 = keep all).
     """
 
     iou_weight: float = 0.6
@@ -82,6 +94,9 @@ class TrackerConfig:
     reid_gate: float = 3.0
     embedding_momentum: float = 0.8
     use_kalman: bool = True
+    coast_keyframes: int = 1
+    class_penalty: float = 0.2
+    duplicate_iou: float = 0.5
 
     def __post_init__(self) -> None:
         require(0.0 <= self.iou_weight <= 1.0, "tracker.iou_weight", self.iou_weight, "must be in [0, 1]")
@@ -91,6 +106,14 @@ class TrackerConfig:
         require(0.0 <= self.embedding_momentum < 1.0, "tracker.embedding_momentum",
                 self.embedding_momentum, "must be in [0, 1)")
         require(self.max_cost > 0, "tracker.max_cost", self.max_cost, "must be > 0")
+        require(0.0 < self.duplicate_iou <= 1.0, "tracker.duplicate_iou", self.duplicate_iou,
+                "must be in (0, 1]")
+        require(self.coast_keyframes >= 0, "tracker.coast_keyframes", self.coast_keyframes,
+                "must be >= 0")
+
+    @property
+    def class_penalty_or_gate(self) -> float | None:
+        return None if self.class_penalty < 0 else self.class_penalty
 
 
 @dataclasses.dataclass
@@ -108,6 +131,12 @@ class Track:
     first_frame: int
     last_seen: int  # last frame with a keyframe match or a live propagated mask
     last_box: np.ndarray
+    class_votes: dict[int, float] = dataclasses.field(default_factory=dict)
+    misses: int = 0  # keyframes in a row without a match
+
+    def vote(self, class_id: int, score: float) -> None:
+        self.class_votes[class_id] = self.class_votes.get(class_id, 0.0) + score
+        self.class_id = max(self.class_votes, key=self.class_votes.get)
 
     def predicted_box(self) -> np.ndarray:
         return kalman.state_box(self.kf)
@@ -182,8 +211,13 @@ class Tracker:
                 if self.config.use_kalman:
                     kalman.update(t.kf, box)
 
-    def _lose(self, t: Track) -> None:
-        t.mask = None
+    def _lose(self, t: Track, *, coast: bool = False) -> None:
+        """Unmatched or collapsed: TENTATIVE ends, CONFIRMED becomes LOST; with ``coast`` a
+        missed track keeps its mask for ``coast_keyframes`` keyframes."""
+        t.misses += 1
+        if not (coast and t.state is not TrackState.TENTATIVE
+                and t.misses <= self.config.coast_keyframes):
+            t.mask = None
         _transition(t, TrackState.REMOVED if t.state is TrackState.TENTATIVE else TrackState.LOST)
 
     def _geometry_box(self, t: Track) -> np.ndarray:
@@ -194,11 +228,16 @@ class Tracker:
         h, w = dets.image_size
         det_masks = [BoxMask.from_full(m) or BoxMask(0, 0, np.zeros((0, 0), np.float32), (h, w))
                      for m in dets.masks]
-        active = [t for t in self.tracks if t.state in (TrackState.TENTATIVE, TrackState.CONFIRMED)]
+        keep = suppress_duplicates(det_masks, dets.scores, cfg.duplicate_iou)
+        if len(keep) < len(dets):
+            dets, det_masks = dets[keep], [det_masks[i] for i in keep]
+        # live tracks and coasting ones (LOST, mask still carried)
+        active = [t for t in self.tracks if t.state in (TrackState.TENTATIVE, TrackState.CONFIRMED)
+                  or (t.state is TrackState.LOST and t.mask is not None)]
         unmatched_dets = np.arange(len(dets))
         matched_tracks: set[int] = set()
 
-        # Stage 1: live tracks, mask IoU (predicted = warped mask) + appearance.
+        # Stage 1: live and coasting tracks, mask IoU (predicted = warped mask) + appearance.
         if active and len(dets):
             t_masks = [t.mask or BoxMask(0, 0, np.zeros((0, 0), np.float32), (h, w)) for t in active]
             iou = mask_iou(t_masks, det_masks)
@@ -207,7 +246,8 @@ class Tracker:
             kf_iou = box_iou(np.stack([self._geometry_box(t) for t in active]), dets.xyxy)
             cost = combined_cost(iou, emb, same, iou_weight=cfg.iou_weight, min_iou=cfg.min_iou,
                                  max_emb_dist=cfg.max_embedding_distance,
-                                 geometry_ok=kf_iou >= max(cfg.min_iou, 0.3))
+                                 geometry_ok=kf_iou >= max(cfg.min_iou, 0.3),
+                                 class_penalty=cfg.class_penalty_or_gate)
             m = linear_assignment(cost, cfg.max_cost)
             for r, c in m.pairs:
                 self._match(active[r], dets, int(c), frame_index)
@@ -215,7 +255,7 @@ class Tracker:
             unmatched_dets = m.unmatched_cols
         for t in active:
             if id(t) not in matched_tracks:
-                self._lose(t)
+                self._lose(t, coast=True)
 
         # Stage 2: re-identify LOST tracks by appearance near their predicted position.
         lost = [t for t in self.tracks if t.state is TrackState.LOST]
@@ -231,7 +271,11 @@ class Tracker:
                 reach = cfg.reid_gate * diag + (kalman.speed(t.kf) if cfg.use_kalman else 0.0) * (frame_index - t.last_seen)
                 dc = np.hypot(*(((sub.xyxy[:, :2] + sub.xyxy[:, 2:]) / 2) - centre).T)
                 near[i] = dc <= reach
-            cost = np.where(same & near & (dist <= cfg.reid_max_distance), dist, GATED)
+            if cfg.class_penalty < 0:
+                dist = np.where(same, dist, GATED)
+            else:
+                dist = dist + np.where(same, 0.0, cfg.class_penalty)
+            cost = np.where(near & (dist <= cfg.reid_max_distance), dist, GATED)
             m = linear_assignment(cost, cfg.reid_max_distance)
             for r, c in m.pairs:
                 self._match(lost[r], dets, int(unmatched_dets[c]), frame_index, reid=True)
@@ -258,6 +302,8 @@ class Tracker:
             t.embedding = (e / max(np.linalg.norm(e), 1e-9)).astype(np.float32)
         t.mask = new_mask
         t.score = float(dets.scores[c])
+        t.vote(int(dets.class_ids[c]), t.score)
+        t.misses = 0
         t.hits += 1
         t.last_seen = frame_index
         t.last_box = new_mask.tight_box()
@@ -273,7 +319,8 @@ class Tracker:
                   state=TrackState.TENTATIVE, kf=kalman.make_box_filter(dets.xyxy[c]), mask=mask,
                   embedding=dets.embeddings[c].astype(np.float32).copy(),
                   score=float(dets.scores[c]), hits=1, first_frame=frame_index,
-                  last_seen=frame_index, last_box=mask.tight_box())
+                  last_seen=frame_index, last_box=mask.tight_box(),
+                  class_votes={int(dets.class_ids[c]): float(dets.scores[c])})
         self._next_id += 1
         self.total_started += 1
         if t.score >= self.config.confirm_score or self.config.confirm_hits <= 1:

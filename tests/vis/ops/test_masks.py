@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import disk_mask
-from vis.ops.masks import BoxMask, clean_mask, mask_iou, overlapping_pairs
+from vis.ops.masks import BoxMask, clean_mask, mask_iou, overlapping_pairs, suppress_duplicates
 
 
 def brute_iou(a, b):
@@ -50,3 +50,16 @@ def test_clean_mask_removes_specks_and_fills_holes():
     out = clean_mask(prob, min_area=10)
     assert out[15, 15] and not out[35, 35]
     assert out.sum() == 25 * 25
+
+
+def test_suppress_duplicates_keeps_the_best_of_each_object_whatever_its_class():
+    h, w = 60, 80
+    a = disk_mask(h, w, 20, 30, 10)
+    a_again = disk_mask(h, w, 21, 30, 10)  # the same object detected twice (IoU ~0.9)
+    b = disk_mask(h, w, 60, 30, 10)
+    touching = disk_mask(h, w, 33, 30, 6)  # a neighbour overlapping a little
+    masks = [BoxMask.from_full(m) for m in (a, a_again, b, touching)]
+    scores = np.array([0.7, 0.9, 0.8, 0.6])
+    assert suppress_duplicates(masks, scores, 0.5).tolist() == [1, 2, 3]
+    assert suppress_duplicates(masks, scores, 1.0).tolist() == [0, 1, 2, 3]
+    assert suppress_duplicates(masks[:1], scores[:1], 0.5).tolist() == [0]
