@@ -9,7 +9,9 @@ is deterministic, so every variant sees the same keyframe detections.
 
 Variants: association cost (mask IoU only: ``tracker.iou_weight=1``; embedding only: ``0``;
 default combined 0.6), Kalman filter off, tracks confirmed on their first keyframe
-(``tracker.confirm_hits=1``; default 2), keyframe mask smoothing off
+(``tracker.confirm_hits=1``; default 2), no coasting of missed tracks
+(``tracker.coast_keyframes=0``), classes gated strictly (``tracker.class_penalty=-1``), no
+cross-class duplicate suppression (``tracker.duplicate_iou=1``), keyframe mask smoothing off
 (``propagation.smoothing=1``), per-object warp (``ecc`` default, ``affine``, ``dense``) and
 flow (``dis_ultrafast`` default, ``dis_fast``, ``dis_medium``, ``farneback``).
 
@@ -46,6 +48,12 @@ VARIANTS: dict[str, tuple[str, str, list[str]]] = {
     "no_kalman": ("motion", "Kalman filter off (last box)", ["tracker.use_kalman=false"]),
     "confirm_1": ("lifecycle", "confirm a track on its first keyframe (confirm_hits 1)",
                   ["tracker.confirm_hits=1"]),
+    "no_coast": ("lifecycle", "missed tracks drop their mask at once (coast_keyframes 0)",
+                 ["tracker.coast_keyframes=0"]),
+    "strict_class": ("association", "classes must agree (class_penalty -1)",
+                     ["tracker.class_penalty=-1"]),
+    "no_dedup": ("detections", "no cross-class duplicate suppression (duplicate_iou 1)",
+                 ["tracker.duplicate_iou=1.0"]),
     "no_smoothing": ("masks", "keyframe smoothing off (smoothing 1.0)",
                      ["propagation.smoothing=1.0"]),
     "warp_affine": ("warp", "per-object similarity from flow", ["propagation.warp=affine"]),

@@ -34,15 +34,15 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from kafka import KafkaProducer
-from kafka import codec as kcodec
+from kafka import KafkaProducer  # noqa: E402 - after the sys.path line
+from kafka import codec as kcodec  # noqa: E402 - after the sys.path line
 
-from streams.broker import EmbeddedBroker
-from streams.consume import FrameReader
-from streams.kafka_sink import KafkaSink
-from vis.data.synthetic import CLASS_NAMES, SceneConfig, render_sequence
-from vis.schema import dumps_record, encode_masks
-from vis.types import Detections, FrameResult
+from streams.broker import EmbeddedBroker  # noqa: E402 - after the sys.path line
+from streams.consume import FrameReader  # noqa: E402 - after the sys.path line
+from streams.kafka_sink import KafkaSink  # noqa: E402 - after the sys.path line
+from vis.data.synthetic import CLASS_NAMES, SceneConfig, render_sequence  # noqa: E402 - after the sys.path line
+from vis.schema import dumps_record, encode_masks  # noqa: E402 - after the sys.path line
+from vis.types import Detections, FrameResult  # noqa: E402 - after the sys.path line
 
 log = logging.getLogger("kafka_bench")
 LABELS = ["background"] + [CLASS_NAMES[i] for i in sorted(CLASS_NAMES)]

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 
-
 from run_pipeline import load_config, main, run
 from tests.conftest import ROOT
 from tools.make_sample import write_scene

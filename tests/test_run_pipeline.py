@@ -149,6 +149,27 @@ def test_image_folder_source_gives_the_same_results_as_the_video(small_video, tm
     assert len(a) == 40 and a == b
 
 
+def test_corrupt_frames_mid_video_leave_gaps_and_the_tracks_go_on(small_video, tmp_path, capsys):
+    from tests.conftest import mjpeg_copy_with_corrupt_frames
+
+    video, _ = small_video
+    bad = tmp_path / "bad.avi"
+    mjpeg_copy_with_corrupt_frames(video, bad, {12, 20})  # 20 is due to be a keyframe
+    summary = tmp_path / "summary.json"
+    code, _, err = run_cli(["--config", "configs/demo.yaml", "--source", str(bad),
+                            "--output", str(tmp_path / "out"), "--set", "sinks.overlay=false",
+                            "--no-progress", "--summary-json", str(summary)], capsys)
+    assert code == 0, err  # everything decodable was processed; the gaps are reported
+    s = json.loads(summary.read_text())["streams"][0]
+    assert s["corrupt_frames"] == 2 and not s["truncated"] and s["frames"] == 38
+    recs = read_jsonl(tmp_path / "out" / "bad.jsonl")
+    assert [r.frame_index for r in recs] == [i for i in range(40) if i not in (12, 20)]
+    by_frame = {r.frame_index: r for r in recs}
+    assert by_frame[21].keyframe  # the detector runs on the next frame instead
+    for before, after in ((11, 13), (19, 21)):
+        assert set(by_frame[before].detections.track_ids) == set(by_frame[after].detections.track_ids)
+
+
 def test_precomputed_detections_are_tracked(small_video, tmp_path, capsys):
     from vis.data.synthetic import CLASS_NAMES
 

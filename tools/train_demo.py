@@ -127,6 +127,8 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if not args.eval_only:
         train(args)
+    if args.eval_images <= 0:
+        return
     ap = evaluate_ap(args.out, args.eval_images, seed=10_000 + args.seed)
     log.info("held-out AP: %s", json.dumps(ap))
     args.eval_json.write_text(json.dumps({"checkpoint": os.path.relpath(args.out), "images": args.eval_images,

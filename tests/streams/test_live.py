@@ -21,8 +21,14 @@ import numpy as np
 import pytest
 
 from run_pipeline import load_config, run
-from streams.live import (LiveConfig, LiveSource, backoff_delays, capture_options, is_live_uri,
-                          put_latest)
+from streams.live import (
+    LiveConfig,
+    LiveSource,
+    backoff_delays,
+    capture_options,
+    is_live_uri,
+    put_latest,
+)
 from streams.sinks import MemorySink
 from streams.sources import SourceError
 from tests.conftest import SAMPLE_GT, SAMPLE_VIDEO

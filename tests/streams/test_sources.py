@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from streams.sources import ImageFolderSource, SourceError, VideoFileSource, open_source
+from tests.conftest import mjpeg_copy_with_corrupt_frames
 
 
 def test_video_file_frames_are_ordered_with_timestamps(small_video):
@@ -61,3 +62,17 @@ def test_truncated_video_is_reported(small_video, tmp_path):
     frames = list(src)
     assert 0 < len(frames) < 40
     assert src.stats["truncated"] is True
+
+
+def test_corrupt_frames_mid_video_are_skipped_and_the_rest_keeps_its_indices(small_video, tmp_path):
+    path, _ = small_video
+    clean = [f.image for f in VideoFileSource(path)]
+    bad = tmp_path / "bad.avi"
+    assert mjpeg_copy_with_corrupt_frames(path, bad, {7, 8, 25}) == 40
+    src = VideoFileSource(bad)
+    frames = list(src)
+    assert [f.index for f in frames] == [i for i in range(40) if i not in (7, 8, 25)]
+    # each frame after a gap is the frame of that index (not shifted by the skipped ones)
+    for f in frames:
+        assert np.abs(f.image.astype(int) - clean[f.index].astype(int)).mean() < 6
+    assert src.stats == {"frames": 37, "corrupt": 3, "truncated": False}

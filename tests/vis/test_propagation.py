@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 
 from tests.conftest import disk_mask
+from vis.data.synthetic import background_image, object_texture
 from vis.ops.masks import BoxMask
 from vis.propagation import PropagationConfig, Propagator, smooth_mask
-from vis.data.synthetic import _background, _texture
 
 H, W = 180, 240
 
@@ -19,9 +19,9 @@ def textured_scene(n_frames: int, velocity=(3.0, 1.5), radius=22.0, strong_textu
                    start=(60.0, 60.0)):
     """A textured disk translating over a static textured background."""
     rng = np.random.default_rng(3)
-    bg = _background(rng, W, H).astype(np.float32)
+    bg = background_image(rng, W, H).astype(np.float32)
     size = 2 * int(radius) + 8
-    tex = checker(size) if strong_texture else _texture(rng, size)
+    tex = checker(size) if strong_texture else object_texture(rng, size)
     frames, masks = [], []
     for i in range(n_frames):
         cx, cy = start[0] + velocity[0] * i, start[1] + velocity[1] * i

@@ -28,14 +28,14 @@ import cv2
 import numpy as np
 
 from vis.data.synthetic import (
-    _MIN_VISIBLE_PX,
-    _PATCH,
+    MIN_VISIBLE_PX,
+    PATCH,
     SceneConfig,
+    SceneObject,
     SceneRenderer,
     SyntheticFrame,
-    _Object,
-    _shape_alpha,
-    _texture,
+    object_texture,
+    shape_alpha,
 )
 
 
@@ -130,11 +130,11 @@ class ScenarioRenderer(SceneRenderer):
             s = self._pending.pop(0)
             uid = s.class_id * 1000 + self._next_instance[s.class_id]
             self._next_instance[s.class_id] += 1
-            self.objects.append(_Object(
+            self.objects.append(SceneObject(
                 uid=uid, class_id=s.class_id, pos=np.array(s.start, np.float64),
                 vel=np.array(s.velocity, np.float64), radius=float(s.radius),
                 angle=float(self.rng.uniform(0, 360)), spin=float(s.spin), bounce=False,
-                sprite=_texture(self.rng, _PATCH), alpha=_shape_alpha(s.class_id, self.rng)))
+                sprite=object_texture(self.rng, PATCH), alpha=shape_alpha(s.class_id, self.rng)))
 
     def render(self, index: int) -> SyntheticFrame:
         """The frame ``index`` with occluders, lighting, blur and noise applied."""
@@ -145,7 +145,7 @@ class ScenarioRenderer(SceneRenderer):
         for occ, tex in zip(self.scenario.occluders, self._occluder_pixels):
             img[occ.y0:occ.y1, occ.x0:occ.x1] = tex
             masks[:, occ.y0:occ.y1, occ.x0:occ.x1] = False
-        keep = masks.reshape(len(masks), -1).sum(1) >= _MIN_VISIBLE_PX
+        keep = masks.reshape(len(masks), -1).sum(1) >= MIN_VISIBLE_PX
         fx, rng = self.effects, self._fx_rng
         gain = 1.0
         if fx.lighting_amplitude:

@@ -22,8 +22,8 @@ import numpy as np
 #: class id -> label of the synthetic classes (0 is background in the detector).
 CLASS_NAMES: dict[int, str] = {1: "disk", 2: "box", 3: "star"}
 
-_PATCH = 96  # side of the pre-rendered object sprite, pixels
-_MIN_VISIBLE_PX = 24  # objects with fewer visible pixels are not annotated
+PATCH = 96  # side of the pre-rendered object sprite, pixels
+MIN_VISIBLE_PX = 24  # objects with fewer visible pixels are not annotated
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,7 +85,7 @@ class SyntheticFrame:
 
 
 @dataclasses.dataclass
-class _Object:
+class SceneObject:
     uid: int
     class_id: int
     pos: np.ndarray  # world xy
@@ -98,11 +98,11 @@ class _Object:
     alpha: np.ndarray  # (P, P) float32 shape
 
 
-def _shape_alpha(class_id: int, rng: np.random.Generator) -> np.ndarray:
+def shape_alpha(class_id: int, rng: np.random.Generator) -> np.ndarray:
     """Anti-aliased (P, P) float32 alpha of a class's shape, centred, radius ~P/2."""
-    big = np.zeros((_PATCH * 4, _PATCH * 4), np.uint8)
-    c = _PATCH * 2
-    r = _PATCH * 2 - 4
+    big = np.zeros((PATCH * 4, PATCH * 4), np.uint8)
+    c = PATCH * 2
+    r = PATCH * 2 - 4
     if class_id == 1:
         cv2.ellipse(big, (c, c), (r, int(r * rng.uniform(0.75, 1.0))), 0, 0, 360, 255, -1)
     elif class_id == 2:
@@ -115,11 +115,11 @@ def _shape_alpha(class_id: int, rng: np.random.Generator) -> np.ndarray:
             a = math.pi * k / 5 - math.pi / 2
             pts.append((c + rad * math.cos(a), c + rad * math.sin(a)))
         cv2.fillPoly(big, [np.round(np.array(pts)).astype(np.int32)], 255)
-    small = cv2.resize(big, (_PATCH, _PATCH), interpolation=cv2.INTER_AREA)
+    small = cv2.resize(big, (PATCH, PATCH), interpolation=cv2.INTER_AREA)
     return small.astype(np.float32) / 255.0
 
 
-def _texture(rng: np.random.Generator, size: int) -> np.ndarray:
+def object_texture(rng: np.random.Generator, size: int) -> np.ndarray:
     """A distinctive colour texture (size, size, 3) float32 in [0, 255]."""
     base = rng.uniform(30, 225, 3)
     second = rng.uniform(30, 225, 3)
@@ -142,7 +142,7 @@ def _texture(rng: np.random.Generator, size: int) -> np.ndarray:
     return tex.astype(np.float32)
 
 
-def _background(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
+def background_image(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
     """Textured (h, w, 3) uint8 background: low-frequency colour field plus clutter."""
     low = rng.random((max(2, h // 40), max(2, w // 40), 3)).astype(np.float32)
     field = cv2.resize(low, (w, h), interpolation=cv2.INTER_CUBIC)
@@ -166,8 +166,8 @@ class SceneRenderer:
         self.rng = np.random.default_rng(cfg.seed)
         margin = int(abs(cfg.pan_speed) * cfg.n_frames) + 64
         self._margin = margin
-        self.bg = _background(self.rng, cfg.width + 2 * margin, cfg.height + 2 * margin)
-        self.objects: list[_Object] = []
+        self.bg = background_image(self.rng, cfg.width + 2 * margin, cfg.height + 2 * margin)
+        self.objects: list[SceneObject] = []
         self._next_instance = {c: 1 for c in CLASS_NAMES}
         self._pan_dir = self.rng.uniform(-math.pi, math.pi)
         for _ in range(cfg.n_objects):
@@ -201,10 +201,10 @@ class SceneRenderer:
                 ang = -math.pi / 2 + rng.uniform(-0.8, 0.8)
             bounce = False
         vel = speed * np.array([math.cos(ang), math.sin(ang)])
-        self.objects.append(_Object(
+        self.objects.append(SceneObject(
             uid=uid, class_id=cls, pos=pos.astype(np.float64), vel=vel, radius=radius,
             angle=float(rng.uniform(0, 360)), spin=float(rng.uniform(-3, 3)), bounce=bounce,
-            sprite=_texture(rng, _PATCH), alpha=_shape_alpha(cls, rng)))
+            sprite=object_texture(rng, PATCH), alpha=shape_alpha(cls, rng)))
 
     def _step_objects(self) -> None:
         cfg = self.cfg
@@ -245,9 +245,9 @@ class SceneRenderer:
         full_masks, ids, cls_ids = [], [], []
         for o in self.objects:  # painter's order: later objects are on top
             sc = (o.pos - centre) * zoom + centre + pan_shift
-            scale = 2 * o.radius * zoom / _PATCH
-            m = cv2.getRotationMatrix2D((_PATCH / 2, _PATCH / 2), o.angle, scale)
-            m[:, 2] += sc - np.array([_PATCH / 2, _PATCH / 2])
+            scale = 2 * o.radius * zoom / PATCH
+            m = cv2.getRotationMatrix2D((PATCH / 2, PATCH / 2), o.angle, scale)
+            m[:, 2] += sc - np.array([PATCH / 2, PATCH / 2])
             alpha = cv2.warpAffine(o.alpha, m, (w, h), flags=cv2.INTER_LINEAR)
             if alpha.max() < 0.5:
                 continue
@@ -263,7 +263,7 @@ class SceneRenderer:
             visible.append(m & ~covered)
             covered |= m
         visible.reverse()
-        keep = [i for i, m in enumerate(visible) if m.sum() >= _MIN_VISIBLE_PX]
+        keep = [i for i, m in enumerate(visible) if m.sum() >= MIN_VISIBLE_PX]
         if cfg.lighting_amplitude:
             gain = 1.0 + cfg.lighting_amplitude * math.sin(2 * math.pi * index / max(cfg.n_frames, 2))
             img = img * gain
