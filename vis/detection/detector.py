@@ -207,10 +207,13 @@ class HistogramEmbedder:
 
     Args:
         bins: (hue, saturation, value) bin counts; D = h*s + v.
+        relative_value: measure value (brightness) relative to the whole frame's mean, so
+            that a global lighting change does not change an object's histogram.
     """
 
-    def __init__(self, bins: tuple[int, int, int] = (12, 4, 8)) -> None:
+    def __init__(self, bins: tuple[int, int, int] = (12, 4, 8), relative_value: bool = True) -> None:
         self.bins = bins
+        self.relative_value = relative_value
         self.dim = bins[0] * bins[1] + bins[2]
 
     def embed(self, image: np.ndarray, dets: Detections) -> np.ndarray:
@@ -221,10 +224,15 @@ class HistogramEmbedder:
             return out
         hsv = cv2.cvtColor(image, cv2.COLOR_BGR2HSV)
         hb, sb, vb = self.bins
+        # frame mean brightness -> 128
+        gain = 128.0 / max(float(hsv[..., 2].mean()), 1.0) if self.relative_value else 1.0
         for i in range(len(dets)):
             x1, y1, x2, y2 = (int(v) for v in np.round(dets.xyxy[i]))
             x1, y1 = max(x1, 0), max(y1, 0)
             crop = hsv[y1:y2, x1:x2]
+            if gain != 1.0:
+                crop = crop.copy()
+                crop[..., 2] = np.clip(crop[..., 2] * gain, 0, 255).astype(np.uint8)
             m = dets.masks[i, y1:y2, x1:x2].astype(np.uint8)
             if crop.size == 0 or not m.any():
                 continue

@@ -108,3 +108,24 @@ def test_histogram_embedder_shapes_and_empty(held_out):
     assert e.shape == (len(d), HistogramEmbedder().dim)
     assert np.allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-4)
     assert HistogramEmbedder().embed(f.image, d[np.zeros(len(d), bool)]).shape == (0, 56)
+
+
+@pytest.mark.parametrize("relative_value", [True, False])
+def test_histogram_reidentifies_objects_after_the_light_dims(held_out, relative_value):
+    """Each object of a frame, embedded again after the whole scene got 40 % darker, must be
+    nearest to itself; measuring brightness relative to the frame is what makes that hold."""
+    from vis.types import Detections
+
+    f = held_out[0]
+    keep = f.masks.reshape(len(f.masks), -1).sum(1) >= 300
+    d = Detections(xyxy=f.boxes[keep], masks=f.masks[keep], scores=np.ones(int(keep.sum())),
+                   class_ids=f.class_ids[keep])
+    emb = HistogramEmbedder(relative_value=relative_value)
+    bright = emb.embed(f.image, d)
+    dim = emb.embed((f.image * 0.6).astype(np.uint8), d)
+    nearest = np.argmax(dim @ bright.T, axis=1)
+    correct = (nearest == np.arange(len(d))).mean()
+    if relative_value:
+        assert len(d) >= 4 and correct == 1.0
+    else:
+        assert correct < 1.0
