@@ -55,6 +55,12 @@ def linear_assignment(cost: np.ndarray, max_cost: float) -> Match:
                  np.setdiff1d(np.arange(m), pairs[:, 1]))
 
 
+def class_cost(same_class: np.ndarray, class_penalty: float | None) -> np.ndarray:
+    """(N, M) cost added for class disagreement: 0 for pairs of the same class, else
+    ``class_penalty``, or ``GATED`` (forbidden) when it is None."""
+    return np.where(same_class, 0.0, GATED if class_penalty is None else class_penalty)
+
+
 def combined_cost(mask_iou: np.ndarray, emb_dist: np.ndarray, same_class: np.ndarray, *,
                   iou_weight: float, min_iou: float, max_emb_dist: float,
                   geometry_ok: np.ndarray | None = None,
@@ -78,9 +84,6 @@ def combined_cost(mask_iou: np.ndarray, emb_dist: np.ndarray, same_class: np.nda
     geo = mask_iou >= min_iou
     if geometry_ok is not None:
         geo = geo | geometry_ok
-    allowed = geo & (emb_dist <= max_emb_dist)
-    if class_penalty is None:
-        allowed &= same_class
-    else:
-        cost = cost + np.where(same_class, 0.0, class_penalty)
-    return np.where(allowed, cost, GATED)
+    extra = class_cost(same_class, class_penalty)
+    allowed = geo & (emb_dist <= max_emb_dist) & (extra < GATED)
+    return np.where(allowed, cost + extra, GATED)

@@ -35,6 +35,7 @@ from vis.propagation import smooth_mask
 from vis.tracking import kalman
 from vis.tracking.association import (
     GATED,
+    class_cost,
     combined_cost,
     cosine_distance,
     linear_assignment,
@@ -132,7 +133,7 @@ class Track:
     last_seen: int  # last frame with a keyframe match or a live propagated mask
     last_box: np.ndarray
     class_votes: dict[int, float] = dataclasses.field(default_factory=dict)
-    misses: int = 0  # keyframes in a row without a match
+    misses: int = 0  # losses since the last match (unmatched keyframes, collapsed masks)
 
     def vote(self, class_id: int, score: float) -> None:
         self.class_votes[class_id] = self.class_votes.get(class_id, 0.0) + score
@@ -271,10 +272,7 @@ class Tracker:
                 reach = cfg.reid_gate * diag + (kalman.speed(t.kf) if cfg.use_kalman else 0.0) * (frame_index - t.last_seen)
                 dc = np.hypot(*(((sub.xyxy[:, :2] + sub.xyxy[:, 2:]) / 2) - centre).T)
                 near[i] = dc <= reach
-            if cfg.class_penalty < 0:
-                dist = np.where(same, dist, GATED)
-            else:
-                dist = dist + np.where(same, 0.0, cfg.class_penalty)
+            dist = dist + class_cost(same, cfg.class_penalty_or_gate)
             cost = np.where(near & (dist <= cfg.reid_max_distance), dist, GATED)
             m = linear_assignment(cost, cfg.reid_max_distance)
             for r, c in m.pairs:
@@ -319,8 +317,8 @@ class Tracker:
                   state=TrackState.TENTATIVE, kf=kalman.make_box_filter(dets.xyxy[c]), mask=mask,
                   embedding=dets.embeddings[c].astype(np.float32).copy(),
                   score=float(dets.scores[c]), hits=1, first_frame=frame_index,
-                  last_seen=frame_index, last_box=mask.tight_box(),
-                  class_votes={int(dets.class_ids[c]): float(dets.scores[c])})
+                  last_seen=frame_index, last_box=mask.tight_box())
+        t.vote(t.class_id, t.score)
         self._next_id += 1
         self.total_started += 1
         if t.score >= self.config.confirm_score or self.config.confirm_hits <= 1:
