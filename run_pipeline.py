@@ -25,6 +25,7 @@ import dataclasses
 import glob
 import json
 import logging
+import pickle
 import queue
 import signal
 import sys
@@ -43,7 +44,6 @@ from vis.detection.factory import DetectorConfig
 from vis.pipeline import (
     STATE_FORMAT,
     KeyframeConfig,
-    KeyframeSchedule,
     StageTimer,
     StreamProcessor,
 )
@@ -228,10 +228,10 @@ class StreamRun:
                          self.resume_from, len(kept))
         self.processor = StreamProcessor(
             stream_id=self.stream_id, labels=labels, tracker=cfg.tracker,
-            propagation=cfg.propagation, max_gap_ms=cfg.live.max_gap_ms if self.live else 0.0)
+            propagation=cfg.propagation, keyframes=cfg.keyframes,
+            max_gap_ms=cfg.live.max_gap_ms if self.live else 0.0)
         if self.resume_blob is not None:
-            self.processor.restore(self.resume_blob)
-        self.schedule = KeyframeSchedule(cfg.keyframes)
+            self.processor.load_state_dict(pickle.loads(self.resume_blob))  # noqa: S301
         self.queue: queue.Queue = queue.Queue(cfg.live.buffer_frames if self.live else cfg.queue_size)
         self.replay_overlay = overlay
         self.buffer: deque = deque()  # (frame, is_keyframe, replay)
@@ -289,7 +289,7 @@ class StreamRun:
                         continue
                     return False
                 continue
-            is_kf = self.schedule.is_keyframe(frame)
+            is_kf = self.processor.is_keyframe(frame)
             self.buffer.append((frame, is_kf and not replay, replay))
             return True
 
@@ -671,7 +671,7 @@ def _loop(active, admit, done_runs, detector, cfg, results_q, store, stop, activ
             r.latency.add("end_to_end", time.monotonic() - frame.captured_at)
             if (store is not None and not r.live and not r.dets
                     and r.processor.frames % cfg.checkpoint_every == 0):
-                emit(("ckpt", r.stream_id, frame.index, r.processor.snapshot()))
+                emit(("ckpt", r.stream_id, frame.index, pickle.dumps(r.processor.state_dict())))
             if bar is not None:
                 bar.update(1)
                 r.bar.update(1)

@@ -1,6 +1,6 @@
 """Per-stream processing: keyframe schedule, propagation, tracking -> ``FrameResult``.
 
-Contract: for each frame of a stream, in order, call ``schedule.is_keyframe(frame)`` once,
+Contract: for each frame of a stream, in order, call ``processor.is_keyframe(frame)`` once,
 run the detector on keyframes, then ``processor.process(frame, detections_or_None)``.
 The processor owns the stream's tracker and flow state; it does no I/O.
 """
@@ -8,7 +8,6 @@ The processor owns the stream's tracker and flow state; it does no I/O.
 from __future__ import annotations
 
 import dataclasses
-import pickle
 import time
 from collections import defaultdict, deque
 from contextlib import contextmanager
@@ -21,9 +20,9 @@ from vis.propagation import PropagationConfig, Propagator
 from vis.tracking.tracker import Tracker, TrackerConfig
 from vis.types import Detections, Frame, FrameResult
 
-#: version of what ``StreamProcessor.snapshot`` holds; bump when the tracker's state changes
+#: version of what ``StreamProcessor.state_dict`` holds; bump when the tracker's state changes
 #: shape, so that checkpoints of an older version are refused rather than misread
-STATE_FORMAT = 2
+STATE_FORMAT = 3
 
 
 class StageTimer:
@@ -99,6 +98,14 @@ class KeyframeSchedule:
             self._last_index, self._last_ts = frame.index, frame.timestamp_ms
         return due
 
+    def state_dict(self) -> dict:
+        return {"last_index": self._last_index, "last_ts": self._last_ts, "seen_ts": self._seen_ts}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._last_index = state["last_index"]
+        self._last_ts = float(state["last_ts"])
+        self._seen_ts = state["seen_ts"]
+
 
 class StreamProcessor:
     """Turns a stream's frames (+ keyframe detections) into tracked ``FrameResult``s.
@@ -115,14 +122,15 @@ class StreamProcessor:
     """
 
     def __init__(self, *, stream_id: str, labels: list[str], tracker: TrackerConfig,
-                 propagation: PropagationConfig, max_gap_ms: float = 0.0,
-                 max_flow_gap: int = 5) -> None:
+                 propagation: PropagationConfig, keyframes: KeyframeConfig | None = None,
+                 max_gap_ms: float = 0.0, max_flow_gap: int = 5) -> None:
         self.stream_id = stream_id
         self.labels = labels
         self.propagation = propagation
         self.tracker = Tracker(tracker, min_mask_area=propagation.min_area,
                                smoothing=propagation.smoothing)
         self.propagator = Propagator(propagation)
+        self.schedule = KeyframeSchedule(keyframes or KeyframeConfig())
         self.timer = StageTimer()
         self.max_gap_ms = max_gap_ms
         self.max_flow_gap = max_flow_gap
@@ -132,6 +140,10 @@ class StreamProcessor:
         self.frames = 0
         self.keyframes = 0
         self.gaps_ended = 0
+
+    def is_keyframe(self, frame: Frame) -> bool:
+        """Whether the detector should run on ``frame``; call once per frame, in order."""
+        return self.schedule.is_keyframe(frame)
 
     def process(self, frame: Frame, detections: Detections | None) -> FrameResult:
         """Track one frame; ``detections`` on keyframes, None between them."""
@@ -161,11 +173,36 @@ class StreamProcessor:
                            labels=self.labels)
 
     # -- checkpoints -------------------------------------------------------------------
-    def snapshot(self) -> bytes:
-        """The stream's whole tracking state as bytes (for resuming an interrupted job)."""
-        state = {k: v for k, v in self.__dict__.items() if k not in ("timer", "propagator")}
-        return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+    def state_dict(self) -> dict:
+        """The stream's whole tracking state as data: nested dicts/lists of JSON scalars and
+        numpy arrays (for resuming an interrupted job). Includes ``format`` (STATE_FORMAT)."""
+        return {
+            "format": STATE_FORMAT,
+            "tracker": self.tracker.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "prev_gray": self._prev_gray,
+            "prev_index": self._prev_index,
+            "prev_ts": self._prev_ts,
+            "frames": self.frames,
+            "keyframes": self.keyframes,
+            "gaps_ended": self.gaps_ended,
+        }
 
-    def restore(self, blob: bytes) -> None:
-        """Load a ``snapshot`` taken by a processor with the same configuration."""
-        self.__dict__.update(pickle.loads(blob))  # noqa: S301 - our own checkpoint files
+    def load_state_dict(self, state: dict) -> None:
+        """Load a ``state_dict`` taken by a processor with the same configuration.
+
+        Raises:
+            ValueError: the state has another ``format`` than this code writes.
+        """
+        if state.get("format") != STATE_FORMAT:
+            raise ValueError(f"tracking state format {state.get('format')!r} is not "
+                             f"{STATE_FORMAT}: it was written by another version")
+        self.tracker.load_state_dict(state["tracker"])
+        self.schedule.load_state_dict(state["schedule"])
+        g = state["prev_gray"]
+        self._prev_gray = None if g is None else np.asarray(g, np.uint8)
+        self._prev_index = int(state["prev_index"])
+        self._prev_ts = None if state["prev_ts"] is None else float(state["prev_ts"])
+        self.frames = int(state["frames"])
+        self.keyframes = int(state["keyframes"])
+        self.gaps_ended = int(state["gaps_ended"])

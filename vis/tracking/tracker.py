@@ -345,8 +345,57 @@ class Tracker:
             embeddings=np.stack([t.embedding for t in live]),
             track_ids=np.array([t.track_id for t in live], np.int64))
 
+    # -- state as data (checkpoints) ---------------------------------------------------------
+    def state_dict(self) -> dict:
+        """The tracker's state as nested dicts/lists of JSON scalars and numpy arrays."""
+        return {"next_id": self._next_id, "frame": self._frame, "size": list(self._size),
+                "total_started": self.total_started,
+                "tracks": [_track_state(t) for t in self.tracks]}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore a ``state_dict`` (same configuration)."""
+        self._next_id = int(state["next_id"])
+        self._frame = int(state["frame"])
+        self._size = tuple(int(v) for v in state["size"])
+        self.total_started = int(state["total_started"])
+        self.tracks = [_track_from_state(d) for d in state["tracks"]]
+
     def end_all(self) -> None:
         """End every track (e.g. after a long gap in the stream); ids are not reused."""
         for t in self.tracks:
             t.state = TrackState.REMOVED
         self.tracks = []
+
+
+def _track_state(t: Track) -> dict:
+    m = t.mask
+    return {
+        "track_id": t.track_id, "class_id": t.class_id, "state": t.state.value,
+        "kf_x": np.asarray(t.kf.x, np.float64), "kf_P": np.asarray(t.kf.P, np.float64),
+        "mask": None if m is None else {"x0": m.x0, "y0": m.y0, "prob": m.prob,
+                                         "image_size": list(m.image_size),
+                                         "velocity": [float(v) for v in m.velocity]},
+        "embedding": t.embedding, "score": t.score, "hits": t.hits,
+        "first_frame": t.first_frame, "last_seen": t.last_seen,
+        "last_box": np.asarray(t.last_box, np.float32),
+        "class_votes": [[int(k), float(v)] for k, v in t.class_votes.items()],
+        "misses": t.misses,
+    }
+
+
+def _track_from_state(d: dict) -> Track:
+    kf = kalman.make_box_filter(np.asarray(d["last_box"], np.float32))
+    kf.x = np.asarray(d["kf_x"], np.float64).reshape(7, 1)
+    kf.P = np.asarray(d["kf_P"], np.float64).reshape(7, 7)
+    m = d["mask"]
+    mask = None if m is None else BoxMask(
+        int(m["x0"]), int(m["y0"]), np.asarray(m["prob"], np.float32),
+        (int(m["image_size"][0]), int(m["image_size"][1])),
+        (float(m["velocity"][0]), float(m["velocity"][1])))
+    return Track(track_id=int(d["track_id"]), class_id=int(d["class_id"]),
+                 state=TrackState(d["state"]), kf=kf, mask=mask,
+                 embedding=np.asarray(d["embedding"], np.float32), score=float(d["score"]),
+                 hits=int(d["hits"]), first_frame=int(d["first_frame"]),
+                 last_seen=int(d["last_seen"]), last_box=np.asarray(d["last_box"], np.float32),
+                 class_votes={int(k): float(v) for k, v in d["class_votes"]},
+                 misses=int(d["misses"]))
