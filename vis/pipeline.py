@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from vis.config import require
+from vis.ops.masks import BoxMask, suppress_duplicates
 from vis.propagation import PropagationConfig, Propagator
 from vis.tracking.tracker import Tracker, TrackerConfig
 from vis.types import Detections, Frame, FrameResult
@@ -159,8 +160,11 @@ class StreamProcessor:
             with self.timer("flow"):
                 warp = self.propagator.warp_fn(self._prev_gray, gray)
         with self.timer("propagate"):
-            self.tracker.predict(frame.index, image_size=gray.shape, warp=warp)
+            self.tracker.predict(frame.index, image_size=gray.shape, warp=warp,
+                                 timestamp_ms=frame.timestamp_ms)
         with self.timer("track"):
+            if detections is not None:
+                detections = self._drop_duplicates(detections)
             out = self.tracker.update(detections, frame.index)
         self._prev_gray = gray
         self._prev_index = frame.index
@@ -171,6 +175,18 @@ class StreamProcessor:
                            timestamp_ms=frame.timestamp_ms, keyframe=detections is not None,
                            width=frame.width, height=frame.height, detections=out,
                            labels=self.labels)
+
+    def _drop_duplicates(self, dets: Detections) -> Detections:
+        """One object detected twice (per-class NMS lets a second class through): keep the
+        better-scoring of detections whose masks overlap by more than ``duplicate_iou``."""
+        limit = self.tracker.config.duplicate_iou
+        if len(dets) < 2 or limit >= 1.0:
+            return dets
+        size = dets.image_size
+        masks = [BoxMask.from_full(m) or BoxMask(0, 0, np.zeros((0, 0), np.float32), size)
+                 for m in dets.masks]
+        keep = suppress_duplicates(masks, dets.scores, limit)
+        return dets if len(keep) == len(dets) else dets[keep]
 
     # -- checkpoints -------------------------------------------------------------------
     def state_dict(self) -> dict:

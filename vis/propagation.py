@@ -1,8 +1,8 @@
-"""Mask propagation between keyframes by dense optical flow, and keyframe mask smoothing.
+"""Mask propagation between keyframes by dense optical flow.
 
 Contract: ``Propagator(config).warp_fn(prev_gray, gray)`` returns a function that moves a
 ``BoxMask`` from the previous frame to the current one, touching only a window around the
-object; ``smooth_mask`` blends a keyframe detection with the warped previous mask.
+object.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from vis.config import require
-from vis.ops.masks import BoxMask, clean_mask
+from vis.ops.masks import BoxMask
 
 FlowMethod = Literal["dis_ultrafast", "dis_fast", "dis_medium", "farneback"]
 WarpMode = Literal["ecc", "affine", "dense"]
@@ -127,42 +127,6 @@ def warp_mask_dense(mask: BoxMask, flow: np.ndarray, *, margin: int = 3) -> BoxM
     if out is None:
         return None
     return BoxMask(out.x0 + x0, out.y0 + y0, out.prob, (h, w), (float(d[0]), float(d[1])))
-
-
-def smooth_mask(det_prob: np.ndarray, det_box: np.ndarray, previous: BoxMask | None, *,
-                weight: float, min_area: int) -> BoxMask | None:
-    """Blend a keyframe detection's soft mask with the warped previous mask, then clean it.
-
-    Args:
-        det_prob: (H, W) float32 soft mask of the detection.
-        det_box: (4,) xyxy box of the detection (bounds the work).
-        previous: the track's mask warped to this frame, or None.
-        weight: weight of the detection (1 = take the detection as is).
-        min_area: specks and holes below this area are removed / filled.
-
-    Returns:
-        The smoothed mask, or None if it is empty.
-    """
-    h, w = det_prob.shape
-    x0, y0 = int(max(np.floor(det_box[0]) - 2, 0)), int(max(np.floor(det_box[1]) - 2, 0))
-    x1, y1 = int(min(np.ceil(det_box[2]) + 2, w)), int(min(np.ceil(det_box[3]) + 2, h))
-    if previous is not None and weight < 1.0:
-        x0, y0 = min(x0, previous.x0), min(y0, previous.y0)
-        x1, y1 = max(x1, previous.x1), max(y1, previous.y1)
-    if x1 <= x0 or y1 <= y0:
-        return None
-    blend = det_prob[y0:y1, x0:x1].astype(np.float32)
-    if previous is not None and weight < 1.0:
-        prev = np.zeros_like(blend)
-        prev[previous.y0 - y0:previous.y1 - y0, previous.x0 - x0:previous.x1 - x0] = previous.prob
-        blend = weight * blend + (1.0 - weight) * prev
-    bits = clean_mask(blend, min_area=min_area)
-    prob = np.where(bits, np.maximum(blend, 0.5), np.minimum(blend, 0.499)).astype(np.float32)
-    out = BoxMask.from_full(prob)
-    if out is None:
-        return None
-    velocity = previous.velocity if previous is not None else (0.0, 0.0)
-    return BoxMask(out.x0 + x0, out.y0 + y0, out.prob, (h, w), velocity)
 
 
 def _apply_affine(mask: BoxMask, m: np.ndarray) -> BoxMask | None:

@@ -4,7 +4,8 @@ import pytest
 from tests.conftest import disk_mask
 from vis.data.synthetic import background_image, object_texture
 from vis.ops.masks import BoxMask
-from vis.propagation import PropagationConfig, Propagator, smooth_mask
+from vis.ops.masks import smooth_mask
+from vis.propagation import PropagationConfig, Propagator
 
 H, W = 180, 240
 

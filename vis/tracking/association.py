@@ -61,29 +61,48 @@ def class_cost(same_class: np.ndarray, class_penalty: float | None) -> np.ndarra
     return np.where(same_class, 0.0, GATED if class_penalty is None else class_penalty)
 
 
-def combined_cost(mask_iou: np.ndarray, emb_dist: np.ndarray, same_class: np.ndarray, *,
-                  iou_weight: float, min_iou: float, max_emb_dist: float,
-                  geometry_ok: np.ndarray | None = None,
-                  class_penalty: float | None = None) -> np.ndarray:
-    """Weighted mix of (1 - mask IoU) and embedding distance, with gates on both.
+def geometry_similarity(box_iou: np.ndarray, mask_iou: np.ndarray, has_mask: np.ndarray, *,
+                        mask_weight: float) -> np.ndarray:
+    """How well each track's predicted place fits each detection, in [0, 1].
 
     Args:
-        mask_iou: (N, M) IoU of the tracks' predicted masks and the detections' masks.
+        box_iou: (N, M) IoU of the tracks' motion-predicted boxes and the detections' boxes.
+        mask_iou: (N, M) IoU of the tracks' propagated masks and the detections' masks.
+        has_mask: (N,) bool, tracks that carry a propagated mask (lost ones do not).
+        mask_weight: weight of the mask IoU where a track has a mask; the box gets the rest.
+
+    Returns:
+        (N, M) ``mask_weight * mask_iou + (1 - mask_weight) * box_iou`` for tracks with a
+        mask, ``box_iou`` for the others.
+    """
+    mixed = mask_weight * mask_iou + (1.0 - mask_weight) * box_iou
+    return np.where(np.asarray(has_mask, bool)[:, None], mixed, box_iou)
+
+
+def association_cost(geometry: np.ndarray, emb_dist: np.ndarray, same_class: np.ndarray, *,
+                     appearance_weight: float, min_geometry: float, max_emb_dist: float,
+                     motion_ok: np.ndarray | None = None,
+                     class_penalty: float | None = None) -> np.ndarray:
+    """The one cost of pairing tracks with detections: geometry, appearance, class, gates.
+
+    Args:
+        geometry: (N, M) similarity of place in [0, 1] (``geometry_similarity``).
         emb_dist: (N, M) cosine distance of the tracks' embeddings and the detections'.
         same_class: (N, M) bool, pairs of the same class.
-        iou_weight: weight of the IoU term; the embedding term gets ``1 - iou_weight``.
-        min_iou: gate, pairs below it are forbidden unless ``geometry_ok`` allows them.
-        max_emb_dist: gate, pairs above it are forbidden.
-        geometry_ok: (N, M) bool, extra geometric evidence (e.g. the Kalman box overlaps).
+        appearance_weight: weight of the embedding distance; ``1 - geometry`` gets the rest.
+        min_geometry: gate, pairs whose geometry is below it are forbidden.
+        max_emb_dist: gate, pairs whose appearance differs more are forbidden.
+        motion_ok: (N, M) bool, the detection lies where the track's motion model allows
+            (None: no motion gate).
         class_penalty: added to the cost of pairs of different classes; None forbids them.
 
     Returns:
         (N, M) cost; ``GATED`` for forbidden pairs.
     """
-    cost = iou_weight * (1.0 - mask_iou) + (1.0 - iou_weight) * np.minimum(emb_dist, 1.0)
-    geo = mask_iou >= min_iou
-    if geometry_ok is not None:
-        geo = geo | geometry_ok
+    cost = ((1.0 - appearance_weight) * (1.0 - geometry)
+            + appearance_weight * np.minimum(emb_dist, 1.0))
     extra = class_cost(same_class, class_penalty)
-    allowed = geo & (emb_dist <= max_emb_dist) & (extra < GATED)
+    allowed = (geometry >= min_geometry) & (emb_dist <= max_emb_dist) & (extra < GATED)
+    if motion_ok is not None:
+        allowed &= motion_ok
     return np.where(allowed, cost + extra, GATED)

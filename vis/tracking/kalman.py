@@ -1,8 +1,13 @@
-"""Constant-velocity Kalman filter on a box, built on filterpy (SORT-style state).
+"""Constant-velocity Kalman filter on a box, in seconds, with noise that scales with the box.
 
-State x = [cx, cy, s, r, vcx, vcy, vs]: centre, area s, aspect ratio r (w/h, constant) and
-the velocities of centre and area, in pixels per frame. Measurement z = [cx, cy, s, r].
-``predict(kf, dt)`` takes the number of frames elapsed, so keyframe gaps are handled.
+State x = [cx, cy, w, h, vcx, vcy, vw, vh]: centre, width, height and their velocities in
+pixels per **second**; measurement z = [cx, cy, w, h]. Every noise term is proportional to
+the box height (a near person moves and jitters more pixels than a far one), and process
+noise grows with the time elapsed, so one setting holds at 7 fps and at 30 fps and across
+keyframe gaps. ``predict(kf, dt_s)`` advances ``dt_s`` seconds.
+
+The noise levels are the ones the ByteTrack/BoT-SORT family uses per frame of 30 fps video
+(position 1/20 and velocity 1/160 of the height), expressed per second here.
 """
 
 from __future__ import annotations
@@ -10,55 +15,89 @@ from __future__ import annotations
 import numpy as np
 from filterpy.kalman import KalmanFilter
 
-from vis.ops.boxes import cxcysr_to_xyxy, xyxy_to_cxcysr
+#: the frame rate the per-frame noise levels below were measured at
+REF_FPS = 30.0
+#: position noise per reference frame, as a fraction of the box height
+STD_POSITION = 1.0 / 20.0
+#: velocity noise per reference frame, as a fraction of the box height (per reference frame)
+STD_VELOCITY = 1.0 / 160.0
+#: chi-square 0.99 quantile, 2 degrees of freedom: the motion gate on the centre
+GATE_CHI2_2D = 9.2103
+
+
+def _xyxy_to_z(box: np.ndarray) -> np.ndarray:
+    x1, y1, x2, y2 = (float(v) for v in box)
+    return np.array([(x1 + x2) / 2, (y1 + y2) / 2, max(x2 - x1, 1.0), max(y2 - y1, 1.0)])
 
 
 def make_box_filter(box: np.ndarray) -> KalmanFilter:
-    """A filter initialised at ``box`` (4,) xyxy with zero velocity."""
-    kf = KalmanFilter(dim_x=7, dim_z=4)
-    kf.F = _transition(1.0)
-    # H: we observe position, area and ratio directly, never velocities.
-    kf.H = np.zeros((4, 7))
-    kf.H[0, 0] = kf.H[1, 1] = kf.H[2, 2] = kf.H[3, 3] = 1.0
-    # R: measurement noise; area and ratio are noisier than the centre (masks jitter).
-    kf.R = np.diag([1.0, 1.0, 10.0, 0.01])
-    # P: initial uncertainty; velocities are unknown at birth, hence large.
-    kf.P = np.diag([10.0, 10.0, 10.0, 10.0, 1e3, 1e3, 1e3])
-    # Q: process noise per frame; small on velocities (motion is smooth).
-    kf.Q = np.diag([1.0, 1.0, 1.0, 1e-4, 0.01, 0.01, 1e-4])
-    kf.x[:4, 0] = xyxy_to_cxcysr(box)
+    """A filter initialised at ``box`` (4,) xyxy with zero, uncertain velocity."""
+    kf = KalmanFilter(dim_x=8, dim_z=4)
+    z = _xyxy_to_z(box)
+    kf.x[:4, 0] = z
+    # H: we observe centre and size directly, never velocities.
+    kf.H = np.hstack([np.eye(4), np.zeros((4, 4))])
+    # P: the position is known to the measurement noise; the velocity is unknown at birth.
+    h = z[3]
+    pos = 2 * STD_POSITION * h
+    vel = 10 * STD_VELOCITY * h * REF_FPS
+    kf.P = np.diag(np.square([pos, pos, pos, pos, vel, vel, vel, vel]))
     return kf
 
 
-def _transition(dt: float) -> np.ndarray:
-    # F: position += velocity * dt; ratio constant.
-    f = np.eye(7)
-    f[0, 4] = f[1, 5] = f[2, 6] = dt
+def _transition(dt_s: float) -> np.ndarray:
+    # F: position += velocity * dt.
+    f = np.eye(8)
+    f[:4, 4:] = np.eye(4) * dt_s
     return f
 
 
-def predict(kf: KalmanFilter, dt: float = 1.0) -> np.ndarray:
-    """Advance ``dt`` frames; return the predicted (4,) xyxy box."""
-    if dt <= 0:
+def predict(kf: KalmanFilter, dt_s: float) -> np.ndarray:
+    """Advance ``dt_s`` seconds; return the predicted (4,) xyxy box."""
+    if dt_s <= 0:
         return state_box(kf)
-    if kf.x[2, 0] + kf.x[6, 0] * dt <= 0:  # area must stay positive
-        kf.x[6, 0] = 0.0
-    q = kf.Q
-    kf.F = _transition(dt)
-    kf.predict(Q=q * dt)
+    h = max(float(kf.x[3, 0]), 1.0)
+    steps = dt_s * REF_FPS  # process noise accumulates per reference frame elapsed
+    pos = STD_POSITION * h
+    vel = STD_VELOCITY * h * REF_FPS
+    q = np.diag(np.square([pos, pos, pos, pos, vel, vel, vel, vel])) * steps
+    kf.F = _transition(dt_s)
+    kf.predict(Q=q)
+    kf.x[2, 0] = max(kf.x[2, 0], 1.0)  # the size stays positive
+    kf.x[3, 0] = max(kf.x[3, 0], 1.0)
     return state_box(kf)
+
+
+def _measurement_noise(h: float) -> np.ndarray:
+    std = STD_POSITION * max(h, 1.0)
+    return np.diag(np.square([std, std, std, std]))
 
 
 def update(kf: KalmanFilter, box: np.ndarray) -> None:
     """Correct with a measured (4,) xyxy box."""
-    kf.update(xyxy_to_cxcysr(box).reshape(4, 1))
+    z = _xyxy_to_z(box)
+    kf.update(z.reshape(4, 1), R=_measurement_noise(z[3]))
 
 
 def state_box(kf: KalmanFilter) -> np.ndarray:
-    """Current (4,) xyxy box."""
-    return cxcysr_to_xyxy(kf.x[:4, 0])
+    """Current (4,) xyxy box (float32)."""
+    cx, cy, w, h = kf.x[:4, 0]
+    return np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], np.float32)
+
+
+def centre_distance2(kf: KalmanFilter, boxes: np.ndarray) -> np.ndarray:
+    """(M, 4) xyxy -> (M,) squared Mahalanobis distance of their centres from the filter's
+    predicted centre, under the predicted position covariance plus measurement noise.
+    Compare with ``GATE_CHI2_2D``."""
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    if len(b) == 0:
+        return np.zeros(0)
+    d = (b[:, :2] + b[:, 2:]) / 2 - kf.x[:2, 0]
+    s = kf.P[:2, :2] + _measurement_noise(float(kf.x[3, 0]))[:2, :2]
+    inv = np.linalg.inv(s)
+    return np.einsum("mi,ij,mj->m", d, inv, d)
 
 
 def speed(kf: KalmanFilter) -> float:
-    """Centre speed in pixels per frame."""
+    """Centre speed in pixels per second."""
     return float(np.hypot(kf.x[4, 0], kf.x[5, 0]))

@@ -1,23 +1,30 @@
 """Multi-object tracker over instance masks: a function of its state and the detections.
 
-Contract: once per frame, call ``predict(frame_index, warp)`` (moves every live track to the
-frame: Kalman prediction, and the mask warped by ``warp`` when given), then
-``update(detections, frame_index)`` on keyframes or ``update(None, frame_index)`` between
-them. ``update`` returns the confirmed instances of the frame with ``track_ids`` set. No I/O.
+Contract: once per frame, call ``predict(frame_index, image_size=..., warp=..., timestamp_ms=...)``
+(moves every track to the frame: Kalman prediction over the elapsed time, and the live masks
+warped by ``warp``), then ``update(detections, frame_index)`` on keyframes or
+``update(None, frame_index)`` between them. ``update`` returns the confirmed instances of the
+frame with ``track_ids`` set. No I/O; times are in seconds of stream time, so one setting
+means the same at 7 fps and at 30 fps.
 
-Lifecycle (``TrackState``; transitions all in ``_transition``): a new detection starts a
-TENTATIVE track; it becomes CONFIRMED after ``confirm_hits`` keyframe matches (or at once with
-score >= ``confirm_score``); an unmatched or collapsed track becomes LOST; a LOST track
-matched again is CONFIRMED with its old id; LOST longer than ``max_age`` frames, or TENTATIVE
-and unmatched, it is REMOVED. Ids count up from 1 per tracker (per stream) and are never
-reused.
+Association on a keyframe (every pair also passes the class rule and the motion gate: the
+detection's centre must lie inside the 99 % ellipse of the track's Kalman prediction):
 
-A confirmed track missed on a keyframe *coasts*: for ``coast_keyframes`` keyframes it stays
-LOST (not output) with its mask still carried forward, and competes with the live tracks for
-the next keyframe's detections by mask IoU and appearance. A track lost longer, or whose mask
-collapsed, can only be re-identified by appearance near its Kalman-predicted position.
-A track's class is the score-weighted vote of its matched detections; with
-``class_penalty`` set, a detection of another class can continue a track at that extra cost.
+1. confirmed and lost tracks x confident detections (score >= ``high_score``): the cost mixes
+   place (IoU of the Kalman-predicted box and, for tracks still in view, of the flow-propagated
+   mask: ``association.geometry_similarity``) and appearance (``association.association_cost``);
+2. confirmed tracks still unmatched x the less confident detections (``low_score`` <= score <
+   ``high_score``, ByteTrack's second pass): place only;
+3. tentative tracks x the confident detections left: as 1;
+4. lost tracks x the confident detections left: appearance only, inside the motion gate
+   (re-identification after an occlusion; the gate widens as the prediction ages);
+5. confident detections left, scoring >= ``new_track_score``, start tentative tracks.
+
+Lifecycle (``TrackState``; transitions all in ``_ALLOWED``): TENTATIVE becomes CONFIRMED after
+``confirm_hits`` matched keyframes (at once with score >= ``confirm_score``) and is REMOVED when
+missed; CONFIRMED missed on a keyframe (or whose propagated mask collapsed) becomes LOST;
+LOST is CONFIRMED again when matched, and REMOVED after ``max_lost_s`` seconds or once its
+prediction has left the image. Ids count up from 1 per tracker (per stream), never reused.
 """
 
 from __future__ import annotations
@@ -30,14 +37,14 @@ import numpy as np
 
 from vis.config import require
 from vis.ops.boxes import box_iou
-from vis.ops.masks import BoxMask, mask_iou, suppress_duplicates
-from vis.propagation import smooth_mask
+from vis.ops.masks import BoxMask, mask_iou, smooth_mask
 from vis.tracking import kalman
 from vis.tracking.association import (
     GATED,
+    association_cost,
     class_cost,
-    combined_cost,
     cosine_distance,
+    geometry_similarity,
     linear_assignment,
 )
 from vis.types import Detections
@@ -52,7 +59,7 @@ class TrackState(enum.Enum):
 
 _ALLOWED = {
     TrackState.TENTATIVE: {TrackState.CONFIRMED, TrackState.REMOVED},
-    TrackState.CONFIRMED: {TrackState.LOST},
+    TrackState.CONFIRMED: {TrackState.LOST, TrackState.REMOVED},
     TrackState.LOST: {TrackState.CONFIRMED, TrackState.REMOVED},
     TrackState.REMOVED: set(),
 }
@@ -63,54 +70,66 @@ class TrackerConfig:
     """Association and lifecycle settings (see module docstring).
 
     Attributes:
-        iou_weight: weight of (1 - mask IoU) in the cost; embeddings get 1 - iou_weight.
-        min_iou: gate: a pair needs this mask IoU (or Kalman box IoU) to match.
-        max_embedding_distance: gate on cosine distance for active tracks.
-        max_cost: pairs costing more are not matched.
-        confirm_hits: keyframe matches that confirm a tentative track.
-        confirm_score: a detection at least this confident confirms its track at once.
+        high_score: detections at least this confident take part in every pass.
+        low_score: detections between this and ``high_score`` only continue tracks (pass 2).
         new_track_score: minimum score to start a track.
-        max_age: frames a LOST track is kept for re-identification.
-        reid_max_distance: cosine-distance gate for re-identifying LOST tracks.
-        reid_gate: a LOST track is re-identified only within this many box diagonals
-            of its Kalman-predicted position (plus its speed times frames lost).
+        mask_weight: weight of the propagated-mask IoU in the place term (the Kalman box
+            IoU gets the rest; tracks without a mask use the box alone).
+        appearance_weight: weight of the embedding distance in the cost (place gets the rest).
+        min_iou: gate: a pair needs at least this place similarity (passes 1 and 3).
+        low_min_iou: gate of pass 2 (low-score detections): place similarity at least this.
+        max_embedding_distance: gate on cosine distance in passes 1 and 3.
+        max_cost: pairs costing more are not matched.
+        confirm_hits: matched keyframes that confirm a tentative track.
+        confirm_score: a detection at least this confident confirms its track at once.
+        max_lost_s: seconds a LOST track is kept for re-identification.
+        reid_max_distance: cosine-distance gate for re-identifying LOST tracks (pass 4).
+        motion_gate: forbid pairs outside the Kalman prediction's 99 % ellipse.
         embedding_momentum: EMA momentum of a track's embedding.
-        use_kalman: predict boxes with the Kalman filter (off: last box).
-        coast_keyframes: keyframes a missed confirmed track keeps its propagated mask for
-            matching (0 = drop it at once).
+        use_kalman: predict boxes with the Kalman filter (off: last box, no motion gate).
         class_penalty: cost added to a pair whose classes differ; negative forbids such pairs.
         duplicate_iou: a keyframe detection whose mask overlaps a higher-scoring one (of any
-            class) by more than this IoU is the same object and is dropped (1 = keep all).
+            class) by more than this IoU is the same object and is dropped (1 = keep all);
+            applied by the stream processor before association.
     """
 
-    iou_weight: float = 0.6
+    high_score: float = 0.5
+    low_score: float = 0.1
+    new_track_score: float = 0.6
+    mask_weight: float = 0.5
+    appearance_weight: float = 0.3
     min_iou: float = 0.1
+    low_min_iou: float = 0.5
     max_embedding_distance: float = 0.5
     max_cost: float = 0.8
     confirm_hits: int = 2
     confirm_score: float = 0.85
-    new_track_score: float = 0.5
-    max_age: int = 60
+    max_lost_s: float = 4.0
     reid_max_distance: float = 0.3
-    reid_gate: float = 3.0
+    motion_gate: bool = True
     embedding_momentum: float = 0.8
     use_kalman: bool = True
-    coast_keyframes: int = 1
     class_penalty: float = 0.2
     duplicate_iou: float = 0.5
 
     def __post_init__(self) -> None:
-        require(0.0 <= self.iou_weight <= 1.0, "tracker.iou_weight", self.iou_weight, "must be in [0, 1]")
+        for key in ("mask_weight", "appearance_weight", "high_score", "low_score"):
+            v = getattr(self, key)
+            require(0.0 <= v <= 1.0, f"tracker.{key}", v, "must be in [0, 1]")
+        require(self.low_score <= self.high_score, "tracker.low_score", self.low_score,
+                "must be <= tracker.high_score")
+        require(self.new_track_score >= self.high_score, "tracker.new_track_score",
+                self.new_track_score, "must be >= tracker.high_score")
         require(0.0 <= self.min_iou < 1.0, "tracker.min_iou", self.min_iou, "must be in [0, 1)")
+        require(0.0 <= self.low_min_iou < 1.0, "tracker.low_min_iou", self.low_min_iou,
+                "must be in [0, 1)")
         require(self.confirm_hits >= 1, "tracker.confirm_hits", self.confirm_hits, "must be >= 1")
-        require(self.max_age >= 0, "tracker.max_age", self.max_age, "must be >= 0")
+        require(self.max_lost_s >= 0, "tracker.max_lost_s", self.max_lost_s, "must be >= 0")
         require(0.0 <= self.embedding_momentum < 1.0, "tracker.embedding_momentum",
                 self.embedding_momentum, "must be in [0, 1)")
         require(self.max_cost > 0, "tracker.max_cost", self.max_cost, "must be > 0")
         require(0.0 < self.duplicate_iou <= 1.0, "tracker.duplicate_iou", self.duplicate_iou,
                 "must be in (0, 1]")
-        require(self.coast_keyframes >= 0, "tracker.coast_keyframes", self.coast_keyframes,
-                "must be >= 0")
 
     @property
     def class_penalty_or_gate(self) -> float | None:
@@ -131,24 +150,35 @@ class Track:
     hits: int
     first_frame: int
     last_seen: int  # last frame with a keyframe match or a live propagated mask
+    last_seen_ms: float  # stream time of the last keyframe match
     last_box: np.ndarray
     class_votes: dict[int, float] = dataclasses.field(default_factory=dict)
-    misses: int = 0  # losses since the last match (unmatched keyframes, collapsed masks)
 
     def vote(self, class_id: int, score: float) -> None:
         self.class_votes[class_id] = self.class_votes.get(class_id, 0.0) + score
         self.class_id = max(self.class_votes, key=self.class_votes.get)
 
-    def predicted_box(self) -> np.ndarray:
-        return kalman.state_box(self.kf)
+    def transition(self, new: TrackState) -> None:
+        if new is self.state:
+            return
+        if new not in _ALLOWED[self.state]:
+            raise RuntimeError(f"track {self.track_id}: {self.state.value} -> {new.value} "
+                               "not allowed")
+        self.state = new
 
 
-def _transition(track: Track, new: TrackState) -> None:
-    if new is track.state:
-        return
-    if new not in _ALLOWED[track.state]:
-        raise RuntimeError(f"track {track.track_id}: {track.state.value} -> {new.value} not allowed")
-    track.state = new
+@dataclasses.dataclass
+class _Keyframe:
+    """One keyframe's detections as the passes see them."""
+
+    dets: Detections
+    masks: list[BoxMask]
+    left: np.ndarray  # indices of the detections not yet matched
+    frame_index: int
+
+
+def _empty_mask(size: tuple[int, int]) -> BoxMask:
+    return BoxMask(0, 0, np.zeros((0, 0), np.float32), size)
 
 
 class Tracker:
@@ -158,29 +188,35 @@ class Tracker:
         config: association and lifecycle settings.
         min_mask_area: a propagated mask smaller than this has collapsed (track LOST).
         smoothing: detection weight when blending masks on keyframes (1 = none).
+        fps: converts frame indices to stream time when ``predict`` gets no timestamp.
     """
 
     def __init__(self, config: TrackerConfig | None = None, *, min_mask_area: int = 20,
-                 smoothing: float = 1.0) -> None:
+                 smoothing: float = 1.0, fps: float = 25.0) -> None:
         self.config = config or TrackerConfig()
         self.min_mask_area = min_mask_area
         self.smoothing = smoothing
+        self.fps = fps
         self.tracks: list[Track] = []
         self._next_id = 1
         self._frame = -1
+        self._time_ms: float | None = None
         self._size = (0, 0)
         self.total_started = 0
 
     # -- per frame ---------------------------------------------------------------
     def predict(self, frame_index: int, *, image_size: tuple[int, int],
-                warp: Callable[[BoxMask], BoxMask | None] | None = None) -> None:
+                warp: Callable[[BoxMask], BoxMask | None] | None = None,
+                timestamp_ms: float | None = None) -> None:
         """Advance all tracks to ``frame_index`` of an (H, W) image; warp live masks with ``warp``."""
-        dt = 1 if self._frame < 0 else frame_index - self._frame
+        t_ms = frame_index * 1000.0 / self.fps if timestamp_ms is None else float(timestamp_ms)
+        dt_s = 0.0 if self._time_ms is None else max(t_ms - self._time_ms, 0.0) / 1000.0
+        self._time_ms = t_ms
         self._frame = frame_index
         self._size = image_size
         for t in self.tracks:
             if self.config.use_kalman:
-                kalman.predict(t.kf, dt)
+                kalman.predict(t.kf, dt_s)
             if t.mask is not None and warp is not None:
                 t.mask = warp(t.mask)
                 if t.mask is not None and t.mask.area < self.min_mask_area:
@@ -196,95 +232,128 @@ class Tracker:
             self._update_propagated(frame_index)
         else:
             self._update_keyframe(detections, frame_index)
-        self._expire(frame_index)
-        return self._output(frame_index, detections)
+        self._expire()
+        return self._output()
 
-    # -- internals -----------------------------------------------------------------
+    # -- between keyframes -------------------------------------------------------------
     def _update_propagated(self, frame_index: int) -> None:
         for t in self.tracks:
             if t.state in (TrackState.TENTATIVE, TrackState.CONFIRMED):
                 if t.mask is None:
                     self._lose(t)
                     continue
-                box = t.mask.tight_box()
-                t.last_box = box
+                t.last_box = t.mask.tight_box()
                 t.last_seen = frame_index
-                if self.config.use_kalman:
-                    kalman.update(t.kf, box)
 
-    def _lose(self, t: Track, *, coast: bool = False) -> None:
-        """Unmatched or collapsed: TENTATIVE ends, CONFIRMED becomes LOST; with ``coast`` a
-        missed track keeps its mask for ``coast_keyframes`` keyframes."""
-        t.misses += 1
-        if not (coast and t.state is not TrackState.TENTATIVE
-                and t.misses <= self.config.coast_keyframes):
-            t.mask = None
-        _transition(t, TrackState.REMOVED if t.state is TrackState.TENTATIVE else TrackState.LOST)
+    def _lose(self, t: Track) -> None:
+        """Unmatched or collapsed: TENTATIVE ends, CONFIRMED becomes LOST (mask dropped)."""
+        t.mask = None
+        t.transition(TrackState.REMOVED if t.state is TrackState.TENTATIVE else TrackState.LOST)
 
-    def _geometry_box(self, t: Track) -> np.ndarray:
-        return t.predicted_box() if self.config.use_kalman else t.last_box
-
+    # -- keyframes -----------------------------------------------------------------------
     def _update_keyframe(self, dets: Detections, frame_index: int) -> None:
         cfg = self.config
-        h, w = dets.image_size
-        det_masks = [BoxMask.from_full(m) or BoxMask(0, 0, np.zeros((0, 0), np.float32), (h, w))
-                     for m in dets.masks]
-        keep = suppress_duplicates(det_masks, dets.scores, cfg.duplicate_iou)
-        if len(keep) < len(dets):
-            dets, det_masks = dets[keep], [det_masks[i] for i in keep]
-        # live tracks and coasting ones (LOST, mask still carried)
-        active = [t for t in self.tracks if t.state in (TrackState.TENTATIVE, TrackState.CONFIRMED)
-                  or (t.state is TrackState.LOST and t.mask is not None)]
-        unmatched_dets = np.arange(len(dets))
-        matched_tracks: set[int] = set()
+        size = dets.image_size
+        dets = dets[dets.scores >= cfg.low_score]
+        kf = _Keyframe(dets, [BoxMask.from_full(m) or _empty_mask(size) for m in dets.masks],
+                       np.arange(len(dets)), frame_index)
+        high = dets.scores >= cfg.high_score
+        by_state = {s: [t for t in self.tracks if t.state is s] for s in TrackState}
+        matched: set[int] = set()
 
-        # Stage 1: live and coasting tracks, mask IoU (predicted = warped mask) + appearance.
-        if active and len(dets):
-            t_masks = [t.mask or BoxMask(0, 0, np.zeros((0, 0), np.float32), (h, w)) for t in active]
-            iou = mask_iou(t_masks, det_masks)
-            emb = cosine_distance(np.stack([t.embedding for t in active]), dets.embeddings)
-            same = np.array([t.class_id for t in active])[:, None] == dets.class_ids[None, :]
-            kf_iou = box_iou(np.stack([self._geometry_box(t) for t in active]), dets.xyxy)
-            cost = combined_cost(iou, emb, same, iou_weight=cfg.iou_weight, min_iou=cfg.min_iou,
-                                 max_emb_dist=cfg.max_embedding_distance,
-                                 geometry_ok=kf_iou >= max(cfg.min_iou, 0.3),
-                                 class_penalty=cfg.class_penalty_or_gate)
-            m = linear_assignment(cost, cfg.max_cost)
-            for r, c in m.pairs:
-                self._match(active[r], dets, int(c), frame_index)
-                matched_tracks.add(id(active[r]))
-            unmatched_dets = m.unmatched_cols
-        for t in active:
-            if id(t) not in matched_tracks:
-                self._lose(t, coast=True)
-
-        # Stage 2: re-identify LOST tracks by appearance near their predicted position.
-        lost = [t for t in self.tracks if t.state is TrackState.LOST]
-        if lost and len(unmatched_dets) and dets.embeddings.shape[1]:
-            sub = dets[unmatched_dets]
-            dist = cosine_distance(np.stack([t.embedding for t in lost]), sub.embeddings)
-            same = np.array([t.class_id for t in lost])[:, None] == sub.class_ids[None, :]
-            near = np.zeros_like(same)
-            for i, t in enumerate(lost):
-                pb = self._geometry_box(t)
-                diag = float(np.hypot(pb[2] - pb[0], pb[3] - pb[1])) + 1.0
-                centre = (pb[:2] + pb[2:]) / 2
-                reach = cfg.reid_gate * diag + (kalman.speed(t.kf) if cfg.use_kalman else 0.0) * (frame_index - t.last_seen)
-                dc = np.hypot(*(((sub.xyxy[:, :2] + sub.xyxy[:, 2:]) / 2) - centre).T)
-                near[i] = dc <= reach
-            dist = dist + class_cost(same, cfg.class_penalty_or_gate)
-            cost = np.where(near & (dist <= cfg.reid_max_distance), dist, GATED)
-            m = linear_assignment(cost, cfg.reid_max_distance)
-            for r, c in m.pairs:
-                self._match(lost[r], dets, int(unmatched_dets[c]), frame_index, reid=True)
-            unmatched_dets = unmatched_dets[m.unmatched_cols]
-
-        # New tentative tracks.
-        for c in unmatched_dets:
+        # 1. confirmed and lost tracks x confident detections: place + appearance
+        matched |= self._associate(by_state[TrackState.CONFIRMED] + by_state[TrackState.LOST],
+                                   kf, high, self._full_cost, cfg.max_cost)
+        # 2. confirmed tracks still unmatched x the less confident detections: place only
+        rest = [t for t in by_state[TrackState.CONFIRMED] if id(t) not in matched]
+        matched |= self._associate(rest, kf, ~high, self._place_cost, 1.0 - cfg.low_min_iou,
+                                   learn_appearance=False)
+        # 3. tentative tracks x confident detections left
+        matched |= self._associate(by_state[TrackState.TENTATIVE], kf, high, self._full_cost,
+                                   cfg.max_cost)
+        for t in by_state[TrackState.CONFIRMED] + by_state[TrackState.TENTATIVE]:
+            if id(t) not in matched:
+                self._lose(t)
+        # 4. lost tracks (including the ones just lost) x confident detections left: appearance
+        lost = [t for t in self.tracks if t.state is TrackState.LOST and id(t) not in matched]
+        self._associate(lost, kf, high, self._reid_cost, cfg.reid_max_distance, reid=True)
+        # 5. new tentative tracks
+        for c in kf.left:
             if dets.scores[c] >= cfg.new_track_score:
                 self._start(dets, int(c), frame_index)
 
-    def _match(self, t: Track, dets: Detections, c: int, frame_index: int, reid: bool = False) -> None:
+    def _associate(self, tracks: list[Track], kf: _Keyframe, eligible: np.ndarray,
+                   cost_fn: Callable[[list[Track], Detections, list[BoxMask]], np.ndarray],
+                   max_cost: float, *, learn_appearance: bool = True,
+                   reid: bool = False) -> set[int]:
+        """Match ``tracks`` with the eligible detections still left; returns the matched tracks."""
+        cols = kf.left[eligible[kf.left]]
+        if not tracks or not len(cols):
+            return set()
+        m = linear_assignment(cost_fn(tracks, kf.dets[cols], [kf.masks[c] for c in cols]),
+                              max_cost)
+        done = set()
+        for r, c in m.pairs:
+            self._match(tracks[r], kf.dets, int(cols[c]), kf.frame_index,
+                        learn_appearance=learn_appearance, reid=reid)
+            done.add(id(tracks[r]))
+        kf.left = np.setdiff1d(kf.left, cols[m.pairs[:, 1]]) if len(m.pairs) else kf.left
+        return done
+
+    def _predicted_boxes(self, tracks: list[Track]) -> np.ndarray:
+        if self.config.use_kalman:
+            return np.stack([kalman.state_box(t.kf) for t in tracks])
+        return np.stack([t.last_box for t in tracks])
+
+    def _motion_ok(self, tracks: list[Track], dets: Detections) -> np.ndarray | None:
+        if not (self.config.motion_gate and self.config.use_kalman):
+            return None
+        return np.stack([kalman.centre_distance2(t.kf, dets.xyxy) <= kalman.GATE_CHI2_2D
+                         for t in tracks])
+
+    def _same_class(self, tracks: list[Track], dets: Detections) -> np.ndarray:
+        return np.array([t.class_id for t in tracks])[:, None] == dets.class_ids[None, :]
+
+    def _place(self, tracks: list[Track], dets: Detections, masks: list[BoxMask]) -> np.ndarray:
+        size = dets.image_size
+        has_mask = np.array([t.mask is not None for t in tracks])
+        m_iou = mask_iou([t.mask or _empty_mask(size) for t in tracks], masks)
+        b_iou = box_iou(self._predicted_boxes(tracks), dets.xyxy)
+        return geometry_similarity(b_iou, m_iou, has_mask, mask_weight=self.config.mask_weight)
+
+    def _full_cost(self, tracks: list[Track], dets: Detections, masks: list[BoxMask]) -> np.ndarray:
+        cfg = self.config
+        emb = cosine_distance(np.stack([t.embedding for t in tracks]), dets.embeddings)
+        return association_cost(self._place(tracks, dets, masks), emb,
+                                self._same_class(tracks, dets),
+                                appearance_weight=cfg.appearance_weight, min_geometry=cfg.min_iou,
+                                max_emb_dist=cfg.max_embedding_distance,
+                                motion_ok=self._motion_ok(tracks, dets),
+                                class_penalty=cfg.class_penalty_or_gate)
+
+    def _place_cost(self, tracks: list[Track], dets: Detections, masks: list[BoxMask]) -> np.ndarray:
+        cfg = self.config
+        no_emb = np.zeros((len(tracks), len(dets)))
+        return association_cost(self._place(tracks, dets, masks), no_emb,
+                                self._same_class(tracks, dets), appearance_weight=0.0,
+                                min_geometry=cfg.low_min_iou, max_emb_dist=1.0,
+                                motion_ok=self._motion_ok(tracks, dets),
+                                class_penalty=cfg.class_penalty_or_gate)
+
+    def _reid_cost(self, tracks: list[Track], dets: Detections, masks: list[BoxMask]) -> np.ndarray:
+        cfg = self.config
+        if not dets.embeddings.shape[1]:
+            return np.full((len(tracks), len(dets)), GATED)
+        dist = cosine_distance(np.stack([t.embedding for t in tracks]), dets.embeddings)
+        dist = dist + class_cost(self._same_class(tracks, dets), cfg.class_penalty_or_gate)
+        ok = dist <= cfg.reid_max_distance
+        motion = self._motion_ok(tracks, dets)
+        if motion is not None:
+            ok &= motion
+        return np.where(ok, dist, GATED)
+
+    def _match(self, t: Track, dets: Detections, c: int, frame_index: int, *,
+               learn_appearance: bool = True, reid: bool = False) -> None:
         cfg = self.config
         box = dets.xyxy[c]
         probs = dets.mask_probs[c] if dets.mask_probs is not None else dets.masks[c].astype(np.float32)
@@ -295,18 +364,18 @@ class Tracker:
             return
         if cfg.use_kalman:
             kalman.update(t.kf, box)
-        if dets.embeddings.shape[1]:
+        if learn_appearance and dets.embeddings.shape[1]:
             e = cfg.embedding_momentum * t.embedding + (1 - cfg.embedding_momentum) * dets.embeddings[c]
             t.embedding = (e / max(np.linalg.norm(e), 1e-9)).astype(np.float32)
         t.mask = new_mask
         t.score = float(dets.scores[c])
         t.vote(int(dets.class_ids[c]), t.score)
-        t.misses = 0
         t.hits += 1
         t.last_seen = frame_index
-        t.last_box = new_mask.tight_box()
+        t.last_seen_ms = self._now_ms()
+        t.last_box = np.asarray(box, np.float32).copy()
         if t.state is TrackState.LOST or t.hits >= cfg.confirm_hits or t.score >= cfg.confirm_score:
-            _transition(t, TrackState.CONFIRMED)
+            t.transition(TrackState.CONFIRMED)
 
     def _start(self, dets: Detections, c: int, frame_index: int) -> None:
         probs = dets.mask_probs[c] if dets.mask_probs is not None else dets.masks[c].astype(np.float32)
@@ -317,21 +386,32 @@ class Tracker:
                   state=TrackState.TENTATIVE, kf=kalman.make_box_filter(dets.xyxy[c]), mask=mask,
                   embedding=dets.embeddings[c].astype(np.float32).copy(),
                   score=float(dets.scores[c]), hits=1, first_frame=frame_index,
-                  last_seen=frame_index, last_box=mask.tight_box())
+                  last_seen=frame_index, last_seen_ms=self._now_ms(), last_box=mask.tight_box())
         t.vote(t.class_id, t.score)
         self._next_id += 1
         self.total_started += 1
         if t.score >= self.config.confirm_score or self.config.confirm_hits <= 1:
-            _transition(t, TrackState.CONFIRMED)
+            t.transition(TrackState.CONFIRMED)
         self.tracks.append(t)
 
-    def _expire(self, frame_index: int) -> None:
+    def _now_ms(self) -> float:
+        return 0.0 if self._time_ms is None else self._time_ms
+
+    def _expire(self) -> None:
+        h, w = self._size
+        now = self._now_ms()
         for t in self.tracks:
-            if t.state is TrackState.LOST and frame_index - t.last_seen > self.config.max_age:
-                _transition(t, TrackState.REMOVED)
+            if t.state is not TrackState.LOST:
+                continue
+            gone = (now - t.last_seen_ms) / 1000.0 > self.config.max_lost_s
+            if self.config.use_kalman and not gone:
+                cx, cy = t.kf.x[0, 0], t.kf.x[1, 0]
+                gone = not (0 <= cx < w and 0 <= cy < h)  # its prediction has left the image
+            if gone:
+                t.transition(TrackState.REMOVED)
         self.tracks = [t for t in self.tracks if t.state is not TrackState.REMOVED]
 
-    def _output(self, frame_index: int, dets: Detections | None) -> Detections:
+    def _output(self) -> Detections:
         live = sorted((t for t in self.tracks if t.state is TrackState.CONFIRMED and t.mask is not None),
                       key=lambda t: t.track_id)
         h, w = self._size
@@ -348,14 +428,15 @@ class Tracker:
     # -- state as data (checkpoints) ---------------------------------------------------------
     def state_dict(self) -> dict:
         """The tracker's state as nested dicts/lists of JSON scalars and numpy arrays."""
-        return {"next_id": self._next_id, "frame": self._frame, "size": list(self._size),
-                "total_started": self.total_started,
+        return {"next_id": self._next_id, "frame": self._frame, "time_ms": self._time_ms,
+                "size": list(self._size), "total_started": self.total_started,
                 "tracks": [_track_state(t) for t in self.tracks]}
 
     def load_state_dict(self, state: dict) -> None:
         """Restore a ``state_dict`` (same configuration)."""
         self._next_id = int(state["next_id"])
         self._frame = int(state["frame"])
+        self._time_ms = None if state["time_ms"] is None else float(state["time_ms"])
         self._size = tuple(int(v) for v in state["size"])
         self.total_started = int(state["total_started"])
         self.tracks = [_track_from_state(d) for d in state["tracks"]]
@@ -363,7 +444,7 @@ class Tracker:
     def end_all(self) -> None:
         """End every track (e.g. after a long gap in the stream); ids are not reused."""
         for t in self.tracks:
-            t.state = TrackState.REMOVED
+            t.transition(TrackState.REMOVED)
         self.tracks = []
 
 
@@ -376,17 +457,16 @@ def _track_state(t: Track) -> dict:
                                          "image_size": list(m.image_size),
                                          "velocity": [float(v) for v in m.velocity]},
         "embedding": t.embedding, "score": t.score, "hits": t.hits,
-        "first_frame": t.first_frame, "last_seen": t.last_seen,
+        "first_frame": t.first_frame, "last_seen": t.last_seen, "last_seen_ms": t.last_seen_ms,
         "last_box": np.asarray(t.last_box, np.float32),
         "class_votes": [[int(k), float(v)] for k, v in t.class_votes.items()],
-        "misses": t.misses,
     }
 
 
 def _track_from_state(d: dict) -> Track:
     kf = kalman.make_box_filter(np.asarray(d["last_box"], np.float32))
-    kf.x = np.asarray(d["kf_x"], np.float64).reshape(7, 1)
-    kf.P = np.asarray(d["kf_P"], np.float64).reshape(7, 7)
+    kf.x = np.asarray(d["kf_x"], np.float64).reshape(kf.x.shape)
+    kf.P = np.asarray(d["kf_P"], np.float64).reshape(kf.P.shape)
     m = d["mask"]
     mask = None if m is None else BoxMask(
         int(m["x0"]), int(m["y0"]), np.asarray(m["prob"], np.float32),
@@ -396,6 +476,6 @@ def _track_from_state(d: dict) -> Track:
                  state=TrackState(d["state"]), kf=kf, mask=mask,
                  embedding=np.asarray(d["embedding"], np.float32), score=float(d["score"]),
                  hits=int(d["hits"]), first_frame=int(d["first_frame"]),
-                 last_seen=int(d["last_seen"]), last_box=np.asarray(d["last_box"], np.float32),
-                 class_votes={int(k): float(v) for k, v in d["class_votes"]},
-                 misses=int(d["misses"]))
+                 last_seen=int(d["last_seen"]), last_seen_ms=float(d["last_seen_ms"]),
+                 last_box=np.asarray(d["last_box"], np.float32),
+                 class_votes={int(k): float(v) for k, v in d["class_votes"]})
