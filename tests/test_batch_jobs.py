@@ -12,7 +12,7 @@ import time
 from run_pipeline import load_config, main, run
 from tests.conftest import ROOT
 from tools.make_sample import write_scene
-from vis.data.synthetic import SceneConfig
+from vis_eval.synthetic import SceneConfig
 
 
 def make_videos(folder, n, frames=30):

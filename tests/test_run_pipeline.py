@@ -15,7 +15,7 @@ import pytest
 
 from run_pipeline import main
 from tests.conftest import ROOT, SAMPLE_GT
-from vis.data.mots import format_lines, read_mots_by_frame
+from vis_eval.sequences import format_lines, read_mots_by_frame
 from vis.schema import decode_record
 
 
@@ -171,7 +171,7 @@ def test_corrupt_frames_mid_video_leave_gaps_and_the_tracks_go_on(small_video, t
 
 
 def test_precomputed_detections_are_tracked(small_video, tmp_path, capsys):
-    from vis.data.synthetic import CLASS_NAMES
+    from vis_eval.synthetic import CLASS_NAMES
 
     video, gt = small_video
     dets = tmp_path / "dets.jsonl"

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from vis.data.synthetic import SceneConfig, render_sequence
+from vis_eval.synthetic import SceneConfig, render_sequence
 from vis.detection.detector import BoxHeadEmbedder, HistogramEmbedder, MaskRCNNDetector
 from vis.detection.models import WeightsError, load_model
 
