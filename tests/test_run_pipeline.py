@@ -107,6 +107,7 @@ def test_missing_or_wrong_weights_exit_2(tmp_path, capsys):
     assert code == 2 and "bad.pt" in err
 
 
+@pytest.mark.slow
 def test_demo_sample_end_to_end_ids_stable_and_masks_on_target(tmp_path, capsys):
     out = tmp_path / "out"
     summary = tmp_path / "summary.json"
@@ -201,6 +202,7 @@ def test_precomputed_detections_are_tracked(small_video, tmp_path, capsys):
     assert {r.labels[c] for r in results for c in r.detections.class_ids} <= set(labels.values())
 
 
+@pytest.mark.slow
 def test_sigint_flushes_processed_frames_and_exits_130(tmp_path):
     out = tmp_path / "o"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}

@@ -190,6 +190,7 @@ def test_rtsp_transport_setting_is_obeyed():
         server.kill()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", [
     "http",
     pytest.param("rtsp", marks=needs_rtsp_server),

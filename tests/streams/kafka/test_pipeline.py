@@ -6,12 +6,15 @@ import json
 import socket
 import time
 
+import pytest
+
 from run_pipeline import load_config, main, run
 from streams.kafka import FrameReader
 from tools.make_sample import write_scene
 from vis_eval.synthetic import SceneConfig
 
 
+@pytest.mark.slow
 def test_pipeline_to_topic_equals_jsonl_per_stream(broker, topic, tmp_path):
     videos = []
     for i in range(2):
