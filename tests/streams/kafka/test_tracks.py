@@ -1,10 +1,10 @@
-"""TrackEvents: track started/ended events derived from a stream's records (no broker)."""
+"""TrackEvents and tracked_instances: tracks derived from a stream's records (no broker)."""
 
 from __future__ import annotations
 
 import pytest
 
-from streams.kafka import TrackEvents
+from streams.kafka import TrackEvents, tracked_instances
 
 
 def _rec(frame: int, tids: list[int], stream: str = "s") -> dict:
@@ -53,3 +53,16 @@ def test_streams_are_independent_and_end_stream():
                                                                           "stream_end")]
     assert te.end_stream("a") == []
     assert [e["stream_id"] for e in te.end_all()] == ["b"]
+
+
+@pytest.mark.parametrize("tids,expected", [
+    ([], []),
+    ([-1, -1], []),                # unassigned instances are not tracks
+    ([3, -1, 3, 1], [3, 1]),       # record order; a repeated id keeps its first instance
+])
+def test_tracked_instances(tids, expected):
+    rec = _rec(0, tids)
+    got = tracked_instances(rec)
+    assert list(got) == expected
+    for tid, inst in got.items():
+        assert inst is next(i for i in rec["instances"] if i["track_id"] == tid)
