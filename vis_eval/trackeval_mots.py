@@ -87,7 +87,8 @@ def write_trackeval_folder(root: Path, gt: dict[str, TrackSequence], lengths: di
                 lines = trackeval_lines(seqs[seq], n_frames=lengths[seq])
             except EvaluationError as exc:
                 raise EvaluationError(f"tracker {name!r}, sequence {seq!r}: {exc}") from None
-            (data / f"{_trackeval_name(seq)}.txt").write_text("".join(line + "\n" for line in lines))
+            (data / f"{_trackeval_name(seq)}.txt").write_text(
+                "".join(line + "\n" for line in lines))
     return folders
 
 

@@ -26,7 +26,13 @@ from streams.kafka.records import (
     fit_record,
 )
 from streams.kafka.sink import KafkaSink
-from streams.kafka.tracks import TRACK_SCHEMA, Timeline, TrackEvents, TrackTimelines, tracked_instances
+from streams.kafka.tracks import (
+    TRACK_SCHEMA,
+    Timeline,
+    TrackEvents,
+    TrackTimelines,
+    tracked_instances,
+)
 
 __all__ = [
     "RECORD_OVERHEAD", "TRACK_SCHEMA", "ConsumedFrame", "FrameAssembler", "FrameReader",
