@@ -589,8 +589,8 @@ def run(cfg: PipelineConfig, *, progress: bool = True, stop: threading.Event | N
         elif r.failure is not None:
             summary.failed_inputs.append(str(r.failure))
     for s in sinks:
-        if getattr(s, "stats", None):
-            summary.sink_stats[type(s).__name__] = dict(s.stats)
+        if callable(getattr(s, "stats", None)):
+            summary.sink_stats[type(s).__name__] = dict(s.stats())
     if sink_errors:
         exc = sink_errors[0]
         summary.exit_code = EXIT_SINK
@@ -700,7 +700,7 @@ def _loop(active, admit, done_runs, detector, cfg, results_q, store, stop, activ
 
 
 def _kafka_sink(settings: dict):
-    from streams.kafka_sink import KafkaSink, KafkaSinkConfig
+    from streams.kafka import KafkaSink, KafkaSinkConfig
 
     return KafkaSink(from_mapping(KafkaSinkConfig, settings, "sinks.kafka"))
 

@@ -35,7 +35,7 @@ from bench.common import (
     warm_up,
     write_report,
 )
-from vis.evaluation.tables import markdown_table
+from vis_eval.tables import markdown_table
 
 log = logging.getLogger("bench.ablations")
 

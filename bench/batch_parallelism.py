@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tools.make_sample import write_scene  # noqa: E402
-from vis.data.synthetic import SceneConfig  # noqa: E402
+from vis_eval.synthetic import SceneConfig  # noqa: E402
 
 
 def pipeline(sources: list[Path], out: Path, sets: list[str]) -> list[str]:

@@ -3,7 +3,7 @@
 Contract: ``ensure_set(data_dir, scale)`` makes sure the benchmark set is on disk;
 ``run_on_set(data_dir, out_dir, overrides)`` runs ``run_pipeline.run`` on every sequence
 (in this process, one sequence after the other) and returns the summed run summary;
-``score(data_dir, {name: pred_dir})`` scores prediction folders with ``vis.evaluation``;
+``score(data_dir, {name: pred_dir})`` scores prediction folders with ``vis_eval``;
 ``write_report(name, payload, markdown)`` writes ``bench/results/<name>.json`` and ``.md``.
 """
 
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from vis.evaluation.benchmark import evaluate, load_ground_truth, load_predictions  # noqa: E402
+from vis_eval.benchmark import evaluate, load_ground_truth, load_predictions  # noqa: E402
 
 DATA = ROOT / "bench" / "data"
 RESULTS = ROOT / "bench" / "results"

@@ -32,8 +32,8 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from bench.common import DATA, TMP, ensure_set, sequences, setup_logging
-from vis.evaluation.benchmark import CLASS_NAMES, load_ground_truth
-from vis.evaluation.sequences import Instance, TrackSequence, jsonl_records, write_jsonl
+from vis_eval.benchmark import CLASS_NAMES, load_ground_truth
+from vis_eval.sequences import Instance, TrackSequence, jsonl_records, write_jsonl
 
 log = logging.getLogger("bench.detections")
 

@@ -25,8 +25,8 @@ from pathlib import Path
 from bench.common import DATA, ensure_set, setup_logging, write_report
 from bench.detections import ensure_detections
 from bench.peers import EMBEDDERS, run_ours
-from vis.evaluation.benchmark import evaluate, load_ground_truth, load_predictions
-from vis.evaluation.tables import markdown_table
+from vis_eval.benchmark import evaluate, load_ground_truth, load_predictions
+from vis_eval.tables import markdown_table
 
 log = logging.getLogger("bench.embedders")
 

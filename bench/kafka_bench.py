@@ -37,10 +37,9 @@ if str(ROOT) not in sys.path:
 from kafka import KafkaProducer  # noqa: E402 - after the sys.path line
 from kafka import codec as kcodec  # noqa: E402 - after the sys.path line
 
-from streams.broker import EmbeddedBroker  # noqa: E402 - after the sys.path line
-from streams.consume import FrameReader  # noqa: E402 - after the sys.path line
-from streams.kafka_sink import KafkaSink  # noqa: E402 - after the sys.path line
-from vis.data.synthetic import CLASS_NAMES, SceneConfig, render_sequence  # noqa: E402 - after the sys.path line
+from devtools.broker import EmbeddedBroker  # noqa: E402 - after the sys.path line
+from streams.kafka import FrameReader, KafkaSink  # noqa: E402 - after the sys.path line
+from vis_eval.synthetic import CLASS_NAMES, SceneConfig, render_sequence  # noqa: E402 - after the sys.path line
 from vis.schema import dumps_record, encode_masks  # noqa: E402 - after the sys.path line
 from vis.types import Detections, FrameResult  # noqa: E402 - after the sys.path line
 
@@ -161,7 +160,7 @@ def measure_throughput(broker: EmbeddedBroker, frames: list[FrameResult], codec:
     elapsed = time.perf_counter() - t0
     ratio = _producer_compression_ratio(sink)
     sink.close()
-    st = sink.stats
+    st = sink.stats()
     assert st["sent"] == len(frames), st
 
     values = [dumps_record(f).encode() for f in frames]

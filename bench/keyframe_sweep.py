@@ -37,7 +37,7 @@ from bench.common import (
     warm_up,
     write_report,
 )
-from vis.evaluation.tables import markdown_table
+from vis_eval.tables import markdown_table
 
 log = logging.getLogger("bench.keyframe_sweep")
 

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import cv2
 
-from vis.data.benchmark_set import Scenario, benchmark_scenarios, render_scenario, sequence_stats
-from vis.data.mots import format_lines, write_mots
+from vis_eval.benchmark_set import Scenario, benchmark_scenarios, render_scenario, sequence_stats
+from vis_eval.sequences import format_lines, write_mots
 
 FPS = 25.0
 

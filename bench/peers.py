@@ -48,8 +48,8 @@ from bench.common import (
     write_report,
 )
 from bench.detections import ensure_detections
-from vis.evaluation.sequences import Instance, TrackSequence, _rle
-from vis.evaluation.tables import markdown_table
+from vis_eval.sequences import Instance, TrackSequence, _rle
+from vis_eval.tables import markdown_table
 from vis.ops.boxes import box_iou
 
 log = logging.getLogger("bench.peers")
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     setup_logging()
     ensure_set(a.data, a.scale)
-    from vis.evaluation.benchmark import evaluate, load_ground_truth, load_predictions
+    from vis_eval.benchmark import evaluate, load_ground_truth, load_predictions
 
     payload: dict = {"kinds": {}}
     md: list[str] = []

@@ -8,7 +8,7 @@
    frame: ``predict`` + ``update`` with N detections (a keyframe: mask IoU + embedding cost,
    Hungarian, lifecycle, smoothing), and ``update(None)`` (a propagated frame: Kalman only),
    averaged over 20 frames after 5 warm-up frames.
-2. Resolution (synthetic scenes from ``vis.data.synthetic``, 10 objects scaled with the
+2. Resolution (synthetic scenes from ``vis_eval.synthetic``, 10 objects scaled with the
    frame): the flow of one frame pair (``FlowEstimator``) and the warp of every object's
    mask (``Propagator.warp_fn``, default ``ecc``) for each flow method (``dis_ultrafast``
    default, ``dis_fast``, ``dis_medium``, ``farneback``), median over 10 frame pairs.
@@ -30,8 +30,8 @@ import cv2
 import numpy as np
 
 from bench.common import RESULTS, setup_logging, write_report
-from vis.data.synthetic import SceneConfig, render_sequence
-from vis.evaluation.tables import markdown_table
+from vis_eval.synthetic import SceneConfig, render_sequence
+from vis_eval.tables import markdown_table
 from vis.ops.masks import BoxMask
 from vis.propagation import PropagationConfig, Propagator
 from vis.tracking.tracker import Tracker, TrackerConfig

@@ -62,7 +62,7 @@ def demo_detector():
 def small_video(tmp_path):
     """A 40-frame 320x192 synthetic video with its MOTS ground truth."""
     from tools.make_sample import write_scene
-    from vis.data.synthetic import SceneConfig
+    from vis_eval.synthetic import SceneConfig
 
     cfg = SceneConfig(width=320, height=192, n_frames=40, seed=11, n_objects=3,
                       size_range=(14.0, 26.0), spawn_rate=0.0)

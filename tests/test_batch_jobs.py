@@ -9,10 +9,12 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from run_pipeline import load_config, main, run
 from tests.conftest import ROOT
 from tools.make_sample import write_scene
-from vis.data.synthetic import SceneConfig
+from vis_eval.synthetic import SceneConfig
 
 
 def make_videos(folder, n, frames=30):
@@ -85,6 +87,7 @@ def pipeline_cmd(src, out):
             "--set", "checkpoint_every=7", "--set", "detector.threads=1", "--no-progress"]
 
 
+@pytest.mark.slow
 def test_sigkill_and_resume_gives_byte_identical_output(tmp_path):
     videos = make_videos(tmp_path / "in", 2, frames=45)
     src = tmp_path / "in"

@@ -15,7 +15,7 @@ import pytest
 
 from run_pipeline import main
 from tests.conftest import ROOT, SAMPLE_GT
-from vis.data.mots import format_lines, read_mots_by_frame
+from vis_eval.sequences import format_lines, read_mots_by_frame
 from vis.schema import decode_record
 
 
@@ -107,6 +107,7 @@ def test_missing_or_wrong_weights_exit_2(tmp_path, capsys):
     assert code == 2 and "bad.pt" in err
 
 
+@pytest.mark.slow
 def test_demo_sample_end_to_end_ids_stable_and_masks_on_target(tmp_path, capsys):
     out = tmp_path / "out"
     summary = tmp_path / "summary.json"
@@ -171,7 +172,7 @@ def test_corrupt_frames_mid_video_leave_gaps_and_the_tracks_go_on(small_video, t
 
 
 def test_precomputed_detections_are_tracked(small_video, tmp_path, capsys):
-    from vis.data.synthetic import CLASS_NAMES
+    from vis_eval.synthetic import CLASS_NAMES
 
     video, gt = small_video
     dets = tmp_path / "dets.jsonl"
@@ -201,6 +202,7 @@ def test_precomputed_detections_are_tracked(small_video, tmp_path, capsys):
     assert {r.labels[c] for r in results for c in r.detections.class_ids} <= set(labels.values())
 
 
+@pytest.mark.slow
 def test_sigint_flushes_processed_frames_and_exits_130(tmp_path):
     out = tmp_path / "o"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}

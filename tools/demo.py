@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import run_pipeline  # noqa: E402
-from streams.broker import EmbeddedBroker  # noqa: E402
-from streams.consume import FrameReader, TrackTimelines, format_summary  # noqa: E402
+from devtools.broker import EmbeddedBroker  # noqa: E402
+from streams.kafka import FrameReader, TrackTimelines, format_summary  # noqa: E402
 
 
 def main(argv: list[str]) -> int:

@@ -14,8 +14,8 @@ import cv2
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vis.data.mots import format_lines, write_mots  # noqa: E402
-from vis.data.synthetic import SceneConfig, render_sequence  # noqa: E402
+from vis_eval.sequences import format_lines, write_mots  # noqa: E402
+from vis_eval.synthetic import SceneConfig, render_sequence  # noqa: E402
 
 SAMPLE = SceneConfig(width=640, height=360, n_frames=150, seed=2026, n_objects=6,
                      spawn_rate=0.03, pan_speed=0.6, lighting_amplitude=0.1, noise_sigma=3.0,

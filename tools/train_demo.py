@@ -3,7 +3,7 @@
     python tools/train_demo.py                      # the shipped model (defaults below)
     python tools/train_demo.py --iters 200 --out /tmp/m.pt   # a quick smoke run
 
-Every batch is freshly rendered by ``vis.data.synthetic`` from a seeded stream of random
+Every batch is freshly rendered by ``vis_eval.synthetic`` from a seeded stream of random
 scene configs, so the run is reproducible from ``--seed`` alone. Ends by scoring mask AP
 on held-out scenes (seeds disjoint from training) with pycocotools.
 """
@@ -24,7 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vis.data.synthetic import CLASS_NAMES, SceneRenderer, random_scene_config  # noqa: E402
+from vis_eval.synthetic import CLASS_NAMES, SceneRenderer, random_scene_config  # noqa: E402
 from vis.detection.models import DEMO_CHECKPOINT, build_tiny_maskrcnn  # noqa: E402
 
 log = logging.getLogger("train_demo")
@@ -97,7 +97,7 @@ def save(model: torch.nn.Module, out: Path) -> None:
 def evaluate_ap(checkpoint: Path, n_images: int, seed: int) -> dict[str, float]:
     """Mask and box AP (pycocotools) on ``n_images`` held-out synthetic frames."""
     from vis.detection.detector import MaskRCNNDetector
-    from vis.evaluation.coco_ap import coco_mask_ap
+    from vis_eval.coco_ap import coco_mask_ap
 
     det = MaskRCNNDetector.from_weights(weights=str(checkpoint), score_threshold=0.05,
                                         max_detections=100)

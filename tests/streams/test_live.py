@@ -32,7 +32,7 @@ from streams.live import (
 from streams.sinks import MemorySink
 from streams.sources import SourceError
 from tests.conftest import SAMPLE_GT, SAMPLE_VIDEO
-from vis.data.mots import read_mots_by_frame
+from vis_eval.sequences import read_mots_by_frame
 
 ffmpeg_exe = pytest.importorskip("imageio_ffmpeg").get_ffmpeg_exe
 SAMPLE_FRAMES, SAMPLE_FPS = 150, 25.0  # data/sample/sample.mp4
@@ -190,6 +190,7 @@ def test_rtsp_transport_setting_is_obeyed():
         server.kill()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", [
     "http",
     pytest.param("rtsp", marks=needs_rtsp_server),

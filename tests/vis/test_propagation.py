@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import disk_mask
-from vis.data.synthetic import background_image, object_texture
+from vis_eval.synthetic import background_image, object_texture
 from vis.ops.masks import BoxMask
 from vis.ops.masks import smooth_mask
 from vis.propagation import PropagationConfig, Propagator

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from vis.data.synthetic import SceneConfig, render_sequence
+from vis_eval.synthetic import SceneConfig, render_sequence
 from vis.detection.detector import BoxHeadEmbedder, HistogramEmbedder, MaskRCNNDetector
 from vis.detection.models import WeightsError, load_model
 
@@ -68,6 +68,7 @@ def reid_accuracy(embedder) -> float:
     return hits / total
 
 
+@pytest.mark.slow
 def test_fused_appearance_re_identifies_objects():
     model, labels = load_model(weights="demo")
     fused = BoxHeadEmbedder(MaskRCNNDetector(model=model, labels=labels, appearance="fused"))

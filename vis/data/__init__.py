@@ -1,1 +1,0 @@
-"""Synthetic scenes with ground truth, and MOTS text ground-truth I/O."""
