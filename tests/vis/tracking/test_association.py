@@ -1,7 +1,13 @@
 import numpy as np
 import pytest
 
-from vis.tracking.association import GATED, combined_cost, cosine_distance, linear_assignment
+from vis.tracking.association import (
+    GATED,
+    association_cost,
+    cosine_distance,
+    geometry_similarity,
+    linear_assignment,
+)
 
 
 @pytest.mark.parametrize("shape", [(0, 0), (0, 3), (3, 0)])
@@ -26,16 +32,28 @@ def test_cosine_distance_and_no_embeddings():
     assert cosine_distance(np.zeros((2, 0)), np.zeros((3, 0))).shape == (2, 3)
 
 
-def test_combined_cost_gates_on_iou_embedding_and_class():
-    iou = np.array([[0.8, 0.05, 0.9]])
-    emb = np.array([[0.1, 0.1, 0.9]])
-    same = np.array([[True, True, True]])
-    c = combined_cost(iou, emb, same, iou_weight=0.5, min_iou=0.1, max_emb_dist=0.5)
+def test_association_cost_gates_on_place_appearance_motion_and_class():
+    geo = np.array([[0.8, 0.05, 0.9, 0.9]])
+    emb = np.array([[0.1, 0.1, 0.9, 0.1]])
+    same = np.array([[True, True, True, True]])
+    kw = dict(appearance_weight=0.5, min_geometry=0.1, max_emb_dist=0.5)
+    c = association_cost(geo, emb, same, **kw)
     assert c[0, 0] == pytest.approx(0.5 * 0.2 + 0.5 * 0.1)
-    assert c[0, 1] == GATED  # IoU below gate
+    assert c[0, 1] == GATED  # place below the gate
     assert c[0, 2] == GATED  # appearance too different
-    rescue = combined_cost(iou, emb, same, iou_weight=0.5, min_iou=0.1, max_emb_dist=0.5,
-                           geometry_ok=np.array([[False, True, False]]))
-    assert rescue[0, 1] < GATED
-    other_class = combined_cost(iou, emb, ~same, iou_weight=0.5, min_iou=0.1, max_emb_dist=0.5)
-    assert (other_class == GATED).all()
+    assert c[0, 3] < GATED
+    moved = association_cost(geo, emb, same, motion_ok=np.array([[True, True, True, False]]), **kw)
+    assert moved[0, 3] == GATED  # outside the motion model's reach
+    penalised = association_cost(geo, emb, ~same, class_penalty=0.2, **kw)
+    assert penalised[0, 0] == pytest.approx(c[0, 0] + 0.2)
+    assert (association_cost(geo, emb, ~same, **kw) == GATED).all()  # None: classes gated
+    assert np.array_equal(geo, [[0.8, 0.05, 0.9, 0.9]])  # inputs untouched
+
+
+def test_geometry_uses_the_mask_only_for_tracks_that_carry_one():
+    box = np.array([[0.2, 0.0], [0.6, 0.1]])
+    mask = np.array([[0.8, 0.4], [0.0, 0.0]])
+    g = geometry_similarity(box, mask, np.array([True, False]), mask_weight=0.5)
+    assert np.allclose(g, [[0.5, 0.2], [0.6, 0.1]])
+    assert geometry_similarity(np.zeros((0, 3)), np.zeros((0, 3)), np.zeros(0, bool),
+                               mask_weight=0.5).shape == (0, 3)

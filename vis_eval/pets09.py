@@ -1,0 +1,144 @@
+"""PETS 2009 S2.L1 (``../shared/data/pets09-dev``): real pedestrians with identities, the dev
+span (frames 0-399) that tracker defaults are chosen on.
+
+Contract: ``available()`` says what is missing (a skip reason) or None; ``load_gt`` reads the
+MOT15 ground truth; ``detections_path('foreign' | 'gt', work)`` gives the foreign detector's
+file or writes the ground-truth boxes as detections without ids; ``run_ours`` runs the
+footage and a detections file through ``StreamProcessor`` (the per-stream code the runner
+drives) and returns our tracks per frame; ``score`` scores tracks with ``box_scoring``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+from pycocotools import mask as mask_utils
+
+from vis.detection.factory import build_detector
+from vis.pipeline import StreamProcessor
+from vis.types import Frame
+from vis_eval.box_scoring import Tracks, score_boxes
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "pets09-dev"
+VIDEO = Path.home() / ".cache" / "pets09" / "vtest.avi"
+DEV_FRAMES = 400
+FPS = 7.0
+SIZE = (576, 768)  # H, W
+
+
+def available() -> str | None:
+    """None when the data and footage are here, else what is missing (a skip reason)."""
+    if not (DATA / "gt.txt").is_file():
+        return f"{DATA} is absent (the shared real-data folder beside the project)"
+    if not VIDEO.is_file():
+        return f"{VIDEO} is absent: run bash {DATA}/get_video.sh"
+    return None
+
+
+def load_gt(path: Path = DATA / "gt.txt", frames: int = DEV_FRAMES) -> Tracks:
+    """MOT15 rows ``frame,id,x,y,w,h,...`` (1-based frames) -> {0-based frame: [(id, xyxy)]}."""
+    out: Tracks = {f: [] for f in range(frames)}
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        v = line.split(",")
+        f, tid = int(float(v[0])) - 1, int(float(v[1]))
+        x, y, w, h = (float(s) for s in v[2:6])
+        if 0 <= f < frames:
+            out[f].append((tid, np.array([x, y, x + w, y + h], np.float32)))
+    return out
+
+
+def gt_detections(gt: Tracks, path: Path, size: tuple[int, int] = SIZE) -> Path:
+    """Write the GT boxes as ``vis.frame/1`` detections (no ids; box masks; score 1)."""
+    h, w = size
+    with open(path, "w", encoding="utf-8") as fh:
+        for f in sorted(gt):
+            insts = []
+            for _, b in gt[f]:
+                x0, y0 = max(int(round(b[0])), 0), max(int(round(b[1])), 0)
+                x1, y1 = min(int(round(b[2])), w), min(int(round(b[3])), h)
+                if x1 <= x0 or y1 <= y0:
+                    continue
+                m = np.zeros((h, w), np.uint8, order="F")
+                m[y0:y1, x0:x1] = 1
+                rle = mask_utils.encode(m)
+                insts.append({"class_id": 1, "label": "person", "score": 1.0,
+                              "bbox": [float(x0), float(y0), float(x1), float(y1)],
+                              "mask": {"size": [h, w], "counts": rle["counts"].decode()}})
+            fh.write(json.dumps({"schema": "vis.frame/1", "stream_id": "pets", "frame_index": f,
+                                 "timestamp_ms": f * 1000.0 / FPS, "keyframe": True,
+                                 "width": w, "height": h, "instances": insts}) + "\n")
+    return path
+
+
+def detections_path(kind: str, work: Path) -> Path:
+    """``foreign`` (the shipped foreign detector's file) or ``gt`` (written under ``work``)."""
+    if kind == "foreign":
+        return DATA / "detections_dev.jsonl"
+    if kind == "gt":
+        p = work / "pets_gt_dets.jsonl"
+        return p if p.is_file() else gt_detections(load_gt(), p)
+    raise ValueError(f"detections kind {kind!r}: use foreign or gt")
+
+
+def frames(video: Path = VIDEO, count: int = DEV_FRAMES) -> Iterator[Frame]:
+    cap = cv2.VideoCapture(str(video))
+    try:
+        for i in range(count):
+            ok, img = cap.read()
+            if not ok:
+                raise RuntimeError(f"{video} ended at frame {i}: run get_video.sh again")
+            yield Frame(stream_id="pets", index=i, timestamp_ms=i * 1000.0 / FPS, image=img)
+    finally:
+        cap.release()
+
+
+def pipeline_config(dets: Path, interval: int, overrides: list[str] = ()):
+    """configs/demo.yaml with precomputed detections, ``interval``, and ``--set`` overrides."""
+    from run_pipeline import load_config  # the runner's config schema (moving to vis_pipeline)
+
+    sets = ["detector.type=precomputed", f"detector.path={dets}", "detector.weights=null",
+            f"keyframes.interval={interval}", *overrides]
+    return load_config(ROOT / "configs" / "demo.yaml", sets)
+
+
+def run_ours(dets: Path, interval: int = 1, overrides: list[str] = (),
+             count: int = DEV_FRAMES) -> tuple[Tracks, dict]:
+    """Our pipeline's per-stream processing on the footage -> (tracks per frame, timing)."""
+    cfg = pipeline_config(dets, interval, overrides)
+    detector = build_detector(cfg.detector)
+    proc = StreamProcessor(stream_id="pets", labels=detector.labels, tracker=cfg.tracker,
+                           propagation=cfg.propagation, keyframes=cfg.keyframes)
+    out: Tracks = {}
+    detect_s = 0.0
+    try:
+        for fr in frames(count=count):
+            d = None
+            if proc.is_keyframe(fr):
+                t0 = time.perf_counter()
+                d = detector.detect_frames([fr])[0]
+                detect_s += time.perf_counter() - t0
+            res = proc.process(fr, d)
+            det = res.detections
+            out[fr.index] = [(int(t), det.xyxy[i].copy()) for i, t in enumerate(det.track_ids)]
+    finally:
+        detector.close()
+    n = max(proc.frames, 1)
+    timing = {k: 1000.0 * v / n for k, v in proc.timer.seconds.items()}
+    timing["detections_and_embedding"] = 1000.0 * detect_s / n
+    return out, timing
+
+
+
+
+def score(gt: Tracks, trackers: dict[str, Tracks], frames_n: int = DEV_FRAMES
+          ) -> dict[str, dict[str, float]]:
+    """``box_scoring.score_boxes`` with this footage's frame rate and size."""
+    return score_boxes(gt, trackers, frames_n, fps=FPS, size=SIZE)
