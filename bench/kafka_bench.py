@@ -161,7 +161,7 @@ def measure_throughput(broker: EmbeddedBroker, frames: list[FrameResult], codec:
     elapsed = time.perf_counter() - t0
     ratio = _producer_compression_ratio(sink)
     sink.close()
-    st = sink.stats
+    st = sink.stats()
     assert st["sent"] == len(frames), st
 
     values = [dumps_record(f).encode() for f in frames]

@@ -30,7 +30,7 @@ from typing import Any, Literal, Self
 
 import numpy as np
 
-from streams.sinks import SinkError
+from streams.sinks import Sink, SinkError
 from vis.config import ConfigError, from_mapping, require
 from vis.schema import SCHEMA, decode_mask, encode_masks, encode_record
 from vis.types import FrameResult
@@ -457,7 +457,7 @@ def _err(exc: BaseException) -> str:
     return text if text.startswith(name) else f"{name}: {text}"
 
 
-class KafkaSink:
+class KafkaSink(Sink):
     """Publishes ``FrameResult``s to Kafka, at least once (see the module docstring).
 
     Args:
@@ -503,7 +503,6 @@ class KafkaSink:
             raise
 
     # -- public API ------------------------------------------------------------------------
-    @property
     def stats(self) -> dict[str, int | float]:
         """Counters: ``frames`` written, ``records`` queued (frame records + parts + track
         events), ``sent`` acknowledged, ``failed`` send attempts, ``retried`` re-sent
@@ -517,7 +516,7 @@ class KafkaSink:
             out["blocked_s"] = round(float(out["blocked_s"]), 3)
             return out
 
-    def write(self, result: FrameResult) -> None:
+    def write(self, result: FrameResult, image: np.ndarray | None = None) -> None:
         """Queue one frame's record(s) and its track events; blocks on a full buffer.
 
         Raises:
@@ -595,7 +594,7 @@ class KafkaSink:
             producer, self._producer = self._producer, None
             if producer is not None:
                 _close_producer(producer, 5.0 if delivered else 0.0)
-            log.info("kafka sink %s closed: %s", self.config.topic, self.stats)
+            log.info("kafka sink %s closed: %s", self.config.topic, self.stats())
 
     def __enter__(self) -> Self:
         return self

@@ -9,7 +9,8 @@ import subprocess
 import sys
 import time
 
-from run_pipeline import load_config, main, run
+from vis_pipeline import load_config, run
+from vis_pipeline.cli import main
 from tests.conftest import ROOT
 from tools.make_sample import write_scene
 from vis.data.synthetic import SceneConfig

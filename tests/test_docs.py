@@ -3,7 +3,7 @@
 import dataclasses
 import re
 
-from run_pipeline import PipelineConfig
+from vis_pipeline import PipelineConfig
 from tests.conftest import ROOT
 
 

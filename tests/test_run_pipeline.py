@@ -13,7 +13,7 @@ from collections import Counter, defaultdict
 import numpy as np
 import pytest
 
-from run_pipeline import main
+from vis_pipeline.cli import main
 from tests.conftest import ROOT, SAMPLE_GT
 from vis.data.mots import format_lines, read_mots_by_frame
 from vis.schema import decode_record

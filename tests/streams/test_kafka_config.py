@@ -138,5 +138,5 @@ def test_sink_repr_has_no_password(broker, monkeypatch):
     sink = KafkaSink(bootstrap_servers=broker.bootstrap_servers, topic="vis.frames.repr")
     sec = KafkaSecurity(security_protocol="SASL_PLAINTEXT", sasl_mechanism="PLAIN",
                         sasl_plain_username="u", sasl_password_env=ENV)
-    assert SECRET not in repr(sink) and SECRET not in repr(sec) and SECRET not in str(sink.stats)
+    assert SECRET not in repr(sink) and SECRET not in repr(sec) and SECRET not in str(sink.stats())
     sink.close()

@@ -54,7 +54,7 @@ def test_broker_killed_and_restarted_every_frame_arrives(fresh_broker, capsys, i
     for r in results[a:b]:
         sink.write(r)
     time.sleep(0.5)
-    assert sink.stats["pending"] >= b - a
+    assert sink.stats()["pending"] >= b - a
     # 3. ... then it crashes and comes back empty on the same port.
     port = broker.port
     broker.restart(down_s=0.5)
@@ -62,7 +62,7 @@ def test_broker_killed_and_restarted_every_frame_arrives(fresh_broker, capsys, i
     for r in results[b:]:
         sink.write(r)
     sink.close()
-    st = sink.stats
+    st = sink.stats()
     assert st["pending"] == 0
 
     after, r2 = read_frames(broker.bootstrap_servers, topic, dedup=False, idle_s=2.0)
@@ -109,14 +109,14 @@ def test_write_blocks_on_full_buffer_and_resumes(fresh_broker):
     t.start()
     time.sleep(1.5)
     assert not done.is_set(), "write did not block while the broker was down"
-    assert 1 <= sink.stats["pending"] <= 5
+    assert 1 <= sink.stats()["pending"] <= 5
     broker.start()
     assert done.wait(20), "write did not resume after the broker came back"
     t.join(5)
     assert not errors, errors
     sink.close()
-    assert sink.stats["blocked_s"] > 1.0
-    assert sink.stats["pending"] == 0
+    assert sink.stats()["blocked_s"] > 1.0
+    assert sink.stats()["pending"] == 0
     # frames 0-2 were acknowledged by the broker that died (and its memory); 3.. must be there
     frames, _ = read_frames(broker.bootstrap_servers, topic, expect=15)
     assert sorted(f.frame_index for f in frames) == list(range(3, 18))

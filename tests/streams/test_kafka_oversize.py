@@ -113,7 +113,7 @@ def test_oversize_frames_through_the_broker(broker, topic, big_frames):
                    max_request_size=MAX_REQUEST) as sink:
         for r in big_frames:
             sink.write(r)
-    st = sink.stats
+    st = sink.stats()
     assert st["oversize"] == 2 and st["coarsened"] == 1 and st["parts"] >= 4
     assert st["sent"] == st["records"] == 2 + st["parts"]
 
@@ -143,5 +143,5 @@ def test_oversize_policy_error_raises(broker, topic, big_frames):
     small = make_results(["small"], 1)[0]
     sink.write(small)
     sink.close()
-    assert sink.stats["sent"] == 1
+    assert sink.stats()["sent"] == 1
     assert LABELS[0] == "background"

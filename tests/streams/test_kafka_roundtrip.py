@@ -25,7 +25,7 @@ def test_round_trip_several_streams(broker, topic):
         sink.write(r)
     sink.close()
     sink.close()  # idempotent
-    st = sink.stats
+    st = sink.stats()
     assert st["frames"] == len(results) and st["pending"] == 0 and st["failed"] == 0
     assert st["sent"] == st["records"] == len(results) + st["track_events"]
 

@@ -20,7 +20,7 @@ import time
 import numpy as np
 import pytest
 
-from run_pipeline import load_config, run
+from vis_pipeline import load_config, run
 from streams.live import (
     LiveConfig,
     LiveSource,

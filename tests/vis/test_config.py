@@ -1,6 +1,6 @@
 import pytest
 
-from run_pipeline import PipelineConfig, load_config
+from vis_pipeline import PipelineConfig, load_config
 from vis.config import ConfigError, from_mapping
 
 
