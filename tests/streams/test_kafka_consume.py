@@ -144,6 +144,7 @@ def test_two_consumers_in_one_group_split_partitions(broker, topic):
     assert keys == sorted((r.stream_id, r.frame_index) for r in results)
 
 
+@pytest.mark.slow
 def test_start_positions(broker, topic):
     results = make_results(["pos"], 10)
     with _sink(broker, topic, topic_partitions=1) as sink:

@@ -6,15 +6,17 @@ import json
 import socket
 import time
 
+import pytest
 from kafka import KafkaConsumer
 
-from vis_pipeline import load_config, run
-from vis_pipeline.cli import main
 from streams.consume import FrameReader
 from tools.make_sample import write_scene
 from vis.data.synthetic import SceneConfig
+from vis_pipeline import load_config, run
+from vis_pipeline.cli import main
 
 
+@pytest.mark.slow
 def test_pipeline_to_topic_equals_jsonl_per_stream(broker, topic, tmp_path):
     videos = []
     for i in range(2):
@@ -53,6 +55,7 @@ def test_broker_down_at_start_is_a_one_line_error_and_no_hang(tmp_path, capsys):
     assert len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_batch_run_ends_a_finished_videos_tracks_with_stream_end(broker, topic, tmp_path):
     """A finished video's open tracks end when the video ends (``stream_end``), not when the
     run closes (``closed``): the runner calls ``end_stream`` on every sink."""

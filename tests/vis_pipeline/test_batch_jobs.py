@@ -9,11 +9,13 @@ import subprocess
 import sys
 import time
 
-from vis_pipeline import load_config, run
-from vis_pipeline.cli import main
+import pytest
+
 from tests.conftest import ROOT
 from tools.make_sample import write_scene
 from vis.data.synthetic import SceneConfig
+from vis_pipeline import load_config, run
+from vis_pipeline.cli import main
 
 
 def make_videos(folder, n, frames=30):
@@ -86,6 +88,7 @@ def pipeline_cmd(src, out):
             "--set", "checkpoint_every=7", "--set", "detector.threads=1", "--no-progress"]
 
 
+@pytest.mark.slow
 def test_sigkill_and_resume_gives_byte_identical_output(tmp_path):
     videos = make_videos(tmp_path / "in", 2, frames=45)
     src = tmp_path / "in"
@@ -113,6 +116,7 @@ def test_sigkill_and_resume_gives_byte_identical_output(tmp_path):
     assert again.returncode == 0 and "2 already complete" in again.stdout
 
 
+@pytest.mark.slow
 def test_resume_refuses_state_from_another_config(tmp_path, capsys):
     videos = make_videos(tmp_path / "in", 1, frames=10)
     args = ["--config", "configs/demo.yaml", "--source", str(videos[0]), "--output",

@@ -68,6 +68,7 @@ def reid_accuracy(embedder) -> float:
     return hits / total
 
 
+@pytest.mark.slow
 def test_fused_appearance_re_identifies_objects():
     model, labels = load_model(weights="demo")
     fused = BoxHeadEmbedder(MaskRCNNDetector(model=model, labels=labels, appearance="fused"))
