@@ -54,7 +54,8 @@ def expand_inputs(cfg: PipelineConfig) -> tuple[list[StreamInput], list[str]]:
         elif glob.has_magic(item.uri):
             matches = sorted(m for m in glob.glob(str(path)) if Path(m).is_file())
             if not matches:
-                errors.append(f"no file matches {item.uri}: check the pattern (quote it in the shell)")
+                errors.append(f"no file matches {item.uri}: check the pattern "
+                              "(quote it in the shell)")
             streams += [StreamInput(m, None) for m in matches]
         elif path.is_dir():
             streams += _expand_folder(path, item)

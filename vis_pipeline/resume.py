@@ -215,7 +215,8 @@ class ResumeStore:
                 raise ValueError("no state")
         except ValueError:
             raise ResumeError(f"checkpoint {path} is not a JSON checkpoint of this program (a "
-                              "pickle?) and is not loaded: pass --restart to redo the stream") from None
+                              "pickle?) and is not loaded: pass --restart to redo the stream"
+                              ) from None
         if document.get("config") != self.digest:
             raise ResumeError(f"{self.dir.parent} holds a partial run of {stream_id} made with a "
                               "different config: pass --restart or another --output")
@@ -347,9 +348,9 @@ class OverlayRedraw:
     def redraw(self, stream_id: str, image: np.ndarray) -> None:
         """Draw the next kept result of ``stream_id`` on ``image``."""
         fh = self._files.get(stream_id)
-        if fh is None:
-            fh = self._files[stream_id] = open(jsonl_path(self.output_dir, stream_id),  # noqa: SIM115
-                                               encoding="utf-8")
+        if fh is None:  # open until the stream ends or the run closes
+            path = jsonl_path(self.output_dir, stream_id)
+            fh = self._files[stream_id] = open(path, encoding="utf-8")  # noqa: SIM115
         line = fh.readline()
         if line:
             self.overlay.write(decode_record(line), image)
