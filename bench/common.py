@@ -1,7 +1,7 @@
 """Shared plumbing of the benchmark studies: the set, pipeline runs, scoring, reports.
 
 Contract: ``ensure_set(data_dir, scale)`` makes sure the benchmark set is on disk;
-``run_on_set(data_dir, out_dir, overrides)`` runs ``run_pipeline.run`` on every sequence
+``run_on_set(data_dir, out_dir, overrides)`` runs ``vis_pipeline.run`` on every sequence
 (in this process, one sequence after the other) and returns the summed run summary;
 ``score(data_dir, {name: pred_dir})`` scores prediction folders with ``vis_eval``;
 ``write_report(name, payload, markdown)`` writes ``bench/results/<name>.json`` and ``.md``.
@@ -24,7 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from streams.sinks import jsonl_path  # noqa: E402
 from vis_eval.benchmark import evaluate, load_ground_truth, load_predictions  # noqa: E402
+from vis_pipeline import PipelineConfig, load_config, run  # noqa: E402
 
 DATA = ROOT / "bench" / "data"
 RESULTS = ROOT / "bench" / "results"
@@ -66,8 +68,6 @@ def run_on_set(data_dir: Path, out_dir: Path, overrides: list[str], *,
     """
     import dataclasses
 
-    from run_pipeline import PipelineConfig, load_config, run  # noqa: PLC0415 - repo root
-
     base = ["sinks.overlay=false", "sinks.jsonl=true"]
     if "resume" in {f.name for f in dataclasses.fields(PipelineConfig)}:
         base.append("resume=false")  # never skip or resume: every run starts from frame 0
@@ -75,7 +75,7 @@ def run_on_set(data_dir: Path, out_dir: Path, overrides: list[str], *,
     out_dir.mkdir(parents=True, exist_ok=True)
     names = sequences(data_dir, only)
     for seq in names:
-        (out_dir / f"{seq}.jsonl").unlink(missing_ok=True)
+        jsonl_path(out_dir, seq).unlink(missing_ok=True)
     total = {"frames": 0, "keyframes": 0, "seconds": 0.0, "stage_seconds": {}, "sequences": {}}
     if "sources" in fields and per_sequence_overrides is None:
         # one run over all sequences (one after the other): the detector is built and warmed

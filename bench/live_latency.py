@@ -13,15 +13,13 @@ import argparse
 import json
 import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from vis_pipeline import load_config, run
 
-from run_pipeline import load_config, run  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:

@@ -6,4 +6,4 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$root/scripts/bootstrap.sh"
 cd "$root"
-exec "$root/.venv/bin/python" tools/demo.py "$@"
+exec "$root/.venv/bin/python" -m tools.demo "$@"

@@ -3,8 +3,8 @@
 import dataclasses
 import re
 
-from run_pipeline import PipelineConfig
 from tests.conftest import ROOT
+from vis_pipeline import PipelineConfig
 
 
 def keys(cls, prefix=""):

@@ -1,6 +1,6 @@
 """The bundled demo, end to end: embedded Kafka broker -> pipeline -> read back.
 
-    python tools/demo.py [run_pipeline options, e.g. --set keyframes.interval=1]
+    python -m tools.demo [run_pipeline.py options, e.g. --set keyframes.interval=1]
 
 Starts the tansu broker on a free loopback port, runs ``configs/demo.yaml`` on the shipped
 sample video with the JSONL, overlay-video and Kafka sinks, then reads the topic back with
@@ -15,12 +15,13 @@ import logging
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from devtools.broker import EmbeddedBroker
+from streams.kafka import FrameReader, TrackTimelines, format_summary
+from streams.sinks import jsonl_path
+from vis_pipeline import load_config
+from vis_pipeline.cli import main as run_cli
 
-import run_pipeline  # noqa: E402
-from devtools.broker import EmbeddedBroker  # noqa: E402
-from streams.kafka import FrameReader, TrackTimelines, format_summary  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(argv: list[str]) -> int:
@@ -29,11 +30,11 @@ def main(argv: list[str]) -> int:
         print(f"embedded Kafka broker (tansu) on {broker.bootstrap_servers}", flush=True)
         args = ["--config", str(ROOT / "configs/demo.yaml"), "--restart",
                 "--set", f"sinks.kafka={{bootstrap_servers: '{broker.bootstrap_servers}'}}", *argv]
-        code = run_pipeline.main(args)
+        code = run_cli(args)
         if code != 0:
             return code
-        cfg = run_pipeline.load_config(ROOT / "configs/demo.yaml", [a for a in argv if "=" in a])
-        jsonl = Path(cfg.output) / "sample.jsonl"
+        cfg = load_config(ROOT / "configs/demo.yaml", [a for a in argv if "=" in a])
+        jsonl = jsonl_path(cfg.output, "sample")
         expected = [json.loads(line) for line in jsonl.read_text().splitlines()]
         timelines = TrackTimelines()
         read = []

@@ -1,4 +1,4 @@
 """vis: the vision library (types, detection, association, tracking, propagation).
 
-Pure computation: it never imports ``streams`` (I/O). ``run_pipeline.py`` wires the two.
+Pure computation: it never imports ``streams`` (I/O). ``vis_pipeline`` wires the two.
 """

@@ -23,6 +23,7 @@ from vis.detection.factory import build_detector
 from vis.pipeline import StreamProcessor
 from vis.types import Frame
 from vis_eval.box_scoring import Tracks, score_boxes
+from vis_pipeline.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "pets09-dev"
@@ -102,8 +103,6 @@ def frames(video: Path = VIDEO, count: int = DEV_FRAMES) -> Iterator[Frame]:
 
 def pipeline_config(dets: Path, interval: int, overrides: list[str] = ()):
     """configs/demo.yaml with precomputed detections, ``interval``, and ``--set`` overrides."""
-    from run_pipeline import load_config  # the runner's config schema (moving to vis_pipeline)
-
     sets = ["detector.type=precomputed", f"detector.path={dets}", "detector.weights=null",
             f"keyframes.interval={interval}", *overrides]
     return load_config(ROOT / "configs" / "demo.yaml", sets)

@@ -39,7 +39,7 @@ from streams.kafka.producer import (
 )
 from streams.kafka.records import RECORD_OVERHEAD, dumps_json, fit_record, headers
 from streams.kafka.tracks import TRACK_SCHEMA, TrackEvents
-from streams.sinks import SinkError
+from streams.sinks.base import Sink, SinkError
 from vis.schema import SCHEMA, encode_record
 from vis.types import FrameResult
 
@@ -58,7 +58,7 @@ class _Record:
     attempts: int = 0
 
 
-class KafkaSink:
+class KafkaSink(Sink):
     """Publishes ``FrameResult``s to Kafka, at least once (see the module docstring).
 
     Args:

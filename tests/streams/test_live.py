@@ -20,7 +20,6 @@ import time
 import numpy as np
 import pytest
 
-from run_pipeline import load_config, run
 from streams.live import (
     LiveConfig,
     LiveSource,
@@ -33,6 +32,7 @@ from streams.sinks import MemorySink
 from streams.sources import SourceError
 from tests.conftest import SAMPLE_GT, SAMPLE_VIDEO
 from vis_eval.sequences import read_mots_by_frame
+from vis_pipeline import load_config, run
 
 ffmpeg_exe = pytest.importorskip("imageio_ffmpeg").get_ffmpeg_exe
 SAMPLE_FRAMES, SAMPLE_FPS = 150, 25.0  # data/sample/sample.mp4
@@ -195,6 +195,7 @@ def test_rtsp_transport_setting_is_obeyed():
     "http",
     pytest.param("rtsp", marks=needs_rtsp_server),
 ])
+@pytest.mark.slow
 def test_pipeline_reconnects_after_server_restart_and_keeps_ids(kind, tmp_path):
     server = HttpMjpegServer() if kind == "http" else RtspServer()
     server.start()

@@ -33,7 +33,7 @@ def test_overlay_video_is_readable_and_coloured_by_track(tmp_path):
     sink = OverlayVideoSink(tmp_path, fps=10)
     img = np.zeros((48, 64, 3), np.uint8)
     for i in range(5):
-        sink.write_frame(img, result(i))
+        sink.write(result(i), img)
     sink.close()
     cap = cv2.VideoCapture(str(sink.path_for("cam/1")))
     ok, frame = cap.read()

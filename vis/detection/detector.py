@@ -17,8 +17,9 @@ import torch
 import torch.nn.functional as F
 from torchvision.models.detection import MaskRCNN
 
+from vis.detection.base import Detector
 from vis.detection.models import WeightsError, load_model
-from vis.types import Detections
+from vis.types import Detections, Frame
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-class MaskRCNNDetector:
+class MaskRCNNDetector(Detector):
     """torchvision Mask R-CNN wrapped for the pipeline.
 
     Args:
@@ -161,7 +162,7 @@ class MaskRCNNDetector:
             out.append(det)
         return out
 
-    def detect_frames(self, frames: Sequence) -> list[Detections]:
+    def detect_frames(self, frames: Sequence[Frame]) -> list[Detections]:
         """``detect`` on ``Frame`` objects (the pipeline's detector interface)."""
         return self.detect([f.image for f in frames])
 

@@ -1,8 +1,8 @@
 """Detector configuration and construction.
 
-Contract: ``build_detector(DetectorConfig(...))`` returns an object with ``labels``, ``dim``
-and ``detect_frames(frames) -> list[Detections]``, or raises ``WeightsError`` /
-``PrecomputedError`` with a one-line message naming the file and the fix.
+Contract: ``build_detector(DetectorConfig(...))`` returns a ``Detector`` (``labels``,
+``detect_frames(frames) -> list[Detections]``, ``close()``; see ``base.py``), or raises
+``WeightsError`` / ``PrecomputedError`` with a one-line message naming the file and the fix.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import dataclasses
 from typing import Literal
 
 from vis.config import require
+from vis.detection.base import Detector
 from vis.detection.models import ARCHS
 
 
@@ -73,7 +74,7 @@ class DetectorConfig:
                     self.embedder, "needs detector.weights (or use histogram)")
 
 
-def build_detector(cfg: DetectorConfig):
+def build_detector(cfg: DetectorConfig) -> Detector:
     """Construct the detector ``cfg`` describes."""
     import torch
 

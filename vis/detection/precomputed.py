@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from vis.detection.base import Detector
 from vis.detection.detector import Embedder
 from vis.schema import SchemaError, decode_record
-from vis.types import Detections
+from vis.types import Detections, Frame
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +28,7 @@ class PrecomputedError(RuntimeError):
     """The detections file is missing or unreadable."""
 
 
-class PrecomputedDetector:
+class PrecomputedDetector(Detector):
     """Serve detections from a JSONL file in frame order.
 
     Args:
@@ -104,7 +106,7 @@ class PrecomputedDetector:
         d.embeddings = self.embedder.embed(image, d)
         return d
 
-    def detect_frames(self, frames) -> list[Detections]:
+    def detect_frames(self, frames: Sequence[Frame]) -> list[Detections]:
         """The pipeline's detector interface: detections for ``Frame`` objects, in order."""
         return [self.detect_frame(f.index, f.image) for f in frames]
 

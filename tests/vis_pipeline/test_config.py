@@ -1,7 +1,7 @@
 import pytest
 
-from run_pipeline import PipelineConfig, load_config
 from vis.config import ConfigError, from_mapping
+from vis_pipeline import PipelineConfig, load_config
 
 
 @pytest.mark.parametrize("data, message", [

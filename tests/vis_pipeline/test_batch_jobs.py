@@ -11,10 +11,11 @@ import time
 
 import pytest
 
-from run_pipeline import load_config, main, run
 from tests.conftest import ROOT
 from tools.make_sample import write_scene
 from vis_eval.synthetic import SceneConfig
+from vis_pipeline import load_config, run
+from vis_pipeline.cli import main
 
 
 def make_videos(folder, n, frames=30):
@@ -115,6 +116,7 @@ def test_sigkill_and_resume_gives_byte_identical_output(tmp_path):
     assert again.returncode == 0 and "2 already complete" in again.stdout
 
 
+@pytest.mark.slow
 def test_resume_refuses_state_from_another_config(tmp_path, capsys):
     videos = make_videos(tmp_path / "in", 1, frames=10)
     args = ["--config", "configs/demo.yaml", "--source", str(videos[0]), "--output",

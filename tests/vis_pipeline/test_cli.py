@@ -13,10 +13,10 @@ from collections import Counter, defaultdict
 import numpy as np
 import pytest
 
-from run_pipeline import main
 from tests.conftest import ROOT, SAMPLE_GT
 from vis_eval.sequences import format_lines, read_mots_by_frame
 from vis.schema import decode_record
+from vis_pipeline.cli import main
 
 
 def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
@@ -130,6 +130,7 @@ def test_demo_sample_end_to_end_ids_stable_and_masks_on_target(tmp_path, capsys)
     assert "frames 150" in stdout and "fps" in stdout
 
 
+@pytest.mark.slow
 def test_image_folder_source_gives_the_same_results_as_the_video(small_video, tmp_path, capsys):
     import cv2
 
@@ -150,6 +151,7 @@ def test_image_folder_source_gives_the_same_results_as_the_video(small_video, tm
     assert len(a) == 40 and a == b
 
 
+@pytest.mark.slow
 def test_corrupt_frames_mid_video_leave_gaps_and_the_tracks_go_on(small_video, tmp_path, capsys):
     from tests.conftest import mjpeg_copy_with_corrupt_frames
 

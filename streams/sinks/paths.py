@@ -1,0 +1,26 @@
+"""Output file names: the one place that turns a stream id into a path.
+
+Contract: ``safe_name(stream_id)`` is a file-name-safe form of any stream id;
+``jsonl_path(output_dir, stream_id)`` and ``overlay_path(output_dir, stream_id)`` are where
+the JSONL and overlay-video sinks write that stream (everything else that needs these files,
+the resume logic included, calls these functions).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def safe_name(stream_id: str) -> str:
+    """A stream id as a file name: anything but letters, digits, ``-_.`` becomes ``_``."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in stream_id)
+
+
+def jsonl_path(output_dir: str | Path, stream_id: str) -> Path:
+    """``<output_dir>/<safe_name(stream_id)>.jsonl``."""
+    return Path(output_dir) / f"{safe_name(stream_id)}.jsonl"
+
+
+def overlay_path(output_dir: str | Path, stream_id: str) -> Path:
+    """``<output_dir>/<safe_name(stream_id)>.overlay.mp4``."""
+    return Path(output_dir) / f"{safe_name(stream_id)}.overlay.mp4"

@@ -1,0 +1,120 @@
+"""The run's configuration: a typed layer over ``configs/*.yaml``, validated at load.
+
+Contract: ``load_config(path, overrides, **cli)`` reads the YAML file, applies ``--set
+key.path=value`` overrides (values are YAML) and command-line options, and returns a
+``PipelineConfig`` or raises ``ConfigError`` with one line naming the key and the value.
+Every key is documented in docs/configuration.md (checked by tests/test_docs.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from streams.live import LiveConfig
+from vis.config import ConfigError, from_mapping, set_path
+from vis.detection.factory import DetectorConfig
+from vis.pipeline import KeyframeConfig
+from vis.propagation import PropagationConfig
+from vis.tracking.tracker import TrackerConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class SinksConfig:
+    """Attributes:
+    jsonl: write ``<output>/<stream_id>.jsonl``.
+    overlay: write ``<output>/<stream_id>.overlay.mp4``.
+    kafka: Kafka sink settings (see docs/kafka.md); null = off.
+    """
+
+    jsonl: bool = True
+    overlay: bool = True
+    kafka: dict[str, Any] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceSpec:
+    """One entry of ``sources:``: a URI (file, folder, glob, stream, camera) and its id."""
+
+    uri: str
+    stream_id: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+    """The whole run. See docs/configuration.md for every key."""
+
+    source: str | None = None
+    sources: list[str | SourceSpec] | None = None
+    stream_id: str | None = None
+    output: str = "out"
+    fps: float = 25.0  # timestamps for image folders
+    queue_size: int = 8
+    parallel_streams: int = 1
+    resume: bool = True
+    checkpoint_every: int = 50
+    detector: DetectorConfig = DetectorConfig()
+    keyframes: KeyframeConfig = KeyframeConfig()
+    tracker: TrackerConfig = TrackerConfig()
+    propagation: PropagationConfig = PropagationConfig()
+    live: LiveConfig = LiveConfig()
+    sinks: SinksConfig = SinksConfig()
+
+    def __post_init__(self) -> None:
+        if self.queue_size < 1:
+            raise ConfigError(f"queue_size={self.queue_size!r} must be >= 1")
+        if self.fps <= 0:
+            raise ConfigError(f"fps={self.fps!r} must be > 0")
+        if self.parallel_streams < 1:
+            raise ConfigError(f"parallel_streams={self.parallel_streams!r} must be >= 1")
+        if self.checkpoint_every < 1:
+            raise ConfigError(f"checkpoint_every={self.checkpoint_every!r} must be >= 1")
+
+
+def load_config(path: str | Path | None, overrides: Sequence[str] = (), **cli: Any) -> PipelineConfig:
+    """Read YAML, apply ``--set key.path=value`` overrides and CLI options, validate.
+
+    Args:
+        path: YAML file (None: defaults only).
+        overrides: ``key.path=value`` strings; ``value`` is parsed as YAML.
+        **cli: top-level keys given on the command line (None = not given); ``sources``
+            (a list of URIs) replaces ``source``/``sources`` of the file.
+
+    Raises:
+        ConfigError: missing or invalid file, malformed override, invalid value.
+    """
+    data: dict = _read_yaml(Path(path)) if path is not None else {}
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r} must look like key.path=value")
+        key, raw = item.split("=", 1)
+        set_path(data, key.strip(), yaml.safe_load(raw) if raw.strip() else None)
+    sources = cli.pop("sources", None)
+    if sources:  # --source given on the command line replaces source/sources of the file
+        data.pop("sources", None)
+        data["source"] = sources[0] if len(sources) == 1 else None
+        if len(sources) > 1:
+            data["sources"] = list(sources)
+    for key, value in cli.items():
+        if value is not None:
+            data[key] = value
+    return from_mapping(PipelineConfig, data)
+
+
+def _read_yaml(path: Path) -> dict:
+    if not path.is_file():
+        raise ConfigError(f"config file {path} not found: pass --config configs/demo.yaml or a "
+                          "path to your YAML")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"config file {path}{where} is not valid YAML: fix the syntax") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of settings")
+    return data

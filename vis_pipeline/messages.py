@@ -1,0 +1,61 @@
+"""What the processing loop sends the writer thread: one frozen dataclass per kind.
+
+Contract: the writer handles, in queue order, ``ResultMsg`` (write to every sink),
+``RedrawMsg`` (a resumed stream's frame whose result is already written: redraw the
+overlay), ``CheckpointMsg`` (flush the sinks, then save the state), ``StreamDoneMsg`` (the
+stream delivered its last frame: ``end_stream`` on every sink, then the finished marker),
+and ends on ``STOP``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from vis.types import FrameResult
+from vis_pipeline.resume import EncodedState
+
+
+@dataclasses.dataclass(frozen=True)
+class ResultMsg:
+    """A processed frame: its result and the decoded image ((H, W, 3) uint8 BGR)."""
+
+    result: FrameResult
+    image: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
+class RedrawMsg:
+    """A frame of a resumed stream at or before the resume point (its result is kept)."""
+
+    stream_id: str
+    image: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointMsg:
+    """The stream's state after ``frame_index``, saved once everything before is delivered."""
+
+    stream_id: str
+    frame_index: int
+    state: EncodedState
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamDoneMsg:
+    """The stream delivered its last frame; ``summary`` (None: no finished marker, e.g. a
+    failed, truncated or live stream) is recorded as complete."""
+
+    stream_id: str
+    summary: dict | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class StopMsg:
+    """The sentinel: nothing follows."""
+
+
+STOP = StopMsg()
+
+WriterMsg = ResultMsg | RedrawMsg | CheckpointMsg | StreamDoneMsg | StopMsg

@@ -1,0 +1,366 @@
+"""Resumable offline jobs: everything about checkpoints, finished markers and resuming.
+
+Contract: a stream's checkpoint is its ``StreamProcessor.state_dict()`` stored as data, in
+``<output>/.state``: ``<stream>.ckpt.json`` (the state with every numpy array replaced by a
+reference ``{"__array__": "a12"}``) and the ``.npz`` file it names (the arrays). Both are
+written atomically (temp file + rename; the JSON, written last, is the commit point) and
+read with ``json`` and ``np.load(allow_pickle=False)`` only, so loading never runs code: a
+pickle anywhere (an old ``.ckpt`` file, object arrays) is refused with one line naming the
+file and ``--restart``. The writer saves a checkpoint only after every result up to its
+frame is in the sinks, so a job killed at any moment (SIGKILL included) resumes from the
+last one: ``prepare_jsonl`` cuts the JSONL back to that frame and ``OverlayRedraw`` redraws
+the overlay video of the kept frames. Checkpoints and ``.done.json`` markers record a digest
+of the settings that can change a stream's results; another digest is refused, not mixed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import zipfile
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from streams.sinks import Sink, jsonl_path, safe_name
+from vis.config import to_mapping
+from vis.pipeline import STATE_FORMAT, StreamProcessor
+from vis.schema import decode_record
+from vis_pipeline.config import PipelineConfig
+
+log = logging.getLogger(__name__)
+
+#: top-level settings that cannot change a stream's results (left out of the digest)
+SETTINGS_THAT_CANNOT_CHANGE_RESULTS = (
+    "source", "sources", "stream_id", "output", "resume", "queue_size", "parallel_streams",
+    "checkpoint_every", "live", "sinks")
+#: version of the checkpoint files (the JSON + npz layout, not the tracker state inside)
+CHECKPOINT_FORMAT = 1
+_ARRAY, _SCALAR = "__array__", "__scalar__"
+
+
+class ResumeError(RuntimeError):
+    """The output folder holds state that cannot be resumed with this configuration."""
+
+
+def config_digest(cfg: PipelineConfig) -> str:
+    """Digest of the settings that can change a stream's results (and the state format)."""
+    settings = to_mapping(cfg)
+    for key in SETTINGS_THAT_CANNOT_CHANGE_RESULTS:
+        settings.pop(key, None)
+    settings["state_format"] = STATE_FORMAT  # checkpoints of another tracker version are refused
+    text = json.dumps(settings, sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+# -- state as data ------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class EncodedState:
+    """A state dict split into a JSON document and the arrays it references by name."""
+
+    document: Any
+    arrays: dict[str, np.ndarray]
+
+
+def encode_state(state: Any) -> EncodedState:
+    """Nested dicts/lists of JSON scalars, None and numpy arrays/scalars -> ``EncodedState``.
+
+    The arrays are copied: the caller may go on changing its own.
+
+    Raises:
+        TypeError: a value that is not data (an object, a non-string key, an object array).
+    """
+    arrays: dict[str, np.ndarray] = {}
+
+    def stash(tag: str, value: np.ndarray) -> dict[str, str]:
+        if value.dtype.hasobject:
+            raise TypeError("object arrays are not data: they would need pickle")
+        name = f"a{len(arrays)}"
+        arrays[name] = np.array(value, copy=True)
+        return {tag: name}
+
+    def encode(value: Any) -> Any:
+        if isinstance(value, np.ndarray):
+            return stash(_ARRAY, value)
+        if isinstance(value, np.generic):  # keeps the dtype (np.float32 stays np.float32)
+            return stash(_SCALAR, np.asarray(value))
+        if isinstance(value, dict):
+            if not all(isinstance(k, str) for k in value):
+                raise TypeError(f"state keys must be strings, got {list(value)[:5]}")
+            if set(value) & {_ARRAY, _SCALAR}:
+                raise TypeError(f"state keys {_ARRAY}/{_SCALAR} are reserved")
+            return {k: encode(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [encode(v) for v in value]
+        if value is None or isinstance(value, (bool, int, float, str)):
+            return value
+        raise TypeError(f"{type(value).__name__} is not data (state holds {value!r:.60})")
+
+    return EncodedState(encode(state), arrays)
+
+
+def decode_state(document: Any, arrays: dict[str, np.ndarray]) -> Any:
+    """Inverse of ``encode_state``."""
+    if isinstance(document, dict):
+        if set(document) == {_ARRAY}:
+            return arrays[document[_ARRAY]]
+        if set(document) == {_SCALAR}:
+            return arrays[document[_SCALAR]][()]
+        return {k: decode_state(v, arrays) for k, v in document.items()}
+    if isinstance(document, list):
+        return [decode_state(v, arrays) for v in document]
+    return document
+
+
+# -- files ----------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Checkpoint:
+    """A stream's saved state: resume after ``frame_index``."""
+
+    frame_index: int
+    state: dict
+
+
+@dataclasses.dataclass(frozen=True)
+class ResumePoint:
+    """Where a stream starts: ``complete`` (skip it), or after ``frame_index`` (-1: fresh)."""
+
+    complete: bool = False
+    frame_index: int = -1
+    state: dict | None = None
+
+
+def _write_atomically(path: Path, write: Any) -> None:
+    """``write(binary file)`` into ``path.tmp``, fsync, then rename over ``path``."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        write(fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    tmp.replace(path)
+
+
+class ResumeStore:
+    """Checkpoints and finished markers of the streams of one output folder.
+
+    Args:
+        output_dir: the run's ``output``; state lives in ``<output_dir>/.state``.
+        digest: ``config_digest`` of the run.
+    """
+
+    def __init__(self, output_dir: str | Path, digest: str) -> None:
+        self.dir = Path(output_dir) / ".state"
+        self.digest = digest
+
+    def checkpoint_path(self, stream_id: str) -> Path:
+        return self.dir / f"{safe_name(stream_id)}.ckpt.json"
+
+    def done_path(self, stream_id: str) -> Path:
+        return self.dir / f"{safe_name(stream_id)}.done.json"
+
+    def _legacy_path(self, stream_id: str) -> Path:
+        """Where versions before the data format kept a pickled checkpoint."""
+        return self.dir / f"{safe_name(stream_id)}.ckpt"
+
+    def _arrays_files(self, stream_id: str) -> list[Path]:
+        return sorted(self.dir.glob(f"{safe_name(stream_id)}.ckpt-*.npz"))
+
+    def save(self, stream_id: str, frame_index: int, state: EncodedState) -> None:
+        """Store a stream's state after ``frame_index`` (its results are all delivered)."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        arrays_path = self.dir / f"{safe_name(stream_id)}.ckpt-{frame_index}.npz"
+        _write_atomically(arrays_path, lambda fh: np.savez(fh, **state.arrays))
+        document = {"checkpoint_format": CHECKPOINT_FORMAT, "config": self.digest,
+                    "stream_id": stream_id, "frame_index": frame_index,
+                    "arrays": arrays_path.name, "state": state.document}
+        text = json.dumps(document, allow_nan=True).encode("utf-8")
+        _write_atomically(self.checkpoint_path(stream_id), lambda fh: fh.write(text))
+        for old in self._arrays_files(stream_id):
+            if old != arrays_path:
+                old.unlink(missing_ok=True)
+
+    def resume_point(self, stream_id: str) -> ResumePoint:
+        """Where ``stream_id`` starts: complete, after its checkpoint, or from the start.
+
+        Raises:
+            ResumeError: state of another configuration, or a checkpoint that is not data.
+        """
+        if self.is_done(stream_id):
+            return ResumePoint(complete=True)
+        found = self.load(stream_id)
+        if found is None:
+            return ResumePoint()
+        return ResumePoint(frame_index=found.frame_index, state=found.state)
+
+    def load(self, stream_id: str) -> Checkpoint | None:
+        """The stream's checkpoint, or None.
+
+        Raises:
+            ResumeError: another configuration, or the files are not plain data.
+        """
+        path = self.checkpoint_path(stream_id)
+        if not path.is_file():
+            legacy = self._legacy_path(stream_id)
+            if legacy.is_file():
+                raise ResumeError(f"checkpoint {legacy} is a pickle (written by an older version) "
+                                  "and is never loaded: pass --restart to redo the stream")
+            return None
+        try:
+            document = json.loads(path.read_bytes().decode("utf-8"))
+            if not isinstance(document, dict) or "state" not in document:
+                raise ValueError("no state")
+        except ValueError:
+            raise ResumeError(f"checkpoint {path} is not a JSON checkpoint of this program (a "
+                              "pickle?) and is not loaded: pass --restart to redo the stream"
+                              ) from None
+        if document.get("config") != self.digest:
+            raise ResumeError(f"{self.dir.parent} holds a partial run of {stream_id} made with a "
+                              "different config: pass --restart or another --output")
+        arrays = _load_arrays(self.dir / str(document.get("arrays")))
+        return Checkpoint(int(document["frame_index"]), decode_state(document["state"], arrays))
+
+    def mark_done(self, stream_id: str, summary: dict) -> None:
+        """Record that the stream is complete (its checkpoint is no longer needed)."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        text = json.dumps({"config": self.digest, **summary}, default=str).encode("utf-8")
+        _write_atomically(self.done_path(stream_id), lambda fh: fh.write(text))
+        self._remove_checkpoint(stream_id)
+
+    def is_done(self, stream_id: str) -> bool:
+        """Whether the stream is complete with this configuration.
+
+        Raises:
+            ResumeError: it was completed with another configuration.
+        """
+        path = self.done_path(stream_id)
+        if not path.is_file():
+            return False
+        try:
+            digest = json.loads(path.read_text(encoding="utf-8")).get("config")
+        except (ValueError, AttributeError):
+            digest = None
+        if digest != self.digest:
+            raise ResumeError(f"{self.dir.parent} holds finished results of {stream_id} made "
+                              "with a different config: pass --restart or another --output")
+        return True
+
+    def clear(self, stream_id: str) -> None:
+        """Forget the stream's checkpoint and finished marker (``--restart``)."""
+        self._remove_checkpoint(stream_id)
+        self.done_path(stream_id).unlink(missing_ok=True)
+
+    def _remove_checkpoint(self, stream_id: str) -> None:
+        self.checkpoint_path(stream_id).unlink(missing_ok=True)
+        self._legacy_path(stream_id).unlink(missing_ok=True)
+        for path in self._arrays_files(stream_id):
+            path.unlink(missing_ok=True)
+
+
+def _load_arrays(path: Path) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` file, refusing pickled content."""
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise ValueError("not an npz archive")
+        with loaded:
+            return {name: loaded[name] for name in loaded.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise ResumeError(f"checkpoint arrays {path} cannot be loaded as plain data ({exc}): "
+                          "pass --restart to redo the stream") from None
+
+
+def open_store(cfg: PipelineConfig, stream_ids: list[str], *, restart: bool) -> ResumeStore | None:
+    """The run's ``ResumeStore`` (None when ``resume`` is off); ``restart`` clears the
+    state of ``stream_ids`` first."""
+    if not cfg.resume:
+        return None
+    store = ResumeStore(cfg.output, config_digest(cfg))
+    if restart:
+        for stream_id in stream_ids:
+            store.clear(stream_id)
+    return store
+
+
+def restore(processor: StreamProcessor, point: ResumePoint, stream_id: str) -> None:
+    """Load the checkpointed state into a fresh processor (nothing to do on a fresh start).
+
+    Raises:
+        ResumeError: the state does not fit this version of the tracker.
+    """
+    if point.state is None:
+        return
+    try:
+        processor.load_state_dict(point.state)
+    except (ValueError, KeyError, TypeError, IndexError) as exc:
+        raise ResumeError(f"the checkpoint of {stream_id} cannot be restored ({exc}): pass "
+                          "--restart to redo the stream") from None
+
+
+# -- outputs of a resumed stream -------------------------------------------------------------------
+def cut_jsonl(path: Path, last_frame: int) -> list[str]:
+    """Keep only complete lines with ``frame_index <= last_frame``; return the kept lines."""
+    if not path.is_file():
+        return []
+    kept = []
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if not line.endswith("\n"):
+                break  # torn last line
+            try:
+                index = json.loads(line)["frame_index"]
+            except (ValueError, KeyError, TypeError):
+                break
+            if index > last_frame:
+                break
+            kept.append(line)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(kept), encoding="utf-8")
+    tmp.replace(path)
+    return kept
+
+
+def prepare_jsonl(output_dir: str | Path, stream_id: str, after_frame: int) -> None:
+    """Before a stream's first result: keep the JSONL lines up to ``after_frame`` (-1: a
+    fresh start empties the file), so the sink appends exactly after them."""
+    kept = cut_jsonl(jsonl_path(output_dir, stream_id), after_frame)
+    if after_frame >= 0:
+        log.info("%s: resuming after frame %d (%d results kept)", stream_id, after_frame, len(kept))
+
+
+class OverlayRedraw:
+    """Redraws the overlay video of a resumed stream: the frames up to the resume point are
+    decoded again and drawn with the results kept in the stream's JSONL file, in order.
+
+    Args:
+        output_dir: the run's output folder (where the JSONL files are).
+        overlay: the overlay sink to draw with.
+    """
+
+    def __init__(self, output_dir: str | Path, overlay: Sink) -> None:
+        self.output_dir = Path(output_dir)
+        self.overlay = overlay
+        self._files: dict[str, TextIO] = {}
+
+    def redraw(self, stream_id: str, image: np.ndarray) -> None:
+        """Draw the next kept result of ``stream_id`` on ``image``."""
+        fh = self._files.get(stream_id)
+        if fh is None:  # open until the stream ends or the run closes
+            path = jsonl_path(self.output_dir, stream_id)
+            fh = self._files[stream_id] = open(path, encoding="utf-8")  # noqa: SIM115
+        line = fh.readline()
+        if line:
+            self.overlay.write(decode_record(line), image)
+
+    def end_stream(self, stream_id: str) -> None:
+        fh = self._files.pop(stream_id, None)
+        if fh is not None:
+            fh.close()
+
+    def close(self) -> None:
+        for fh in self._files.values():
+            fh.close()
+        self._files.clear()

@@ -1,0 +1,177 @@
+"""``run(cfg)``: a whole run, from the configured sources to the summary.
+
+Contract: ``run`` builds the detector and the sinks (raising ``ConfigError``,
+``WeightsError``, ``PrecomputedError`` or ``SinkError`` before any work), then processes
+every input: one reader thread per stream feeds the processing loop (``scheduler.py``) on
+this thread, which hands results to the writer thread (``writer.py``). Bad inputs are
+reported in the summary (exit code 2) while the others are processed; a sink that fails
+stops the run (exit code 3); whatever happens, every processed frame is delivered and every
+sink closed before ``run`` returns or re-raises.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from pathlib import Path
+
+from streams.kafka import KafkaSink, KafkaSinkConfig
+from streams.sinks import JsonlSink, OverlayVideoSink, Sink, SinkError, jsonl_path
+from streams.sources import SourceError
+from vis.config import from_mapping
+from vis.detection.factory import build_detector
+from vis_pipeline.config import PipelineConfig
+from vis_pipeline.inputs import StreamInput, declared_frames, expand_inputs
+from vis_pipeline.progress import ProgressBars
+from vis_pipeline.resume import OverlayRedraw, ResumeError, open_store
+from vis_pipeline.scheduler import Scheduler
+from vis_pipeline.stream_run import RunContext, StreamRun
+from vis_pipeline.summary import EXIT_INPUT, EXIT_SINK, RunSummary
+from vis_pipeline.writer import Writer
+
+log = logging.getLogger(__name__)
+
+
+def run(cfg: PipelineConfig, *, progress: bool = True, stop: threading.Event | None = None,
+        extra_sinks: list[Sink] | None = None, restart: bool = False) -> RunSummary:
+    """Run every source of ``cfg``.
+
+    Args:
+        cfg: the run.
+        progress: show progress bars on stderr.
+        stop: set it to end the run early (everything processed is still delivered).
+        extra_sinks: sinks that receive every result besides the configured ones.
+        restart: forget checkpoints and finished markers of these inputs first.
+    """
+    stop = stop or threading.Event()
+    inputs, errors = expand_inputs(cfg)
+    detector = build_detector(cfg.detector)
+    out_dir = Path(cfg.output)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = RunSummary(failed_inputs=list(errors))
+    store = open_store(cfg, [item.stream_id for item in inputs], restart=restart)
+    sinks: list[Sink] = list(extra_sinks or [])
+    if cfg.sinks.jsonl:
+        sinks.append(JsonlSink(out_dir, resume=True))
+    if cfg.sinks.kafka is not None:
+        sinks.append(KafkaSink(from_mapping(KafkaSinkConfig, cfg.sinks.kafka, "sinks.kafka")))
+    overlay = OverlayVideoSink(out_dir) if cfg.sinks.overlay else None
+    if overlay is not None:
+        sinks.append(overlay)
+    # redrawing a resumed overlay needs the kept results, which are in the JSONL file
+    redraw = OverlayRedraw(out_dir, overlay) if overlay is not None and cfg.sinks.jsonl else None
+    writer = Writer(sinks, stop=stop, queue_size=cfg.queue_size, store=store, redraw=redraw)
+    context = RunContext(config=cfg, labels=detector.labels, stop=stop,
+                         activity=threading.Event(), store=store,
+                         redraw_overlay=redraw is not None)
+    bars = ProgressBars(declared_frames(inputs)) if progress else None
+    admission = Admission(inputs, context, summary, overlay=overlay, bars=bars)
+    scheduler = Scheduler(context, detector, writer, admission, bars)
+    started = time.perf_counter()
+    failure: BaseException | None = None
+    writer.start()
+    try:
+        scheduler.run()
+    except BaseException as exc:  # noqa: BLE001 - re-raised after the sinks are flushed
+        failure = exc
+    finally:
+        if failure is not None:
+            stop.set()
+        scheduler.abandon_active()  # interrupted: record what was processed
+        writer.finish()
+        stop.set()
+        for stream in scheduler.finished:
+            stream.unblock_reader()
+        writer.close_sinks()
+        detector.close()
+        if bars is not None:
+            bars.close()
+    summary.seconds = time.perf_counter() - started
+    summary.sink_seconds = writer.timer.seconds.get("sink", 0.0)
+    summary.detector_calls = scheduler.detector_calls
+    summary.streams = [stream.summary() for stream in scheduler.finished]
+    for sink in sinks:
+        stats = sink.stats()
+        if stats:
+            summary.sink_stats[type(sink).__name__] = dict(stats)
+    _conclude(summary, scheduler.finished, writer.errors, failure)
+    return summary
+
+
+class Admission:
+    """Starts waiting inputs while fewer than ``parallel_streams`` file streams are active
+    (live streams do not count: they never finish on their own).
+
+    Args:
+        inputs: the run's streams, in order.
+        context: what the streams share.
+        summary: where failed, already complete and written outputs are recorded.
+        overlay: the overlay sink (told each stream's frame rate), or None.
+        bars: progress bars, or None.
+    """
+
+    def __init__(self, inputs: list[StreamInput], context: RunContext, summary: RunSummary, *,
+                 overlay: OverlayVideoSink | None = None, bars: ProgressBars | None = None) -> None:
+        self.pending = deque(inputs)
+        self.context = context
+        self.summary = summary
+        self.overlay = overlay
+        self.bars = bars
+
+    def __call__(self, active: list[StreamRun]) -> list[StreamRun]:
+        """The streams to start now, already started."""
+        started: list[StreamRun] = []
+        limit = self.context.config.parallel_streams
+        while self.pending and sum(not s.live for s in [*active, *started]) < limit:
+            item = self.pending.popleft()
+            try:
+                stream = StreamRun(item, self.context)
+            except (SourceError, ResumeError) as exc:
+                self.summary.failed_inputs.append(str(exc))
+                continue
+            if stream.complete:
+                self.summary.skipped_complete.append(item.stream_id)
+                continue
+            if self.overlay is not None:
+                self.overlay.set_fps(stream.stream_id, stream.source.fps)
+            if self.bars is not None:
+                self.bars.add_stream(stream)
+            stream.start()
+            started.append(stream)
+            self._record_outputs(stream.stream_id)
+        return started
+
+    def _record_outputs(self, stream_id: str) -> None:
+        cfg = self.context.config
+        if cfg.sinks.jsonl:
+            self.summary.outputs.append(str(jsonl_path(cfg.output, stream_id)))
+        if self.overlay is not None:
+            self.summary.outputs.append(str(self.overlay.path_for(stream_id)))
+
+
+def _conclude(summary: RunSummary, streams: list[StreamRun], sink_errors: list[BaseException],
+              failure: BaseException | None) -> None:
+    """Set the exit code and error line; re-raise ``failure`` (or a stream's unexpected
+    error) unless a sink failed."""
+    for stream in streams:
+        if stream.failure is not None and not isinstance(stream.failure, SourceError):
+            failure = failure or stream.failure
+        elif stream.failure is not None:
+            summary.failed_inputs.append(str(stream.failure))
+    if sink_errors:
+        exc = sink_errors[0]
+        summary.exit_code = EXIT_SINK
+        summary.error = str(exc) if isinstance(exc, SinkError) else f"sink failed: {exc!r}"
+        return
+    if failure is not None:
+        raise failure
+    for stream in summary.streams:
+        if stream["truncated"]:
+            summary.failed_inputs.append(
+                f"video {stream['source']} is truncated: decoded frames were processed and written")
+    if summary.failed_inputs:
+        summary.exit_code = EXIT_INPUT
+        summary.error = (summary.failed_inputs[0] if len(summary.failed_inputs) == 1 else
+                         f"{len(summary.failed_inputs)} inputs failed (see summary)")

@@ -1,0 +1,85 @@
+"""The run summary: what was processed, how fast, what failed, and the exit code.
+
+Contract: ``RunSummary`` collects per-stream summaries (the dicts of
+``StreamRun.summary``) and run-wide counters; ``render()`` is the text the CLI prints and
+``to_json()`` the ``--summary-json`` document.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+EXIT_OK, EXIT_INPUT, EXIT_SINK, EXIT_INTERRUPTED = 0, 2, 3, 130
+
+
+@dataclasses.dataclass
+class RunSummary:
+    streams: list[dict] = dataclasses.field(default_factory=list)
+    failed_inputs: list[str] = dataclasses.field(default_factory=list)
+    skipped_complete: list[str] = dataclasses.field(default_factory=list)
+    seconds: float = 0.0
+    sink_seconds: float = 0.0
+    detector_calls: int = 0
+    sink_stats: dict[str, Any] = dataclasses.field(default_factory=dict)
+    outputs: list[str] = dataclasses.field(default_factory=list)
+    exit_code: int = EXIT_OK
+    error: str | None = None
+
+    @property
+    def frames(self) -> int:
+        return sum(s["frames"] for s in self.streams)
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    def to_json(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["frames"] = self.frames
+        d["keyframes"] = sum(s["keyframes"] for s in self.streams)
+        d["fps"] = round(self.fps, 3)
+        stages: dict[str, float] = {}
+        for stream in self.streams:
+            for stage, seconds in stream["stage_seconds"].items():
+                stages[stage] = stages.get(stage, 0.0) + seconds
+        stages["sink"] = self.sink_seconds
+        d["stage_seconds"] = stages
+        return d
+
+    def render(self) -> str:
+        lines = []
+        for stream in self.streams:
+            lines += _render_stream(stream)
+        lines.append(f"total: {len(self.streams)} streams, {self.frames} frames in "
+                     f"{self.seconds:.1f} s ({self.fps:.2f} fps); detector calls "
+                     f"{self.detector_calls}; sinks {self.sink_seconds / max(self.frames, 1) * 1000:.1f} "
+                     f"ms/frame; {len(self.skipped_complete)} already complete; "
+                     f"{len(self.failed_inputs)} failed")
+        for failure in self.failed_inputs:
+            lines.append(f"  failed: {failure}")
+        for name, stats in self.sink_stats.items():
+            lines.append(f"  sink {name}: {stats}")
+        for output in self.outputs:
+            lines.append(f"  wrote {output}")
+        return "\n".join(lines)
+
+
+def _render_stream(s: dict) -> list[str]:
+    extra = ""
+    if s["live"]:
+        extra = f"  dropped {s['dropped_frames']}  reconnects {s['reconnects']}"
+    if s["resumed_after_frame"] >= 0:
+        extra += f"  resumed after frame {s['resumed_after_frame']}"
+    lines = [f"stream {s['stream_id']} ({s['source']})",
+             f"  frames {s['frames']}  keyframes {s['keyframes']}  tracks {s['tracks']}  "
+             f"corrupt skipped {s['corrupt_frames']}"
+             f"{'  TRUNCATED' if s['truncated'] else ''}{extra}",
+             f"  time {s['seconds']:.1f} s  fps {s['fps']:.2f}  latency p50 "
+             f"{s['latency_ms_p50']:.0f} ms  p99 {s['latency_ms_p99']:.0f} ms"]
+    if s["frames"]:
+        per = "  ".join(f"{k} {v / s['frames'] * 1000:.1f}" for k, v in s["stage_seconds"].items())
+        lines.append(f"  ms/frame by stage: {per}")
+        pct = "  ".join(f"{k} {a:.1f}/{b:.1f}" for k, (a, b) in s["stage_ms_p50_p99"].items())
+        lines.append(f"  ms per call p50/p99: {pct}")
+    return lines

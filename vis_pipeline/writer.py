@@ -1,0 +1,119 @@
+"""The writer thread: hands results to the sinks, in order, off the processing thread.
+
+Contract: ``Writer.put(msg)`` queues a typed message (``messages.py``) on a bounded queue,
+waiting while it is full (False once the run stopped); ``finish()`` sends ``STOP`` and joins
+the thread; ``close_sinks()`` closes every sink (each flushes). When a sink fails, the error
+is kept in ``errors``, ``stop`` is set and later messages are drained unhandled, so the
+processing loop never blocks on a dead writer.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+
+from streams.sinks import Sink
+from vis.pipeline import StageTimer
+from vis_pipeline.messages import (
+    STOP,
+    CheckpointMsg,
+    RedrawMsg,
+    ResultMsg,
+    StreamDoneMsg,
+    WriterMsg,
+)
+from vis_pipeline.resume import OverlayRedraw, ResumeStore
+
+log = logging.getLogger(__name__)
+
+
+class Writer:
+    """Runs the sinks in a thread of their own.
+
+    Args:
+        sinks: every sink of the run (``write``/``end_stream``/``flush``/``close``).
+        stop: set when a sink fails (and checked while waiting for room in the queue).
+        queue_size: messages in flight between the processing loop and the sinks.
+        store: where checkpoints and finished markers go (None: resume off).
+        redraw: redraws resumed streams' overlays (None: no overlay).
+    """
+
+    def __init__(self, sinks: list[Sink], *, stop: threading.Event, queue_size: int,
+                 store: ResumeStore | None = None, redraw: OverlayRedraw | None = None) -> None:
+        self.sinks = sinks
+        self.stop = stop
+        self.store = store
+        self.redraw = redraw
+        self.queue: queue.Queue[WriterMsg] = queue.Queue(maxsize=queue_size)
+        self.timer = StageTimer()
+        self.errors: list[BaseException] = []
+        self.thread = threading.Thread(target=self._run, name="writer", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def put(self, msg: WriterMsg) -> bool:
+        """Queue ``msg``, waiting for room; False (not queued) once the run has stopped."""
+        while True:
+            try:
+                self.queue.put(msg, timeout=0.2)
+                return True
+            except queue.Full:
+                if self.stop.is_set():
+                    return False
+
+    def finish(self) -> None:
+        """Let the writer deliver what is queued, then end the thread."""
+        self.queue.put(STOP)
+        self.thread.join()
+
+    def close_sinks(self) -> None:
+        """Close every sink (even after one failed); errors are added to ``errors``."""
+        for sink in self.sinks:
+            try:
+                sink.close()
+            except BaseException as exc:  # noqa: BLE001 - reported in the run summary
+                self.errors.append(exc)
+
+    def _run(self) -> None:
+        failed = False
+        try:
+            while True:
+                msg = self.queue.get()
+                if msg is STOP:
+                    break
+                if failed:
+                    continue  # drain so the processing loop never blocks
+                try:
+                    with self.timer("sink"):
+                        self._handle(msg)
+                except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+                    self.errors.append(exc)
+                    failed = True
+                    self.stop.set()
+        finally:
+            if self.redraw is not None:
+                self.redraw.close()
+
+    def _handle(self, msg: WriterMsg) -> None:
+        if isinstance(msg, ResultMsg):
+            for sink in self.sinks:
+                sink.write(msg.result, msg.image)
+        elif isinstance(msg, RedrawMsg):
+            if self.redraw is not None:
+                self.redraw.redraw(msg.stream_id, msg.image)
+        elif isinstance(msg, CheckpointMsg):
+            if self.store is not None:
+                for sink in self.sinks:  # a checkpoint promises everything before it is out
+                    sink.flush()
+                self.store.save(msg.stream_id, msg.frame_index, msg.state)
+        elif isinstance(msg, StreamDoneMsg):
+            for sink in self.sinks:
+                sink.end_stream(msg.stream_id)
+            if self.redraw is not None:
+                self.redraw.end_stream(msg.stream_id)
+            if self.store is not None and msg.summary is not None:
+                self.store.mark_done(msg.stream_id, msg.summary)
+        else:
+            raise TypeError(f"the writer got an unknown message {type(msg).__name__}")
