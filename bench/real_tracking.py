@@ -168,8 +168,11 @@ def read_peer_tracks(path: Path) -> Tracks:
 def ensure_peers_venv() -> None:
     """Build bench/.venv-peers with ``VENV_STEPS`` unless its imports work; exit 2 (printing
     the commands) when that fails."""
-    check = [str(PEERS_PY), "-c", "import boxmot, trackers, supervision, norfair"]
-    if PEERS_PY.is_file() and subprocess.run(check, capture_output=True).returncode == 0:
+    def ready() -> bool:
+        check = [str(PEERS_PY), "-c", "import boxmot, trackers, supervision, norfair"]
+        return PEERS_PY.is_file() and subprocess.run(check, capture_output=True).returncode == 0
+
+    if ready():
         return
     WORK.mkdir(parents=True, exist_ok=True)
     logf = WORK / "venv.log"
@@ -184,7 +187,7 @@ def ensure_peers_venv() -> None:
                                 ).returncode
             if rc:
                 break
-    if subprocess.run(check, capture_output=True).returncode:
+    if not ready():
         print(f"could not build the peers venv (see {logf}); from {ROOT} run:\n\n"
               + "\n".join(VENV_STEPS), file=sys.stderr)
         raise SystemExit(2)
