@@ -1,16 +1,16 @@
 """Ablations of the tracker and propagation settings on the benchmark set (demo model).
 
     python -m bench.ablations                   # all variants at the default N=10
-    python -m bench.ablations --interval 5 --variants default iou_only embedding_only
+    python -m bench.ablations --interval 5 --variants default place_only box_only
 
 Every variant is configs/demo.yaml (demo model, keyframe interval ``--interval``) plus one
 change (one untimed warm-up run first); all are scored by one TrackEval call. The detector
 is deterministic, so every variant sees the same keyframe detections.
 
-Variants: association cost (mask IoU only: ``tracker.iou_weight=1``; embedding only: ``0``;
-default combined 0.6), Kalman filter off, tracks confirmed on their first keyframe
-(``tracker.confirm_hits=1``; default 2), no coasting of missed tracks
-(``tracker.coast_keyframes=0``), classes gated strictly (``tracker.class_penalty=-1``), no
+Variants: association cost (place only: ``tracker.appearance_weight=0``; Kalman box only:
+``tracker.mask_weight=0``), Kalman filter off, tracks confirmed on their first keyframe
+(``tracker.confirm_hits=1``; default 2), no second pass for low-score detections
+(``tracker.low_score=0.5``), classes gated strictly (``tracker.class_penalty=-1``), no
 cross-class duplicate suppression (``tracker.duplicate_iou=1``), keyframe mask smoothing off
 (``propagation.smoothing=1``), per-object warp (``ecc`` default, ``affine``, ``dense``) and
 flow (``dis_ultrafast`` default, ``dis_fast``, ``dis_medium``, ``farneback``).
@@ -42,14 +42,15 @@ log = logging.getLogger("bench.ablations")
 #: name -> (group, what changes, overrides)
 VARIANTS: dict[str, tuple[str, str, list[str]]] = {
     "default": ("-", "configs/demo.yaml as shipped", []),
-    "iou_only": ("association", "cost = mask IoU only (iou_weight 1)", ["tracker.iou_weight=1.0"]),
-    "embedding_only": ("association", "cost = embedding only (iou_weight 0)",
-                       ["tracker.iou_weight=0.0"]),
+    "place_only": ("association", "cost = place only (appearance_weight 0)",
+                   ["tracker.appearance_weight=0.0"]),
+    "box_only": ("association", "place = Kalman box IoU only (mask_weight 0)",
+                 ["tracker.mask_weight=0.0"]),
     "no_kalman": ("motion", "Kalman filter off (last box)", ["tracker.use_kalman=false"]),
     "confirm_1": ("lifecycle", "confirm a track on its first keyframe (confirm_hits 1)",
                   ["tracker.confirm_hits=1"]),
-    "no_coast": ("lifecycle", "missed tracks drop their mask at once (coast_keyframes 0)",
-                 ["tracker.coast_keyframes=0"]),
+    "no_low_pass": ("association", "no second pass for low-score detections",
+                    ["tracker.low_score=0.5"]),
     "strict_class": ("association", "classes must agree (class_penalty -1)",
                      ["tracker.class_penalty=-1"]),
     "no_dedup": ("detections", "no cross-class duplicate suppression (duplicate_iou 1)",

@@ -66,7 +66,7 @@ def test_help_documents_every_option(capsys):
 @pytest.mark.parametrize("args, needle", [
     (["--set", "keyframes.interval=0"], "keyframes.interval=0"),
     (["--set", "detector.bogus=1"], "unknown key detector.bogus"),
-    (["--set", "tracker.max_age=-3"], "tracker.max_age=-3"),
+    (["--set", "tracker.max_lost_s=-3"], "tracker.max_lost_s=-3"),
     (["--config", "/nonexistent/cfg.yaml"], "/nonexistent/cfg.yaml"),
 ])
 def test_invalid_config_exits_2_with_one_line(args, needle, capsys):

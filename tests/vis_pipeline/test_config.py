@@ -7,7 +7,7 @@ from vis_pipeline import PipelineConfig, load_config
 @pytest.mark.parametrize("data, message", [
     ({"keyframes": {"interval": 0}}, "keyframes.interval=0"),
     ({"keyframes": {"interval": "ten"}}, "keyframes.interval='ten' must be an integer"),
-    ({"tracker": {"iou_weight": 1.5}}, "tracker.iou_weight=1.5"),
+    ({"tracker": {"mask_weight": 1.5}}, "tracker.mask_weight=1.5"),
     ({"detector": {"score_treshold": 0.3}}, "unknown key detector.score_treshold"),
     ({"propagation": {"warp": "magic"}}, "propagation.warp='magic'"),
     ({"detector": {"type": "precomputed"}}, "detector.path"),

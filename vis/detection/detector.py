@@ -204,18 +204,23 @@ class BoxHeadEmbedder:
 
 
 class HistogramEmbedder:
-    """``Embedder`` without a network: a hue-saturation + value histogram inside each mask.
+    """``Embedder`` without a network: hue-saturation + value histograms inside each mask, one
+    per horizontal stripe of the box (for people: upper body, lower body), concatenated.
 
     Args:
-        bins: (hue, saturation, value) bin counts; D = h*s + v.
+        bins: (hue, saturation, value) bin counts; D = stripes * (h*s + v).
         relative_value: measure value (brightness) relative to the whole frame's mean, so
             that a global lighting change does not change an object's histogram.
+        stripes: horizontal stripes of the box, each with its own histogram (1 = the whole
+            mask at once).
     """
 
-    def __init__(self, bins: tuple[int, int, int] = (12, 4, 8), relative_value: bool = True) -> None:
+    def __init__(self, bins: tuple[int, int, int] = (12, 4, 8), relative_value: bool = True,
+                 stripes: int = 2) -> None:
         self.bins = bins
         self.relative_value = relative_value
-        self.dim = bins[0] * bins[1] + bins[2]
+        self.stripes = stripes
+        self.dim = stripes * (bins[0] * bins[1] + bins[2])
 
     def embed(self, image: np.ndarray, dets: Detections) -> np.ndarray:
         import cv2
@@ -224,7 +229,6 @@ class HistogramEmbedder:
         if len(dets) == 0:
             return out
         hsv = cv2.cvtColor(image, cv2.COLOR_BGR2HSV)
-        hb, sb, vb = self.bins
         # frame mean brightness -> 128
         gain = 128.0 / max(float(hsv[..., 2].mean()), 1.0) if self.relative_value else 1.0
         for i in range(len(dets)):
@@ -237,8 +241,20 @@ class HistogramEmbedder:
             m = dets.masks[i, y1:y2, x1:x2].astype(np.uint8)
             if crop.size == 0 or not m.any():
                 continue
-            hs = cv2.calcHist([crop], [0, 1], m, [hb, sb], [0, 180, 0, 256]).ravel()
-            v = cv2.calcHist([crop], [2], m, [vb], [0, 256]).ravel()
-            vec = np.sqrt(np.concatenate([hs, v]))  # Hellinger-style
+            edges = np.linspace(0, crop.shape[0], self.stripes + 1).round().astype(int)
+            parts = [self._histogram(crop[a:b], m[a:b]) for a, b in zip(edges[:-1], edges[1:])]
+            vec = np.concatenate(parts)
             out[i] = vec / max(np.linalg.norm(vec), 1e-9)
         return out
+
+    def _histogram(self, crop: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """(h, w, 3) HSV pixels under ``mask`` -> a unit Hellinger-style histogram (0 if none)."""
+        import cv2
+
+        hb, sb, vb = self.bins
+        if crop.size == 0 or not mask.any():
+            return np.zeros(hb * sb + vb, np.float32)
+        hs = cv2.calcHist([crop], [0, 1], mask, [hb, sb], [0, 180, 0, 256]).ravel()
+        v = cv2.calcHist([crop], [2], mask, [vb], [0, 256]).ravel()
+        vec = np.sqrt(np.concatenate([hs, v]))
+        return vec / max(np.linalg.norm(vec), 1e-9)

@@ -106,3 +106,29 @@ def association_cost(geometry: np.ndarray, emb_dist: np.ndarray, same_class: np.
     if motion_ok is not None:
         allowed &= motion_ok
     return np.where(allowed, cost + extra, GATED)
+
+
+def reach_gate(last_boxes: np.ndarray, lost_s: np.ndarray, det_boxes: np.ndarray, *,
+               max_speed: float) -> np.ndarray:
+    """Where a lost object can have got to: within half its height plus ``max_speed`` heights
+    per second lost of where it was last seen.
+
+    Args:
+        last_boxes: (N, 4) xyxy boxes where the tracks were last seen.
+        lost_s: (N,) seconds since then.
+        det_boxes: (M, 4) xyxy detection boxes.
+        max_speed: box heights per second.
+
+    Returns:
+        (N, M) bool, True where the detection's centre is within reach.
+    """
+    last = np.asarray(last_boxes, np.float64).reshape(-1, 4)
+    det = np.asarray(det_boxes, np.float64).reshape(-1, 4)
+    if len(last) == 0 or len(det) == 0:
+        return np.zeros((len(last), len(det)), bool)
+    centre = (last[:, :2] + last[:, 2:]) / 2
+    height = np.maximum(last[:, 3] - last[:, 1], 1.0)
+    reach = height * (0.5 + max_speed * np.asarray(lost_s, np.float64).reshape(-1))
+    det_centre = (det[:, :2] + det[:, 2:]) / 2
+    dist = np.linalg.norm(det_centre[None, :, :] - centre[:, None, :], axis=2)
+    return dist <= reach[:, None]

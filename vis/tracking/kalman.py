@@ -3,11 +3,9 @@
 State x = [cx, cy, w, h, vcx, vcy, vw, vh]: centre, width, height and their velocities in
 pixels per **second**; measurement z = [cx, cy, w, h]. Every noise term is proportional to
 the box height (a near person moves and jitters more pixels than a far one), and process
-noise grows with the time elapsed, so one setting holds at 7 fps and at 30 fps and across
-keyframe gaps. ``predict(kf, dt_s)`` advances ``dt_s`` seconds.
-
-The noise levels are the ones the ByteTrack/BoT-SORT family uses per frame of 30 fps video
-(position 1/20 and velocity 1/160 of the height), expressed per second here.
+noise accumulates with the time elapsed (a random walk: variance grows linearly with dt),
+so one setting holds at 7 fps and at 30 fps and across keyframe gaps.
+``predict(kf, dt_s, noise)`` advances ``dt_s`` seconds.
 """
 
 from __future__ import annotations
@@ -15,12 +13,11 @@ from __future__ import annotations
 import numpy as np
 from filterpy.kalman import KalmanFilter
 
-#: the frame rate the per-frame noise levels below were measured at
-REF_FPS = 30.0
-#: position noise per reference frame, as a fraction of the box height
-STD_POSITION = 1.0 / 20.0
-#: velocity noise per reference frame, as a fraction of the box height (per reference frame)
-STD_VELOCITY = 1.0 / 160.0
+#: measurement noise (a detector's box jitter), as a fraction of the box height
+STD_MEASUREMENT = 1.0 / 20.0
+#: prior on a new track's speed, box heights per second: wide enough for a runner or a car
+#: (a person walks at about half a height per second)
+STD_INITIAL_VELOCITY = 2.0
 #: chi-square 0.99 quantile, 2 degrees of freedom: the motion gate on the centre
 GATE_CHI2_2D = 9.2103
 
@@ -37,10 +34,10 @@ def make_box_filter(box: np.ndarray) -> KalmanFilter:
     kf.x[:4, 0] = z
     # H: we observe centre and size directly, never velocities.
     kf.H = np.hstack([np.eye(4), np.zeros((4, 4))])
-    # P: the position is known to the measurement noise; the velocity is unknown at birth.
+    # P: the position is known to twice the measurement noise; the velocity is unknown.
     h = z[3]
-    pos = 2 * STD_POSITION * h
-    vel = 10 * STD_VELOCITY * h * REF_FPS
+    pos = 2 * STD_MEASUREMENT * h
+    vel = STD_INITIAL_VELOCITY * h
     kf.P = np.diag(np.square([pos, pos, pos, pos, vel, vel, vel, vel]))
     return kf
 
@@ -52,15 +49,20 @@ def _transition(dt_s: float) -> np.ndarray:
     return f
 
 
-def predict(kf: KalmanFilter, dt_s: float) -> np.ndarray:
-    """Advance ``dt_s`` seconds; return the predicted (4,) xyxy box."""
+def predict(kf: KalmanFilter, dt_s: float, *, position_noise: float,
+            velocity_noise: float) -> np.ndarray:
+    """Advance ``dt_s`` seconds; return the predicted (4,) xyxy box.
+
+    Args:
+        position_noise: random drift of the box, box heights per sqrt(second).
+        velocity_noise: random change of its velocity, box heights per second per sqrt(second).
+    """
     if dt_s <= 0:
         return state_box(kf)
     h = max(float(kf.x[3, 0]), 1.0)
-    steps = dt_s * REF_FPS  # process noise accumulates per reference frame elapsed
-    pos = STD_POSITION * h
-    vel = STD_VELOCITY * h * REF_FPS
-    q = np.diag(np.square([pos, pos, pos, pos, vel, vel, vel, vel])) * steps
+    pos, vel = position_noise * h, velocity_noise * h
+    # Q: random-walk noise on position and velocity; variance grows linearly with dt.
+    q = np.diag(np.square([pos, pos, pos, pos, vel, vel, vel, vel])) * dt_s
     kf.F = _transition(dt_s)
     kf.predict(Q=q)
     kf.x[2, 0] = max(kf.x[2, 0], 1.0)  # the size stays positive
@@ -69,7 +71,7 @@ def predict(kf: KalmanFilter, dt_s: float) -> np.ndarray:
 
 
 def _measurement_noise(h: float) -> np.ndarray:
-    std = STD_POSITION * max(h, 1.0)
+    std = STD_MEASUREMENT * max(h, 1.0)
     return np.diag(np.square([std, std, std, std]))
 
 

@@ -30,7 +30,6 @@ prediction has left the image. Ids count up from 1 per tracker (per stream), nev
 from __future__ import annotations
 
 import dataclasses
-import enum
 from collections.abc import Callable
 
 import numpy as np
@@ -46,23 +45,12 @@ from vis.tracking.association import (
     cosine_distance,
     geometry_similarity,
     linear_assignment,
+    reach_gate,
 )
+from vis.tracking.track import Track, TrackState, track_from_state, track_state
 from vis.types import Detections
 
-
-class TrackState(enum.Enum):
-    TENTATIVE = "tentative"
-    CONFIRMED = "confirmed"
-    LOST = "lost"
-    REMOVED = "removed"
-
-
-_ALLOWED = {
-    TrackState.TENTATIVE: {TrackState.CONFIRMED, TrackState.REMOVED},
-    TrackState.CONFIRMED: {TrackState.LOST, TrackState.REMOVED},
-    TrackState.LOST: {TrackState.CONFIRMED, TrackState.REMOVED},
-    TrackState.REMOVED: set(),
-}
+__all__ = ["Track", "Tracker", "TrackerConfig", "TrackState"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,6 +73,10 @@ class TrackerConfig:
         max_lost_s: seconds a LOST track is kept for re-identification.
         reid_max_distance: cosine-distance gate for re-identifying LOST tracks (pass 4).
         motion_gate: forbid pairs outside the Kalman prediction's 99 % ellipse.
+        position_noise: Kalman process noise on the box, heights per sqrt(second).
+        velocity_noise: Kalman process noise on its velocity, heights/s per sqrt(second).
+        max_speed: re-identification reach: a lost track is looked for within half its
+            height plus this many heights per second lost of where it was last seen.
         embedding_momentum: EMA momentum of a track's embedding.
         use_kalman: predict boxes with the Kalman filter (off: last box, no motion gate).
         class_penalty: cost added to a pair whose classes differ; negative forbids such pairs.
@@ -107,6 +99,9 @@ class TrackerConfig:
     max_lost_s: float = 4.0
     reid_max_distance: float = 0.3
     motion_gate: bool = True
+    position_noise: float = 0.11
+    velocity_noise: float = 0.07
+    max_speed: float = 1.0
     embedding_momentum: float = 0.8
     use_kalman: bool = True
     class_penalty: float = 0.2
@@ -125,6 +120,8 @@ class TrackerConfig:
                 "must be in [0, 1)")
         require(self.confirm_hits >= 1, "tracker.confirm_hits", self.confirm_hits, "must be >= 1")
         require(self.max_lost_s >= 0, "tracker.max_lost_s", self.max_lost_s, "must be >= 0")
+        for key in ("position_noise", "velocity_noise", "max_speed"):
+            require(getattr(self, key) > 0, f"tracker.{key}", getattr(self, key), "must be > 0")
         require(0.0 <= self.embedding_momentum < 1.0, "tracker.embedding_momentum",
                 self.embedding_momentum, "must be in [0, 1)")
         require(self.max_cost > 0, "tracker.max_cost", self.max_cost, "must be > 0")
@@ -134,37 +131,6 @@ class TrackerConfig:
     @property
     def class_penalty_or_gate(self) -> float | None:
         return None if self.class_penalty < 0 else self.class_penalty
-
-
-@dataclasses.dataclass
-class Track:
-    """One tracked object. ``mask`` is its soft mask in the current frame (None when LOST)."""
-
-    track_id: int
-    class_id: int
-    state: TrackState
-    kf: object
-    mask: BoxMask | None
-    embedding: np.ndarray
-    score: float
-    hits: int
-    first_frame: int
-    last_seen: int  # last frame with a keyframe match or a live propagated mask
-    last_seen_ms: float  # stream time of the last keyframe match
-    last_box: np.ndarray
-    class_votes: dict[int, float] = dataclasses.field(default_factory=dict)
-
-    def vote(self, class_id: int, score: float) -> None:
-        self.class_votes[class_id] = self.class_votes.get(class_id, 0.0) + score
-        self.class_id = max(self.class_votes, key=self.class_votes.get)
-
-    def transition(self, new: TrackState) -> None:
-        if new is self.state:
-            return
-        if new not in _ALLOWED[self.state]:
-            raise RuntimeError(f"track {self.track_id}: {self.state.value} -> {new.value} "
-                               "not allowed")
-        self.state = new
 
 
 @dataclasses.dataclass
@@ -216,7 +182,8 @@ class Tracker:
         self._size = image_size
         for t in self.tracks:
             if self.config.use_kalman:
-                kalman.predict(t.kf, dt_s)
+                kalman.predict(t.kf, dt_s, position_noise=self.config.position_noise,
+                               velocity_noise=self.config.velocity_noise)
             if t.mask is not None and warp is not None:
                 t.mask = warp(t.mask)
                 if t.mask is not None and t.mask.area < self.min_mask_area:
@@ -346,11 +313,17 @@ class Tracker:
             return np.full((len(tracks), len(dets)), GATED)
         dist = cosine_distance(np.stack([t.embedding for t in tracks]), dets.embeddings)
         dist = dist + class_cost(self._same_class(tracks, dets), cfg.class_penalty_or_gate)
-        ok = dist <= cfg.reid_max_distance
+        ok = (dist <= cfg.reid_max_distance) & self._within_reach(tracks, dets)
         motion = self._motion_ok(tracks, dets)
         if motion is not None:
             ok &= motion
         return np.where(ok, dist, GATED)
+
+    def _within_reach(self, tracks: list[Track], dets: Detections) -> np.ndarray:
+        now = self._now_ms()
+        lost_s = np.array([(now - t.last_seen_ms) / 1000.0 for t in tracks])
+        return reach_gate(np.stack([t.last_box for t in tracks]), lost_s, dets.xyxy,
+                          max_speed=self.config.max_speed)
 
     def _match(self, t: Track, dets: Detections, c: int, frame_index: int, *,
                learn_appearance: bool = True, reid: bool = False) -> None:
@@ -430,7 +403,7 @@ class Tracker:
         """The tracker's state as nested dicts/lists of JSON scalars and numpy arrays."""
         return {"next_id": self._next_id, "frame": self._frame, "time_ms": self._time_ms,
                 "size": list(self._size), "total_started": self.total_started,
-                "tracks": [_track_state(t) for t in self.tracks]}
+                "tracks": [track_state(t) for t in self.tracks]}
 
     def load_state_dict(self, state: dict) -> None:
         """Restore a ``state_dict`` (same configuration)."""
@@ -439,43 +412,10 @@ class Tracker:
         self._time_ms = None if state["time_ms"] is None else float(state["time_ms"])
         self._size = tuple(int(v) for v in state["size"])
         self.total_started = int(state["total_started"])
-        self.tracks = [_track_from_state(d) for d in state["tracks"]]
+        self.tracks = [track_from_state(d) for d in state["tracks"]]
 
     def end_all(self) -> None:
         """End every track (e.g. after a long gap in the stream); ids are not reused."""
         for t in self.tracks:
             t.transition(TrackState.REMOVED)
         self.tracks = []
-
-
-def _track_state(t: Track) -> dict:
-    m = t.mask
-    return {
-        "track_id": t.track_id, "class_id": t.class_id, "state": t.state.value,
-        "kf_x": np.asarray(t.kf.x, np.float64), "kf_P": np.asarray(t.kf.P, np.float64),
-        "mask": None if m is None else {"x0": m.x0, "y0": m.y0, "prob": m.prob,
-                                         "image_size": list(m.image_size),
-                                         "velocity": [float(v) for v in m.velocity]},
-        "embedding": t.embedding, "score": t.score, "hits": t.hits,
-        "first_frame": t.first_frame, "last_seen": t.last_seen, "last_seen_ms": t.last_seen_ms,
-        "last_box": np.asarray(t.last_box, np.float32),
-        "class_votes": [[int(k), float(v)] for k, v in t.class_votes.items()],
-    }
-
-
-def _track_from_state(d: dict) -> Track:
-    kf = kalman.make_box_filter(np.asarray(d["last_box"], np.float32))
-    kf.x = np.asarray(d["kf_x"], np.float64).reshape(kf.x.shape)
-    kf.P = np.asarray(d["kf_P"], np.float64).reshape(kf.P.shape)
-    m = d["mask"]
-    mask = None if m is None else BoxMask(
-        int(m["x0"]), int(m["y0"]), np.asarray(m["prob"], np.float32),
-        (int(m["image_size"][0]), int(m["image_size"][1])),
-        (float(m["velocity"][0]), float(m["velocity"][1])))
-    return Track(track_id=int(d["track_id"]), class_id=int(d["class_id"]),
-                 state=TrackState(d["state"]), kf=kf, mask=mask,
-                 embedding=np.asarray(d["embedding"], np.float32), score=float(d["score"]),
-                 hits=int(d["hits"]), first_frame=int(d["first_frame"]),
-                 last_seen=int(d["last_seen"]), last_seen_ms=float(d["last_seen_ms"]),
-                 last_box=np.asarray(d["last_box"], np.float32),
-                 class_votes={int(k): float(v) for k, v in d["class_votes"]})

@@ -108,7 +108,7 @@ def test_histogram_embedder_shapes_and_empty(held_out):
     e = HistogramEmbedder().embed(f.image, d)
     assert e.shape == (len(d), HistogramEmbedder().dim)
     assert np.allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-4)
-    assert HistogramEmbedder().embed(f.image, d[np.zeros(len(d), bool)]).shape == (0, 56)
+    assert HistogramEmbedder().embed(f.image, d[np.zeros(len(d), bool)]).shape == (0, 112)
 
 
 @pytest.mark.parametrize("relative_value", [True, False])

@@ -7,6 +7,7 @@ from vis.tracking.association import (
     cosine_distance,
     geometry_similarity,
     linear_assignment,
+    reach_gate,
 )
 
 
@@ -57,3 +58,11 @@ def test_geometry_uses_the_mask_only_for_tracks_that_carry_one():
     assert np.allclose(g, [[0.5, 0.2], [0.6, 0.1]])
     assert geometry_similarity(np.zeros((0, 3)), np.zeros((0, 3)), np.zeros(0, bool),
                                mask_weight=0.5).shape == (0, 3)
+
+
+def test_reach_grows_with_time_lost_and_handles_empty_inputs():
+    last = np.array([[100.0, 100.0, 120.0, 140.0]])  # 40 px tall, centre (110, 120)
+    dets = np.array([[150.0, 100.0, 170.0, 140.0]])  # 50 px to the right
+    assert not reach_gate(last, np.array([0.5]), dets, max_speed=1.0)[0, 0]  # reach 40 px
+    assert reach_gate(last, np.array([1.0]), dets, max_speed=1.0)[0, 0]  # reach 60 px
+    assert reach_gate(np.zeros((0, 4)), np.zeros(0), dets, max_speed=1.0).shape == (0, 1)

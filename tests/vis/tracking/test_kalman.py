@@ -1,18 +1,38 @@
 import numpy as np
+import pytest
 
 from vis.tracking import kalman
 
+NOISE = dict(position_noise=0.11, velocity_noise=0.07)
 
-def test_constant_velocity_is_learned_and_extrapolated_over_gaps():
-    kf = kalman.make_box_filter(np.array([0.0, 0.0, 10.0, 10.0]))
-    for t in range(1, 15):
-        kalman.predict(kf, 1)
-        kalman.update(kf, np.array([2.0 * t, 0.0, 10 + 2.0 * t, 10.0]))
-    pred = kalman.predict(kf, 5)  # five frames without a measurement
-    assert np.allclose(pred, [38, 0, 48, 10], atol=1.0)
-    assert abs(kalman.speed(kf) - 2.0) < 0.2
+
+@pytest.mark.parametrize("fps", [7.0, 30.0])
+def test_constant_velocity_is_learned_in_seconds_and_extrapolated_over_gaps(fps):
+    """A box moving 20 px/s, measured at 7 or 30 fps for 2 s, then 0.5 s unseen: the same
+    prediction either way, since the filter works in seconds."""
+    kf = kalman.make_box_filter(np.array([0.0, 0.0, 10.0, 20.0]))
+    n = int(2 * fps)
+    for i in range(1, n + 1):
+        kalman.predict(kf, 1 / fps, **NOISE)
+        x = 20.0 * i / fps
+        kalman.update(kf, np.array([x, 0.0, 10 + x, 20.0]))
+    pred = kalman.predict(kf, 0.5, **NOISE)
+    assert np.allclose(pred, [50, 0, 60, 20], atol=1.5)
+    assert abs(kalman.speed(kf) - 20.0) < 2.0
 
 
 def test_zero_dt_changes_nothing():
     kf = kalman.make_box_filter(np.array([5.0, 5.0, 15.0, 25.0]))
-    assert np.allclose(kalman.predict(kf, 0), [5, 5, 15, 25])
+    assert np.allclose(kalman.predict(kf, 0, **NOISE), [5, 5, 15, 25])
+
+
+def test_the_motion_gate_widens_while_unseen():
+    kf = kalman.make_box_filter(np.array([100.0, 100.0, 120.0, 160.0]))
+    for _ in range(10):
+        kalman.predict(kf, 0.1, **NOISE)
+        kalman.update(kf, np.array([100.0, 100.0, 120.0, 160.0]))
+    far = np.array([[150.0, 100.0, 170.0, 160.0]])  # 50 px = 0.8 heights away
+    assert kalman.centre_distance2(kf, far)[0] > kalman.GATE_CHI2_2D
+    for _ in range(40):  # four seconds unseen
+        kalman.predict(kf, 0.1, **NOISE)
+    assert kalman.centre_distance2(kf, far)[0] < kalman.GATE_CHI2_2D
