@@ -19,9 +19,10 @@ from vis.detection.models import ARCHS
 class DetectorConfig:
     """Attributes:
     type: ``maskrcnn`` (run the model on keyframes) or ``precomputed`` (read ``path``).
-    weights: ``coco``, ``demo`` or a state-dict checkpoint path (``maskrcnn``; for
-        ``precomputed`` the model whose box head embeds the given boxes, or null to use
-        the colour-histogram embedder).
+    weights: ``coco``, ``coco_v2``, ``demo`` or a state-dict checkpoint path (``maskrcnn``;
+        for ``precomputed`` the model whose box head embeds the given boxes, or null to use
+        the colour-histogram embedder). COCO weights come from the torch hub cache or are
+        downloaded into it (checksum-checked) when online; see ``models.load_model``.
     arch: Mask R-CNN architecture for ``coco`` and bare checkpoints.
     num_classes / labels: classes of a bare checkpoint.
     score_threshold, max_detections: detection filtering.
@@ -66,7 +67,7 @@ class DetectorConfig:
                 self.device, "must be cpu or cuda[:N]")
         if self.type == "maskrcnn":
             require(bool(self.weights), "detector.weights", self.weights,
-                    "is required for type maskrcnn (coco, demo or a checkpoint path)")
+                    "is required for type maskrcnn (coco, coco_v2, demo or a checkpoint path)")
         else:
             require(bool(self.path), "detector.path", self.path,
                     "is required for type precomputed (a vis.frame/1 JSONL file)")

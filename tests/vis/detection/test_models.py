@@ -1,3 +1,5 @@
+import socket
+
 import pytest
 import torch
 
@@ -47,10 +49,18 @@ def test_checkpoint_of_another_architecture_is_a_clear_error(tmp_path):
 
 
 def test_coco_weights_absent_offline_says_where_to_put_them(tmp_path, monkeypatch):
+    def offline(*args, **kwargs):
+        raise OSError("network is unreachable")
+
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(socket, "create_connection", offline)  # offline even when online
+    old = torch.hub.get_dir()
     torch.hub.set_dir(str(tmp_path / "hub"))
-    with pytest.raises(WeightsError) as info:
-        load_model(weights="coco", arch="resnet50_fpn")
+    try:
+        with pytest.raises(WeightsError) as info:
+            load_model(weights="coco", arch="resnet50_fpn")
+    finally:
+        torch.hub.set_dir(old)
     msg = str(info.value)
     assert "maskrcnn_resnet50_fpn_coco" in msg and str(tmp_path / "hub" / "checkpoints") in msg
     with pytest.raises(WeightsError, match="need arch resnet50_fpn"):
