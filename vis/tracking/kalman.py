@@ -20,6 +20,9 @@ STD_MEASUREMENT = 1.0 / 20.0
 STD_INITIAL_VELOCITY = 2.0
 #: chi-square 0.99 quantile, 2 degrees of freedom: the motion gate on the centre
 GATE_CHI2_2D = 9.2103
+#: the gate's position uncertainty never falls below this fraction of the box height: a
+#: filter that has learned a steady walk must still accept a stop, a turn or a camera pan
+GATE_FLOOR = 0.5
 
 
 def _xyxy_to_z(box: np.ndarray) -> np.ndarray:
@@ -89,13 +92,14 @@ def state_box(kf: KalmanFilter) -> np.ndarray:
 
 def centre_distance2(kf: KalmanFilter, boxes: np.ndarray) -> np.ndarray:
     """(M, 4) xyxy -> (M,) squared Mahalanobis distance of their centres from the filter's
-    predicted centre, under the predicted position covariance plus measurement noise.
-    Compare with ``GATE_CHI2_2D``."""
+    predicted centre, under the predicted position covariance plus measurement noise (and at
+    least ``GATE_FLOOR`` heights). Compare with ``GATE_CHI2_2D``."""
     b = np.asarray(boxes, np.float64).reshape(-1, 4)
     if len(b) == 0:
         return np.zeros(0)
     d = (b[:, :2] + b[:, 2:]) / 2 - kf.x[:2, 0]
-    s = kf.P[:2, :2] + _measurement_noise(float(kf.x[3, 0]))[:2, :2]
+    h = float(kf.x[3, 0])
+    s = kf.P[:2, :2] + _measurement_noise(h)[:2, :2] + np.eye(2) * (GATE_FLOOR * h) ** 2
     inv = np.linalg.inv(s)
     return np.einsum("mi,ij,mj->m", d, inv, d)
 

@@ -88,7 +88,7 @@ class TrackerConfig:
     high_score: float = 0.5
     low_score: float = 0.1
     new_track_score: float = 0.6
-    mask_weight: float = 0.5
+    mask_weight: float = 0.8
     appearance_weight: float = 0.3
     min_iou: float = 0.1
     low_min_iou: float = 0.5
@@ -141,6 +141,25 @@ class _Keyframe:
     masks: list[BoxMask]
     left: np.ndarray  # indices of the detections not yet matched
     frame_index: int
+
+    def candidates(self, cols: np.ndarray) -> _Candidates:
+        d = self.dets
+        return _Candidates(d.xyxy[cols], d.embeddings[cols], d.class_ids[cols],
+                           [self.masks[c] for c in cols], d.image_size)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Candidates:
+    """The detections one pass looks at (no full-frame masks are copied)."""
+
+    xyxy: np.ndarray
+    embeddings: np.ndarray
+    class_ids: np.ndarray
+    masks: list[BoxMask]
+    image_size: tuple[int, int]
+
+    def __len__(self) -> int:
+        return len(self.xyxy)
 
 
 def _empty_mask(size: tuple[int, int]) -> BoxMask:
@@ -221,9 +240,11 @@ class Tracker:
     def _update_keyframe(self, dets: Detections, frame_index: int) -> None:
         cfg = self.config
         size = dets.image_size
-        dets = dets[dets.scores >= cfg.low_score]
-        kf = _Keyframe(dets, [BoxMask.from_full(m) or _empty_mask(size) for m in dets.masks],
-                       np.arange(len(dets)), frame_index)
+        usable = np.flatnonzero(dets.scores >= cfg.low_score)
+        masks = [_empty_mask(size)] * len(dets)
+        for c in usable:
+            masks[c] = BoxMask.from_full(dets.masks[c]) or _empty_mask(size)
+        kf = _Keyframe(dets, masks, usable, frame_index)
         high = dets.scores >= cfg.high_score
         by_state = {s: [t for t in self.tracks if t.state is s] for s in TrackState}
         matched: set[int] = set()
@@ -250,15 +271,14 @@ class Tracker:
                 self._start(dets, int(c), frame_index)
 
     def _associate(self, tracks: list[Track], kf: _Keyframe, eligible: np.ndarray,
-                   cost_fn: Callable[[list[Track], Detections, list[BoxMask]], np.ndarray],
+                   cost_fn: Callable[[list[Track], _Candidates], np.ndarray],
                    max_cost: float, *, learn_appearance: bool = True,
                    reid: bool = False) -> set[int]:
         """Match ``tracks`` with the eligible detections still left; returns the matched tracks."""
         cols = kf.left[eligible[kf.left]]
         if not tracks or not len(cols):
             return set()
-        m = linear_assignment(cost_fn(tracks, kf.dets[cols], [kf.masks[c] for c in cols]),
-                              max_cost)
+        m = linear_assignment(cost_fn(tracks, kf.candidates(cols)), max_cost)
         done = set()
         for r, c in m.pairs:
             self._match(tracks[r], kf.dets, int(cols[c]), kf.frame_index,
@@ -272,42 +292,42 @@ class Tracker:
             return np.stack([kalman.state_box(t.kf) for t in tracks])
         return np.stack([t.last_box for t in tracks])
 
-    def _motion_ok(self, tracks: list[Track], dets: Detections) -> np.ndarray | None:
+    def _motion_ok(self, tracks: list[Track], dets: _Candidates) -> np.ndarray | None:
         if not (self.config.motion_gate and self.config.use_kalman):
             return None
         return np.stack([kalman.centre_distance2(t.kf, dets.xyxy) <= kalman.GATE_CHI2_2D
                          for t in tracks])
 
-    def _same_class(self, tracks: list[Track], dets: Detections) -> np.ndarray:
+    def _same_class(self, tracks: list[Track], dets: _Candidates) -> np.ndarray:
         return np.array([t.class_id for t in tracks])[:, None] == dets.class_ids[None, :]
 
-    def _place(self, tracks: list[Track], dets: Detections, masks: list[BoxMask]) -> np.ndarray:
+    def _place(self, tracks: list[Track], dets: _Candidates) -> np.ndarray:
         size = dets.image_size
         has_mask = np.array([t.mask is not None for t in tracks])
-        m_iou = mask_iou([t.mask or _empty_mask(size) for t in tracks], masks)
+        m_iou = mask_iou([t.mask or _empty_mask(size) for t in tracks], dets.masks)
         b_iou = box_iou(self._predicted_boxes(tracks), dets.xyxy)
         return geometry_similarity(b_iou, m_iou, has_mask, mask_weight=self.config.mask_weight)
 
-    def _full_cost(self, tracks: list[Track], dets: Detections, masks: list[BoxMask]) -> np.ndarray:
+    def _full_cost(self, tracks: list[Track], dets: _Candidates) -> np.ndarray:
         cfg = self.config
         emb = cosine_distance(np.stack([t.embedding for t in tracks]), dets.embeddings)
-        return association_cost(self._place(tracks, dets, masks), emb,
+        return association_cost(self._place(tracks, dets), emb,
                                 self._same_class(tracks, dets),
                                 appearance_weight=cfg.appearance_weight, min_geometry=cfg.min_iou,
                                 max_emb_dist=cfg.max_embedding_distance,
                                 motion_ok=self._motion_ok(tracks, dets),
                                 class_penalty=cfg.class_penalty_or_gate)
 
-    def _place_cost(self, tracks: list[Track], dets: Detections, masks: list[BoxMask]) -> np.ndarray:
+    def _place_cost(self, tracks: list[Track], dets: _Candidates) -> np.ndarray:
         cfg = self.config
         no_emb = np.zeros((len(tracks), len(dets)))
-        return association_cost(self._place(tracks, dets, masks), no_emb,
+        return association_cost(self._place(tracks, dets), no_emb,
                                 self._same_class(tracks, dets), appearance_weight=0.0,
                                 min_geometry=cfg.low_min_iou, max_emb_dist=1.0,
                                 motion_ok=self._motion_ok(tracks, dets),
                                 class_penalty=cfg.class_penalty_or_gate)
 
-    def _reid_cost(self, tracks: list[Track], dets: Detections, masks: list[BoxMask]) -> np.ndarray:
+    def _reid_cost(self, tracks: list[Track], dets: _Candidates) -> np.ndarray:
         cfg = self.config
         if not dets.embeddings.shape[1]:
             return np.full((len(tracks), len(dets)), GATED)
@@ -319,7 +339,7 @@ class Tracker:
             ok &= motion
         return np.where(ok, dist, GATED)
 
-    def _within_reach(self, tracks: list[Track], dets: Detections) -> np.ndarray:
+    def _within_reach(self, tracks: list[Track], dets: _Candidates) -> np.ndarray:
         now = self._now_ms()
         lost_s = np.array([(now - t.last_seen_ms) / 1000.0 for t in tracks])
         return reach_gate(np.stack([t.last_box for t in tracks]), lost_s, dets.xyxy,
