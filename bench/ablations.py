@@ -42,21 +42,42 @@ log = logging.getLogger("bench.ablations")
 #: name -> (group, what changes, overrides)
 VARIANTS: dict[str, tuple[str, str, list[str]]] = {
     "default": ("-", "configs/demo.yaml as shipped", []),
-    "place_only": ("association", "cost = place only (appearance_weight 0)",
-                   ["tracker.appearance_weight=0.0"]),
-    "box_only": ("association", "place = Kalman box IoU only (mask_weight 0)",
-                 ["tracker.mask_weight=0.0"]),
+    "place_only": (
+        "association",
+        "cost = place only (appearance_weight 0)",
+        ["tracker.appearance_weight=0.0"],
+    ),
+    "box_only": (
+        "association",
+        "place = Kalman box IoU only (mask_weight 0)",
+        ["tracker.mask_weight=0.0"],
+    ),
     "no_kalman": ("motion", "Kalman filter off (last box)", ["tracker.use_kalman=false"]),
-    "confirm_1": ("lifecycle", "confirm a track on its first keyframe (confirm_hits 1)",
-                  ["tracker.confirm_hits=1"]),
-    "no_low_pass": ("association", "no second pass for low-score detections",
-                    ["tracker.low_score=0.5"]),
-    "strict_class": ("association", "classes must agree (class_penalty -1)",
-                     ["tracker.class_penalty=-1"]),
-    "no_dedup": ("detections", "no cross-class duplicate suppression (duplicate_iou 1)",
-                 ["tracker.duplicate_iou=1.0"]),
-    "no_smoothing": ("masks", "keyframe smoothing off (smoothing 1.0)",
-                     ["propagation.smoothing=1.0"]),
+    "confirm_1": (
+        "lifecycle",
+        "confirm a track on its first keyframe (confirm_hits 1)",
+        ["tracker.confirm_hits=1"],
+    ),
+    "no_low_pass": (
+        "association",
+        "no second pass for low-score detections",
+        ["tracker.low_score=0.5"],
+    ),
+    "strict_class": (
+        "association",
+        "classes must agree (class_penalty -1)",
+        ["tracker.class_penalty=-1"],
+    ),
+    "no_dedup": (
+        "detections",
+        "no cross-class duplicate suppression (duplicate_iou 1)",
+        ["tracker.duplicate_iou=1.0"],
+    ),
+    "no_smoothing": (
+        "masks",
+        "keyframe smoothing off (smoothing 1.0)",
+        ["propagation.smoothing=1.0"],
+    ),
     "warp_affine": ("warp", "per-object similarity from flow", ["propagation.warp=affine"]),
     "warp_dense": ("warp", "per-pixel remap by flow", ["propagation.warp=dense"]),
     "flow_dis_fast": ("flow", "DIS fast preset", ["propagation.method=dis_fast"]),
@@ -66,8 +87,11 @@ VARIANTS: dict[str, tuple[str, str, list[str]]] = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.ablations", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m bench.ablations",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--data", type=Path, default=DATA)
     p.add_argument("--scale", type=int, default=1)
     p.add_argument("--interval", type=int, default=10, help="keyframe interval N")
@@ -81,8 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     runs, preds = {}, {}
     for v in a.variants:
         out = TMP / "ablations" / f"N{a.interval}" / v
-        runs[v] = run_on_set(a.data, out, [f"keyframes.interval={a.interval}", *VARIANTS[v][2]],
-                             only=a.only)
+        runs[v] = run_on_set(
+            a.data, out, [f"keyframes.interval={a.interval}", *VARIANTS[v][2]], only=a.only
+        )
         preds[v] = out
         log.info("%s: %.2f fps", v, runs[v]["fps"])
     scores = score(a.data, preds, only=a.only)
@@ -91,28 +116,69 @@ def main(argv: list[str] | None = None) -> int:
     for v in a.variants:
         c = scores["trackers"][v]["combined"]
         st = runs[v]["stage_ms_per_frame"]
-        rows.append({"variant": v, "group": VARIANTS[v][0], "change": VARIANTS[v][1],
-                     "HOTA": c["HOTA"], "dHOTA": c["HOTA"] - base["HOTA"] if base else None,
-                     "DetA": c["DetA"], "AssA": c["AssA"], "IDF1": c["IDF1"],
-                     "IDSW": c["IDSW"], "MOTSA": c["MOTSA"],
-                     "prop_miou": c.get("prop_miou_matched"), "prop_miou_gt": c.get("prop_miou_gt"),
-                     "fps": runs[v]["fps"], "ms_flow": st.get("flow"),
-                     "ms_propagate": st.get("propagate"), "ms_track": st.get("track")})
-    cols = [("variant", "variant", "s"), ("change", "change", "s"), ("HOTA", "HOTA", ".1f"),
-            ("dHOTA", "Δ HOTA", "+.1f"), ("DetA", "DetA", ".1f"), ("AssA", "AssA", ".1f"),
-            ("IDF1", "IDF1", ".1f"), ("IDSW", "IDSW", "d"), ("MOTSA", "MOTSA", ".1f"),
-            ("prop_miou", "prop mIoU", ".1f"), ("prop_miou_gt", "prop mIoU/GT", ".1f"),
-            ("fps", "fps", ".2f"), ("ms_flow", "flow ms", ".1f"),
-            ("ms_propagate", "warp ms", ".1f"), ("ms_track", "track ms", ".1f")]
-    per_seq = [{"sequence": s, **{v: scores["trackers"][v]["sequences"][s]["HOTA"]
-                                  for v in a.variants}}
-               for s in scores["trackers"][a.variants[0]]["sequences"]]
-    md = [f"Keyframe interval N={a.interval}, demo model.", "", markdown_table(rows, cols), "",
-          "HOTA per sequence:", "",
-          markdown_table(per_seq, [("sequence", "sequence", "s")] +
-                         [(v, v, ".1f") for v in a.variants])]
-    write_report(a.name, {"interval": a.interval, "variants": {v: VARIANTS[v] for v in a.variants},
-                          "runs": runs, "rows": rows, "scores": scores}, "\n".join(md))
+        rows.append(
+            {
+                "variant": v,
+                "group": VARIANTS[v][0],
+                "change": VARIANTS[v][1],
+                "HOTA": c["HOTA"],
+                "dHOTA": c["HOTA"] - base["HOTA"] if base else None,
+                "DetA": c["DetA"],
+                "AssA": c["AssA"],
+                "IDF1": c["IDF1"],
+                "IDSW": c["IDSW"],
+                "MOTSA": c["MOTSA"],
+                "prop_miou": c.get("prop_miou_matched"),
+                "prop_miou_gt": c.get("prop_miou_gt"),
+                "fps": runs[v]["fps"],
+                "ms_flow": st.get("flow"),
+                "ms_propagate": st.get("propagate"),
+                "ms_track": st.get("track"),
+            }
+        )
+    cols = [
+        ("variant", "variant", "s"),
+        ("change", "change", "s"),
+        ("HOTA", "HOTA", ".1f"),
+        ("dHOTA", "Δ HOTA", "+.1f"),
+        ("DetA", "DetA", ".1f"),
+        ("AssA", "AssA", ".1f"),
+        ("IDF1", "IDF1", ".1f"),
+        ("IDSW", "IDSW", "d"),
+        ("MOTSA", "MOTSA", ".1f"),
+        ("prop_miou", "prop mIoU", ".1f"),
+        ("prop_miou_gt", "prop mIoU/GT", ".1f"),
+        ("fps", "fps", ".2f"),
+        ("ms_flow", "flow ms", ".1f"),
+        ("ms_propagate", "warp ms", ".1f"),
+        ("ms_track", "track ms", ".1f"),
+    ]
+    per_seq = [
+        {"sequence": s, **{v: scores["trackers"][v]["sequences"][s]["HOTA"] for v in a.variants}}
+        for s in scores["trackers"][a.variants[0]]["sequences"]
+    ]
+    md = [
+        f"Keyframe interval N={a.interval}, demo model.",
+        "",
+        markdown_table(rows, cols),
+        "",
+        "HOTA per sequence:",
+        "",
+        markdown_table(
+            per_seq, [("sequence", "sequence", "s")] + [(v, v, ".1f") for v in a.variants]
+        ),
+    ]
+    write_report(
+        a.name,
+        {
+            "interval": a.interval,
+            "variants": {v: VARIANTS[v] for v in a.variants},
+            "runs": runs,
+            "rows": rows,
+            "scores": scores,
+        },
+        "\n".join(md),
+    )
     print("\n".join(md))
     return 0
 

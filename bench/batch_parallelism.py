@@ -25,8 +25,18 @@ from vis_eval.synthetic import SceneConfig  # noqa: E402
 
 
 def pipeline(sources: list[Path], out: Path, sets: list[str]) -> list[str]:
-    cmd = [sys.executable, str(ROOT / "run_pipeline.py"), "-c", str(ROOT / "configs/demo.yaml"),
-           "-o", str(out), "--no-progress", "--restart", "--set", "sinks.overlay=false"]
+    cmd = [
+        sys.executable,
+        str(ROOT / "run_pipeline.py"),
+        "-c",
+        str(ROOT / "configs/demo.yaml"),
+        "-o",
+        str(out),
+        "--no-progress",
+        "--restart",
+        "--set",
+        "sinks.overlay=false",
+    ]
     for s in sources:
         cmd += ["-s", str(s)]
     for s in sets:
@@ -45,7 +55,9 @@ def timed(cmds: list[list[str]]) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--videos", type=int, default=4)
     ap.add_argument("--frames", type=int, default=100)
     ap.add_argument("--intervals", type=int, nargs="+", default=[1, 10])
@@ -62,12 +74,30 @@ def main() -> None:
     for n in a.intervals:
         k = f"keyframes.interval={n}"
         variants = {
-            "1 process, torch threads=1, 1 stream at a time": [pipeline(videos, tmp / "a", [k, "detector.threads=1"])],
-            "1 process, torch threads=2, 1 stream at a time": [pipeline(videos, tmp / "b", [k, "detector.threads=2"])],
-            "1 process, torch threads=2, 2 streams, batch 2": [pipeline(videos, tmp / "c", [k, "detector.threads=2", "parallel_streams=2", "detector.batch_size=2"])],
-            "1 process, torch threads=1, 2 streams, batch 2": [pipeline(videos, tmp / "d", [k, "detector.threads=1", "parallel_streams=2", "detector.batch_size=2"])],
-            "2 processes x torch threads=1": [pipeline(videos[0::2], tmp / "e", [k, "detector.threads=1"]),
-                                              pipeline(videos[1::2], tmp / "e", [k, "detector.threads=1"])],
+            "1 process, torch threads=1, 1 stream at a time": [
+                pipeline(videos, tmp / "a", [k, "detector.threads=1"])
+            ],
+            "1 process, torch threads=2, 1 stream at a time": [
+                pipeline(videos, tmp / "b", [k, "detector.threads=2"])
+            ],
+            "1 process, torch threads=2, 2 streams, batch 2": [
+                pipeline(
+                    videos,
+                    tmp / "c",
+                    [k, "detector.threads=2", "parallel_streams=2", "detector.batch_size=2"],
+                )
+            ],
+            "1 process, torch threads=1, 2 streams, batch 2": [
+                pipeline(
+                    videos,
+                    tmp / "d",
+                    [k, "detector.threads=1", "parallel_streams=2", "detector.batch_size=2"],
+                )
+            ],
+            "2 processes x torch threads=1": [
+                pipeline(videos[0::2], tmp / "e", [k, "detector.threads=1"]),
+                pipeline(videos[1::2], tmp / "e", [k, "detector.threads=1"]),
+            ],
         }
         base = None
         for name, cmds in variants.items():
@@ -75,22 +105,43 @@ def main() -> None:
             fps = total / secs
             base = base or fps
             load = os.getloadavg()[0]
-            rows.append({"interval": n, "variant": name, "seconds": round(secs, 2),
-                         "fps": round(fps, 2), "vs_first": round(fps / base, 2),
-                         "load_avg_1min_after": round(load, 2)})
+            rows.append(
+                {
+                    "interval": n,
+                    "variant": name,
+                    "seconds": round(secs, 2),
+                    "fps": round(fps, 2),
+                    "vs_first": round(fps / base, 2),
+                    "load_avg_1min_after": round(load, 2),
+                }
+            )
             print(rows[-1], flush=True)
     a.out.mkdir(parents=True, exist_ok=True)
-    meta = {"videos": a.videos, "frames_each": a.frames, "resolution": "640x360",
-            "model": "demo tiny_fpn", "date": time.strftime("%Y-%m-%d"), "cores": 2}
-    (a.out / "parallelism.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
-    md = ["| keyframe interval | variant | seconds | fps | vs threads=1 | load after |",
-          "|---|---|---|---|---|---|"]
-    md += [f"| {r['interval']} | {r['variant']} | {r['seconds']} | {r['fps']} | {r['vs_first']}x | "
-           f"{r['load_avg_1min_after']} |" for r in rows]
+    meta = {
+        "videos": a.videos,
+        "frames_each": a.frames,
+        "resolution": "640x360",
+        "model": "demo tiny_fpn",
+        "date": time.strftime("%Y-%m-%d"),
+        "cores": 2,
+    }
+    (a.out / "parallelism.json").write_text(
+        json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n"
+    )
+    md = [
+        "| keyframe interval | variant | seconds | fps | vs threads=1 | load after |",
+        "|---|---|---|---|---|---|",
+    ]
+    md += [
+        f"| {r['interval']} | {r['variant']} | {r['seconds']} | {r['fps']} | {r['vs_first']}x | "
+        f"{r['load_avg_1min_after']} |"
+        for r in rows
+    ]
     (a.out / "parallelism.md").write_text(
         f"{a.videos} videos x {a.frames} frames, 640x360, demo model, 2 cores, {meta['date']}. "
         "A 1-minute load average above ~2.5 after a row means another process shared the "
-        "cores: rerun that row.\n\n" + "\n".join(md) + "\n")
+        "cores: rerun that row.\n\n" + "\n".join(md) + "\n"
+    )
     print("\n".join(md))
 
 

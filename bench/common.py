@@ -55,9 +55,15 @@ def sequences(data_dir: Path = DATA, only: list[str] | None = None) -> list[str]
     return [n for n in names if not only or n in only]
 
 
-def run_on_set(data_dir: Path, out_dir: Path, overrides: list[str], *,
-               only: list[str] | None = None, config: Path = CONFIG,
-               per_sequence_overrides: Callable[[str], list[str]] | None = None) -> dict:
+def run_on_set(
+    data_dir: Path,
+    out_dir: Path,
+    overrides: list[str],
+    *,
+    only: list[str] | None = None,
+    config: Path = CONFIG,
+    per_sequence_overrides: Callable[[str], list[str]] | None = None,
+) -> dict:
     """Run the pipeline on every sequence of the set, writing ``out_dir/<seq>.jsonl``.
 
     Returns:
@@ -80,22 +86,33 @@ def run_on_set(data_dir: Path, out_dir: Path, overrides: list[str], *,
     if "sources" in fields and per_sequence_overrides is None:
         # one run over all sequences (one after the other): the detector is built and warmed
         # up once, as in a long-running deployment
-        cfg = load_config(config, [*base, "parallel_streams=1", *overrides],
-                          sources=[str(data_dir / f"{n}.mp4") for n in names],
-                          output=str(out_dir))
+        cfg = load_config(
+            config,
+            [*base, "parallel_streams=1", *overrides],
+            sources=[str(data_dir / f"{n}.mp4") for n in names],
+            output=str(out_dir),
+        )
         j = run(cfg, progress=False).to_json()
         if j.get("exit_code"):
             raise RuntimeError(f"pipeline failed: {j.get('error')}")
-        total.update(frames=j["frames"], keyframes=j.get("keyframes", 0), seconds=j["seconds"],
-                     stage_seconds=dict(j.get("stage_seconds", {})))
+        total.update(
+            frames=j["frames"],
+            keyframes=j.get("keyframes", 0),
+            seconds=j["seconds"],
+            stage_seconds=dict(j.get("stage_seconds", {})),
+        )
         for st in j.get("streams", []):
             total["sequences"][st["stream_id"]] = {k: st[k] for k in ("frames", "seconds", "fps")}
         names = []
         log.info("%d frames in %.1f s (%s)", j["frames"], j["seconds"], " ".join(overrides))
     for seq in names:
         extra = per_sequence_overrides(seq) if per_sequence_overrides else []
-        cfg = load_config(config, [*base, *overrides, *extra],
-                          source=str(data_dir / f"{seq}.mp4"), output=str(out_dir))
+        cfg = load_config(
+            config,
+            [*base, *overrides, *extra],
+            source=str(data_dir / f"{seq}.mp4"),
+            output=str(out_dir),
+        )
         s = run(cfg, progress=False)
         j = s.to_json()  # the --summary-json dict: frames, keyframes, seconds, stage_seconds
         if j.get("exit_code"):
@@ -106,13 +123,19 @@ def run_on_set(data_dir: Path, out_dir: Path, overrides: list[str], *,
         for k, v in j.get("stage_seconds", {}).items():
             total["stage_seconds"][k] = total["stage_seconds"].get(k, 0.0) + v
         fps = round(j["frames"] / j["seconds"], 3) if j["seconds"] else 0.0
-        total["sequences"][seq] = {"frames": j["frames"], "seconds": round(j["seconds"], 3),
-                                   "fps": fps}
-        log.info("%s: %d frames in %.1f s (%s)", seq, j["frames"], j["seconds"],
-                 " ".join(overrides))
+        total["sequences"][seq] = {
+            "frames": j["frames"],
+            "seconds": round(j["seconds"], 3),
+            "fps": fps,
+        }
+        log.info(
+            "%s: %d frames in %.1f s (%s)", seq, j["frames"], j["seconds"], " ".join(overrides)
+        )
     total["fps"] = round(total["frames"] / total["seconds"], 3) if total["seconds"] else 0.0
-    total["stage_ms_per_frame"] = {k: round(1000 * v / max(total["frames"], 1), 2)
-                                   for k, v in total.pop("stage_seconds").items()}
+    total["stage_ms_per_frame"] = {
+        k: round(1000 * v / max(total["frames"], 1), 2)
+        for k, v in total.pop("stage_seconds").items()
+    }
     total["seconds"] = round(total["seconds"], 2)
     return total
 
@@ -128,8 +151,14 @@ def warm_up(data_dir: Path, overrides: list[str]) -> None:
     run_on_set(data_dir, TMP / "warmup", overrides, only=[shortest])
 
 
-def score(data_dir: Path, preds: dict[str, Path], *, only: list[str] | None = None,
-          mask_ap: bool = True, per_class: bool = False) -> dict:
+def score(
+    data_dir: Path,
+    preds: dict[str, Path],
+    *,
+    only: list[str] | None = None,
+    mask_ap: bool = True,
+    per_class: bool = False,
+) -> dict:
     """Score prediction folders (one TrackEval call for all of them)."""
     gt = load_ground_truth(data_dir, only)
     trackers = {name: load_predictions(p, gt) for name, p in preds.items()}
@@ -149,24 +178,36 @@ def machine() -> dict:
     try:
         import cv2
         import torch
+
         libs = {"torch": torch.__version__, "opencv": cv2.__version__}
     except ImportError:  # pragma: no cover - main env has both
         libs = {}
     try:
         import trackeval
+
         libs["trackeval"] = trackeval.__version__
     except ImportError:
         pass
-    return {"date_utc": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M"),
-            "cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "loadavg_1_5_15min_at_end": [round(x, 2) for x in os.getloadavg()],
-            "commit": _git_head(), **libs}
+    return {
+        "date_utc": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M"),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "loadavg_1_5_15min_at_end": [round(x, 2) for x in os.getloadavg()],
+        "commit": _git_head(),
+        **libs,
+    }
 
 
 def _git_head() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
-                              capture_output=True, check=False).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            text=True,
+            capture_output=True,
+            check=False,
+        ).stdout.strip()
     except OSError:
         return ""
 
@@ -179,15 +220,21 @@ def write_report(name: str, payload: dict, markdown: str) -> tuple[Path, Path]:
     j.write_text(json.dumps(payload, indent=1) + "\n")
     m = RESULTS / f"{name}.md"
     mach = payload["machine"]
-    m.write_text(f"<!-- generated by bench/{name}.py on {mach['date_utc']} UTC, "
-                 f"{mach['cpu']}, {mach['cores']} cores, commit {mach['commit']} -->\n"
-                 + markdown.rstrip() + "\n")
+    m.write_text(
+        f"<!-- generated by bench/{name}.py on {mach['date_utc']} UTC, "
+        f"{mach['cpu']}, {mach['cores']} cores, commit {mach['commit']} -->\n"
+        + markdown.rstrip()
+        + "\n"
+    )
     return j, m
 
 
 def setup_logging(level: str = "INFO") -> None:
-    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO),
-                        format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(name)s %(message)s",
+        datefmt="%H:%M:%S",
+    )
     logging.getLogger("vis").setLevel(logging.WARNING)
 
 

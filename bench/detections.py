@@ -54,8 +54,9 @@ def dump_model(data_dir: Path, out: Path, only: list[str] | None = None) -> dict
     from vis.types import FrameResult
 
     torch.set_num_threads(2)
-    det = MaskRCNNDetector.from_weights(weights="demo", score_threshold=MODEL_SCORE_THRESHOLD,
-                                        max_detections=100)
+    det = MaskRCNNDetector.from_weights(
+        weights="demo", score_threshold=MODEL_SCORE_THRESHOLD, max_detections=100
+    )
     out.mkdir(parents=True, exist_ok=True)
     seconds, frames = 0.0, 0
     for seq in sequences(data_dir, only):
@@ -66,14 +67,23 @@ def dump_model(data_dir: Path, out: Path, only: list[str] | None = None) -> dict
                 d = det.detect([frame.image])[0]
                 seconds += time.perf_counter() - t0
                 frames += 1
-                res = FrameResult(stream_id=seq, frame_index=frame.index,
-                                  timestamp_ms=frame.timestamp_ms, keyframe=True,
-                                  width=frame.width, height=frame.height, detections=d,
-                                  labels=det.labels)
+                res = FrameResult(
+                    stream_id=seq,
+                    frame_index=frame.index,
+                    timestamp_ms=frame.timestamp_ms,
+                    keyframe=True,
+                    width=frame.width,
+                    height=frame.height,
+                    detections=d,
+                    labels=det.labels,
+                )
                 fh.write(dumps_record(res) + "\n")
         log.info("%s: %d frames so far, %.0f ms/frame", seq, frames, 1000 * seconds / frames)
-    return {"frames": frames, "detector_ms_per_frame": round(1000 * seconds / max(frames, 1), 2),
-            "score_threshold": MODEL_SCORE_THRESHOLD}
+    return {
+        "frames": frames,
+        "detector_ms_per_frame": round(1000 * seconds / max(frames, 1), 2),
+        "score_threshold": MODEL_SCORE_THRESHOLD,
+    }
 
 
 def _shift(m: np.ndarray, dx: int, dy: int) -> np.ndarray:
@@ -115,17 +125,32 @@ def noisy(gt: TrackSequence, n_frames: int, seed: int) -> TrackSequence:
             cls = i.class_id
             if rng.random() < 0.02:
                 cls = int(rng.choice([c for c in CLASS_NAMES if c != cls]))
-            insts.append(Instance(-1, cls, float(rng.uniform(0.55, 0.98)),
-                                  mask_utils.encode(np.asfortranarray(m))))
+            insts.append(
+                Instance(
+                    -1, cls, float(rng.uniform(0.55, 0.98)), mask_utils.encode(np.asfortranarray(m))
+                )
+            )
         for _ in range(rng.poisson(0.4)):
             m = np.zeros((h, w), np.uint8)
             r = float(rng.uniform(6, 30))
-            cv2.ellipse(m, (int(rng.integers(0, w)), int(rng.integers(0, h))),
-                        (int(r), int(r * rng.uniform(0.5, 1.0))), float(rng.uniform(0, 180)),
-                        0, 360, 1, -1)
-            insts.append(Instance(-1, int(rng.choice(list(CLASS_NAMES))),
-                                  float(rng.uniform(0.3, 0.75)),
-                                  mask_utils.encode(np.asfortranarray(m))))
+            cv2.ellipse(
+                m,
+                (int(rng.integers(0, w)), int(rng.integers(0, h))),
+                (int(r), int(r * rng.uniform(0.5, 1.0))),
+                float(rng.uniform(0, 180)),
+                0,
+                360,
+                1,
+                -1,
+            )
+            insts.append(
+                Instance(
+                    -1,
+                    int(rng.choice(list(CLASS_NAMES))),
+                    float(rng.uniform(0.3, 0.75)),
+                    mask_utils.encode(np.asfortranarray(m)),
+                )
+            )
         out.frames[f] = insts
     return out
 
@@ -135,13 +160,15 @@ def dump_gtnoise(data_dir: Path, out: Path, only: list[str] | None = None) -> di
     for seq, g in gt.sequences.items():
         n = gt.lengths[seq]
         det = noisy(g, n, seed=zlib.crc32(seq.encode()))
-        write_jsonl(out / f"{seq}.jsonl", jsonl_records(det, stream_id=seq, n_frames=n,
-                                                        labels=CLASS_NAMES))
+        write_jsonl(
+            out / f"{seq}.jsonl", jsonl_records(det, stream_id=seq, n_frames=n, labels=CLASS_NAMES)
+        )
     return {"frames": sum(gt.lengths.values())}
 
 
-def ensure_detections(kind: str, data_dir: Path = DATA, only: list[str] | None = None,
-                      force: bool = False) -> Path:
+def ensure_detections(
+    kind: str, data_dir: Path = DATA, only: list[str] | None = None, force: bool = False
+) -> Path:
     """The detections folder of ``kind``, written first if missing."""
     out = dets_dir(kind)
     names = sequences(data_dir, only)
@@ -153,8 +180,11 @@ def ensure_detections(kind: str, data_dir: Path = DATA, only: list[str] | None =
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.detections", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m bench.detections",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--kind", choices=["model", "gtnoise"], required=True)
     p.add_argument("--data", type=Path, default=DATA)
     p.add_argument("--scale", type=int, default=1)

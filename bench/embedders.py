@@ -32,14 +32,21 @@ log = logging.getLogger("bench.embedders")
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.embedders", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m bench.embedders",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--data", type=Path, default=DATA)
     p.add_argument("--scale", type=int, default=1)
     p.add_argument("--kinds", nargs="+", default=["gtnoise", "model"], choices=["model", "gtnoise"])
     p.add_argument("--intervals", type=int, nargs="+", default=[5, 10])
-    p.add_argument("--embedders", nargs="+", default=["histogram", "box_head", "box_head_only"],
-                   choices=list(EMBEDDERS))
+    p.add_argument(
+        "--embedders",
+        nargs="+",
+        default=["histogram", "box_head", "box_head_only"],
+        choices=list(EMBEDDERS),
+    )
     p.add_argument("--only", nargs="+")
     p.add_argument("--name", default="embedders")
     a = p.parse_args(argv)
@@ -51,8 +58,9 @@ def main(argv: list[str] | None = None) -> int:
         dets = ensure_detections(kind, a.data, a.only)
         trackers, timing = {}, {}
         for n in a.intervals:
-            for name, (d, t) in run_ours(kind, dets, a.data, a.only, a.embedders, interval=n,
-                                         tag=f"_N{n}").items():
+            for name, (d, t) in run_ours(
+                kind, dets, a.data, a.only, a.embedders, interval=n, tag=f"_N{n}"
+            ).items():
                 key = f"{name.removeprefix('ours_')} N={n}"
                 trackers[key] = load_predictions(d, gt)
                 timing[key] = t
@@ -60,18 +68,36 @@ def main(argv: list[str] | None = None) -> int:
         for key, r in scores["trackers"].items():
             c, t = r["combined"], timing[key]
             emb, n = key.split(" N=")
-            rows.append({"detections": kind, "N": int(n), "embedder": emb, "HOTA": c["HOTA"],
-                         "AssA": c["AssA"], "IDF1": c["IDF1"], "IDSW": c["IDSW"],
-                         "MOTSA": c["MOTSA"],
-                         "ms_per_keyframe": t["stage_ms_per_frame"].get("detect", 0.0)
-                         * t["frames"] / max(t["keyframes"], 1),
-                         "fps": t["fps"]})
+            rows.append(
+                {
+                    "detections": kind,
+                    "N": int(n),
+                    "embedder": emb,
+                    "HOTA": c["HOTA"],
+                    "AssA": c["AssA"],
+                    "IDF1": c["IDF1"],
+                    "IDSW": c["IDSW"],
+                    "MOTSA": c["MOTSA"],
+                    "ms_per_keyframe": t["stage_ms_per_frame"].get("detect", 0.0)
+                    * t["frames"]
+                    / max(t["keyframes"], 1),
+                    "fps": t["fps"],
+                }
+            )
         payload["kinds"][kind] = {"scores": scores, "timing": timing}
     rows.sort(key=lambda r: (r["detections"], r["N"], r["embedder"]))
-    cols = [("detections", "detections", "s"), ("N", "N", "d"), ("embedder", "embedder", "s"),
-            ("HOTA", "HOTA", ".1f"), ("AssA", "AssA", ".1f"), ("IDF1", "IDF1", ".1f"),
-            ("IDSW", "IDSW", "d"), ("MOTSA", "MOTSA", ".1f"),
-            ("ms_per_keyframe", "read+embed ms/keyframe", ".1f"), ("fps", "fps", ".1f")]
+    cols = [
+        ("detections", "detections", "s"),
+        ("N", "N", "d"),
+        ("embedder", "embedder", "s"),
+        ("HOTA", "HOTA", ".1f"),
+        ("AssA", "AssA", ".1f"),
+        ("IDF1", "IDF1", ".1f"),
+        ("IDSW", "IDSW", "d"),
+        ("MOTSA", "MOTSA", ".1f"),
+        ("ms_per_keyframe", "read+embed ms/keyframe", ".1f"),
+        ("fps", "fps", ".1f"),
+    ]
     md = markdown_table(rows, cols)
     write_report(a.name, {"rows": rows, **payload}, md)
     print(md)

@@ -30,8 +30,9 @@ def write_scenario(s: Scenario, out_dir: Path) -> dict:
     """Render ``s`` to ``out_dir/<name>.mp4`` + ``.gt.txt``; return its manifest entry."""
     cfg = s.scene
     video = out_dir / f"{s.name}.mp4"
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), FPS,
-                             (cfg.width, cfg.height))
+    writer = cv2.VideoWriter(
+        str(video), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (cfg.width, cfg.height)
+    )
     if not writer.isOpened():
         raise SystemExit(f"cannot write {video}")
     frames, lines = [], []
@@ -44,13 +45,20 @@ def write_scenario(s: Scenario, out_dir: Path) -> dict:
     finally:
         writer.release()
     write_mots(out_dir / f"{s.name}.gt.txt", lines)
-    return {"name": s.name, "challenge": s.challenge, "video": video.name,
-            "gt": f"{s.name}.gt.txt", "width": cfg.width, "height": cfg.height, "fps": FPS,
-            **sequence_stats(frames),
-            "scene": dataclasses.asdict(cfg),
-            "scripted": [dataclasses.asdict(o) for o in s.scripted],
-            "occluders": [dataclasses.asdict(o) for o in s.occluders],
-            "lighting_steps": [list(x) for x in s.lighting_steps]}
+    return {
+        "name": s.name,
+        "challenge": s.challenge,
+        "video": video.name,
+        "gt": f"{s.name}.gt.txt",
+        "width": cfg.width,
+        "height": cfg.height,
+        "fps": FPS,
+        **sequence_stats(frames),
+        "scene": dataclasses.asdict(cfg),
+        "scripted": [dataclasses.asdict(o) for o in s.scripted],
+        "occluders": [dataclasses.asdict(o) for o in s.occluders],
+        "lighting_steps": [list(x) for x in s.lighting_steps],
+    }
 
 
 def write_set(out_dir: Path, scale: int = 1, only: list[str] | None = None) -> dict:
@@ -63,25 +71,31 @@ def write_set(out_dir: Path, scale: int = 1, only: list[str] | None = None) -> d
         t0 = time.perf_counter()
         entries.append(write_scenario(s, out_dir))
         e = entries[-1]
-        print(f"{s.name:18s} {e['frames']:4d} frames  {e['tracks']:3d} tracks  "
-              f"max {e['max_instances']} at once, {e['max_overlapping']} overlapping, "
-              f"longest gap {e['max_gap']} frames  ({time.perf_counter() - t0:.1f} s)",
-              file=sys.stderr)
+        print(
+            f"{s.name:18s} {e['frames']:4d} frames  {e['tracks']:3d} tracks  "
+            f"max {e['max_instances']} at once, {e['max_overlapping']} overlapping, "
+            f"longest gap {e['max_gap']} frames  ({time.perf_counter() - t0:.1f} s)",
+            file=sys.stderr,
+        )
     mpath = out_dir / "manifest.json"
     if only and mpath.is_file():  # partial rewrite: keep the other sequences' entries
         old = {e["name"]: e for e in json.loads(mpath.read_text())["sequences"]}
         old.update({e["name"]: e for e in entries})
         order = [s.name for s in benchmark_scenarios(scale)]
-        entries = sorted(old.values(), key=lambda e: order.index(e["name"])
-                         if e["name"] in order else len(order))
+        entries = sorted(
+            old.values(), key=lambda e: order.index(e["name"]) if e["name"] in order else len(order)
+        )
     manifest = {"scale": scale, "fps": FPS, "sequences": entries}
     mpath.write_text(json.dumps(manifest, indent=1) + "\n")
     return manifest
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.make_set", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m bench.make_set",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--out", type=Path, default=Path("bench/data"))
     p.add_argument("--scale", type=int, default=1, help="seeded variants per challenge")
     p.add_argument("--only", nargs="*", help="write only these sequences")

@@ -58,15 +58,21 @@ PEERS_PY = ROOT / "bench" / ".venv-peers" / "bin" / "python"
 PEERS = ("boxmot_bytetrack", "boxmot_ocsort", "boxmot_botsort", "rf_bytetrack", "norfair")
 #: precomputed embedder name -> config overrides (``box_head`` honours ``detector.appearance``:
 #: ``fused`` = box head + mask colour histogram, the default; ``box_head_only`` = box head alone)
-EMBEDDERS = {"histogram": ["detector.embedder=histogram"],
-             "box_head": ["detector.embedder=box_head", "detector.appearance=fused"],
-             "box_head_only": ["detector.embedder=box_head", "detector.appearance=box_head"]}
-LABELS = {"ours_histogram": "ours (histogram emb.)",
-          "ours_box_head": "ours (box-head+histogram emb.)",
-          "ours_box_head_only": "ours (box-head emb.)",
-          "boxmot_bytetrack": "boxmot ByteTrack", "boxmot_ocsort": "boxmot OC-SORT",
-          "boxmot_botsort": "boxmot BoT-SORT (no ReID)", "rf_bytetrack": "Roboflow ByteTrack",
-          "norfair": "norfair (IoU)"}
+EMBEDDERS = {
+    "histogram": ["detector.embedder=histogram"],
+    "box_head": ["detector.embedder=box_head", "detector.appearance=fused"],
+    "box_head_only": ["detector.embedder=box_head", "detector.appearance=box_head"],
+}
+LABELS = {
+    "ours_histogram": "ours (histogram emb.)",
+    "ours_box_head": "ours (box-head+histogram emb.)",
+    "ours_box_head_only": "ours (box-head emb.)",
+    "boxmot_bytetrack": "boxmot ByteTrack",
+    "boxmot_ocsort": "boxmot OC-SORT",
+    "boxmot_botsort": "boxmot BoT-SORT (no ReID)",
+    "rf_bytetrack": "Roboflow ByteTrack",
+    "norfair": "norfair (IoU)",
+}
 
 
 def read_detection_file(path: Path) -> dict[int, tuple[np.ndarray, list[Instance]]]:
@@ -77,14 +83,24 @@ def read_detection_file(path: Path) -> dict[int, tuple[np.ndarray, list[Instance
             rec = json.loads(line)
             inst = rec["instances"]
             boxes = np.array([i["bbox"] for i in inst], np.float32).reshape(-1, 4)
-            out[rec["frame_index"]] = (boxes, [
-                Instance(-1, int(i["class_id"]), float(i["score"]),
-                         _rle(i["mask"]["size"], i["mask"]["counts"])) for i in inst])
+            out[rec["frame_index"]] = (
+                boxes,
+                [
+                    Instance(
+                        -1,
+                        int(i["class_id"]),
+                        float(i["score"]),
+                        _rle(i["mask"]["size"], i["mask"]["counts"]),
+                    )
+                    for i in inst
+                ],
+            )
     return out
 
 
-def attach_masks(tracks_path: Path, dets: dict[int, tuple[np.ndarray, list[Instance]]]
-                 ) -> tuple[TrackSequence, int, int]:
+def attach_masks(
+    tracks_path: Path, dets: dict[int, tuple[np.ndarray, list[Instance]]]
+) -> tuple[TrackSequence, int, int]:
     """A peer's box tracks -> mask tracks (see module docstring).
 
     Returns:
@@ -105,8 +121,7 @@ def attach_masks(tracks_path: Path, dets: dict[int, tuple[np.ndarray, list[Insta
                 k = int(r[7])
                 if 0 <= k < len(insts) and k not in used:
                     used.add(k)
-                    out.append(Instance(int(r[0]), insts[k].class_id, insts[k].score,
-                                        insts[k].rle))
+                    out.append(Instance(int(r[0]), insts[k].class_id, insts[k].score, insts[k].rle))
                 else:
                     rest.append(r)
             free = [k for k in range(len(insts)) if k not in used]
@@ -116,8 +131,11 @@ def attach_masks(tracks_path: Path, dets: dict[int, tuple[np.ndarray, list[Insta
                 for a, b in zip(rr, cc):
                     if iou[a, b] >= 0.5:
                         k = free[b]
-                        out.append(Instance(int(rest[a][0]), insts[k].class_id,
-                                            insts[k].score, insts[k].rle))
+                        out.append(
+                            Instance(
+                                int(rest[a][0]), insts[k].class_id, insts[k].score, insts[k].rle
+                            )
+                        )
             n_drop += len(rows) - len(out)
             if insts:
                 seq.size = tuple(insts[0].rle["size"])
@@ -125,29 +143,59 @@ def attach_masks(tracks_path: Path, dets: dict[int, tuple[np.ndarray, list[Insta
     return seq, n_out, n_drop
 
 
-def run_ours(kind: str, dets: Path, data: Path, only: list[str] | None, embedders: list[str],
-             interval: int = 1, tag: str = "") -> dict[str, tuple[Path, dict]]:
+def run_ours(
+    kind: str,
+    dets: Path,
+    data: Path,
+    only: list[str] | None,
+    embedders: list[str],
+    interval: int = 1,
+    tag: str = "",
+) -> dict[str, tuple[Path, dict]]:
     """Our pipeline on precomputed detections, once per embedder: name -> (folder, timing)."""
     out = {}
     for emb in embedders:
         d = TMP / "peers" / kind / f"ours_{emb}{tag}"
         timing = run_on_set(
-            data, d, ["detector.type=precomputed", f"keyframes.interval={interval}",
-                      *EMBEDDERS[emb], "detector.weights=demo"],
-            only=only, per_sequence_overrides=lambda s: [f"detector.path={dets / s}.jsonl"])
+            data,
+            d,
+            [
+                "detector.type=precomputed",
+                f"keyframes.interval={interval}",
+                *EMBEDDERS[emb],
+                "detector.weights=demo",
+            ],
+            only=only,
+            per_sequence_overrides=lambda s: [f"detector.path={dets / s}.jsonl"],
+        )
         out[f"ours_{emb}"] = (d, timing)
     return out
 
 
-def run_peers(kind: str, dets: Path, data: Path, only: list[str] | None,
-              peers: list[str]) -> tuple[dict[str, Path], dict[str, dict]]:
+def run_peers(
+    kind: str, dets: Path, data: Path, only: list[str] | None, peers: list[str]
+) -> tuple[dict[str, Path], dict[str, dict]]:
     raw = TMP / "peers" / kind / "raw"
     if not PEERS_PY.is_file():
         raise SystemExit(f"{PEERS_PY} not found: create the peers venv (docs/benchmarks.md)")
     seqs = sequences(data, only)
-    subprocess.run([str(PEERS_PY), str(ROOT / "bench" / "peers_runner.py"), "--dets", str(dets),
-                    "--videos", str(data), "--out", str(raw), "--trackers", *peers,
-                    "--sequences", *seqs], check=True)
+    subprocess.run(
+        [
+            str(PEERS_PY),
+            str(ROOT / "bench" / "peers_runner.py"),
+            "--dets",
+            str(dets),
+            "--videos",
+            str(data),
+            "--out",
+            str(raw),
+            "--trackers",
+            *peers,
+            "--sequences",
+            *seqs,
+        ],
+        check=True,
+    )
     det_files = {s: read_detection_file(dets / f"{s}.jsonl") for s in seqs}
     preds, info = {}, {}
     for p in peers:
@@ -159,21 +207,28 @@ def run_peers(kind: str, dets: Path, data: Path, only: list[str] | None,
             n_drop += d
         preds[p] = seqs_out
         timing = json.loads((raw / p / "timing.json").read_text())
-        info[p] = {"ms_per_frame": timing["ms_per_frame"], "output_boxes": n_out,
-                   "dropped_no_detection": n_drop, "versions": timing.get("versions")}
+        info[p] = {
+            "ms_per_frame": timing["ms_per_frame"],
+            "output_boxes": n_out,
+            "dropped_no_detection": n_drop,
+            "versions": timing.get("versions"),
+        }
     return preds, info
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.peers", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m bench.peers",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--data", type=Path, default=DATA)
     p.add_argument("--scale", type=int, default=1)
-    p.add_argument("--kinds", nargs="+", default=["model", "gtnoise"],
-                   choices=["model", "gtnoise"])
+    p.add_argument("--kinds", nargs="+", default=["model", "gtnoise"], choices=["model", "gtnoise"])
     p.add_argument("--peers", nargs="+", default=list(PEERS))
-    p.add_argument("--embedders", nargs="+", default=["histogram", "box_head"],
-                   choices=list(EMBEDDERS))
+    p.add_argument(
+        "--embedders", nargs="+", default=["histogram", "box_head"], choices=list(EMBEDDERS)
+    )
     p.add_argument("--only", nargs="+")
     p.add_argument("--name", default="peers")
     a = p.parse_args(argv)
@@ -194,9 +249,16 @@ def main(argv: list[str] | None = None) -> int:
         rows = []
         for name, r in scores["trackers"].items():
             c = r["combined"]
-            row = {"tracker": LABELS.get(name, name), "HOTA": c["HOTA"], "DetA": c["DetA"],
-                   "AssA": c["AssA"], "IDF1": c["IDF1"], "IDSW": c["IDSW"],
-                   "MOTSA": c["MOTSA"], "mask_AP": c.get("mask_AP")}
+            row = {
+                "tracker": LABELS.get(name, name),
+                "HOTA": c["HOTA"],
+                "DetA": c["DetA"],
+                "AssA": c["AssA"],
+                "IDF1": c["IDF1"],
+                "IDSW": c["IDSW"],
+                "MOTSA": c["MOTSA"],
+                "mask_AP": c.get("mask_AP"),
+            }
             if name in ours:
                 st = ours[name][1]["stage_ms_per_frame"]
                 row["ms"] = sum(st.get(k, 0.0) for k in ("flow", "propagate", "track"))
@@ -208,22 +270,51 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row)
         per_seq = []
         for s in gt.sequences:
-            per_seq.append({"sequence": s, **{LABELS.get(n, n): r["sequences"][s]["HOTA"]
-                                             for n, r in scores["trackers"].items()}})
-        cols = [("tracker", "tracker", "s"), ("HOTA", "HOTA", ".1f"), ("DetA", "DetA", ".1f"),
-                ("AssA", "AssA", ".1f"), ("IDF1", "IDF1", ".1f"), ("IDSW", "IDSW", "d"),
-                ("MOTSA", "MOTSA", ".1f"), ("mask_AP", "mask AP", ".1f"),
-                ("ms", "ms/frame", ".2f"), ("ms_embed", "read+embed ms", ".1f"),
-                ("dropped", "boxes w/o mask", "d")]
-        seq_cols = [("sequence", "sequence", "s")] + [(LABELS.get(n, n), LABELS.get(n, n), ".1f")
-                                                      for n in scores["trackers"]]
-        title = {"model": "Detections: demo model on every frame (score >= 0.1 in the file)",
-                 "gtnoise": "Detections: ground truth + seeded noise"}[kind]
-        md += [f"### {title}", "", markdown_table(rows, cols), "", "HOTA per sequence:", "",
-               markdown_table(per_seq, seq_cols), ""]
-        payload["kinds"][kind] = {"rows": rows, "peers": peer_info,
-                                  "ours_timing": {k: v[1] for k, v in ours.items()},
-                                  "scores": scores}
+            per_seq.append(
+                {
+                    "sequence": s,
+                    **{
+                        LABELS.get(n, n): r["sequences"][s]["HOTA"]
+                        for n, r in scores["trackers"].items()
+                    },
+                }
+            )
+        cols = [
+            ("tracker", "tracker", "s"),
+            ("HOTA", "HOTA", ".1f"),
+            ("DetA", "DetA", ".1f"),
+            ("AssA", "AssA", ".1f"),
+            ("IDF1", "IDF1", ".1f"),
+            ("IDSW", "IDSW", "d"),
+            ("MOTSA", "MOTSA", ".1f"),
+            ("mask_AP", "mask AP", ".1f"),
+            ("ms", "ms/frame", ".2f"),
+            ("ms_embed", "read+embed ms", ".1f"),
+            ("dropped", "boxes w/o mask", "d"),
+        ]
+        seq_cols = [("sequence", "sequence", "s")] + [
+            (LABELS.get(n, n), LABELS.get(n, n), ".1f") for n in scores["trackers"]
+        ]
+        title = {
+            "model": "Detections: demo model on every frame (score >= 0.1 in the file)",
+            "gtnoise": "Detections: ground truth + seeded noise",
+        }[kind]
+        md += [
+            f"### {title}",
+            "",
+            markdown_table(rows, cols),
+            "",
+            "HOTA per sequence:",
+            "",
+            markdown_table(per_seq, seq_cols),
+            "",
+        ]
+        payload["kinds"][kind] = {
+            "rows": rows,
+            "peers": peer_info,
+            "ours_timing": {k: v[1] for k, v in ours.items()},
+            "scores": scores,
+        }
     write_report(a.name, payload, "\n".join(md))
     print("\n".join(md))
     return 0

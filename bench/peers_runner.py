@@ -44,8 +44,9 @@ def read_dets(path: Path) -> list[tuple[int, np.ndarray]]:
         for line in fh:
             rec = json.loads(line)
             inst = rec["instances"]
-            arr = np.array([[*i["bbox"], i["score"], i["class_id"]] for i in inst],
-                           np.float32).reshape(-1, 6)
+            arr = np.array(
+                [[*i["bbox"], i["score"], i["class_id"]] for i in inst], np.float32
+            ).reshape(-1, 6)
             out.append((rec["frame_index"], arr))
     return out
 
@@ -73,16 +74,23 @@ class BoxmotRunner:
         elif name == "boxmot_ocsort":
             self.t = boxmot.OcSort(max_age=MAX_LOST)
         else:  # BoT-SORT without a re-identification model (no weights to download)
-            self.t = boxmot.BotSort(reid_weights=None, use_embeddings=False,
-                                    track_buffer=MAX_LOST, frame_rate=30, device="cpu")
+            self.t = boxmot.BotSort(
+                reid_weights=None,
+                use_embeddings=False,
+                track_buffer=MAX_LOST,
+                frame_rate=30,
+                device="cpu",
+            )
         self.blank = np.zeros((*size, 3), np.uint8)
 
     def update(self, dets: np.ndarray, img: np.ndarray | None) -> list[list[float]]:
         out = self.t.update(dets, img if img is not None else self.blank)
         out = np.asarray(out).reshape(-1, out.shape[1] if np.ndim(out) == 2 else 8)
         # boxmot rows: x1 y1 x2 y2 id conf cls det_ind
-        return [[int(r[4]), *map(float, r[:4]), float(r[5]), int(r[6]),
-                 int(r[7]) if len(r) > 7 else -1] for r in out]
+        return [
+            [int(r[4]), *map(float, r[:4]), float(r[5]), int(r[6]), int(r[7]) if len(r) > 7 else -1]
+            for r in out
+        ]
 
 
 class RoboflowRunner:
@@ -98,16 +106,21 @@ class RoboflowRunner:
 
     def update(self, dets: np.ndarray, img: np.ndarray | None) -> list[list[float]]:
         sv = self.sv
-        d = sv.Detections(xyxy=dets[:, :4].astype(np.float32), confidence=dets[:, 4],
-                          class_id=dets[:, 5].astype(int),
-                          data={"det_index": np.arange(len(dets))})
+        d = sv.Detections(
+            xyxy=dets[:, :4].astype(np.float32),
+            confidence=dets[:, 4],
+            class_id=dets[:, 5].astype(int),
+            data={"det_index": np.arange(len(dets))},
+        )
         r = self.t.update(d)
         if len(r) == 0:
             return []
         idx = r.data.get("det_index", np.full(len(r), -1))
-        return [[int(t), *map(float, b), float(c), int(k), int(i)]
-                for t, b, c, k, i in zip(r.tracker_id, r.xyxy, r.confidence, r.class_id, idx)
-                if t >= 0]
+        return [
+            [int(t), *map(float, b), float(c), int(k), int(i)]
+            for t, b, c, k, i in zip(r.tracker_id, r.xyxy, r.confidence, r.class_id, idx)
+            if t >= 0
+        ]
 
 
 class NorfairRunner:
@@ -115,14 +128,25 @@ class NorfairRunner:
         import norfair
 
         self.nf = norfair
-        self.t = norfair.Tracker(distance_function="iou", distance_threshold=0.7,
-                                 hit_counter_max=MAX_LOST, initialization_delay=0)
+        self.t = norfair.Tracker(
+            distance_function="iou",
+            distance_threshold=0.7,
+            hit_counter_max=MAX_LOST,
+            initialization_delay=0,
+        )
 
     def update(self, dets: np.ndarray, img: np.ndarray | None) -> list[list[float]]:
         nf = self.nf
-        ds = [nf.Detection(points=d[:4].reshape(2, 2).astype(np.float64),
-                           scores=np.array([d[4], d[4]]), data=k, label=None)
-              for k, d in enumerate(dets) if d[4] >= NORFAIR_MIN_SCORE]
+        ds = [
+            nf.Detection(
+                points=d[:4].reshape(2, 2).astype(np.float64),
+                scores=np.array([d[4], d[4]]),
+                data=k,
+                label=None,
+            )
+            for k, d in enumerate(dets)
+            if d[4] >= NORFAIR_MIN_SCORE
+        ]
         objs = self.t.update(ds)
         current = {id(d): d.data for d in ds}
         out = []
@@ -162,8 +186,9 @@ def run_one(name: str, dets_path: Path, video: Path, out_path: Path) -> tuple[fl
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--dets", type=Path, required=True)
     p.add_argument("--videos", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
@@ -175,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     for mod in ("boxmot", "trackers", "supervision", "norfair", "numpy"):
         try:
             from importlib.metadata import version
+
             versions[mod] = version(mod)
         except Exception:  # noqa: BLE001
             versions[mod] = None
@@ -183,17 +209,30 @@ def main(argv: list[str] | None = None) -> int:
         d.mkdir(parents=True, exist_ok=True)
         total, frames, per_seq = 0.0, 0, {}
         for seq in seqs:
-            s, n = run_one(name, a.dets / f"{seq}.jsonl", a.videos / f"{seq}.mp4",
-                           d / f"{seq}.tracks.jsonl")
+            s, n = run_one(
+                name, a.dets / f"{seq}.jsonl", a.videos / f"{seq}.mp4", d / f"{seq}.tracks.jsonl"
+            )
             total += s
             frames += n
             per_seq[seq] = {"seconds": round(s, 4), "frames": n}
-        (d / "timing.json").write_text(json.dumps({
-            "tracker": name, "seconds": round(total, 4), "frames": frames,
-            "ms_per_frame": round(1000 * total / max(frames, 1), 3), "sequences": per_seq,
-            "versions": versions}, indent=1) + "\n")
-        print(f"{name}: {frames} frames, {1000 * total / max(frames, 1):.2f} ms/frame",
-              file=sys.stderr)
+        (d / "timing.json").write_text(
+            json.dumps(
+                {
+                    "tracker": name,
+                    "seconds": round(total, 4),
+                    "frames": frames,
+                    "ms_per_frame": round(1000 * total / max(frames, 1), 3),
+                    "sequences": per_seq,
+                    "versions": versions,
+                },
+                indent=1,
+            )
+            + "\n"
+        )
+        print(
+            f"{name}: {frames} frames, {1000 * total / max(frames, 1):.2f} ms/frame",
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -31,11 +31,19 @@ def main(argv: list[str] | None = None) -> int:
     work = pets09.ROOT / "bench" / "results" / "tmp"
     work.mkdir(parents=True, exist_ok=True)
     gt = pets09.load_gt(frames=args.frames)
-    tracks, timing = pets09.run_ours(pets09.detections_path(args.dets, work), args.interval,
-                                     args.overrides, count=args.frames)
+    tracks, timing = pets09.run_ours(
+        pets09.detections_path(args.dets, work), args.interval, args.overrides, count=args.frames
+    )
     s = pets09.score(gt, {"ours": tracks}, args.frames)["ours"]
-    print(json.dumps({**s, "merged_ids": len(merges(gt, tracks)),
-                      "ms_per_frame": {k: round(v, 2) for k, v in timing.items()}}))
+    print(
+        json.dumps(
+            {
+                **s,
+                "merged_ids": len(merges(gt, tracks)),
+                "ms_per_frame": {k: round(v, 2) for k, v in timing.items()},
+            }
+        )
+    )
     return 0
 
 

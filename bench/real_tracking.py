@@ -63,8 +63,14 @@ KINDS = ("foreign", "gt")
 INTERVALS = (1, 5)
 SEQ = "pets"
 #: the code the rows depend on (git paths): a row records its uncommitted changes
-CODE = ("vis", "vis_eval", "vis_pipeline", "configs", "bench/peers_runner.py",
-        "bench/real_tracking.py")
+CODE = (
+    "vis",
+    "vis_eval",
+    "vis_pipeline",
+    "configs",
+    "bench/peers_runner.py",
+    "bench/real_tracking.py",
+)
 COMMAND = "PYTHONPATH=. .venv/bin/python -m bench.real_tracking"
 #: shell commands, run from the repository root, that build bench/.venv-peers
 VENV_STEPS = (
@@ -77,12 +83,19 @@ VENV_STEPS = (
     "bench/.venv-peers/bin/pip install --no-deps norfair==2.3.0",
 )
 OURS, IOU = "ours", "iou"
-LABELS = {OURS: "ours", IOU: "box IoU + Hungarian (baseline)",
-          "boxmot_bytetrack": "boxmot ByteTrack", "boxmot_ocsort": "boxmot OC-SORT",
-          "boxmot_botsort": "boxmot BoT-SORT (no ReID)", "rf_bytetrack": "Roboflow ByteTrack",
-          "norfair": "norfair (IoU)"}
-TITLES = {"foreign": "Detections: foreign detector (YOLOv8n-seg, detections_dev.jsonl)",
-          "gt": "Detections: ground-truth boxes without ids"}
+LABELS = {
+    OURS: "ours",
+    IOU: "box IoU + Hungarian (baseline)",
+    "boxmot_bytetrack": "boxmot ByteTrack",
+    "boxmot_ocsort": "boxmot OC-SORT",
+    "boxmot_botsort": "boxmot BoT-SORT (no ReID)",
+    "rf_bytetrack": "Roboflow ByteTrack",
+    "norfair": "norfair (IoU)",
+}
+TITLES = {
+    "foreign": "Detections: foreign detector (YOLOv8n-seg, detections_dev.jsonl)",
+    "gt": "Detections: ground-truth boxes without ids",
+}
 
 
 class IouTracker:
@@ -92,14 +105,20 @@ class IouTracker:
     Call once per frame, in order, also with no detections; ids are counted per instance.
     """
 
-    def __init__(self, *, min_iou: float = 0.3, min_score: float = NORFAIR_MIN_SCORE,
-                 max_lost: int = MAX_LOST) -> None:
+    def __init__(
+        self,
+        *,
+        min_iou: float = 0.3,
+        min_score: float = NORFAIR_MIN_SCORE,
+        max_lost: int = MAX_LOST,
+    ) -> None:
         self.min_iou, self.min_score, self.max_lost = min_iou, min_score, max_lost
         self._next_id = 1
         self._last: dict[int, tuple[np.ndarray, int]] = {}  # id -> (last box, its frame)
 
-    def update(self, boxes: np.ndarray, scores: np.ndarray, frame: int
-               ) -> list[tuple[int, np.ndarray]]:
+    def update(
+        self, boxes: np.ndarray, scores: np.ndarray, frame: int
+    ) -> list[tuple[int, np.ndarray]]:
         """boxes (N, 4) xyxy, scores (N,) -> [(track id, (4,) box)] of this frame's detections
         that score >= ``min_score``."""
         boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
@@ -129,13 +148,14 @@ def read_boxes(path: Path) -> dict[int, np.ndarray]:
         for line in fh:
             rec = json.loads(line)
             out[rec["frame_index"]] = np.array(
-                [[*i["bbox"], i["score"], i["class_id"]] for i in rec["instances"]],
-                np.float32).reshape(-1, 6)
+                [[*i["bbox"], i["score"], i["class_id"]] for i in rec["instances"]], np.float32
+            ).reshape(-1, 6)
     return out
 
 
-def keyframe_boxes(boxes: dict[int, np.ndarray], interval: int, frames: int
-                   ) -> dict[int, np.ndarray]:
+def keyframe_boxes(
+    boxes: dict[int, np.ndarray], interval: int, frames: int
+) -> dict[int, np.ndarray]:
     """Frames 0..frames-1: the detections of every ``interval``-th frame, empty between."""
     empty = np.zeros((0, 6), np.float32)
     return {f: boxes.get(f, empty) if f % interval == 0 else empty for f in range(frames)}
@@ -147,11 +167,24 @@ def write_boxes(boxes: dict[int, np.ndarray], path: Path, size: tuple[int, int])
     h, w = size
     with open(path, "w", encoding="utf-8") as fh:
         for f in sorted(boxes):
-            inst = [{"bbox": [float(v) for v in d[:4]], "score": float(d[4]),
-                     "class_id": int(d[5])} for d in boxes[f]]
-            fh.write(json.dumps({"schema": "vis.frame/1", "stream_id": SEQ, "frame_index": f,
-                                 "keyframe": bool(len(inst)), "width": w, "height": h,
-                                 "instances": inst}) + "\n")
+            inst = [
+                {"bbox": [float(v) for v in d[:4]], "score": float(d[4]), "class_id": int(d[5])}
+                for d in boxes[f]
+            ]
+            fh.write(
+                json.dumps(
+                    {
+                        "schema": "vis.frame/1",
+                        "stream_id": SEQ,
+                        "frame_index": f,
+                        "keyframe": bool(len(inst)),
+                        "width": w,
+                        "height": h,
+                        "instances": inst,
+                    }
+                )
+                + "\n"
+            )
     return path
 
 
@@ -168,6 +201,7 @@ def read_peer_tracks(path: Path) -> Tracks:
 def ensure_peers_venv() -> None:
     """Build bench/.venv-peers with ``VENV_STEPS`` unless its imports work; exit 2 (printing
     the commands) when that fails."""
+
     def ready() -> bool:
         check = [str(PEERS_PY), "-c", "import boxmot, trackers, supervision, norfair"]
         return PEERS_PY.is_file() and subprocess.run(check, capture_output=True).returncode == 0
@@ -183,28 +217,49 @@ def ensure_peers_venv() -> None:
             log.info("$ %s", cmd)
             fh.write(f"$ {cmd}\n")
             fh.flush()
-            rc = subprocess.run(cmd, shell=True, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT
-                                ).returncode
+            rc = subprocess.run(
+                cmd, shell=True, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT
+            ).returncode
             if rc:
                 break
     if not ready():
-        print(f"could not build the peers venv (see {logf}); from {ROOT} run:\n\n"
-              + "\n".join(VENV_STEPS), file=sys.stderr)
+        print(
+            f"could not build the peers venv (see {logf}); from {ROOT} run:\n\n"
+            + "\n".join(VENV_STEPS),
+            file=sys.stderr,
+        )
         raise SystemExit(2)
 
 
 def run_peer(name: str, dets_dir: Path, videos: Path, out: Path) -> tuple[Tracks, dict]:
     """One peer tracker in the peers venv -> (tracks, {ms_per_frame, versions}); raises
     RuntimeError with the end of its stderr when it fails."""
-    p = subprocess.run([str(PEERS_PY), str(ROOT / "bench" / "peers_runner.py"), "--dets",
-                        str(dets_dir), "--videos", str(videos), "--out", str(out), "--trackers",
-                        name, "--sequences", SEQ], capture_output=True, text=True)
+    p = subprocess.run(
+        [
+            str(PEERS_PY),
+            str(ROOT / "bench" / "peers_runner.py"),
+            "--dets",
+            str(dets_dir),
+            "--videos",
+            str(videos),
+            "--out",
+            str(out),
+            "--trackers",
+            name,
+            "--sequences",
+            SEQ,
+        ],
+        capture_output=True,
+        text=True,
+    )
     if p.returncode:
         tail = " | ".join(p.stderr.strip().splitlines()[-3:])
         raise RuntimeError(f"exit {p.returncode}: {tail}")
     timing = json.loads((out / name / "timing.json").read_text())
-    return (read_peer_tracks(out / name / f"{SEQ}.tracks.jsonl"),
-            {"ms_per_frame": timing["ms_per_frame"], "versions": timing.get("versions")})
+    return (
+        read_peer_tracks(out / name / f"{SEQ}.tracks.jsonl"),
+        {"ms_per_frame": timing["ms_per_frame"], "versions": timing.get("versions")},
+    )
 
 
 def run_iou(boxes: dict[int, np.ndarray]) -> tuple[Tracks, dict]:
@@ -228,13 +283,26 @@ def score_rows(gt: Tracks, tracks: dict[str, Tracks], info: dict[str, dict]) -> 
     scores = pets09.score(gt, boxed) if boxed else {}
     n_gt = sum(len(v) for v in gt.values())
     for name in tracks.keys() - boxed.keys():
-        scores[name] = {"HOTA": 0.0, "DetA": 0.0, "AssA": 0.0, "MOTA": 0.0, "IDF1": 0.0,
-                        "IDSW": 0, "FP": 0, "FN": n_gt, "ids": 0}
+        scores[name] = {
+            "HOTA": 0.0,
+            "DetA": 0.0,
+            "AssA": 0.0,
+            "MOTA": 0.0,
+            "IDF1": 0.0,
+            "IDSW": 0,
+            "FP": 0,
+            "FN": n_gt,
+            "ids": 0,
+        }
     rows = {}
     for name, t in tracks.items():
         m = merges(gt, t)
-        rows[name] = {**scores[name], "merged_ids": len(m),
-                      "merged": {str(k): v for k, v in m.items()}, **info.get(name, {})}
+        rows[name] = {
+            **scores[name],
+            "merged_ids": len(m),
+            "merged": {str(k): v for k, v in m.items()},
+            **info.get(name, {}),
+        }
     return rows
 
 
@@ -261,29 +329,52 @@ def render_kind(kind: str, runs: dict[str, dict[str, dict]]) -> str:
         err = a.get("error") or b.get("error")
         if err:
             label += f" (failed: {err[:80]})"
-        table.append({"tracker": label, "HOTA": a.get("HOTA"), "AssA": a.get("AssA"),
-                      "IDF1": a.get("IDF1"), "IDSW": a.get("IDSW"), "ids": a.get("ids"),
-                      "merged": a.get("merged_ids"), "HOTA5": b.get("HOTA"),
-                      "ms": a.get("ms_per_frame")})
-    cols = [("tracker", "tracker", "s"), ("HOTA", "HOTA", ".1f"), ("AssA", "AssA", ".1f"),
-            ("IDF1", "IDF1", ".1f"), ("IDSW", "IDSW", "d"), ("ids", "ids", "d"),
-            ("merged", "merged ids", "d"), ("HOTA5", "N=5 HOTA", ".1f"),
-            ("ms", "ms/frame", ".2f")]
+        table.append(
+            {
+                "tracker": label,
+                "HOTA": a.get("HOTA"),
+                "AssA": a.get("AssA"),
+                "IDF1": a.get("IDF1"),
+                "IDSW": a.get("IDSW"),
+                "ids": a.get("ids"),
+                "merged": a.get("merged_ids"),
+                "HOTA5": b.get("HOTA"),
+                "ms": a.get("ms_per_frame"),
+            }
+        )
+    cols = [
+        ("tracker", "tracker", "s"),
+        ("HOTA", "HOTA", ".1f"),
+        ("AssA", "AssA", ".1f"),
+        ("IDF1", "IDF1", ".1f"),
+        ("IDSW", "IDSW", "d"),
+        ("ids", "ids", "d"),
+        ("merged", "merged ids", "d"),
+        ("HOTA5", "N=5 HOTA", ".1f"),
+        ("ms", "ms/frame", ".2f"),
+    ]
     out = [f"### {TITLES.get(kind, kind)}", "", markdown_table(table, cols), ""]
     ours1, ours5 = n1.get(OURS, {}), n5.get(OURS, {})
     if best and ours1.get("HOTA") is not None:
         b1 = n1[best]
         d = {k: _diff(ours1[k], b1[k]) for k in ("HOTA", "AssA", "IDF1")}
-        line = (f"Ours vs best peer ({LABELS[best]}), N=1: HOTA {d['HOTA']}, AssA {d['AssA']}, "
-                f"IDF1 {d['IDF1']}, IDSW {ours1['IDSW'] - b1['IDSW']:+d}")
+        line = (
+            f"Ours vs best peer ({LABELS[best]}), N=1: HOTA {d['HOTA']}, AssA {d['AssA']}, "
+            f"IDF1 {d['IDF1']}, IDSW {ours1['IDSW'] - b1['IDSW']:+d}"
+        )
         best5 = best_peer(n5)
         if best5 and ours5.get("HOTA") is not None:
-            line += (f"; N=5: HOTA {_diff(ours5['HOTA'], n5[best5]['HOTA'])} "
-                     f"(best peer at N=5: {LABELS[best5]}, {n5[best5]['HOTA']:.1f})")
+            line += (
+                f"; N=5: HOTA {_diff(ours5['HOTA'], n5[best5]['HOTA'])} "
+                f"(best peer at N=5: {LABELS[best5]}, {n5[best5]['HOTA']:.1f})"
+            )
         out += [line + ".", ""]
     if ours1.get("ms_read_embed") is not None:
-        out += [f"Ours also spends {ours1['ms_read_embed']:.1f} ms/frame reading the detections "
-                "file and embedding the masks (not in ms/frame).", ""]
+        out += [
+            f"Ours also spends {ours1['ms_read_embed']:.1f} ms/frame reading the detections "
+            "file and embedding the masks (not in ms/frame).",
+            "",
+        ]
     return "\n".join(out)
 
 
@@ -311,13 +402,18 @@ ground truth of frames 0-399 of PETS 2009 S2.L1 (research use only; data not in 
 
 def render(results: dict) -> str:
     """The whole markdown report from a results dict (``real_tracking.json``)."""
-    head = [f"# Ours vs peer trackers on real pedestrians (PETS 2009 S2.L1, frames 0-"
-            f"{results.get('frames', 400) - 1})", "",
-            f"Generated {results.get('date_utc', '?')} UTC at commit "
-            f"{results.get('commit', '?')} by `{results.get('command', COMMAND)}`."]
+    head = [
+        f"# Ours vs peer trackers on real pedestrians (PETS 2009 S2.L1, frames 0-"
+        f"{results.get('frames', 400) - 1})",
+        "",
+        f"Generated {results.get('date_utc', '?')} UTC at commit "
+        f"{results.get('commit', '?')} by `{results.get('command', COMMAND)}`.",
+    ]
     for group, meta in sorted(results.get("measured", {}).items()):
-        line = (f"{group} rows measured {meta.get('date_utc', '?')} UTC at commit "
-                f"{meta.get('commit', '?')}")
+        line = (
+            f"{group} rows measured {meta.get('date_utc', '?')} UTC at commit "
+            f"{meta.get('commit', '?')}"
+        )
         if meta.get("uncommitted"):
             line += " with uncommitted changes to " + ", ".join(meta["uncommitted"])
         if meta.get("changed_during_run"):
@@ -337,8 +433,9 @@ def _now() -> str:
 
 
 def _git(*args: str) -> str:
-    return subprocess.run(["git", *args], cwd=ROOT, text=True, capture_output=True,
-                          check=False).stdout
+    return subprocess.run(
+        ["git", *args], cwd=ROOT, text=True, capture_output=True, check=False
+    ).stdout
 
 
 def _stamp() -> dict:
@@ -346,8 +443,12 @@ def _stamp() -> dict:
     edit the tracker in this work tree), with a digest to notice edits made during a run."""
     status = _git("status", "--porcelain", "--", *CODE).splitlines()
     digest = hashlib.sha1((_git("diff", "HEAD", "--", *CODE) + "\n".join(status)).encode())
-    return {"date_utc": _now(), "commit": _git("rev-parse", "--short", "HEAD").strip(),
-            "uncommitted": sorted(line[3:] for line in status), "digest": digest.hexdigest()}
+    return {
+        "date_utc": _now(),
+        "commit": _git("rev-parse", "--short", "HEAD").strip(),
+        "uncommitted": sorted(line[3:] for line in status),
+        "digest": digest.hexdigest(),
+    }
 
 
 def _measured(start: dict, end: dict) -> dict:
@@ -356,8 +457,9 @@ def _measured(start: dict, end: dict) -> dict:
     return out
 
 
-def run_others(kind: str, interval: int, dets: Path, frames: int, size: tuple[int, int]
-               ) -> tuple[dict[str, Tracks], dict[str, dict]]:
+def run_others(
+    kind: str, interval: int, dets: Path, frames: int, size: tuple[int, int]
+) -> tuple[dict[str, Tracks], dict[str, dict]]:
     """The peers and the IoU baseline on one (kind, N) -> (tracks, info)."""
     boxes = keyframe_boxes(read_boxes(dets), interval, frames)
     tag = f"{kind}_N{interval}"
@@ -376,8 +478,13 @@ def run_others(kind: str, interval: int, dets: Path, frames: int, size: tuple[in
         t0 = time.perf_counter()
         try:
             tracks[name], info[name] = run_peer(name, dets_dir, videos, WORK / "out" / tag)
-            log.info("%s %s: %.2f ms/frame (%.0f s)", tag, name, info[name]["ms_per_frame"],
-                     time.perf_counter() - t0)
+            log.info(
+                "%s %s: %.2f ms/frame (%.0f s)",
+                tag,
+                name,
+                info[name]["ms_per_frame"],
+                time.perf_counter() - t0,
+            )
         except (RuntimeError, OSError, ValueError) as e:
             log.error("%s %s failed: %s", tag, name, e)
             info[name] = {"error": str(e)}
@@ -385,13 +492,20 @@ def run_others(kind: str, interval: int, dets: Path, frames: int, size: tuple[in
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.real_tracking", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--only", choices=["ours", "peers"],
-                   help="run one side; the other side's rows come from the last report")
+    p = argparse.ArgumentParser(
+        prog="python -m bench.real_tracking",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--only",
+        choices=["ours", "peers"],
+        help="run one side; the other side's rows come from the last report",
+    )
     a = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s",
-                        datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S"
+    )
     logging.getLogger("vis").setLevel(logging.WARNING)
     from vis_eval import pets09
 
@@ -424,18 +538,21 @@ def main(argv: list[str] | None = None) -> int:
                 t0 = time.perf_counter()
                 tracks, info = run_others(kind, n, dets, frames, pets09.SIZE)
                 seconds[f"peers_{kind}_{key}"] = round(time.perf_counter() - t0, 1)
-                versions = next((v["versions"] for v in info.values() if v.get("versions")),
-                                versions)
+                versions = next(
+                    (v["versions"] for v in info.values() if v.get("versions")), versions
+                )
             if run_ours_side:
                 t0 = time.perf_counter()
                 t, timing = pets09.run_ours(dets, n, [])
                 seconds[f"ours_{kind}_{key}"] = round(time.perf_counter() - t0, 1)
                 tracks[OURS] = t
                 info[OURS] = {
-                    "ms_per_frame": round(sum(timing.get(s, 0.0)
-                                              for s in ("flow", "propagate", "track")), 3),
+                    "ms_per_frame": round(
+                        sum(timing.get(s, 0.0) for s in ("flow", "propagate", "track")), 3
+                    ),
                     "ms_read_embed": round(timing.get("detections_and_embedding", 0.0), 3),
-                    "ms_stages": {k: round(v, 3) for k, v in timing.items()}}
+                    "ms_stages": {k: round(v, 3) for k, v in timing.items()},
+                }
             t0 = time.perf_counter()
             rows = score_rows(gt, tracks, info)  # failed peers have no tracks, only an error
             rows.update({x: i for x, i in info.items() if "error" in i})
@@ -446,8 +563,12 @@ def main(argv: list[str] | None = None) -> int:
                     rows[name] = row
             kinds[kind][key] = {n_: rows[n_] for n_ in [OURS, IOU, *PEERS] if n_ in rows}
             kinds[kind]["detections"] = os.path.relpath(dets, ROOT)
-            log.info("%s %s: %s", kind, key, ", ".join(
-                f"{x} {r.get('HOTA', 'failed')}" for x, r in kinds[kind][key].items()))
+            log.info(
+                "%s %s: %s",
+                kind,
+                key,
+                ", ".join(f"{x} {r.get('HOTA', 'failed')}" for x, r in kinds[kind][key].items()),
+            )
     stamp = _measured(start, _stamp())
     if run_ours_side:
         measured["ours"] = stamp
@@ -455,11 +576,18 @@ def main(argv: list[str] | None = None) -> int:
         measured["peers + IoU baseline"] = stamp
     seconds["total"] = round(time.perf_counter() - t_start, 1)
     args = f" --only {a.only}" if a.only else ""
-    results = {"study": "real_tracking", "date_utc": stamp["date_utc"],
-               "commit": stamp["commit"], "command": COMMAND + args,
-               "frames": frames, "loadavg_1_5_15min_at_end": [round(x, 2) for x in os.getloadavg()],
-               "measured": measured, "peer_versions": versions, "seconds": seconds,
-               "kinds": kinds}
+    results = {
+        "study": "real_tracking",
+        "date_utc": stamp["date_utc"],
+        "commit": stamp["commit"],
+        "command": COMMAND + args,
+        "frames": frames,
+        "loadavg_1_5_15min_at_end": [round(x, 2) for x in os.getloadavg()],
+        "measured": measured,
+        "peer_versions": versions,
+        "seconds": seconds,
+        "kinds": kinds,
+    }
     RESULTS.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(results, indent=1) + "\n")
     md = render(results)

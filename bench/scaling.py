@@ -56,18 +56,27 @@ def _scene_dets(n: int, frame: int, rng_state: dict, h: int = 720, w: int = 1280
         boxes[i] = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
     emb = app + noise.normal(0, 0.05, app.shape)
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
-    return Detections(xyxy=boxes, masks=masks, scores=np.full(n, 0.9, np.float32),
-                      class_ids=np.ones(n, np.int64), embeddings=emb.astype(np.float32),
-                      mask_probs=masks.astype(np.float32))
+    return Detections(
+        xyxy=boxes,
+        masks=masks,
+        scores=np.full(n, 0.9, np.float32),
+        class_ids=np.ones(n, np.int64),
+        embeddings=emb.astype(np.float32),
+        mask_probs=masks.astype(np.float32),
+    )
 
 
 def instances_study(counts: list[int], frames: int = 20, warmup: int = 5) -> list[dict]:
     rows = []
     for n in counts:
         rng = np.random.default_rng(n)
-        state = {"pos": np.stack([rng.uniform(60, 1220, n), rng.uniform(60, 660, n)], 1),
-                 "vel": rng.normal(0, 1.4, (n, 2)), "rad": rng.uniform(12, 24, n),
-                 "app": rng.normal(size=(n, 64)), "rng": rng}
+        state = {
+            "pos": np.stack([rng.uniform(60, 1220, n), rng.uniform(60, 660, n)], 1),
+            "vel": rng.normal(0, 1.4, (n, 2)),
+            "rad": rng.uniform(12, 24, n),
+            "app": rng.normal(size=(n, 64)),
+            "rng": rng,
+        }
         dets = [_scene_dets(n, f, state) for f in range(warmup + frames)]
         tr = Tracker(TrackerConfig(), min_mask_area=20, smoothing=0.7)
         key, prop = [], []
@@ -82,8 +91,14 @@ def instances_study(counts: list[int], frames: int = 20, warmup: int = 5) -> lis
             if f >= warmup:
                 key.append(t1 - t0)
                 prop.append(t2 - t1)
-        rows.append({"instances": n, "keyframe_ms": 1000 * float(np.mean(key)),
-                     "propagated_ms": 1000 * float(np.mean(prop)), "tracks_out": len(out)})
+        rows.append(
+            {
+                "instances": n,
+                "keyframe_ms": 1000 * float(np.mean(key)),
+                "propagated_ms": 1000 * float(np.mean(prop)),
+                "tracks_out": len(out),
+            }
+        )
         log.info("N=%d: keyframe update %.1f ms", n, rows[-1]["keyframe_ms"])
     return rows
 
@@ -93,9 +108,18 @@ def resolution_study(heights: list[int], methods: list[str], pairs: int = 10) ->
     for hgt in heights:
         w, h = RES[hgt]
         s = h / 360
-        cfg = SceneConfig(width=w, height=h, n_frames=pairs + 1, seed=7, n_objects=10,
-                          spawn_rate=0.0, size_range=(14 * s, 40 * s), speed_range=(1 * s, 4 * s),
-                          bounce_fraction=1.0, max_objects=10)
+        cfg = SceneConfig(
+            width=w,
+            height=h,
+            n_frames=pairs + 1,
+            seed=7,
+            n_objects=10,
+            spawn_rate=0.0,
+            size_range=(14 * s, 40 * s),
+            speed_range=(1 * s, 4 * s),
+            bounce_fraction=1.0,
+            max_objects=10,
+        )
         frames = list(render_sequence(cfg))
         grays = [cv2.cvtColor(f.image, cv2.COLOR_BGR2GRAY) for f in frames]
         for method in methods:
@@ -112,19 +136,31 @@ def resolution_study(heights: list[int], methods: list[str], pairs: int = 10) ->
                 t2 = time.perf_counter()
                 flow_t.append(t1 - t0)
                 warp_t.append(t2 - t1)
-            rows.append({"resolution": f"{w}x{h}", "height": hgt, "method": method,
-                         "objects": len(frames[0].masks),
-                         "flow_ms": 1000 * float(np.median(flow_t)),
-                         "warp_ms": 1000 * float(np.median(warp_t)),
-                         "total_ms": 1000 * float(np.median(np.add(flow_t, warp_t)))})
-            log.info("%s %s: flow %.1f ms, warp %.1f ms", rows[-1]["resolution"], method,
-                     rows[-1]["flow_ms"], rows[-1]["warp_ms"])
+            rows.append(
+                {
+                    "resolution": f"{w}x{h}",
+                    "height": hgt,
+                    "method": method,
+                    "objects": len(frames[0].masks),
+                    "flow_ms": 1000 * float(np.median(flow_t)),
+                    "warp_ms": 1000 * float(np.median(warp_t)),
+                    "total_ms": 1000 * float(np.median(np.add(flow_t, warp_t))),
+                }
+            )
+            log.info(
+                "%s %s: flow %.1f ms, warp %.1f ms",
+                rows[-1]["resolution"],
+                method,
+                rows[-1]["flow_ms"],
+                rows[-1]["warp_ms"],
+            )
     return rows
 
 
 def plot(inst: list[dict], res: list[dict], path: Path) -> Path | None:
     try:
         import matplotlib
+
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
@@ -143,8 +179,12 @@ def plot(inst: list[dict], res: list[dict], path: Path) -> Path | None:
         rr = [r for r in res if r["method"] == method]
         b.plot([r["height"] for r in rr], [r["flow_ms"] for r in rr], "o-", label=f"flow {method}")
     rr = [r for r in res if r["method"] == methods[0]]
-    b.plot([r["height"] for r in rr], [r["warp_ms"] for r in rr], "ks--",
-           label=f"warp 10 masks (ecc, {methods[0]} init)")
+    b.plot(
+        [r["height"] for r in rr],
+        [r["warp_ms"] for r in rr],
+        "ks--",
+        label=f"warp 10 masks (ecc, {methods[0]} init)",
+    )
     b.set_yscale("log")
     b.set_xlabel("frame height (16:9)")
     b.set_ylabel("ms per frame (log)")
@@ -158,13 +198,18 @@ def plot(inst: list[dict], res: list[dict], path: Path) -> Path | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.scaling", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m bench.scaling",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--instances", type=int, nargs="+", default=[5, 10, 20, 50, 100])
-    p.add_argument("--resolutions", type=int, nargs="+", default=[360, 540, 720, 1080],
-                   choices=sorted(RES))
-    p.add_argument("--methods", nargs="+",
-                   default=["dis_ultrafast", "dis_fast", "dis_medium", "farneback"])
+    p.add_argument(
+        "--resolutions", type=int, nargs="+", default=[360, 540, 720, 1080], choices=sorted(RES)
+    )
+    p.add_argument(
+        "--methods", nargs="+", default=["dis_ultrafast", "dis_fast", "dis_medium", "farneback"]
+    )
     p.add_argument("--name", default="scaling")
     a = p.parse_args(argv)
     setup_logging()
@@ -172,16 +217,36 @@ def main(argv: list[str] | None = None) -> int:
     inst = instances_study(a.instances)
     res = resolution_study(a.resolutions, a.methods)
     png = plot(inst, res, RESULTS / f"{a.name}.png")
-    md = ["Tracker time per frame vs instances (1280x720, 64-d embeddings):", "",
-          markdown_table(inst, [("instances", "instances", "d"),
-                                ("keyframe_ms", "keyframe update ms", ".2f"),
-                                ("propagated_ms", "propagated-frame update ms", ".3f")]),
-          "", "Propagation per frame vs resolution (10 objects, warp = ecc):", "",
-          markdown_table(res, [("resolution", "resolution", "s"), ("method", "flow", "s"),
-                               ("flow_ms", "flow ms", ".1f"), ("warp_ms", "warp ms", ".1f"),
-                               ("total_ms", "total ms", ".1f")])]
-    write_report(a.name, {"instances": inst, "resolution": res,
-                          "plot": png.name if png else None}, "\n".join(md))
+    md = [
+        "Tracker time per frame vs instances (1280x720, 64-d embeddings):",
+        "",
+        markdown_table(
+            inst,
+            [
+                ("instances", "instances", "d"),
+                ("keyframe_ms", "keyframe update ms", ".2f"),
+                ("propagated_ms", "propagated-frame update ms", ".3f"),
+            ],
+        ),
+        "",
+        "Propagation per frame vs resolution (10 objects, warp = ecc):",
+        "",
+        markdown_table(
+            res,
+            [
+                ("resolution", "resolution", "s"),
+                ("method", "flow", "s"),
+                ("flow_ms", "flow ms", ".1f"),
+                ("warp_ms", "warp ms", ".1f"),
+                ("total_ms", "total ms", ".1f"),
+            ],
+        ),
+    ]
+    write_report(
+        a.name,
+        {"instances": inst, "resolution": res, "plot": png.name if png else None},
+        "\n".join(md),
+    )
     print("\n".join(md))
     return 0
 

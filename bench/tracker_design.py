@@ -37,21 +37,33 @@ DROP_RATE = 0.05
 VARIANTS: dict[str, tuple[str, list[str]]] = {
     "default": ("the defaults", []),
     "box_only": ("place = Kalman box IoU only (mask_weight 0)", ["tracker.mask_weight=0"]),
-    "mask_half": ("place = half mask IoU, half box IoU (mask_weight 0.5)",
-                  ["tracker.mask_weight=0.5"]),
+    "mask_half": (
+        "place = half mask IoU, half box IoU (mask_weight 0.5)",
+        ["tracker.mask_weight=0.5"],
+    ),
     "mask_only": ("place = propagated-mask IoU only (mask_weight 1)", ["tracker.mask_weight=1"]),
-    "no_appearance": ("no appearance term in the cost (appearance_weight 0)",
-                      ["tracker.appearance_weight=0"]),
-    "no_reid": ("no re-identification of lost tracks by appearance",
-                ["tracker.reid_max_distance=0"]),
-    "no_low_pass": ("no second pass for low-score detections (low_score = high_score)",
-                    ["tracker.low_score=0.5"]),
+    "no_appearance": (
+        "no appearance term in the cost (appearance_weight 0)",
+        ["tracker.appearance_weight=0"],
+    ),
+    "no_reid": (
+        "no re-identification of lost tracks by appearance",
+        ["tracker.reid_max_distance=0"],
+    ),
+    "no_low_pass": (
+        "no second pass for low-score detections (low_score = high_score)",
+        ["tracker.low_score=0.5"],
+    ),
     "no_motion_gate": ("no Kalman motion gate", ["tracker.motion_gate=false"]),
-    "loose_motion": ("Kalman noise of the 30-fps box trackers applied per 7-fps frame "
-                     "(position 0.27, velocity 1.03)",
-                     ["tracker.position_noise=0.274", "tracker.velocity_noise=1.027"]),
-    "tight_motion": ("Kalman noise halved (position 0.055, velocity 0.035)",
-                     ["tracker.position_noise=0.055", "tracker.velocity_noise=0.035"]),
+    "loose_motion": (
+        "Kalman noise of the 30-fps box trackers applied per 7-fps frame "
+        "(position 0.27, velocity 1.03)",
+        ["tracker.position_noise=0.274", "tracker.velocity_noise=1.027"],
+    ),
+    "tight_motion": (
+        "Kalman noise halved (position 0.055, velocity 0.035)",
+        ["tracker.position_noise=0.055", "tracker.velocity_noise=0.035"],
+    ),
     "lost_2s": ("lost tracks kept 2 s (default 4)", ["tracker.max_lost_s=2"]),
     "lost_8s": ("lost tracks kept 8 s", ["tracker.max_lost_s=8"]),
 }
@@ -74,8 +86,7 @@ def dropped_copies(src: Path) -> list[Path]:
     return out
 
 
-def run_variant(name: str, overrides: list[str], gt, gt_dets: Path, foreign: list[Path]
-                ) -> dict:
+def run_variant(name: str, overrides: list[str], gt, gt_dets: Path, foreign: list[Path]) -> dict:
     """Scores of one variant: GT boxes, the foreign detections, and the dropped copies."""
     row: dict = {"variant": name}
     tracks, _ = pets09.run_ours(gt_dets, 1, overrides)
@@ -86,36 +97,61 @@ def run_variant(name: str, overrides: list[str], gt, gt_dets: Path, foreign: lis
         tracks, timing = pets09.run_ours(path, 1, overrides)
         runs.append(pets09.score(gt, {"v": tracks})["v"])
         if path == foreign[0]:
-            row["foreign"] = {**runs[0], "merged_ids": len(merges(gt, tracks)),
-                              "track_ms": round(timing.get("track", 0.0), 2)}
-    row["foreign_robust"] = {k: round(float(np.mean([r[k] for r in runs])), 2)
-                             for k in ("HOTA", "AssA", "DetA", "IDF1")}
+            row["foreign"] = {
+                **runs[0],
+                "merged_ids": len(merges(gt, tracks)),
+                "track_ms": round(timing.get("track", 0.0), 2),
+            }
+    row["foreign_robust"] = {
+        k: round(float(np.mean([r[k] for r in runs])), 2) for k in ("HOTA", "AssA", "DetA", "IDF1")
+    }
     row["foreign_robust"]["HOTA_min"] = min(r["HOTA"] for r in runs)
     return row
 
 
-COLUMNS = [("variant", "variant", "s"), ("change", "change", "s"),
-           ("gt_hota", "GT HOTA", ".2f"), ("gt_idsw", "GT IDSW", "d"),
-           ("gt_merged", "GT merged ids", "d"), ("f_hota", "foreign HOTA", ".2f"),
-           ("f_assa", "AssA", ".1f"), ("f_idf1", "IDF1", ".1f"), ("f_idsw", "IDSW", "d"),
-           ("m_hota", "mean HOTA (5 runs)", ".2f"), ("delta", "Δ mean", "s"),
-           ("m_min", "min", ".2f"), ("track_ms", "track ms/frame", ".1f")]
+COLUMNS = [
+    ("variant", "variant", "s"),
+    ("change", "change", "s"),
+    ("gt_hota", "GT HOTA", ".2f"),
+    ("gt_idsw", "GT IDSW", "d"),
+    ("gt_merged", "GT merged ids", "d"),
+    ("f_hota", "foreign HOTA", ".2f"),
+    ("f_assa", "AssA", ".1f"),
+    ("f_idf1", "IDF1", ".1f"),
+    ("f_idsw", "IDSW", "d"),
+    ("m_hota", "mean HOTA (5 runs)", ".2f"),
+    ("delta", "Δ mean", "s"),
+    ("m_min", "min", ".2f"),
+    ("track_ms", "track ms/frame", ".1f"),
+]
 
 
 def render(rows: list[dict]) -> str:
     base = next((r for r in rows if r["variant"] == "default"), rows[0])["foreign_robust"]
-    table = [{"variant": r["variant"], "change": VARIANTS[r["variant"]][0],
-              "gt_hota": r["gt"]["HOTA"], "gt_idsw": r["gt"]["IDSW"],
-              "gt_merged": r["gt"]["merged_ids"], "f_hota": r["foreign"]["HOTA"],
-              "f_assa": r["foreign"]["AssA"], "f_idf1": r["foreign"]["IDF1"],
-              "f_idsw": r["foreign"]["IDSW"], "m_hota": r["foreign_robust"]["HOTA"],
-              "delta": f"{r['foreign_robust']['HOTA'] - base['HOTA']:+.2f}",
-              "m_min": r["foreign_robust"]["HOTA_min"], "track_ms": r["foreign"]["track_ms"]}
-             for r in rows]
-    return ("Tracker design variants on PETS 2009 S2.L1 dev span (frames 0-399), N=1, boxes "
-            "scored with TrackEval. 'mean HOTA' = mean over the foreign detections and 4 "
-            f"seeded copies with {DROP_RATE:.0%} of the detections dropped.\n\n"
-            + markdown_table(table, COLUMNS))
+    table = [
+        {
+            "variant": r["variant"],
+            "change": VARIANTS[r["variant"]][0],
+            "gt_hota": r["gt"]["HOTA"],
+            "gt_idsw": r["gt"]["IDSW"],
+            "gt_merged": r["gt"]["merged_ids"],
+            "f_hota": r["foreign"]["HOTA"],
+            "f_assa": r["foreign"]["AssA"],
+            "f_idf1": r["foreign"]["IDF1"],
+            "f_idsw": r["foreign"]["IDSW"],
+            "m_hota": r["foreign_robust"]["HOTA"],
+            "delta": f"{r['foreign_robust']['HOTA'] - base['HOTA']:+.2f}",
+            "m_min": r["foreign_robust"]["HOTA_min"],
+            "track_ms": r["foreign"]["track_ms"],
+        }
+        for r in rows
+    ]
+    return (
+        "Tracker design variants on PETS 2009 S2.L1 dev span (frames 0-399), N=1, boxes "
+        "scored with TrackEval. 'mean HOTA' = mean over the foreign detections and 4 "
+        f"seeded copies with {DROP_RATE:.0%} of the detections dropped.\n\n"
+        + markdown_table(table, COLUMNS)
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,12 +170,17 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for name in args.variants:
         rows.append(run_variant(name, VARIANTS[name][1], gt, gt_dets, foreign))
-        f = rows[-1]["foreign_robust"]
-        print(f"{name:15s} GT {rows[-1]['gt']['HOTA']:6.2f}  foreign {rows[-1]['foreign']['HOTA']:6.2f}"
-              f"  mean {f['HOTA']:6.2f}  min {f['HOTA_min']:6.2f}", flush=True)
+        row = rows[-1]
+        f = row["foreign_robust"]
+        print(
+            f"{name:15s} GT {row['gt']['HOTA']:6.2f}  foreign {row['foreign']['HOTA']:6.2f}"
+            f"  mean {f['HOTA']:6.2f}  min {f['HOTA_min']:6.2f}",
+            flush=True,
+        )
     md = render(rows)
-    write_report("tracker_design", {"rows": rows, "drop_rate": DROP_RATE,
-                                    "drop_seeds": list(DROP_SEEDS)}, md)
+    write_report(
+        "tracker_design", {"rows": rows, "drop_rate": DROP_RATE, "drop_seeds": list(DROP_SEEDS)}, md
+    )
     print(md)
     return 0
 

@@ -91,10 +91,17 @@ class EmbeddedBroker:
     start it from the main thread or another long-lived one.
     """
 
-    def __init__(self, *, port: int | None = None, host: str = "127.0.0.1",
-                 binary: str | None = None, topics: dict[str, int] | None = None,
-                 start_timeout_s: float = 15.0, log_path: str | Path | None = None,
-                 extra_args: list[str] | tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        *,
+        port: int | None = None,
+        host: str = "127.0.0.1",
+        binary: str | None = None,
+        topics: dict[str, int] | None = None,
+        start_timeout_s: float = 15.0,
+        log_path: str | Path | None = None,
+        extra_args: list[str] | tuple[str, ...] = (),
+    ) -> None:
         self.host = host
         self.port = port if port is not None else free_port(host)
         self.binary = binary
@@ -102,8 +109,11 @@ class EmbeddedBroker:
         self.start_timeout_s = start_timeout_s
         self.extra_args = list(extra_args)
         self._own_log = log_path is None
-        self.log_path = Path(log_path) if log_path is not None else Path(
-            tempfile.mkstemp(prefix="tansu-", suffix=".log")[1])
+        self.log_path = (
+            Path(log_path)
+            if log_path is not None
+            else Path(tempfile.mkstemp(prefix="tansu-", suffix=".log")[1])
+        )
         self._proc: subprocess.Popen | None = None
         self.starts = 0
 
@@ -127,23 +137,38 @@ class EmbeddedBroker:
             return self
         binary = self.binary or _resolve_binary()
         url = f"tcp://{self.host}:{self.port}"
-        cmd = [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
-               "--storage-engine", "memory://tansu/", *self.extra_args]
+        cmd = [
+            binary,
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+            *self.extra_args,
+        ]
         deadline = time.monotonic() + self.start_timeout_s
         while True:  # the port may still be held briefly after a kill
             with open(self.log_path, "ab") as logf:
                 self._proc = subprocess.Popen(
-                    cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+                    cmd,
+                    stdin=subprocess.DEVNULL,
+                    stdout=logf,
+                    stderr=subprocess.STDOUT,
                     preexec_fn=_die_with_parent,  # noqa: PLW1509 - one prctl call, no locks
-                    env={**os.environ, "RUST_LOG": "warn"})
+                    env={**os.environ, "RUST_LOG": "warn"},
+                )
             if self._wait_ready(deadline):
                 break
             code = self._proc.poll()
             self._kill()
             if code is None or time.monotonic() >= deadline:
-                raise BrokerError(f"tansu on {self.bootstrap_servers} not ready after "
-                                  f"{self.start_timeout_s:.0f} s (exit code {code}); "
-                                  f"log: {self.log_tail()}")
+                raise BrokerError(
+                    f"tansu on {self.bootstrap_servers} not ready after "
+                    f"{self.start_timeout_s:.0f} s (exit code {code}); "
+                    f"log: {self.log_tail()}"
+                )
             time.sleep(0.2)
         self.starts += 1
         log.info("tansu broker pid %s ready on %s", self._proc.pid, self.bootstrap_servers)
@@ -210,8 +235,12 @@ class EmbeddedBroker:
     def __enter__(self) -> Self:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
 
     def __del__(self) -> None:
@@ -228,14 +257,17 @@ class EmbeddedBroker:
         from kafka.admin import KafkaAdminClient, NewTopic
         from kafka.errors import TopicAlreadyExistsError
 
-        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap_servers,
-                                 request_timeout_ms=int(timeout_s * 1000),
-                                 client_id="vis-embedded-broker")
+        admin = KafkaAdminClient(
+            bootstrap_servers=self.bootstrap_servers,
+            request_timeout_ms=int(timeout_s * 1000),
+            client_id="vis-embedded-broker",
+        )
         try:
             for name, parts in topics.items():
                 with contextlib.suppress(TopicAlreadyExistsError):
-                    admin.create_topics([NewTopic(name, int(parts), 1)],
-                                        timeout_ms=int(timeout_s * 1000))
+                    admin.create_topics(
+                        [NewTopic(name, int(parts), 1)], timeout_ms=int(timeout_s * 1000)
+                    )
         finally:
             admin.close()
 

@@ -35,7 +35,16 @@ _CAPTURE_OPTIONS = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
 # opens (which set the transport there) happen one at a time.
 _open_lock = threading.Lock()
 
-LIVE_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
+LIVE_SCHEMES = (
+    "rtsp://",
+    "rtsps://",
+    "rtmp://",
+    "http://",
+    "https://",
+    "udp://",
+    "tcp://",
+    "srt://",
+)
 
 
 def is_live_uri(uri: str) -> bool:
@@ -71,13 +80,26 @@ class LiveConfig:
     rtsp_transport: str = "auto"
 
     def __post_init__(self) -> None:
-        require(self.rtsp_transport in RTSP_TRANSPORTS, "live.rtsp_transport", self.rtsp_transport,
-                f"must be one of {', '.join(RTSP_TRANSPORTS)}")
+        require(
+            self.rtsp_transport in RTSP_TRANSPORTS,
+            "live.rtsp_transport",
+            self.rtsp_transport,
+            f"must be one of {', '.join(RTSP_TRANSPORTS)}",
+        )
         require(self.buffer_frames >= 1, "live.buffer_frames", self.buffer_frames, "must be >= 1")
-        require(self.connect_timeout_s > 0, "live.connect_timeout_s", self.connect_timeout_s, "must be > 0")
+        require(
+            self.connect_timeout_s > 0,
+            "live.connect_timeout_s",
+            self.connect_timeout_s,
+            "must be > 0",
+        )
         require(self.read_timeout_s > 0, "live.read_timeout_s", self.read_timeout_s, "must be > 0")
-        require(0 < self.backoff_initial_s <= self.backoff_max_s, "live.backoff_initial_s",
-                self.backoff_initial_s, "must be > 0 and <= live.backoff_max_s")
+        require(
+            0 < self.backoff_initial_s <= self.backoff_max_s,
+            "live.backoff_initial_s",
+            self.backoff_initial_s,
+            "must be > 0 and <= live.backoff_max_s",
+        )
 
 
 def capture_options(existing: str | None, transport: str) -> str:
@@ -86,8 +108,11 @@ def capture_options(existing: str | None, transport: str) -> str:
     Options the user put in ``OPENCV_FFMPEG_CAPTURE_OPTIONS`` are kept; only the transport is
     replaced.
     """
-    kept = [kv for kv in (existing or "").split("|")
-            if kv.strip() and kv.split(";", 1)[0].strip() != "rtsp_transport"]
+    kept = [
+        kv
+        for kv in (existing or "").split("|")
+        if kv.strip() and kv.split(";", 1)[0].strip() != "rtsp_transport"
+    ]
     return "|".join([*kept, f"rtsp_transport;{transport}"])
 
 
@@ -109,8 +134,15 @@ class LiveSource:
         stop: set it to end iteration (also interrupts backoff waits).
     """
 
-    def __init__(self, uri: str, *, stream_id: str | None = None, config: LiveConfig | None = None,
-                 stop: threading.Event | None = None, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        uri: str,
+        *,
+        stream_id: str | None = None,
+        config: LiveConfig | None = None,
+        stop: threading.Event | None = None,
+        seed: int | None = None,
+    ) -> None:
         self.uri = uri
         self.stream_id = stream_id or _live_stream_id(uri)
         self.config = config or LiveConfig()
@@ -118,8 +150,14 @@ class LiveSource:
         self.live = True
         self.declared_frames = 0
         self.fps = 25.0
-        self.stats = {"frames": 0, "corrupt": 0, "truncated": False, "reconnects": 0,
-                      "dropped": 0, "stalls": 0}
+        self.stats = {
+            "frames": 0,
+            "corrupt": 0,
+            "truncated": False,
+            "reconnects": 0,
+            "dropped": 0,
+            "stalls": 0,
+        }
         self._rng = random.Random(seed)
         self._cap: cv2.VideoCapture | None = None
         self.transport: str | None = None  # the RTSP transport that connected
@@ -132,9 +170,11 @@ class LiveSource:
                 break
             wait = next(delays)
             if time.monotonic() + wait > deadline or self.stop.is_set():
-                raise SourceError(f"camera/stream {uri} unreachable for {self.config.connect_timeout_s:g} s: "
-                                  "check the address and that the camera is streaming "
-                                  "(live.connect_timeout_s sets the wait)")
+                raise SourceError(
+                    f"camera/stream {uri} unreachable for {self.config.connect_timeout_s:g} s: "
+                    "check the address and that the camera is streaming "
+                    "(live.connect_timeout_s sets the wait)"
+                )
             self.stop.wait(wait)
 
     def _open(self) -> cv2.VideoCapture | None:
@@ -156,8 +196,12 @@ class LiveSource:
 
     def _open_capture(self, rtsp_transport: str | None) -> cv2.VideoCapture | None:
         c = self.config
-        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(c.read_timeout_s * 1000),
-                  cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(c.read_timeout_s * 1000)]
+        params = [
+            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+            int(c.read_timeout_s * 1000),
+            cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+            int(c.read_timeout_s * 1000),
+        ]
         target = int(self.uri) if self.uri.strip().isdigit() else self.uri
         try:
             if isinstance(target, int):
@@ -227,11 +271,16 @@ class LiveSource:
             self.stats["reconnects"] += 1
             cap = self._open()
             if cap is not None:
-                log.warning("stream %s reconnected after %.1f s", self.stream_id, time.monotonic() - lost_at)
+                log.warning(
+                    "stream %s reconnected after %.1f s", self.stream_id, time.monotonic() - lost_at
+                )
                 return cap
             if c.give_up_after_s and time.monotonic() - lost_at > c.give_up_after_s:
-                log.error("stream %s: giving up after %.0f s disconnected", self.stream_id,
-                          c.give_up_after_s)
+                log.error(
+                    "stream %s: giving up after %.0f s disconnected",
+                    self.stream_id,
+                    c.give_up_after_s,
+                )
                 return None
         return None
 

@@ -43,8 +43,9 @@ class VideoFileSource:
             that end the stream as truncated.
     """
 
-    def __init__(self, path: str | Path, *, stream_id: str | None = None,
-                 max_consecutive_failures: int = 25) -> None:
+    def __init__(
+        self, path: str | Path, *, stream_id: str | None = None, max_consecutive_failures: int = 25
+    ) -> None:
         self.path = Path(path)
         self.uri = str(path)
         self.stream_id = stream_id or stream_id_for(str(path))
@@ -69,8 +70,10 @@ class VideoFileSource:
         cap = cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG)
         if not cap.isOpened():
             cap.release()
-            raise SourceError(f"video {self.path} cannot be opened (not a video or unsupported "
-                              f"codec): {VIDEO_HINT}")
+            raise SourceError(
+                f"video {self.path} cannot be opened (not a video or unsupported "
+                f"codec): {VIDEO_HINT}"
+            )
         return cap
 
     def __iter__(self) -> Iterator[Frame]:
@@ -80,8 +83,11 @@ class VideoFileSource:
         try:
             while True:
                 if not cap.grab():
-                    if self.declared_frames and index < self.declared_frames - 1 \
-                            and failures < self.max_consecutive_failures:
+                    if (
+                        self.declared_frames
+                        and index < self.declared_frames - 1
+                        and failures < self.max_consecutive_failures
+                    ):
                         failures += 1
                         self.stats["corrupt"] += 1
                         index += 1
@@ -94,8 +100,14 @@ class VideoFileSource:
                     continue
                 if img.shape[:2] != (self.height, self.width):
                     self.stats["corrupt"] += 1
-                    log.warning("%s frame %d has size %s, expected %dx%d: skipped", self.path,
-                                index, img.shape[1::-1], self.width, self.height)
+                    log.warning(
+                        "%s frame %d has size %s, expected %dx%d: skipped",
+                        self.path,
+                        index,
+                        img.shape[1::-1],
+                        self.width,
+                        self.height,
+                    )
                     index += 1
                     continue
                 failures = 0
@@ -109,8 +121,12 @@ class VideoFileSource:
         decoded_until = index - failures
         if self.declared_frames and decoded_until < 0.9 * self.declared_frames - 1:
             self.stats["truncated"] = True
-            log.warning("video %s ended after %d of %d declared frames (truncated?)", self.path,
-                        decoded_until, self.declared_frames)
+            log.warning(
+                "video %s ended after %d of %d declared frames (truncated?)",
+                self.path,
+                decoded_until,
+                self.declared_frames,
+            )
 
 
 class ImageFolderSource:
@@ -122,17 +138,22 @@ class ImageFolderSource:
         stream_id: id for the results (default: folder name).
     """
 
-    def __init__(self, path: str | Path, *, fps: float = 25.0, stream_id: str | None = None) -> None:
+    def __init__(
+        self, path: str | Path, *, fps: float = 25.0, stream_id: str | None = None
+    ) -> None:
         self.path = Path(path)
         self.uri = str(path)
         self.stream_id = stream_id or stream_id_for(str(path))
         self.fps = fps
         self.stats = {"frames": 0, "corrupt": 0, "truncated": False}
-        self.files = sorted((p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES),
-                            key=_natural_key)
+        self.files = sorted(
+            (p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key
+        )
         if not self.files:
-            raise SourceError(f"folder {self.path} has no images ({', '.join(sorted(IMAGE_SUFFIXES))}): "
-                              "point --source at a folder of frames or a video file")
+            raise SourceError(
+                f"folder {self.path} has no images ({', '.join(sorted(IMAGE_SUFFIXES))}): "
+                "point --source at a folder of frames or a video file"
+            )
         first = None
         for f in self.files:
             first = cv2.imread(str(f), cv2.IMREAD_COLOR)

@@ -35,8 +35,9 @@ def mjpeg_copy_with_corrupt_frames(video: Path, out: Path, corrupt: set[int]) ->
         if not ok:
             break
         if w is None:
-            w = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"MJPG"), 25,
-                                (img.shape[1], img.shape[0]))
+            w = cv2.VideoWriter(
+                str(out), cv2.VideoWriter_fourcc(*"MJPG"), 25, (img.shape[1], img.shape[0])
+            )
         w.write(img)
         n += 1
     cap.release()
@@ -46,7 +47,7 @@ def mjpeg_copy_with_corrupt_frames(video: Path, out: Path, corrupt: set[int]) ->
     rng = np.random.default_rng(0)
     for k in corrupt:
         s = starts[k]
-        data[s + 2:s + 302] = rng.integers(0, 256, 300, dtype=np.uint8).tobytes()
+        data[s + 2 : s + 302] = rng.integers(0, 256, 300, dtype=np.uint8).tobytes()
     out.write_bytes(bytes(data))
     return n
 
@@ -64,8 +65,15 @@ def small_video(tmp_path):
     from tools.make_sample import write_scene
     from vis_eval.synthetic import SceneConfig
 
-    cfg = SceneConfig(width=320, height=192, n_frames=40, seed=11, n_objects=3,
-                      size_range=(14.0, 26.0), spawn_rate=0.0)
+    cfg = SceneConfig(
+        width=320,
+        height=192,
+        n_frames=40,
+        seed=11,
+        n_objects=3,
+        size_range=(14.0, 26.0),
+        spawn_rate=0.0,
+    )
     out = tmp_path / "small.mp4"
     gt = write_scene(cfg, out)
     return out, gt

@@ -28,8 +28,14 @@ def main(argv: list[str]) -> int:
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
     with EmbeddedBroker() as broker:
         print(f"embedded Kafka broker (tansu) on {broker.bootstrap_servers}", flush=True)
-        args = ["--config", str(ROOT / "configs/demo.yaml"), "--restart",
-                "--set", f"sinks.kafka={{bootstrap_servers: '{broker.bootstrap_servers}'}}", *argv]
+        args = [
+            "--config",
+            str(ROOT / "configs/demo.yaml"),
+            "--restart",
+            "--set",
+            f"sinks.kafka={{bootstrap_servers: '{broker.bootstrap_servers}'}}",
+            *argv,
+        ]
         code = run_cli(args)
         if code != 0:
             return code
@@ -44,12 +50,16 @@ def main(argv: list[str]) -> int:
                 timelines.add(frame.record)
             summary = format_summary(reader.assembler)
         same = read == expected
-        print(f"\nread back {len(read)} frame records from topic vis.frames "
-              f"({'identical to' if same else 'DIFFERENT from'} {jsonl})")
+        print(
+            f"\nread back {len(read)} frame records from topic vis.frames "
+            f"({'identical to' if same else 'DIFFERENT from'} {jsonl})"
+        )
         print(summary)
         for t in timelines.timelines()[:10]:
-            print(f"  track {t.track_id} ({t.label}): frames {t.first_frame}-{t.last_frame}, "
-                  f"{t.frame_count} frames")
+            print(
+                f"  track {t.track_id} ({t.label}): frames {t.first_frame}-{t.last_frame}, "
+                f"{t.frame_count} frames"
+            )
         return 0 if same else 1
 
 

@@ -38,11 +38,13 @@ def sample_batch(rng: np.random.Generator, batch: int) -> tuple[list, list]:
         frame = SceneRenderer(cfg).render(int(rng.integers(0, 60)))
         img = torch.from_numpy(frame.image[:, :, ::-1].copy()).permute(2, 0, 1).float() / 255
         images.append(img)
-        targets.append({
-            "boxes": torch.from_numpy(frame.boxes).reshape(-1, 4),
-            "labels": torch.from_numpy(frame.class_ids),
-            "masks": torch.from_numpy(frame.masks.astype(np.uint8)),
-        })
+        targets.append(
+            {
+                "boxes": torch.from_numpy(frame.boxes).reshape(-1, 4),
+                "labels": torch.from_numpy(frame.class_ids),
+                "masks": torch.from_numpy(frame.masks.astype(np.uint8)),
+            }
+        )
     return images, targets
 
 
@@ -76,8 +78,14 @@ def train(args: argparse.Namespace) -> Path:
             avg[k] = 0.98 * avg.get(k, v.item()) + 0.02 * v.item()
         if it % 50 == 0 or it == args.iters - 1:
             el = time.time() - t0
-            log.info("it %d/%d  %.2fs/it  lr %.5f  %s", it, args.iters, el / (it + 1), lr_at(it),
-                     " ".join(f"{k[5:]}={v:.3f}" for k, v in avg.items()))
+            log.info(
+                "it %d/%d  %.2fs/it  lr %.5f  %s",
+                it,
+                args.iters,
+                el / (it + 1),
+                lr_at(it),
+                " ".join(f"{k[5:]}={v:.3f}" for k, v in avg.items()),
+            )
         if args.out and (it + 1) % 500 == 0:
             save(model, args.out)
     save(model, args.out)
@@ -88,9 +96,16 @@ def train(args: argparse.Namespace) -> Path:
 def save(model: torch.nn.Module, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
-    torch.save({"model": model.state_dict(), "arch": "tiny_fpn",
-                "labels": [CLASS_NAMES[c] for c in sorted(CLASS_NAMES)],
-                "min_size": MIN_SIZE, "max_size": MAX_SIZE}, tmp)
+    torch.save(
+        {
+            "model": model.state_dict(),
+            "arch": "tiny_fpn",
+            "labels": [CLASS_NAMES[c] for c in sorted(CLASS_NAMES)],
+            "min_size": MIN_SIZE,
+            "max_size": MAX_SIZE,
+        },
+        tmp,
+    )
     tmp.replace(out)
 
 
@@ -99,8 +114,9 @@ def evaluate_ap(checkpoint: Path, n_images: int, seed: int) -> dict[str, float]:
     from vis.detection.detector import MaskRCNNDetector
     from vis_eval.coco_ap import coco_mask_ap
 
-    det = MaskRCNNDetector.from_weights(weights=str(checkpoint), score_threshold=0.05,
-                                        max_detections=100)
+    det = MaskRCNNDetector.from_weights(
+        weights=str(checkpoint), score_threshold=0.05, max_detections=100
+    )
     rng = np.random.default_rng(seed)
     gts, preds = [], []
     for _ in range(n_images):
@@ -113,7 +129,9 @@ def evaluate_ap(checkpoint: Path, n_images: int, seed: int) -> dict[str, float]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--iters", type=int, default=3000)
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--lr", type=float, default=2e-3)
@@ -131,8 +149,12 @@ def main() -> None:
         return
     ap = evaluate_ap(args.out, args.eval_images, seed=10_000 + args.seed)
     log.info("held-out AP: %s", json.dumps(ap))
-    args.eval_json.write_text(json.dumps({"checkpoint": os.path.relpath(args.out), "images": args.eval_images,
-                                          **ap}, indent=2) + "\n")
+    args.eval_json.write_text(
+        json.dumps(
+            {"checkpoint": os.path.relpath(args.out), "images": args.eval_images, **ap}, indent=2
+        )
+        + "\n"
+    )
 
 
 if __name__ == "__main__":

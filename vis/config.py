@@ -38,8 +38,9 @@ def _check(path: str, tp: Any, value: Any) -> Any:
         raise ConfigError(errors[0] if errors else f"{path}={value!r} is not allowed")
     if origin is Literal:
         if value not in get_args(tp):
-            raise ConfigError(f"{path}={value!r} is not one of "
-                              f"{', '.join(repr(a) for a in get_args(tp))}")
+            raise ConfigError(
+                f"{path}={value!r} is not one of {', '.join(repr(a) for a in get_args(tp))}"
+            )
         return value
     if dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
@@ -98,8 +99,9 @@ def from_mapping(cls: type[T], data: Any, path: str = "") -> T:
     try:
         return cls(**kwargs)
     except ConfigError as exc:
-        raise ConfigError(f"{path}.{exc}" if path and not str(exc).startswith(path) else str(exc)
-                          ) from None
+        raise ConfigError(
+            f"{path}.{exc}" if path and not str(exc).startswith(path) else str(exc)
+        ) from None
 
 
 def to_mapping(obj: Any) -> Any:

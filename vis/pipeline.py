@@ -76,8 +76,12 @@ class KeyframeConfig:
 
     def __post_init__(self) -> None:
         require(self.interval >= 1, "keyframes.interval", self.interval, "must be >= 1")
-        require(self.max_interval_ms >= 0, "keyframes.max_interval_ms", self.max_interval_ms,
-                "must be >= 0")
+        require(
+            self.max_interval_ms >= 0,
+            "keyframes.max_interval_ms",
+            self.max_interval_ms,
+            "must be >= 0",
+        )
 
 
 class KeyframeSchedule:
@@ -93,8 +97,12 @@ class KeyframeSchedule:
         c = self.config
         gap = self._seen_ts is not None and frame.timestamp_ms - self._seen_ts > c.after_gap_ms
         self._seen_ts = frame.timestamp_ms
-        due = (self._last_index is None or frame.index - self._last_index >= c.interval or gap
-               or (c.max_interval_ms > 0 and frame.timestamp_ms - self._last_ts >= c.max_interval_ms))
+        due = (
+            self._last_index is None
+            or frame.index - self._last_index >= c.interval
+            or gap
+            or (c.max_interval_ms > 0 and frame.timestamp_ms - self._last_ts >= c.max_interval_ms)
+        )
         if due:
             self._last_index, self._last_ts = frame.index, frame.timestamp_ms
         return due
@@ -122,14 +130,23 @@ class StreamProcessor:
             are kept as they were and re-associated at the next keyframe).
     """
 
-    def __init__(self, *, stream_id: str, labels: list[str], tracker: TrackerConfig,
-                 propagation: PropagationConfig, keyframes: KeyframeConfig | None = None,
-                 max_gap_ms: float = 0.0, max_flow_gap: int = 5) -> None:
+    def __init__(
+        self,
+        *,
+        stream_id: str,
+        labels: list[str],
+        tracker: TrackerConfig,
+        propagation: PropagationConfig,
+        keyframes: KeyframeConfig | None = None,
+        max_gap_ms: float = 0.0,
+        max_flow_gap: int = 5,
+    ) -> None:
         self.stream_id = stream_id
         self.labels = labels
         self.propagation = propagation
-        self.tracker = Tracker(tracker, min_mask_area=propagation.min_area,
-                               smoothing=propagation.smoothing)
+        self.tracker = Tracker(
+            tracker, min_mask_area=propagation.min_area, smoothing=propagation.smoothing
+        )
         self.propagator = Propagator(propagation)
         self.schedule = KeyframeSchedule(keyframes or KeyframeConfig())
         self.timer = StageTimer()
@@ -149,19 +166,26 @@ class StreamProcessor:
     def process(self, frame: Frame, detections: Detections | None) -> FrameResult:
         """Track one frame; ``detections`` on keyframes, None between them."""
         gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
-        if (self.max_gap_ms and self._prev_ts is not None
-                and frame.timestamp_ms - self._prev_ts > self.max_gap_ms):
+        if (
+            self.max_gap_ms
+            and self._prev_ts is not None
+            and frame.timestamp_ms - self._prev_ts > self.max_gap_ms
+        ):
             self.tracker.end_all()
             self.gaps_ended += 1
             self._prev_gray = None
         warp = None
-        if (self._prev_gray is not None and self._prev_gray.shape == gray.shape
-                and frame.index - self._prev_index <= self.max_flow_gap):
+        if (
+            self._prev_gray is not None
+            and self._prev_gray.shape == gray.shape
+            and frame.index - self._prev_index <= self.max_flow_gap
+        ):
             with self.timer("flow"):
                 warp = self.propagator.warp_fn(self._prev_gray, gray)
         with self.timer("propagate"):
-            self.tracker.predict(frame.index, image_size=gray.shape, warp=warp,
-                                 timestamp_ms=frame.timestamp_ms)
+            self.tracker.predict(
+                frame.index, image_size=gray.shape, warp=warp, timestamp_ms=frame.timestamp_ms
+            )
         with self.timer("track"):
             if detections is not None:
                 detections = self._drop_duplicates(detections)
@@ -171,10 +195,16 @@ class StreamProcessor:
         self._prev_ts = frame.timestamp_ms
         self.frames += 1
         self.keyframes += detections is not None
-        return FrameResult(stream_id=self.stream_id, frame_index=frame.index,
-                           timestamp_ms=frame.timestamp_ms, keyframe=detections is not None,
-                           width=frame.width, height=frame.height, detections=out,
-                           labels=self.labels)
+        return FrameResult(
+            stream_id=self.stream_id,
+            frame_index=frame.index,
+            timestamp_ms=frame.timestamp_ms,
+            keyframe=detections is not None,
+            width=frame.width,
+            height=frame.height,
+            detections=out,
+            labels=self.labels,
+        )
 
     def _drop_duplicates(self, dets: Detections) -> Detections:
         """One object detected twice (per-class NMS lets a second class through): keep the
@@ -183,8 +213,10 @@ class StreamProcessor:
         if len(dets) < 2 or limit >= 1.0:
             return dets
         size = dets.image_size
-        masks = [BoxMask.from_full(m) or BoxMask(0, 0, np.zeros((0, 0), np.float32), size)
-                 for m in dets.masks]
+        masks = [
+            BoxMask.from_full(m) or BoxMask(0, 0, np.zeros((0, 0), np.float32), size)
+            for m in dets.masks
+        ]
         keep = suppress_duplicates(masks, dets.scores, limit)
         return dets if len(keep) == len(dets) else dets[keep]
 
@@ -211,8 +243,10 @@ class StreamProcessor:
             ValueError: the state has another ``format`` than this code writes.
         """
         if state.get("format") != STATE_FORMAT:
-            raise ValueError(f"tracking state format {state.get('format')!r} is not "
-                             f"{STATE_FORMAT}: it was written by another version")
+            raise ValueError(
+                f"tracking state format {state.get('format')!r} is not "
+                f"{STATE_FORMAT}: it was written by another version"
+            )
         self.tracker.load_state_dict(state["tracker"])
         self.schedule.load_state_dict(state["schedule"])
         g = state["prev_gray"]

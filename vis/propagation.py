@@ -44,8 +44,12 @@ class PropagationConfig:
 
     def __post_init__(self) -> None:
         require(self.downscale >= 1.0, "propagation.downscale", self.downscale, "must be >= 1")
-        require(0.0 < self.smoothing <= 1.0, "propagation.smoothing", self.smoothing,
-                "must be in (0, 1]")
+        require(
+            0.0 < self.smoothing <= 1.0,
+            "propagation.smoothing",
+            self.smoothing,
+            "must be in (0, 1]",
+        )
         require(self.min_area >= 1, "propagation.min_area", self.min_area, "must be >= 1")
 
 
@@ -57,9 +61,11 @@ class FlowEstimator:
         downscale: flow is computed at 1/downscale resolution and scaled back up.
     """
 
-    _DIS = {"dis_ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
-            "dis_fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
-            "dis_medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
+    _DIS = {
+        "dis_ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
+        "dis_fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+        "dis_medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
+    }
 
     def __init__(self, *, method: FlowMethod = "dis_ultrafast", downscale: float = 1.0) -> None:
         if method not in (*self._DIS, "farneback"):
@@ -106,7 +112,7 @@ def warp_mask_dense(mask: BoxMask, flow: np.ndarray, *, margin: int = 3) -> BoxM
     bits = mask.bits
     if not bits.any():
         return None
-    region = flow[mask.y0:mask.y1, mask.x0:mask.x1]
+    region = flow[mask.y0 : mask.y1, mask.x0 : mask.x1]
     d = -np.median(region[bits], axis=0)  # object motion, previous -> current
     spread = np.abs(region[bits] + d).max() if bits.sum() > 1 else 0.0
     m = int(margin + np.ceil(spread))
@@ -121,8 +127,9 @@ def warp_mask_dense(mask: BoxMask, flow: np.ndarray, *, margin: int = 3) -> BoxM
     f = flow[y0:y1, x0:x1]
     map_x = xs + f[..., 0] - mask.x0
     map_y = ys + f[..., 1] - mask.y0
-    warped = cv2.remap(mask.prob, map_x, map_y, cv2.INTER_LINEAR,
-                       borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+    warped = cv2.remap(
+        mask.prob, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0
+    )
     out = BoxMask.from_full(warped)
     if out is None:
         return None
@@ -132,8 +139,18 @@ def warp_mask_dense(mask: BoxMask, flow: np.ndarray, *, margin: int = 3) -> BoxM
 def _apply_affine(mask: BoxMask, m: np.ndarray) -> BoxMask | None:
     """Warp ``mask`` by the (2, 3) image-coordinate transform ``m`` (previous -> current)."""
     h, w = mask.image_size
-    corners = np.array([[mask.x0, mask.y0, 1], [mask.x1, mask.y0, 1],
-                        [mask.x0, mask.y1, 1], [mask.x1, mask.y1, 1]], np.float64) @ m.T
+    corners = (
+        np.array(
+            [
+                [mask.x0, mask.y0, 1],
+                [mask.x1, mask.y0, 1],
+                [mask.x0, mask.y1, 1],
+                [mask.x1, mask.y1, 1],
+            ],
+            np.float64,
+        )
+        @ m.T
+    )
     x0, y0 = (np.floor(corners.min(0)) - 1).astype(int)
     x1, y1 = (np.ceil(corners.max(0)) + 1).astype(int)
     x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
@@ -142,8 +159,14 @@ def _apply_affine(mask: BoxMask, m: np.ndarray) -> BoxMask | None:
     # crop coordinates -> window coordinates: shift in, apply m, shift out
     a = m.astype(np.float64).copy()
     a[:, 2] += a[:, :2] @ np.array([mask.x0, mask.y0]) - np.array([x0, y0])
-    warped = cv2.warpAffine(mask.prob, a, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
-                            borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+    warped = cv2.warpAffine(
+        mask.prob,
+        a,
+        (x1 - x0, y1 - y0),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0.0,
+    )
     out = BoxMask.from_full(warped)
     if out is None:
         return None
@@ -169,8 +192,13 @@ def fit_similarity(mask: BoxMask, flow: np.ndarray, *, max_points: int = 400) ->
     m = None
     if len(xs) >= 6:
         src = np.stack([gx, gy], 1).astype(np.float32)
-        m, _ = cv2.estimateAffinePartial2D(src, src + f.astype(np.float32), method=cv2.RANSAC,
-                                           ransacReprojThreshold=1.5, maxIters=200)
+        m, _ = cv2.estimateAffinePartial2D(
+            src,
+            src + f.astype(np.float32),
+            method=cv2.RANSAC,
+            ransacReprojThreshold=1.5,
+            maxIters=200,
+        )
     if m is None or not np.isfinite(m).all():
         d = np.median(f, axis=0) if len(f) else np.zeros(2)
         m = np.array([[1, 0, d[0]], [0, 1, d[1]]], np.float64)
@@ -184,8 +212,16 @@ def warp_mask_affine(mask: BoxMask, flow: np.ndarray) -> BoxMask | None:
     return _apply_affine(mask, fit_similarity(mask, flow))
 
 
-def warp_mask_ecc(mask: BoxMask, flow: np.ndarray, prev_gray: np.ndarray, gray: np.ndarray, *,
-                  iterations: int = 30, pad: int = 6, min_correlation: float = 0.6) -> BoxMask | None:
+def warp_mask_ecc(
+    mask: BoxMask,
+    flow: np.ndarray,
+    prev_gray: np.ndarray,
+    gray: np.ndarray,
+    *,
+    iterations: int = 30,
+    pad: int = 6,
+    min_correlation: float = 0.6,
+) -> BoxMask | None:
     """Move ``mask`` by a rigid (rotation + translation) alignment of the object's pixels.
 
     The previous frame's pixels under the mask are aligned to the current frame with ECC
@@ -207,9 +243,12 @@ def warp_mask_ecc(mask: BoxMask, flow: np.ndarray, prev_gray: np.ndarray, gray: 
     tx1, ty1 = min(mask.x1 + pad, w), min(mask.y1 + pad, h)
     tmpl = prev_gray[ty0:ty1, tx0:tx1].astype(np.float32)
     tmask = np.zeros(tmpl.shape, np.uint8)
-    tmask[mask.y0 - ty0:mask.y1 - ty0, mask.x0 - tx0:mask.x1 - tx0] = bits
-    d = init[:, 2] + init[:, :2] @ np.array([(tx0 + tx1) / 2, (ty0 + ty1) / 2]) \
+    tmask[mask.y0 - ty0 : mask.y1 - ty0, mask.x0 - tx0 : mask.x1 - tx0] = bits
+    d = (
+        init[:, 2]
+        + init[:, :2] @ np.array([(tx0 + tx1) / 2, (ty0 + ty1) / 2])
         - np.array([(tx0 + tx1) / 2, (ty0 + ty1) / 2])
+    )
     mg = 8 + int(np.ceil(np.abs(d).max()))
     # input window around the expected position; it may extend past the frame border, where
     # its pixels are padding marked invalid in the ECC input mask
@@ -220,8 +259,8 @@ def warp_mask_ecc(mask: BoxMask, flow: np.ndarray, prev_gray: np.ndarray, gray: 
     if cx1 - cx0 >= 4 and cy1 - cy0 >= 4 and tmask.sum() >= 30:
         inp = np.zeros((iy1 - iy0, ix1 - ix0), np.float32)
         valid = np.zeros(inp.shape, np.uint8)
-        inp[cy0 - iy0:cy1 - iy0, cx0 - ix0:cx1 - ix0] = gray[cy0:cy1, cx0:cx1]
-        valid[cy0 - iy0:cy1 - iy0, cx0 - ix0:cx1 - ix0] = 255
+        inp[cy0 - iy0 : cy1 - iy0, cx0 - ix0 : cx1 - ix0] = gray[cy0:cy1, cx0:cx1]
+        valid[cy0 - iy0 : cy1 - iy0, cx0 - ix0 : cx1 - ix0] = 255
         # template coords -> input-window coords, from the flow estimate (rigid part only)
         r = init[:, :2] / max(np.sqrt(abs(np.linalg.det(init[:, :2]))), 1e-6)
         wm = np.zeros((2, 3), np.float32)
@@ -229,8 +268,15 @@ def warp_mask_ecc(mask: BoxMask, flow: np.ndarray, prev_gray: np.ndarray, gray: 
         wm[:, 2] = init[:, :2] @ np.array([tx0, ty0]) + init[:, 2] - np.array([ix0, iy0])
         try:
             cc, wm = cv2.findTransformECCWithMask(
-                tmpl, inp, tmask, valid, wm, cv2.MOTION_EUCLIDEAN,
-                (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, iterations, 1e-4), 3)
+                tmpl,
+                inp,
+                tmask,
+                valid,
+                wm,
+                cv2.MOTION_EUCLIDEAN,
+                (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, iterations, 1e-4),
+                3,
+            )
             if cc >= min_correlation:
                 m = wm.astype(np.float64)
                 m[:, 2] += np.array([ix0, iy0]) - m[:, :2] @ np.array([tx0, ty0])
@@ -246,8 +292,9 @@ class Propagator:
         self.config = config
         self.flow = FlowEstimator(method=config.method, downscale=config.downscale)
 
-    def warp_fn(self, prev_gray: np.ndarray, gray: np.ndarray
-                ) -> Callable[[BoxMask], BoxMask | None]:
+    def warp_fn(
+        self, prev_gray: np.ndarray, gray: np.ndarray
+    ) -> Callable[[BoxMask], BoxMask | None]:
         """Compute the frame's flow and return ``warp(mask) -> mask | None``."""
         if self.config.warp == "dense":
             backward = self.flow.compute(gray, prev_gray)

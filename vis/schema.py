@@ -28,8 +28,10 @@ def encode_masks(masks: np.ndarray) -> list[dict[str, Any]]:
     if len(masks) == 0:
         return []
     rles = mask_utils.encode(np.asfortranarray(masks.transpose(1, 2, 0).astype(np.uint8)))
-    return [{"size": [int(r["size"][0]), int(r["size"][1])], "counts": r["counts"].decode("ascii")}
-            for r in rles]
+    return [
+        {"size": [int(r["size"][0]), int(r["size"][1])], "counts": r["counts"].decode("ascii")}
+        for r in rles
+    ]
 
 
 def decode_mask(rle: dict[str, Any]) -> np.ndarray:
@@ -42,7 +44,9 @@ def decode_mask(rle: dict[str, Any]) -> np.ndarray:
         m = mask_utils.decode({"size": [h, w], "counts": counts.encode("ascii")})
     except Exception as exc:  # noqa: BLE001 - pycocotools raises many types
         raise SchemaError(f"bad RLE mask: {exc}") from exc
-    if m.shape != (h, w) or int(mask_utils.area({"size": [h, w], "counts": counts.encode()})) != int(m.sum()):
+    if m.shape != (h, w) or int(
+        mask_utils.area({"size": [h, w], "counts": counts.encode()})
+    ) != int(m.sum()):
         raise SchemaError("bad RLE mask: decoded size does not match")
     return m.astype(bool)
 
@@ -54,14 +58,16 @@ def encode_record(result: FrameResult) -> dict[str, Any]:
     instances = []
     for i in range(len(d)):
         cid = int(d.class_ids[i])
-        instances.append({
-            "track_id": int(d.track_ids[i]),
-            "class_id": cid,
-            "label": result.labels[cid] if 0 <= cid < len(result.labels) else str(cid),
-            "score": round(float(d.scores[i]), 4),
-            "bbox": [round(float(v), 2) for v in d.xyxy[i]],
-            "mask": rles[i],
-        })
+        instances.append(
+            {
+                "track_id": int(d.track_ids[i]),
+                "class_id": cid,
+                "label": result.labels[cid] if 0 <= cid < len(result.labels) else str(cid),
+                "score": round(float(d.scores[i]), 4),
+                "bbox": [round(float(v), 2) for v in d.xyxy[i]],
+                "mask": rles[i],
+            }
+        )
     return {
         "schema": SCHEMA,
         "stream_id": result.stream_id,
@@ -135,14 +141,25 @@ def decode_record(obj: dict[str, Any] | str | bytes, *, with_masks: bool = True)
     labels_by_id: dict[int, str] = {i["class_id"]: str(i.get("label", i["class_id"])) for i in inst}
     n_labels = max(labels_by_id, default=0) + 1
     labels = [labels_by_id.get(i, str(i)) for i in range(n_labels)]
-    masks = (np.stack([decode_mask(i["mask"]) for i in inst]) if with_masks and n
-             else np.zeros((n, h, w) if with_masks else (n, 0, 0), bool))
+    masks = (
+        np.stack([decode_mask(i["mask"]) for i in inst])
+        if with_masks and n
+        else np.zeros((n, h, w) if with_masks else (n, 0, 0), bool)
+    )
     dets = Detections(
         xyxy=np.array([i["bbox"] for i in inst], np.float32).reshape(n, 4),
         masks=masks,
         scores=np.array([i["score"] for i in inst], np.float32),
         class_ids=np.array([i["class_id"] for i in inst], np.int64),
-        track_ids=np.array([i.get("track_id", -1) for i in inst], np.int64))
-    return FrameResult(stream_id=rec["stream_id"], frame_index=rec["frame_index"],
-                       timestamp_ms=float(rec["timestamp_ms"]), keyframe=rec["keyframe"],
-                       width=w, height=h, detections=dets, labels=labels)
+        track_ids=np.array([i.get("track_id", -1) for i in inst], np.int64),
+    )
+    return FrameResult(
+        stream_id=rec["stream_id"],
+        frame_index=rec["frame_index"],
+        timestamp_ms=float(rec["timestamp_ms"]),
+        keyframe=rec["keyframe"],
+        width=w,
+        height=h,
+        detections=dets,
+        labels=labels,
+    )

@@ -78,14 +78,19 @@ class Detections:
         if self.masks.ndim != 3 or len(self.masks) != n:
             raise ValueError(f"masks must be (N={n}, H, W), got {self.masks.shape}")
         if self.mask_probs is not None and self.mask_probs.shape != self.masks.shape:
-            raise ValueError(f"mask_probs {self.mask_probs.shape} must match masks "
-                             f"{self.masks.shape}")
+            raise ValueError(
+                f"mask_probs {self.mask_probs.shape} must match masks {self.masks.shape}"
+            )
 
     @classmethod
     def empty(cls, height: int, width: int, embedding_dim: int = 0) -> Detections:
-        return cls(xyxy=np.zeros((0, 4), np.float32), masks=np.zeros((0, height, width), bool),
-                   scores=np.zeros(0, np.float32), class_ids=np.zeros(0, np.int64),
-                   embeddings=np.zeros((0, embedding_dim), np.float32))
+        return cls(
+            xyxy=np.zeros((0, 4), np.float32),
+            masks=np.zeros((0, height, width), bool),
+            scores=np.zeros(0, np.float32),
+            class_ids=np.zeros(0, np.int64),
+            embeddings=np.zeros((0, embedding_dim), np.float32),
+        )
 
     def __len__(self) -> int:
         return len(self.xyxy)
@@ -100,18 +105,23 @@ class Detections:
         if isinstance(index, (int, np.integer)):
             index = [int(index)]
         return Detections(
-            xyxy=self.xyxy[index], masks=self.masks[index], scores=self.scores[index],
-            class_ids=self.class_ids[index], embeddings=self.embeddings[index],
+            xyxy=self.xyxy[index],
+            masks=self.masks[index],
+            scores=self.scores[index],
+            class_ids=self.class_ids[index],
+            embeddings=self.embeddings[index],
             track_ids=self.track_ids[index],
-            mask_probs=None if self.mask_probs is None else self.mask_probs[index])
+            mask_probs=None if self.mask_probs is None else self.mask_probs[index],
+        )
 
     @staticmethod
     def concatenate(parts: list[Detections], height: int, width: int) -> Detections:
         parts = [p for p in parts if len(p)]
         if not parts:
             return Detections.empty(height, width)
-        probs = ([p.mask_probs for p in parts] if all(p.mask_probs is not None for p in parts)
-                 else None)
+        probs = (
+            [p.mask_probs for p in parts] if all(p.mask_probs is not None for p in parts) else None
+        )
         return Detections(
             xyxy=np.concatenate([p.xyxy for p in parts]),
             masks=np.concatenate([p.masks for p in parts]),
@@ -119,7 +129,8 @@ class Detections:
             class_ids=np.concatenate([p.class_ids for p in parts]),
             embeddings=np.concatenate([p.embeddings for p in parts]),
             track_ids=np.concatenate([p.track_ids for p in parts]),
-            mask_probs=None if probs is None else np.concatenate(probs))
+            mask_probs=None if probs is None else np.concatenate(probs),
+        )
 
 
 @dataclasses.dataclass

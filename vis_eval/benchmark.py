@@ -27,21 +27,28 @@ log = logging.getLogger(__name__)
 #: how the numbers are obtained, copied into every result
 SCORING_NOTES = {
     "tracking": "TrackEval 1.3.0, MOTSChallenge reader (masks), metrics HOTA/CLEAR/Identity, "
-                "one call for all trackers; class-agnostic (all instances as one class); "
-                "overlapping predicted masks made disjoint by score before scoring",
+    "one call for all trackers; class-agnostic (all instances as one class); "
+    "overlapping predicted masks made disjoint by score before scoring",
     "mask_AP": "pycocotools COCOeval segm over every frame of every sequence, per class "
-               "(disk, box, star); scores are the tracks' last keyframe detection scores",
+    "(disk, box, star); scores are the tracks' last keyframe detection scores",
     "mask_iou": "Hungarian match on mask IoU >= 0.5 per frame; prop_* over non-keyframe "
-                "(propagated) frames, key_* over keyframes; *_miou_matched = mean IoU of "
-                "matched pairs, *_miou_gt = mean over GT instances (0 if unmatched)",
+    "(propagated) frames, key_* over keyframes; *_miou_matched = mean IoU of "
+    "matched pairs, *_miou_gt = mean over GT instances (0 if unmatched)",
 }
 
 #: the default table columns
 TABLE_COLUMNS: list[Column] = [
-    ("tracker", "tracker", "s"), ("sequence", "sequence", "s"), ("HOTA", "HOTA", ".1f"),
-    ("DetA", "DetA", ".1f"), ("AssA", "AssA", ".1f"), ("MOTSA", "MOTSA", ".1f"),
-    ("IDF1", "IDF1", ".1f"), ("IDSW", "IDSW", "d"), ("mask_AP", "mask AP", ".1f"),
-    ("prop_miou_matched", "prop mIoU", ".1f"), ("key_miou_matched", "key mIoU", ".1f"),
+    ("tracker", "tracker", "s"),
+    ("sequence", "sequence", "s"),
+    ("HOTA", "HOTA", ".1f"),
+    ("DetA", "DetA", ".1f"),
+    ("AssA", "AssA", ".1f"),
+    ("MOTSA", "MOTSA", ".1f"),
+    ("IDF1", "IDF1", ".1f"),
+    ("IDSW", "IDSW", "d"),
+    ("mask_AP", "mask AP", ".1f"),
+    ("prop_miou_matched", "prop mIoU", ".1f"),
+    ("key_miou_matched", "key mIoU", ".1f"),
 ]
 
 
@@ -54,8 +61,12 @@ class GroundTruth:
         manifest: the folder's ``manifest.json`` (empty if none).
     """
 
-    def __init__(self, sequences: dict[str, TrackSequence], lengths: dict[str, int],
-                 manifest: dict | None = None) -> None:
+    def __init__(
+        self,
+        sequences: dict[str, TrackSequence],
+        lengths: dict[str, int],
+        manifest: dict | None = None,
+    ) -> None:
         self.sequences = sequences
         self.lengths = lengths
         self.manifest = manifest or {}
@@ -80,7 +91,7 @@ def load_ground_truth(gt_dir: str | Path, sequences: list[str] | None = None) ->
     gt_dir = Path(gt_dir)
     if not gt_dir.is_dir():
         raise EvaluationError(f"ground-truth folder {gt_dir} not found")
-    files = {p.name[:-len(".gt.txt")]: p for p in sorted(gt_dir.glob("*.gt.txt"))}
+    files = {p.name[: -len(".gt.txt")]: p for p in sorted(gt_dir.glob("*.gt.txt"))}
     if not files:
         files = {p.stem: p for p in sorted(gt_dir.glob("*.txt"))}
     if sequences:
@@ -110,8 +121,10 @@ def prediction_path(pred_dir: str | Path, seq: str) -> Path:
     for p in (pred_dir / f"{seq}.jsonl", pred_dir / f"{seq}.txt"):
         if p.is_file():
             return p
-    raise EvaluationError(f"no prediction for sequence {seq!r}: expected {pred_dir / seq}.jsonl "
-                          f"(vis.frame/1) or {pred_dir / seq}.txt (MOTS)")
+    raise EvaluationError(
+        f"no prediction for sequence {seq!r}: expected {pred_dir / seq}.jsonl "
+        f"(vis.frame/1) or {pred_dir / seq}.txt (MOTS)"
+    )
 
 
 def load_predictions(pred_dir: str | Path, gt: GroundTruth) -> dict[str, TrackSequence]:
@@ -124,12 +137,15 @@ def _pooled_iou(parts: list[dict]) -> dict:
     n_gt = sum(p["gt_instances"] for p in parts)
     frames = sum(p["frames"] for p in parts)
     if frames == 0:
-        return {"miou_matched": None, "miou_gt": None, "gt_instances": 0, "matched": 0,
-                "frames": 0}
+        return {"miou_matched": None, "miou_gt": None, "gt_instances": 0, "matched": 0, "frames": 0}
     total = sum(p["miou_matched"] * p["matched"] for p in parts if p["matched"])
-    return {"miou_matched": round(total / matched, 3) if matched else 0.0,
-            "miou_gt": round(total / n_gt, 3) if n_gt else 0.0, "gt_instances": n_gt,
-            "matched": matched, "frames": frames}
+    return {
+        "miou_matched": round(total / matched, 3) if matched else 0.0,
+        "miou_gt": round(total / n_gt, 3) if n_gt else 0.0,
+        "gt_instances": n_gt,
+        "matched": matched,
+        "frames": frames,
+    }
 
 
 def _mask_ap(gt: GroundTruth, preds: dict[str, TrackSequence], seqs: list[str]) -> dict:
@@ -143,9 +159,15 @@ def _mask_ap(gt: GroundTruth, preds: dict[str, TrackSequence], seqs: list[str]) 
     return coco_mask_ap_rle(g_all, p_all, class_names=CLASS_NAMES)
 
 
-def evaluate(gt: GroundTruth, trackers: dict[str, dict[str, TrackSequence]], *,
-             mask_ap: bool = True, mask_iou: bool = True, per_class: bool = False,
-             work_dir: str | Path | None = None) -> dict:
+def evaluate(
+    gt: GroundTruth,
+    trackers: dict[str, dict[str, TrackSequence]],
+    *,
+    mask_ap: bool = True,
+    mask_iou: bool = True,
+    per_class: bool = False,
+    work_dir: str | Path | None = None,
+) -> dict:
     """Score every tracker on every sequence of ``gt``.
 
     Args:
@@ -165,8 +187,10 @@ def evaluate(gt: GroundTruth, trackers: dict[str, dict[str, TrackSequence]], *,
     for seqs in trackers.values():
         for s, p in seqs.items():
             if s in lengths and p.last_frame >= lengths[s]:
-                raise EvaluationError(f"prediction for {s!r} has frame {p.last_frame} but the "
-                                      f"sequence has {lengths[s]} frames")
+                raise EvaluationError(
+                    f"prediction for {s!r} has frame {p.last_frame} but the "
+                    f"sequence has {lengths[s]} frames"
+                )
     scores = evaluate_tracking(gt.sequences, lengths, trackers, work_dir=work_dir)
     names = list(gt.sequences)
     for name, preds in trackers.items():
@@ -180,8 +204,11 @@ def evaluate(gt: GroundTruth, trackers: dict[str, dict[str, TrackSequence]], *,
                 parts = []
                 for s in names:
                     kf = preds[s].keyframes
-                    frames = [f for f in range(lengths[s]) if f in preds[s].frames
-                              and ((f in kf) == (kind == "key"))]
+                    frames = [
+                        f
+                        for f in range(lengths[s])
+                        if f in preds[s].frames and ((f in kf) == (kind == "key"))
+                    ]
                     r = frame_mask_iou(gt.sequences[s], preds[s], frames)
                     parts.append(r)
                     out["sequences"][s].update({f"{kind}_{k}": v for k, v in r.items()})

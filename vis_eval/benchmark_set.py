@@ -103,8 +103,9 @@ class ScenarioRenderer(SceneRenderer):
         cfg = scenario.scene
         # the base renderer draws objects and camera only; photometric effects come after
         # the occluders (see ``render``)
-        super().__init__(dataclasses.replace(cfg, lighting_amplitude=0.0, noise_sigma=0.0,
-                                             blur_prob=0.0))
+        super().__init__(
+            dataclasses.replace(cfg, lighting_amplitude=0.0, noise_sigma=0.0, blur_prob=0.0)
+        )
         self.scenario = scenario
         self.effects = cfg
         self._fx_rng = np.random.default_rng([cfg.seed, 4])
@@ -117,8 +118,11 @@ class ScenarioRenderer(SceneRenderer):
         detected as a column of boxes)."""
         h, w = occ.y1 - occ.y0, occ.x1 - occ.x0
         rng = np.random.default_rng([self.cfg.seed, occ.x0, occ.y0])
-        low = cv2.resize(rng.random((max(2, h // 24), max(2, w // 24))).astype(np.float32),
-                         (w, h), interpolation=cv2.INTER_CUBIC)
+        low = cv2.resize(
+            rng.random((max(2, h // 24), max(2, w // 24))).astype(np.float32),
+            (w, h),
+            interpolation=cv2.INTER_CUBIC,
+        )
         fine = cv2.GaussianBlur(rng.random((h, w)).astype(np.float32), (0, 0), 1.5)
         grey = 105 + 35 * (low - 0.5) + 25 * (fine - 0.5)
         tint = np.array([1.0, 1.02, 1.05], np.float32)
@@ -130,11 +134,20 @@ class ScenarioRenderer(SceneRenderer):
             s = self._pending.pop(0)
             uid = s.class_id * 1000 + self._next_instance[s.class_id]
             self._next_instance[s.class_id] += 1
-            self.objects.append(SceneObject(
-                uid=uid, class_id=s.class_id, pos=np.array(s.start, np.float64),
-                vel=np.array(s.velocity, np.float64), radius=float(s.radius),
-                angle=float(self.rng.uniform(0, 360)), spin=float(s.spin), bounce=False,
-                sprite=object_texture(self.rng, PATCH), alpha=shape_alpha(s.class_id, self.rng)))
+            self.objects.append(
+                SceneObject(
+                    uid=uid,
+                    class_id=s.class_id,
+                    pos=np.array(s.start, np.float64),
+                    vel=np.array(s.velocity, np.float64),
+                    radius=float(s.radius),
+                    angle=float(self.rng.uniform(0, 360)),
+                    spin=float(s.spin),
+                    bounce=False,
+                    sprite=object_texture(self.rng, PATCH),
+                    alpha=shape_alpha(s.class_id, self.rng),
+                )
+            )
 
     def render(self, index: int) -> SyntheticFrame:
         """The frame ``index`` with occluders, lighting, blur and noise applied."""
@@ -143,8 +156,8 @@ class ScenarioRenderer(SceneRenderer):
         img = frame.image.astype(np.float32)
         masks = frame.masks.copy()
         for occ, tex in zip(self.scenario.occluders, self._occluder_pixels):
-            img[occ.y0:occ.y1, occ.x0:occ.x1] = tex
-            masks[:, occ.y0:occ.y1, occ.x0:occ.x1] = False
+            img[occ.y0 : occ.y1, occ.x0 : occ.x1] = tex
+            masks[:, occ.y0 : occ.y1, occ.x0 : occ.x1] = False
         keep = masks.reshape(len(masks), -1).sum(1) >= MIN_VISIBLE_PX
         fx, rng = self.effects, self._fx_rng
         gain = 1.0
@@ -160,9 +173,13 @@ class ScenarioRenderer(SceneRenderer):
             img = cv2.GaussianBlur(img, (0, 0), float(rng.uniform(0.6, 1.4)))
         if fx.noise_sigma:
             img += rng.normal(0, fx.noise_sigma, img.shape).astype(np.float32)
-        return SyntheticFrame(index=index, image=np.clip(img, 0, 255).astype(np.uint8),
-                              track_ids=frame.track_ids[keep], class_ids=frame.class_ids[keep],
-                              masks=masks[keep])
+        return SyntheticFrame(
+            index=index,
+            image=np.clip(img, 0, 255).astype(np.uint8),
+            track_ids=frame.track_ids[keep],
+            class_ids=frame.class_ids[keep],
+            masks=masks[keep],
+        )
 
 
 def render_scenario(scenario: Scenario) -> Iterator[SyntheticFrame]:
@@ -191,10 +208,23 @@ def _crossing(seed: int, jitter: np.random.Generator) -> Scenario:
         ScriptedObject(1, (120, 20), (3.0, 2.6), 18, first_frame=30),
         ScriptedObject(2, (520, 20), (-3.0, 2.6), 18, first_frame=30),
     )
-    return Scenario("crossing", "same-class objects crossing and overlapping",
-                    SceneConfig(width=W, height=H, n_frames=120, seed=seed, n_objects=2,
-                                spawn_rate=0.0, speed_range=(1.0, 2.0), bounce_fraction=1.0,
-                                noise_sigma=3.0, blur_prob=0.05), scripted=scripted)
+    return Scenario(
+        "crossing",
+        "same-class objects crossing and overlapping",
+        SceneConfig(
+            width=W,
+            height=H,
+            n_frames=120,
+            seed=seed,
+            n_objects=2,
+            spawn_rate=0.0,
+            speed_range=(1.0, 2.0),
+            bounce_fraction=1.0,
+            noise_sigma=3.0,
+            blur_prob=0.05,
+        ),
+        scripted=scripted,
+    )
 
 
 def _long_occlusion(seed: int, jitter: np.random.Generator) -> Scenario:
@@ -206,11 +236,24 @@ def _long_occlusion(seed: int, jitter: np.random.Generator) -> Scenario:
         ScriptedObject(2, (500 + j(), 200 + j()), (-2.0, 0.1), 19, first_frame=15),
         ScriptedObject(3, (120 + j(), 300 + j()), (2.2, -0.2), 20, first_frame=30),
     )
-    return Scenario("long_occlusion", "objects hidden behind a pillar for 40-55 frames",
-                    SceneConfig(width=W, height=H, n_frames=160, seed=seed, n_objects=2,
-                                spawn_rate=0.0, speed_range=(1.0, 2.0), bounce_fraction=1.0,
-                                noise_sigma=3.0, blur_prob=0.05),
-                    scripted=scripted, occluders=(pillar,))
+    return Scenario(
+        "long_occlusion",
+        "objects hidden behind a pillar for 40-55 frames",
+        SceneConfig(
+            width=W,
+            height=H,
+            n_frames=160,
+            seed=seed,
+            n_objects=2,
+            spawn_rate=0.0,
+            speed_range=(1.0, 2.0),
+            bounce_fraction=1.0,
+            noise_sigma=3.0,
+            blur_prob=0.05,
+        ),
+        scripted=scripted,
+        occluders=(pillar,),
+    )
 
 
 def benchmark_scenarios(scale: int = 1) -> list[Scenario]:
@@ -227,33 +270,107 @@ def benchmark_scenarios(scale: int = 1) -> list[Scenario]:
         sets = [
             _crossing(seed + 1, jitter),
             _long_occlusion(seed + 2, jitter),
-            Scenario("crowd", "25 instances in one frame, about 20 of them overlapping",
-                     SceneConfig(width=W, height=H, n_frames=100, seed=seed + 3, n_objects=25,
-                                 max_objects=25, spawn_rate=0.0, size_range=(24.0, 38.0),
-                                 speed_range=(1.0, 3.0), bounce_fraction=1.0, noise_sigma=3.0,
-                                 blur_prob=0.05)),
-            Scenario("fast_motion", "10-16 px/frame motion with motion blur",
-                     SceneConfig(width=W, height=H, n_frames=100, seed=seed + 4, n_objects=6,
-                                 spawn_rate=0.0, speed_range=(10.0, 16.0), bounce_fraction=1.0,
-                                 noise_sigma=3.0, blur_prob=0.3)),
-            Scenario("pan_zoom", "camera pans 3 px/frame and zooms in 0.4 %/frame",
-                     SceneConfig(width=W, height=H, n_frames=100, seed=seed + 5, n_objects=7,
-                                 spawn_rate=0.02, pan_speed=3.0, zoom_rate=0.004,
-                                 noise_sigma=3.0, blur_prob=0.05)),
-            Scenario("enter_leave", "objects keep entering and leaving through the borders",
-                     SceneConfig(width=W, height=H, n_frames=120, seed=seed + 6, n_objects=2,
-                                 spawn_rate=0.15, max_objects=10, speed_range=(2.5, 5.0),
-                                 bounce_fraction=0.0, noise_sigma=3.0, blur_prob=0.05)),
-            Scenario("lighting", "slow +-35 % brightness swing plus a 45 % dimming step",
-                     SceneConfig(width=W, height=H, n_frames=100, seed=seed + 7, n_objects=6,
-                                 spawn_rate=0.0, lighting_amplitude=0.35, noise_sigma=3.0,
-                                 blur_prob=0.05),
-                     lighting_steps=((40, 0.55), (70, 1.0))),
-            Scenario("small_objects", "12 objects of radius 5-10 px",
-                     SceneConfig(width=W, height=H, n_frames=100, seed=seed + 8, n_objects=12,
-                                 max_objects=12, spawn_rate=0.0, size_range=(5.0, 10.0),
-                                 speed_range=(1.0, 3.0), bounce_fraction=1.0, noise_sigma=3.0,
-                                 blur_prob=0.05)),
+            Scenario(
+                "crowd",
+                "25 instances in one frame, about 20 of them overlapping",
+                SceneConfig(
+                    width=W,
+                    height=H,
+                    n_frames=100,
+                    seed=seed + 3,
+                    n_objects=25,
+                    max_objects=25,
+                    spawn_rate=0.0,
+                    size_range=(24.0, 38.0),
+                    speed_range=(1.0, 3.0),
+                    bounce_fraction=1.0,
+                    noise_sigma=3.0,
+                    blur_prob=0.05,
+                ),
+            ),
+            Scenario(
+                "fast_motion",
+                "10-16 px/frame motion with motion blur",
+                SceneConfig(
+                    width=W,
+                    height=H,
+                    n_frames=100,
+                    seed=seed + 4,
+                    n_objects=6,
+                    spawn_rate=0.0,
+                    speed_range=(10.0, 16.0),
+                    bounce_fraction=1.0,
+                    noise_sigma=3.0,
+                    blur_prob=0.3,
+                ),
+            ),
+            Scenario(
+                "pan_zoom",
+                "camera pans 3 px/frame and zooms in 0.4 %/frame",
+                SceneConfig(
+                    width=W,
+                    height=H,
+                    n_frames=100,
+                    seed=seed + 5,
+                    n_objects=7,
+                    spawn_rate=0.02,
+                    pan_speed=3.0,
+                    zoom_rate=0.004,
+                    noise_sigma=3.0,
+                    blur_prob=0.05,
+                ),
+            ),
+            Scenario(
+                "enter_leave",
+                "objects keep entering and leaving through the borders",
+                SceneConfig(
+                    width=W,
+                    height=H,
+                    n_frames=120,
+                    seed=seed + 6,
+                    n_objects=2,
+                    spawn_rate=0.15,
+                    max_objects=10,
+                    speed_range=(2.5, 5.0),
+                    bounce_fraction=0.0,
+                    noise_sigma=3.0,
+                    blur_prob=0.05,
+                ),
+            ),
+            Scenario(
+                "lighting",
+                "slow +-35 % brightness swing plus a 45 % dimming step",
+                SceneConfig(
+                    width=W,
+                    height=H,
+                    n_frames=100,
+                    seed=seed + 7,
+                    n_objects=6,
+                    spawn_rate=0.0,
+                    lighting_amplitude=0.35,
+                    noise_sigma=3.0,
+                    blur_prob=0.05,
+                ),
+                lighting_steps=((40, 0.55), (70, 1.0)),
+            ),
+            Scenario(
+                "small_objects",
+                "12 objects of radius 5-10 px",
+                SceneConfig(
+                    width=W,
+                    height=H,
+                    n_frames=100,
+                    seed=seed + 8,
+                    n_objects=12,
+                    max_objects=12,
+                    spawn_rate=0.0,
+                    size_range=(5.0, 10.0),
+                    speed_range=(1.0, 3.0),
+                    bounce_fraction=1.0,
+                    noise_sigma=3.0,
+                    blur_prob=0.05,
+                ),
+            ),
         ]
         for s in sets:
             out.append(dataclasses.replace(s, name=s.name if k == 0 else f"{s.name}-{k}"))
@@ -286,5 +403,10 @@ def sequence_stats(frames: list[SyntheticFrame]) -> dict[str, int]:
     for idx in seen.values():
         if len(idx) > 1:
             gap = max(gap, int(np.max(np.diff(idx))) - 1)
-    return {"frames": len(frames), "tracks": len(seen), "max_instances": max_inst,
-            "max_overlapping": max_overlap, "max_gap": gap}
+    return {
+        "frames": len(frames),
+        "tracks": len(seen),
+        "max_instances": max_inst,
+        "max_overlapping": max_overlap,
+        "max_gap": gap,
+    }

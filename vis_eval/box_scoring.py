@@ -31,8 +31,9 @@ def _mot_lines(tracks: Tracks, with_conf: bool) -> list[str]:
     return rows
 
 
-def score_boxes(gt: Tracks, trackers: dict[str, Tracks], frames_n: int, *,
-                fps: float, size: tuple[int, int]) -> dict[str, dict[str, float]]:
+def score_boxes(
+    gt: Tracks, trackers: dict[str, Tracks], frames_n: int, *, fps: float, size: tuple[int, int]
+) -> dict[str, dict[str, float]]:
     """TrackEval MotChallenge2DBox (HOTA, CLEAR, Identity) on boxes, one call for all trackers.
 
     Returns:
@@ -47,42 +48,68 @@ def score_boxes(gt: Tracks, trackers: dict[str, Tracks], frames_n: int, *,
         (seq / "gt" / "gt.txt").write_text("\n".join(_mot_lines(gt, False)) + "\n")
         (seq / "seqinfo.ini").write_text(
             f"[Sequence]\nname=pets\nimDir=img1\nframeRate={fps:g}\nseqLength={frames_n}\n"
-            f"imWidth={size[1]}\nimHeight={size[0]}\nimExt=.jpg\n")
+            f"imWidth={size[1]}\nimHeight={size[0]}\nimExt=.jpg\n"
+        )
         (root / "gt" / "seqmaps").mkdir()
         (root / "gt" / "seqmaps" / "PETS-dev.txt").write_text("name\npets\n")
         for name, tracks in trackers.items():
             d = root / "trackers" / "PETS-dev" / name / "data"
             d.mkdir(parents=True)
             (d / "pets.txt").write_text("\n".join(_mot_lines(tracks, True)) + "\n")
-        ds = trackeval.datasets.MotChallenge2DBox({
-            "GT_FOLDER": str(root / "gt"), "TRACKERS_FOLDER": str(root / "trackers"),
-            "BENCHMARK": "PETS", "SPLIT_TO_EVAL": "dev", "TRACKERS_TO_EVAL": list(trackers),
-            "DO_PREPROC": False, "PRINT_CONFIG": False, "SKIP_SPLIT_FOL": False,
-            "SEQMAP_FILE": str(root / "gt" / "seqmaps" / "PETS-dev.txt")})
-        ev = trackeval.Evaluator({"PRINT_RESULTS": False, "PRINT_CONFIG": False,
-                                  "OUTPUT_SUMMARY": False, "OUTPUT_DETAILED": False,
-                                  "PLOT_CURVES": False, "DISPLAY_LESS_PROGRESS": True,
-                                  "TIME_PROGRESS": False, "USE_PARALLEL": False,
-                                  "LOG_ON_ERROR": str(root / "error.log")})
-        metrics = [trackeval.metrics.HOTA(), trackeval.metrics.CLEAR({"PRINT_CONFIG": False}),
-                   trackeval.metrics.Identity({"PRINT_CONFIG": False})]
+        ds = trackeval.datasets.MotChallenge2DBox(
+            {
+                "GT_FOLDER": str(root / "gt"),
+                "TRACKERS_FOLDER": str(root / "trackers"),
+                "BENCHMARK": "PETS",
+                "SPLIT_TO_EVAL": "dev",
+                "TRACKERS_TO_EVAL": list(trackers),
+                "DO_PREPROC": False,
+                "PRINT_CONFIG": False,
+                "SKIP_SPLIT_FOL": False,
+                "SEQMAP_FILE": str(root / "gt" / "seqmaps" / "PETS-dev.txt"),
+            }
+        )
+        ev = trackeval.Evaluator(
+            {
+                "PRINT_RESULTS": False,
+                "PRINT_CONFIG": False,
+                "OUTPUT_SUMMARY": False,
+                "OUTPUT_DETAILED": False,
+                "PLOT_CURVES": False,
+                "DISPLAY_LESS_PROGRESS": True,
+                "TIME_PROGRESS": False,
+                "USE_PARALLEL": False,
+                "LOG_ON_ERROR": str(root / "error.log"),
+            }
+        )
+        metrics = [
+            trackeval.metrics.HOTA(),
+            trackeval.metrics.CLEAR({"PRINT_CONFIG": False}),
+            trackeval.metrics.Identity({"PRINT_CONFIG": False}),
+        ]
         with contextlib.redirect_stdout(io.StringIO()):
             res, _ = ev.evaluate([ds], metrics)
     out = {}
     for name in trackers:
         r = res["MotChallenge2DBox"][name]["COMBINED_SEQ"]["pedestrian"]
         h, c, i = r["HOTA"], r["CLEAR"], r["Identity"]
-        out[name] = {"HOTA": round(100 * float(np.mean(h["HOTA"])), 2),
-                     "DetA": round(100 * float(np.mean(h["DetA"])), 2),
-                     "AssA": round(100 * float(np.mean(h["AssA"])), 2),
-                     "MOTA": round(100 * float(c["MOTA"]), 2),
-                     "IDF1": round(100 * float(i["IDF1"]), 2),
-                     "IDSW": int(c["IDSW"]), "FP": int(c["CLR_FP"]), "FN": int(c["CLR_FN"]),
-                     "ids": len({t for f in trackers[name].values() for t, _ in f})}
+        out[name] = {
+            "HOTA": round(100 * float(np.mean(h["HOTA"])), 2),
+            "DetA": round(100 * float(np.mean(h["DetA"])), 2),
+            "AssA": round(100 * float(np.mean(h["AssA"])), 2),
+            "MOTA": round(100 * float(c["MOTA"]), 2),
+            "IDF1": round(100 * float(i["IDF1"]), 2),
+            "IDSW": int(c["IDSW"]),
+            "FP": int(c["CLR_FP"]),
+            "FN": int(c["CLR_FN"]),
+            "ids": len({t for f in trackers[name].values() for t, _ in f}),
+        }
     return out
 
 
-def merges(gt: Tracks, tracks: Tracks, min_frames: int = 5, iou: float = 0.5) -> dict[int, list[int]]:
+def merges(
+    gt: Tracks, tracks: Tracks, min_frames: int = 5, iou: float = 0.5
+) -> dict[int, list[int]]:
     """Track ids that cover more than one GT person for ``min_frames``+ frames each (box IoU
     >= ``iou``, Hungarian per frame) -> {track id: [gt ids]}: identities that merged."""
     counts: dict[tuple[int, int], int] = {}

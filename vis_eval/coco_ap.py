@@ -21,9 +21,12 @@ from vis.ops.boxes import masks_to_boxes
 from vis.schema import encode_masks
 
 
-def coco_mask_ap(gts: Sequence[tuple[np.ndarray, np.ndarray]],
-                 preds: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], *,
-                 class_names: dict[int, str]) -> dict[str, float]:
+def coco_mask_ap(
+    gts: Sequence[tuple[np.ndarray, np.ndarray]],
+    preds: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    *,
+    class_names: dict[int, str],
+) -> dict[str, float]:
     """Score predicted instance masks against ground truth.
 
     Args:
@@ -37,25 +40,47 @@ def coco_mask_ap(gts: Sequence[tuple[np.ndarray, np.ndarray]],
         images.append({"id": img_id, "height": int(h), "width": int(w)})
         for rle, box, c in zip(encode_masks(gm), masks_to_boxes(gm), gc):
             x1, y1, x2, y2 = (float(v) for v in box)
-            anns.append({"id": len(anns) + 1, "image_id": img_id, "category_id": int(c),
-                         "segmentation": rle, "area": float((x2 - x1) * (y2 - y1)),
-                         "bbox": [x1, y1, x2 - x1, y2 - y1], "iscrowd": 0})
+            anns.append(
+                {
+                    "id": len(anns) + 1,
+                    "image_id": img_id,
+                    "category_id": int(c),
+                    "segmentation": rle,
+                    "area": float((x2 - x1) * (y2 - y1)),
+                    "bbox": [x1, y1, x2 - x1, y2 - y1],
+                    "iscrowd": 0,
+                }
+            )
         for rle, box, c, s in zip(encode_masks(pm), masks_to_boxes(pm), pc, ps):
             x1, y1, x2, y2 = (float(v) for v in box)
-            dets.append({"image_id": img_id, "category_id": int(c), "segmentation": rle,
-                         "bbox": [x1, y1, x2 - x1, y2 - y1], "score": float(s)})
+            dets.append(
+                {
+                    "image_id": img_id,
+                    "category_id": int(c),
+                    "segmentation": rle,
+                    "bbox": [x1, y1, x2 - x1, y2 - y1],
+                    "score": float(s),
+                }
+            )
     for r in dets:
-        r["segmentation"] = {"size": r["segmentation"]["size"],
-                             "counts": r["segmentation"]["counts"].encode()}
+        r["segmentation"] = {
+            "size": r["segmentation"]["size"],
+            "counts": r["segmentation"]["counts"].encode(),
+        }
     for a in anns:
-        a["segmentation"] = {"size": a["segmentation"]["size"],
-                             "counts": a["segmentation"]["counts"].encode()}
+        a["segmentation"] = {
+            "size": a["segmentation"]["size"],
+            "counts": a["segmentation"]["counts"].encode(),
+        }
     return _cocoeval(images, anns, dets, class_names)
 
 
-def coco_mask_ap_rle(gts: Sequence[Sequence[tuple[dict, int]]],
-                     preds: Sequence[Sequence[tuple[dict, int, float]]], *,
-                     class_names: dict[int, str]) -> dict[str, float]:
+def coco_mask_ap_rle(
+    gts: Sequence[Sequence[tuple[dict, int]]],
+    preds: Sequence[Sequence[tuple[dict, int, float]]],
+    *,
+    class_names: dict[int, str],
+) -> dict[str, float]:
     """``coco_mask_ap`` on compressed RLE masks.
 
     Args:
@@ -72,19 +97,35 @@ def coco_mask_ap_rle(gts: Sequence[Sequence[tuple[dict, int]]],
             areas = mask_utils.area([r for r, _ in g])
             boxes = mask_utils.toBbox([r for r, _ in g])
             for (rle, c), area, box in zip(g, areas, boxes):
-                anns.append({"id": len(anns) + 1, "image_id": img_id, "category_id": int(c),
-                             "segmentation": rle, "area": float(area),
-                             "bbox": [float(v) for v in box], "iscrowd": 0})
+                anns.append(
+                    {
+                        "id": len(anns) + 1,
+                        "image_id": img_id,
+                        "category_id": int(c),
+                        "segmentation": rle,
+                        "area": float(area),
+                        "bbox": [float(v) for v in box],
+                        "iscrowd": 0,
+                    }
+                )
         if p:
             boxes = mask_utils.toBbox([r for r, _, _ in p])
             for (rle, c, s), box in zip(p, boxes):
-                dets.append({"image_id": img_id, "category_id": int(c), "segmentation": rle,
-                             "bbox": [float(v) for v in box], "score": float(s)})
+                dets.append(
+                    {
+                        "image_id": img_id,
+                        "category_id": int(c),
+                        "segmentation": rle,
+                        "bbox": [float(v) for v in box],
+                        "score": float(s),
+                    }
+                )
     return _cocoeval(images, anns, dets, class_names)
 
 
-def _cocoeval(images: list[dict], anns: list[dict], dets: list[dict],
-              class_names: dict[int, str]) -> dict[str, float]:
+def _cocoeval(
+    images: list[dict], anns: list[dict], dets: list[dict], class_names: dict[int, str]
+) -> dict[str, float]:
     """COCOeval (segm and bbox) of prepared COCO dicts (RLE counts as bytes)."""
     out: dict[str, float] = {}
     if not anns:
@@ -93,8 +134,11 @@ def _cocoeval(images: list[dict], anns: list[dict], dets: list[dict],
         return {"mask_AP": 0.0, "mask_AP50": 0.0, "mask_AP75": 0.0, "box_AP": 0.0, "box_AP50": 0.0}
     with contextlib.redirect_stdout(io.StringIO()):
         gt = COCO()
-        gt.dataset = {"images": images, "annotations": anns,
-                      "categories": [{"id": k, "name": v} for k, v in class_names.items()]}
+        gt.dataset = {
+            "images": images,
+            "annotations": anns,
+            "categories": [{"id": k, "name": v} for k, v in class_names.items()],
+        }
         gt.createIndex()
         dt = gt.loadRes(dets)
         for iou_type, prefix in (("segm", "mask"), ("bbox", "box")):

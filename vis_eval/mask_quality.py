@@ -26,8 +26,9 @@ from scipy.optimize import linear_sum_assignment
 from vis_eval.sequences import TrackSequence
 
 
-def frame_mask_iou(gt: TrackSequence, pred: TrackSequence, frames: Iterable[int], *,
-                   min_iou: float = 0.5) -> dict[str, float | int]:
+def frame_mask_iou(
+    gt: TrackSequence, pred: TrackSequence, frames: Iterable[int], *, min_iou: float = 0.5
+) -> dict[str, float | int]:
     """Mean mask IoU of ``pred`` vs ``gt`` over ``frames`` (see module docstring)."""
     ious: list[float] = []
     n_gt = n_frames = 0
@@ -41,11 +42,14 @@ def frame_mask_iou(gt: TrackSequence, pred: TrackSequence, frames: Iterable[int]
         rows, cols = linear_sum_assignment(-iou)
         ious += [float(v) for v in iou[rows, cols] if v >= min_iou]
     if n_frames == 0:  # nothing to measure (e.g. no propagated frame at N=1)
-        return {"miou_matched": None, "miou_gt": None, "gt_instances": 0, "matched": 0,
-                "frames": 0}
-    return {"miou_matched": round(100.0 * float(np.mean(ious)), 3) if ious else 0.0,
-            "miou_gt": round(100.0 * float(np.sum(ious)) / n_gt, 3) if n_gt else 0.0,
-            "gt_instances": n_gt, "matched": len(ious), "frames": n_frames}
+        return {"miou_matched": None, "miou_gt": None, "gt_instances": 0, "matched": 0, "frames": 0}
+    return {
+        "miou_matched": round(100.0 * float(np.mean(ious)), 3) if ious else 0.0,
+        "miou_gt": round(100.0 * float(np.sum(ious)) / n_gt, 3) if n_gt else 0.0,
+        "gt_instances": n_gt,
+        "matched": len(ious),
+        "frames": n_frames,
+    }
 
 
 def propagated_frames(pred: TrackSequence, n_frames: int) -> list[int]:

@@ -70,12 +70,30 @@ def gt_detections(gt: Tracks, path: Path, size: tuple[int, int] = SIZE) -> Path:
                 m = np.zeros((h, w), np.uint8, order="F")
                 m[y0:y1, x0:x1] = 1
                 rle = mask_utils.encode(m)
-                insts.append({"class_id": 1, "label": "person", "score": 1.0,
-                              "bbox": [float(x0), float(y0), float(x1), float(y1)],
-                              "mask": {"size": [h, w], "counts": rle["counts"].decode()}})
-            fh.write(json.dumps({"schema": "vis.frame/1", "stream_id": "pets", "frame_index": f,
-                                 "timestamp_ms": f * 1000.0 / FPS, "keyframe": True,
-                                 "width": w, "height": h, "instances": insts}) + "\n")
+                insts.append(
+                    {
+                        "class_id": 1,
+                        "label": "person",
+                        "score": 1.0,
+                        "bbox": [float(x0), float(y0), float(x1), float(y1)],
+                        "mask": {"size": [h, w], "counts": rle["counts"].decode()},
+                    }
+                )
+            fh.write(
+                json.dumps(
+                    {
+                        "schema": "vis.frame/1",
+                        "stream_id": "pets",
+                        "frame_index": f,
+                        "timestamp_ms": f * 1000.0 / FPS,
+                        "keyframe": True,
+                        "width": w,
+                        "height": h,
+                        "instances": insts,
+                    }
+                )
+                + "\n"
+            )
     return path
 
 
@@ -103,18 +121,29 @@ def frames(video: Path = VIDEO, count: int = DEV_FRAMES) -> Iterator[Frame]:
 
 def pipeline_config(dets: Path, interval: int, overrides: list[str] = ()):
     """configs/demo.yaml with precomputed detections, ``interval``, and ``--set`` overrides."""
-    sets = ["detector.type=precomputed", f"detector.path={dets}", "detector.weights=null",
-            f"keyframes.interval={interval}", *overrides]
+    sets = [
+        "detector.type=precomputed",
+        f"detector.path={dets}",
+        "detector.weights=null",
+        f"keyframes.interval={interval}",
+        *overrides,
+    ]
     return load_config(ROOT / "configs" / "demo.yaml", sets)
 
 
-def run_ours(dets: Path, interval: int = 1, overrides: list[str] = (),
-             count: int = DEV_FRAMES) -> tuple[Tracks, dict]:
+def run_ours(
+    dets: Path, interval: int = 1, overrides: list[str] = (), count: int = DEV_FRAMES
+) -> tuple[Tracks, dict]:
     """Our pipeline's per-stream processing on the footage -> (tracks per frame, timing)."""
     cfg = pipeline_config(dets, interval, overrides)
     detector = build_detector(cfg.detector)
-    proc = StreamProcessor(stream_id="pets", labels=detector.labels, tracker=cfg.tracker,
-                           propagation=cfg.propagation, keyframes=cfg.keyframes)
+    proc = StreamProcessor(
+        stream_id="pets",
+        labels=detector.labels,
+        tracker=cfg.tracker,
+        propagation=cfg.propagation,
+        keyframes=cfg.keyframes,
+    )
     out: Tracks = {}
     detect_s = 0.0
     try:
@@ -135,9 +164,8 @@ def run_ours(dets: Path, interval: int = 1, overrides: list[str] = (),
     return out, timing
 
 
-
-
-def score(gt: Tracks, trackers: dict[str, Tracks], frames_n: int = DEV_FRAMES
-          ) -> dict[str, dict[str, float]]:
+def score(
+    gt: Tracks, trackers: dict[str, Tracks], frames_n: int = DEV_FRAMES
+) -> dict[str, dict[str, float]]:
     """``box_scoring.score_boxes`` with this footage's frame rate and size."""
     return score_boxes(gt, trackers, frames_n, fps=FPS, size=SIZE)

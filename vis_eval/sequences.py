@@ -87,14 +87,19 @@ class TrackSequence:
 
     def filter_class(self, class_id: int) -> TrackSequence:
         """The instances of one class only."""
-        return TrackSequence({f: [i for i in v if i.class_id == class_id]
-                              for f, v in self.frames.items()},
-                             self.keyframes, self.size, self.n_records)
+        return TrackSequence(
+            {f: [i for i in v if i.class_id == class_id] for f, v in self.frames.items()},
+            self.keyframes,
+            self.size,
+            self.n_records,
+        )
 
 
 def _rle(size: list[int], counts: str | bytes) -> dict:
-    return {"size": [int(size[0]), int(size[1])],
-            "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+    return {
+        "size": [int(size[0]), int(size[1])],
+        "counts": counts.encode("ascii") if isinstance(counts, str) else counts,
+    }
 
 
 def encode_rles(masks: np.ndarray) -> list[dict]:
@@ -121,16 +126,22 @@ def read_jsonl(path: str | Path) -> TrackSequence:
                 rec = validate_record(json.loads(line))
             except (json.JSONDecodeError, SchemaError) as exc:
                 raise EvaluationError(
-                    f"{path} line {n}: not a vis.frame/1 record ({exc})") from None
+                    f"{path} line {n}: not a vis.frame/1 record ({exc})"
+                ) from None
             f = rec["frame_index"]
             seq.size = (rec["height"], rec["width"])
             seq.n_records += 1
             if rec["keyframe"]:
                 seq.keyframes.add(f)
-            seq.frames[f] = [Instance(int(i.get("track_id", -1)), int(i["class_id"]),
-                                      float(i["score"]),
-                                      _rle(i["mask"]["size"], i["mask"]["counts"]))
-                             for i in rec["instances"]]
+            seq.frames[f] = [
+                Instance(
+                    int(i.get("track_id", -1)),
+                    int(i["class_id"]),
+                    float(i["score"]),
+                    _rle(i["mask"]["size"], i["mask"]["counts"]),
+                )
+                for i in rec["instances"]
+            ]
     return seq
 
 
@@ -147,23 +158,27 @@ def read_mots(path: str | Path) -> TrackSequence:
             if not parts:
                 continue
             if len(parts) != 6:
-                raise EvaluationError(f"{path} line {n}: expected 6 fields "
-                                      f"(frame id class h w rle), got {len(parts)}")
+                raise EvaluationError(
+                    f"{path} line {n}: expected 6 fields (frame id class h w rle), got {len(parts)}"
+                )
             f, t, c, h, w, counts = parts
             seq.n_records += 1
             if int(t) == 10000:
                 continue
             seq.size = (int(h), int(w))
             seq.frames.setdefault(int(f), []).append(
-                Instance(int(t), int(c), 1.0, _rle([h, w], counts)))
+                Instance(int(t), int(c), 1.0, _rle([h, w], counts))
+            )
     return seq
 
 
 def read_mots_by_frame(path: str | Path) -> dict[int, list[tuple[int, int, np.ndarray]]]:
     """MOTS text with decoded masks, by frame: {frame: [(track_id, class_id, (H, W) bool
     mask), ...]} (read by ``read_mots``, so as strict)."""
-    return {f: [(i.track_id, i.class_id, mask_utils.decode(i.rle).astype(bool)) for i in insts]
-            for f, insts in sorted(read_mots(path).frames.items())}
+    return {
+        f: [(i.track_id, i.class_id, mask_utils.decode(i.rle).astype(bool)) for i in insts]
+        for f, insts in sorted(read_mots(path).frames.items())
+    }
 
 
 def read_tracks(path: str | Path) -> TrackSequence:
@@ -172,12 +187,15 @@ def read_tracks(path: str | Path) -> TrackSequence:
 
 
 # -- writers ---------------------------------------------------------------------------------
-def format_lines(frame: int, track_ids: np.ndarray, class_ids: np.ndarray,
-                 masks: np.ndarray) -> list[str]:
+def format_lines(
+    frame: int, track_ids: np.ndarray, class_ids: np.ndarray, masks: np.ndarray
+) -> list[str]:
     """MOTS lines of one frame: (N,) ids, (N,) classes, (N, H, W) bool masks."""
     rles = encode_masks(masks)
-    return [f"{frame} {int(t)} {int(c)} {r['size'][0]} {r['size'][1]} {r['counts']}"
-            for t, c, r in zip(track_ids, class_ids, rles)]
+    return [
+        f"{frame} {int(t)} {int(c)} {r['size'][0]} {r['size'][1]} {r['counts']}"
+        for t, c, r in zip(track_ids, class_ids, rles)
+    ]
 
 
 def write_mots(path: str | Path, lines: Iterable[str]) -> None:
@@ -188,9 +206,15 @@ def write_mots(path: str | Path, lines: Iterable[str]) -> None:
             fh.write(line + "\n")
 
 
-def jsonl_records(seq: TrackSequence, *, stream_id: str, n_frames: int, fps: float = 25.0,
-                  labels: dict[int, str] | None = None, keyframes: Iterable[int] | None = None
-                  ) -> list[dict]:
+def jsonl_records(
+    seq: TrackSequence,
+    *,
+    stream_id: str,
+    n_frames: int,
+    fps: float = 25.0,
+    labels: dict[int, str] | None = None,
+    keyframes: Iterable[int] | None = None,
+) -> list[dict]:
     """``TrackSequence`` -> ``n_frames`` ``vis.frame/1`` records (frames without instances
     get an empty record). ``keyframes`` None marks every frame a keyframe."""
     if seq.size is None:
@@ -201,18 +225,33 @@ def jsonl_records(seq: TrackSequence, *, stream_id: str, n_frames: int, fps: flo
     for f in range(n_frames):
         insts = seq.instances(f)
         boxes = mask_utils.toBbox([i.rle for i in insts]) if insts else np.zeros((0, 4))
-        out.append({
-            "schema": SCHEMA, "stream_id": stream_id, "frame_index": f,
-            "timestamp_ms": round(f * 1000.0 / fps, 3), "keyframe": f in kf,
-            "width": w, "height": h,
-            "instances": [{
-                "track_id": int(i.track_id), "class_id": int(i.class_id),
-                "label": (labels or {}).get(i.class_id, str(i.class_id)),
-                "score": round(float(i.score), 4),
-                "bbox": [round(float(b[0]), 2), round(float(b[1]), 2),
-                         round(float(b[0] + b[2]), 2), round(float(b[1] + b[3]), 2)],
-                "mask": {"size": [h, w], "counts": i.rle["counts"].decode("ascii")},
-            } for i, b in zip(insts, boxes)]})
+        out.append(
+            {
+                "schema": SCHEMA,
+                "stream_id": stream_id,
+                "frame_index": f,
+                "timestamp_ms": round(f * 1000.0 / fps, 3),
+                "keyframe": f in kf,
+                "width": w,
+                "height": h,
+                "instances": [
+                    {
+                        "track_id": int(i.track_id),
+                        "class_id": int(i.class_id),
+                        "label": (labels or {}).get(i.class_id, str(i.class_id)),
+                        "score": round(float(i.score), 4),
+                        "bbox": [
+                            round(float(b[0]), 2),
+                            round(float(b[1]), 2),
+                            round(float(b[0] + b[2]), 2),
+                            round(float(b[1] + b[3]), 2),
+                        ],
+                        "mask": {"size": [h, w], "counts": i.rle["counts"].decode("ascii")},
+                    }
+                    for i, b in zip(insts, boxes)
+                ],
+            }
+        )
     return out
 
 
@@ -238,8 +277,9 @@ def resolve_overlaps(instances: list[Instance]) -> list[Instance]:
     np.fill_diagonal(iou, 0.0)
     if not (iou > 0).any():
         return list(instances)
-    order = sorted(range(len(instances)),
-                   key=lambda k: (-instances[k].score, instances[k].track_id))
+    order = sorted(
+        range(len(instances)), key=lambda k: (-instances[k].score, instances[k].track_id)
+    )
     h, w = rles[0]["size"]
     taken = np.zeros((h, w), bool)
     kept: dict[int, Instance] = {}
@@ -268,14 +308,16 @@ def trackeval_lines(seq: TrackSequence, *, n_frames: int) -> list[str]:
         insts = resolve_overlaps(seq.frames[f])
         ids = [i.track_id for i in insts]
         if any(t < 0 for t in ids):
-            raise EvaluationError(f"frame {f} has instances without a track id (-1): "
-                                  "these are detections, not tracks")
+            raise EvaluationError(
+                f"frame {f} has instances without a track id (-1): these are detections, not tracks"
+            )
         if len(set(ids)) != len(ids):
             raise EvaluationError(f"frame {f} has the same track id twice: {sorted(ids)}")
         for i in insts:
             h, w = i.rle["size"]
-            lines.append(f"{f + 1} {i.track_id} {TRACKEVAL_CLASS} {h} {w} "
-                         f"{i.rle['counts'].decode('ascii')}")
+            lines.append(
+                f"{f + 1} {i.track_id} {TRACKEVAL_CLASS} {h} {w} {i.rle['counts'].decode('ascii')}"
+            )
     return lines
 
 
@@ -289,5 +331,6 @@ def parse_trackeval_lines(lines: Iterable[str]) -> TrackSequence:
         f, t, c, h, w, counts = parts
         seq.size = (int(h), int(w))
         seq.frames.setdefault(int(f) - 1, []).append(
-            Instance(int(t), int(c), 1.0, _rle([h, w], counts)))
+            Instance(int(t), int(c), 1.0, _rle([h, w], counts))
+        )
     return seq

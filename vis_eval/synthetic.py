@@ -182,8 +182,9 @@ class SceneRenderer:
         radius = float(rng.uniform(*cfg.size_range))
         speed = float(rng.uniform(*cfg.speed_range))
         if inside:
-            pos = np.array([rng.uniform(radius, cfg.width - radius),
-                            rng.uniform(radius, cfg.height - radius)])
+            pos = np.array(
+                [rng.uniform(radius, cfg.width - radius), rng.uniform(radius, cfg.height - radius)]
+            )
             ang = rng.uniform(-math.pi, math.pi)
             bounce = bool(rng.random() < cfg.bounce_fraction)
         else:  # enter from a random border, heading inwards
@@ -201,10 +202,20 @@ class SceneRenderer:
                 ang = -math.pi / 2 + rng.uniform(-0.8, 0.8)
             bounce = False
         vel = speed * np.array([math.cos(ang), math.sin(ang)])
-        self.objects.append(SceneObject(
-            uid=uid, class_id=cls, pos=pos.astype(np.float64), vel=vel, radius=radius,
-            angle=float(rng.uniform(0, 360)), spin=float(rng.uniform(-3, 3)), bounce=bounce,
-            sprite=object_texture(rng, PATCH), alpha=shape_alpha(cls, rng)))
+        self.objects.append(
+            SceneObject(
+                uid=uid,
+                class_id=cls,
+                pos=pos.astype(np.float64),
+                vel=vel,
+                radius=radius,
+                angle=float(rng.uniform(0, 360)),
+                spin=float(rng.uniform(-3, 3)),
+                bounce=bounce,
+                sprite=object_texture(rng, PATCH),
+                alpha=shape_alpha(cls, rng),
+            )
+        )
 
     def _step_objects(self) -> None:
         cfg = self.cfg
@@ -214,10 +225,19 @@ class SceneRenderer:
             o.angle += o.spin
             if o.bounce:
                 for d, lim in ((0, cfg.width), (1, cfg.height)):
-                    if o.pos[d] < o.radius and o.vel[d] < 0 or o.pos[d] > lim - o.radius and o.vel[d] > 0:
+                    if (
+                        o.pos[d] < o.radius
+                        and o.vel[d] < 0
+                        or o.pos[d] > lim - o.radius
+                        and o.vel[d] > 0
+                    ):
                         o.vel[d] = -o.vel[d]
-            out = (o.pos[0] < -3 * o.radius or o.pos[0] > cfg.width + 3 * o.radius
-                   or o.pos[1] < -3 * o.radius or o.pos[1] > cfg.height + 3 * o.radius)
+            out = (
+                o.pos[0] < -3 * o.radius
+                or o.pos[0] > cfg.width + 3 * o.radius
+                or o.pos[1] < -3 * o.radius
+                or o.pos[1] > cfg.height + 3 * o.radius
+            )
             if not out:
                 keep.append(o)
         self.objects = keep
@@ -230,17 +250,29 @@ class SceneRenderer:
         w, h = cfg.width, cfg.height
         zoom = 1.0 + cfg.zoom_rate * index
         off = self._margin + cfg.pan_speed * index * np.array(
-            [math.cos(self._pan_dir), math.sin(self._pan_dir)])
+            [math.cos(self._pan_dir), math.sin(self._pan_dir)]
+        )
         # camera: world point p -> screen (p - c) * zoom + c, c = screen centre; background
         # canvas is shifted by the pan offset.
         centre = np.array([w / 2, h / 2])
-        cam = np.array([[zoom, 0, (1 - zoom) * centre[0] + off[0] * zoom - (zoom - 1) * 0],
-                        [0, zoom, (1 - zoom) * centre[1] + off[1] * zoom]], np.float64)
-        bg_m = np.array([[zoom, 0, -off[0] * zoom + (1 - zoom) * centre[0]],
-                         [0, zoom, -off[1] * zoom + (1 - zoom) * centre[1]]], np.float32)
+        cam = np.array(
+            [
+                [zoom, 0, (1 - zoom) * centre[0] + off[0] * zoom - (zoom - 1) * 0],
+                [0, zoom, (1 - zoom) * centre[1] + off[1] * zoom],
+            ],
+            np.float64,
+        )
+        bg_m = np.array(
+            [
+                [zoom, 0, -off[0] * zoom + (1 - zoom) * centre[0]],
+                [0, zoom, -off[1] * zoom + (1 - zoom) * centre[1]],
+            ],
+            np.float32,
+        )
         del cam
-        img = cv2.warpAffine(self.bg, bg_m, (w, h), flags=cv2.INTER_LINEAR,
-                             borderMode=cv2.BORDER_REFLECT).astype(np.float32)
+        img = cv2.warpAffine(
+            self.bg, bg_m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+        ).astype(np.float32)
         pan_shift = -(off - self._margin) * zoom
         full_masks, ids, cls_ids = [], [], []
         for o in self.objects:  # painter's order: later objects are on top
@@ -265,20 +297,23 @@ class SceneRenderer:
         visible.reverse()
         keep = [i for i, m in enumerate(visible) if m.sum() >= MIN_VISIBLE_PX]
         if cfg.lighting_amplitude:
-            gain = 1.0 + cfg.lighting_amplitude * math.sin(2 * math.pi * index / max(cfg.n_frames, 2))
+            gain = 1.0 + cfg.lighting_amplitude * math.sin(
+                2 * math.pi * index / max(cfg.n_frames, 2)
+            )
             img = img * gain
         if cfg.blur_prob and rng.random() < cfg.blur_prob:
             img = cv2.GaussianBlur(img, (0, 0), float(rng.uniform(0.6, 1.4)))
         if cfg.noise_sigma:
             img = img + rng.normal(0, cfg.noise_sigma, img.shape).astype(np.float32)
         image = np.clip(img, 0, 255).astype(np.uint8)
-        masks = (np.stack([visible[i] for i in keep]) if keep
-                 else np.zeros((0, h, w), bool))
+        masks = np.stack([visible[i] for i in keep]) if keep else np.zeros((0, h, w), bool)
         return SyntheticFrame(
-            index=index, image=image,
+            index=index,
+            image=image,
             track_ids=np.array([ids[i] for i in keep], np.int64),
             class_ids=np.array([cls_ids[i] for i in keep], np.int64),
-            masks=masks)
+            masks=masks,
+        )
 
 
 def render_sequence(cfg: SceneConfig) -> Iterator[SyntheticFrame]:
@@ -289,14 +324,21 @@ def render_sequence(cfg: SceneConfig) -> Iterator[SyntheticFrame]:
         renderer._step_objects()
 
 
-def random_scene_config(rng: np.random.Generator, *, width: int = 640, height: int = 360,
-                        n_frames: int = 1) -> SceneConfig:
+def random_scene_config(
+    rng: np.random.Generator, *, width: int = 640, height: int = 360, n_frames: int = 1
+) -> SceneConfig:
     """A randomly varied config for training-data sampling."""
     small = rng.random() < 0.15
     return SceneConfig(
-        width=width, height=height, n_frames=n_frames, seed=int(rng.integers(0, 2**31 - 1)),
+        width=width,
+        height=height,
+        n_frames=n_frames,
+        seed=int(rng.integers(0, 2**31 - 1)),
         n_objects=int(rng.integers(1, 16 if not small else 20)),
         size_range=(6.0, 14.0) if small else (12.0, 50.0),
-        pan_speed=float(rng.uniform(0, 3)), zoom_rate=float(rng.uniform(-0.002, 0.004)),
+        pan_speed=float(rng.uniform(0, 3)),
+        zoom_rate=float(rng.uniform(-0.002, 0.004)),
         lighting_amplitude=float(rng.uniform(0, 0.3)),
-        noise_sigma=float(rng.uniform(0, 8)), blur_prob=0.2)
+        noise_sigma=float(rng.uniform(0, 8)),
+        blur_prob=0.2,
+    )

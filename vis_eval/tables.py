@@ -38,8 +38,12 @@ def text_table(rows: Sequence[dict[str, Any]], columns: Sequence[Column]) -> str
     widths = [max(len(c[i]) for c in cells) for i in range(len(columns))]
     lines = []
     for n, c in enumerate(cells):
-        lines.append("  ".join(v.ljust(w) if columns[i][2] == "s" else v.rjust(w)
-                               for i, (v, w) in enumerate(zip(c, widths))))
+        lines.append(
+            "  ".join(
+                v.ljust(w) if columns[i][2] == "s" else v.rjust(w)
+                for i, (v, w) in enumerate(zip(c, widths))
+            )
+        )
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)

@@ -30,9 +30,34 @@ from vis_eval.sequences import EvaluationError, TrackSequence, trackeval_lines
 log = logging.getLogger(__name__)
 
 #: the metrics every result carries, in table order
-TRACKING_FIELDS = ("HOTA", "DetA", "AssA", "LocA", "DetRe", "DetPr", "AssRe", "AssPr",
-                   "MOTSA", "sMOTSA", "MOTSP", "IDF1", "IDP", "IDR", "IDSW", "Frag",
-                   "MT", "PT", "ML", "TP", "FP", "FN", "gt_dets", "dets", "gt_ids", "ids")
+TRACKING_FIELDS = (
+    "HOTA",
+    "DetA",
+    "AssA",
+    "LocA",
+    "DetRe",
+    "DetPr",
+    "AssRe",
+    "AssPr",
+    "MOTSA",
+    "sMOTSA",
+    "MOTSP",
+    "IDF1",
+    "IDP",
+    "IDR",
+    "IDSW",
+    "Frag",
+    "MT",
+    "PT",
+    "ML",
+    "TP",
+    "FP",
+    "FN",
+    "gt_dets",
+    "dets",
+    "gt_ids",
+    "ids",
+)
 
 
 def _trackeval_name(name: str) -> str:
@@ -48,21 +73,41 @@ def _summary(r: dict) -> dict[str, float | int]:
     h, c, i, n = r["HOTA"], r["CLEAR"], r["Identity"], r["Count"]
     pct = lambda v: round(100.0 * float(np.mean(v)), 3)  # noqa: E731 - HOTA fields are per alpha
     return {
-        "HOTA": pct(h["HOTA"]), "DetA": pct(h["DetA"]), "AssA": pct(h["AssA"]),
-        "LocA": pct(h["LocA"]), "DetRe": pct(h["DetRe"]), "DetPr": pct(h["DetPr"]),
-        "AssRe": pct(h["AssRe"]), "AssPr": pct(h["AssPr"]),
-        "MOTSA": pct(c["MOTA"]), "sMOTSA": pct(c["sMOTA"]), "MOTSP": pct(c["MOTP"]),
-        "IDF1": pct(i["IDF1"]), "IDP": pct(i["IDP"]), "IDR": pct(i["IDR"]),
-        "IDSW": int(c["IDSW"]), "Frag": int(c["Frag"]), "MT": int(c["MT"]),
-        "PT": int(c["PT"]), "ML": int(c["ML"]), "TP": int(c["CLR_TP"]),
-        "FP": int(c["CLR_FP"]), "FN": int(c["CLR_FN"]),
-        "gt_dets": int(n["GT_Dets"]), "dets": int(n["Dets"]), "gt_ids": int(n["GT_IDs"]),
+        "HOTA": pct(h["HOTA"]),
+        "DetA": pct(h["DetA"]),
+        "AssA": pct(h["AssA"]),
+        "LocA": pct(h["LocA"]),
+        "DetRe": pct(h["DetRe"]),
+        "DetPr": pct(h["DetPr"]),
+        "AssRe": pct(h["AssRe"]),
+        "AssPr": pct(h["AssPr"]),
+        "MOTSA": pct(c["MOTA"]),
+        "sMOTSA": pct(c["sMOTA"]),
+        "MOTSP": pct(c["MOTP"]),
+        "IDF1": pct(i["IDF1"]),
+        "IDP": pct(i["IDP"]),
+        "IDR": pct(i["IDR"]),
+        "IDSW": int(c["IDSW"]),
+        "Frag": int(c["Frag"]),
+        "MT": int(c["MT"]),
+        "PT": int(c["PT"]),
+        "ML": int(c["ML"]),
+        "TP": int(c["CLR_TP"]),
+        "FP": int(c["CLR_FP"]),
+        "FN": int(c["CLR_FN"]),
+        "gt_dets": int(n["GT_Dets"]),
+        "dets": int(n["Dets"]),
+        "gt_ids": int(n["GT_IDs"]),
         "ids": int(n["IDs"]),
     }
 
 
-def write_trackeval_folder(root: Path, gt: dict[str, TrackSequence], lengths: dict[str, int],
-                           trackers: dict[str, dict[str, TrackSequence]]) -> dict[str, str]:
+def write_trackeval_folder(
+    root: Path,
+    gt: dict[str, TrackSequence],
+    lengths: dict[str, int],
+    trackers: dict[str, dict[str, TrackSequence]],
+) -> dict[str, str]:
     """Write ``root/gt/<seq>.txt`` and ``root/trackers/<name>/data/<seq>.txt``.
 
     Returns:
@@ -71,7 +116,8 @@ def write_trackeval_folder(root: Path, gt: dict[str, TrackSequence], lengths: di
     (root / "gt").mkdir(parents=True, exist_ok=True)
     for seq, g in gt.items():
         (root / "gt" / f"{_trackeval_name(seq)}.txt").write_text(
-            "".join(line + "\n" for line in trackeval_lines(g, n_frames=lengths[seq])))
+            "".join(line + "\n" for line in trackeval_lines(g, n_frames=lengths[seq]))
+        )
     folders: dict[str, str] = {}
     for name, seqs in trackers.items():
         folder = _trackeval_name(name)
@@ -88,13 +134,18 @@ def write_trackeval_folder(root: Path, gt: dict[str, TrackSequence], lengths: di
             except EvaluationError as exc:
                 raise EvaluationError(f"tracker {name!r}, sequence {seq!r}: {exc}") from None
             (data / f"{_trackeval_name(seq)}.txt").write_text(
-                "".join(line + "\n" for line in lines))
+                "".join(line + "\n" for line in lines)
+            )
     return folders
 
 
-def evaluate_tracking(gt: dict[str, TrackSequence], lengths: dict[str, int],
-                      trackers: dict[str, dict[str, TrackSequence]], *,
-                      work_dir: str | Path | None = None) -> dict[str, dict]:
+def evaluate_tracking(
+    gt: dict[str, TrackSequence],
+    lengths: dict[str, int],
+    trackers: dict[str, dict[str, TrackSequence]],
+    *,
+    work_dir: str | Path | None = None,
+) -> dict[str, dict]:
     """Score every tracker on every sequence with one TrackEval call.
 
     Args:
@@ -125,24 +176,37 @@ def evaluate_tracking(gt: dict[str, TrackSequence], lengths: dict[str, int],
         folders = write_trackeval_folder(root, gt, lengths, trackers)
         seq_names = {_trackeval_name(s): s for s in gt}
         dataset_cfg = {
-            "GT_FOLDER": str(root / "gt"), "TRACKERS_FOLDER": str(root / "trackers"),
-            "OUTPUT_FOLDER": str(root / "out"), "TRACKERS_TO_EVAL": list(folders.values()),
-            "CLASSES_TO_EVAL": ["pedestrian"], "SKIP_SPLIT_FOL": True,
+            "GT_FOLDER": str(root / "gt"),
+            "TRACKERS_FOLDER": str(root / "trackers"),
+            "OUTPUT_FOLDER": str(root / "out"),
+            "TRACKERS_TO_EVAL": list(folders.values()),
+            "CLASSES_TO_EVAL": ["pedestrian"],
+            "SKIP_SPLIT_FOL": True,
             "SEQ_INFO": {k: lengths[v] for k, v in seq_names.items()},
-            "GT_LOC_FORMAT": "{gt_folder}/{seq}.txt", "PRINT_CONFIG": False,
+            "GT_LOC_FORMAT": "{gt_folder}/{seq}.txt",
+            "PRINT_CONFIG": False,
         }
         eval_cfg = {
-            "USE_PARALLEL": False, "BREAK_ON_ERROR": True, "RETURN_ON_ERROR": False,
-            "LOG_ON_ERROR": None, "PRINT_RESULTS": False, "PRINT_CONFIG": False,
-            "TIME_PROGRESS": False, "OUTPUT_SUMMARY": False, "OUTPUT_DETAILED": False,
+            "USE_PARALLEL": False,
+            "BREAK_ON_ERROR": True,
+            "RETURN_ON_ERROR": False,
+            "LOG_ON_ERROR": None,
+            "PRINT_RESULTS": False,
+            "PRINT_CONFIG": False,
+            "TIME_PROGRESS": False,
+            "OUTPUT_SUMMARY": False,
+            "OUTPUT_DETAILED": False,
             "PLOT_CURVES": False,
         }
         out = io.StringIO()
         with contextlib.redirect_stdout(out):  # TrackEval prints progress to stdout
             evaluator = trackeval.Evaluator(eval_cfg)
             dataset = trackeval.datasets.MOTSChallenge(dataset_cfg)
-            metrics = [trackeval.metrics.HOTA(), trackeval.metrics.CLEAR(),
-                       trackeval.metrics.Identity()]
+            metrics = [
+                trackeval.metrics.HOTA(),
+                trackeval.metrics.CLEAR(),
+                trackeval.metrics.Identity(),
+            ]
             res, msg = evaluator.evaluate([dataset], metrics)
         log.debug("TrackEval output:\n%s", out.getvalue())
         res, msg = res["MOTSChallenge"], msg["MOTSChallenge"]
@@ -153,8 +217,11 @@ def evaluate_tracking(gt: dict[str, TrackSequence], lengths: dict[str, int],
             r = res[folder]
             scores[name] = {
                 "combined": _summary(r["COMBINED_SEQ"]["pedestrian"]),
-                "sequences": {seq_names[k]: _summary(v["pedestrian"])
-                              for k, v in r.items() if k != "COMBINED_SEQ"},
+                "sequences": {
+                    seq_names[k]: _summary(v["pedestrian"])
+                    for k, v in r.items()
+                    if k != "COMBINED_SEQ"
+                },
             }
         return scores
     finally:

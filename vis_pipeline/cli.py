@@ -52,33 +52,53 @@ def _quiet_decoder_logs() -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="run_pipeline.py", description=__doc__.split("\n\n")[0],
+        prog="run_pipeline.py",
+        description=__doc__.split("\n\n")[0],
         epilog="Every config key is documented in docs/configuration.md. Exit codes: 0 ok, "
-               "2 bad input/config/weights, 3 sink delivery failed, 130 interrupted.",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        "2 bad input/config/weights, 3 sink delivery failed, 130 interrupted.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--config", "-c", help="YAML config file (e.g. configs/demo.yaml)")
-    p.add_argument("--source", "-s", action="append", metavar="URI",
-                   help="video file, folder of images, folder of videos, glob ('videos/*.mp4'), "
-                        "rtsp://, http://, udp:// stream or camera index; repeat for several "
-                        "streams (overrides source:/sources:)")
+    p.add_argument(
+        "--source",
+        "-s",
+        action="append",
+        metavar="URI",
+        help="video file, folder of images, folder of videos, glob ('videos/*.mp4'), "
+        "rtsp://, http://, udp:// stream or camera index; repeat for several "
+        "streams (overrides source:/sources:)",
+    )
     p.add_argument("--stream-id", help="id of the stream in the results (default: file name)")
-    p.add_argument("--output", "-o", help="output folder for JSONL and overlay video "
-                   "(overrides output:)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key, e.g. --set keyframes.interval=5 (repeatable; "
-                        "VALUE is YAML)")
+    p.add_argument(
+        "--output", "-o", help="output folder for JSONL and overlay video (overrides output:)"
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. --set keyframes.interval=5 (repeatable; VALUE is YAML)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--restart", action="store_true",
-                   help="ignore checkpoints and finished markers in --output: redo every input")
+    p.add_argument(
+        "--restart",
+        action="store_true",
+        help="ignore checkpoints and finished markers in --output: redo every input",
+    )
     p.add_argument("--summary-json", metavar="FILE", help="also write the run summary as JSON")
-    p.add_argument("--print-config", action="store_true", help="print the effective config and exit")
+    p.add_argument(
+        "--print-config", action="store_true", help="print the effective config and exit"
+    )
     p.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING (default), ERROR")
     return p
 
 
 def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=getattr(logging, str(level).upper(), logging.WARNING),
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=getattr(logging, str(level).upper(), logging.WARNING),
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     status.setLevel(logging.INFO)
     if logging.getLogger().level > logging.DEBUG:  # kafka-python logs each refused connection
         logging.getLogger("kafka").setLevel(logging.CRITICAL)
@@ -90,8 +110,13 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging(args.log_level)
     _quiet_decoder_logs()
     try:
-        cfg = load_config(args.config, args.overrides, sources=args.source, output=args.output,
-                          stream_id=args.stream_id)
+        cfg = load_config(
+            args.config,
+            args.overrides,
+            sources=args.source,
+            output=args.output,
+            stream_id=args.stream_id,
+        )
     except ConfigError as exc:
         print(f"error: invalid config: {exc}", file=sys.stderr)
         return EXIT_INPUT

@@ -75,7 +75,9 @@ class PipelineConfig:
             raise ConfigError(f"checkpoint_every={self.checkpoint_every!r} must be >= 1")
 
 
-def load_config(path: str | Path | None, overrides: Sequence[str] = (), **cli: Any) -> PipelineConfig:
+def load_config(
+    path: str | Path | None, overrides: Sequence[str] = (), **cli: Any
+) -> PipelineConfig:
     """Read YAML, apply ``--set key.path=value`` overrides and CLI options, validate.
 
     Args:
@@ -107,8 +109,9 @@ def load_config(path: str | Path | None, overrides: Sequence[str] = (), **cli: A
 
 def _read_yaml(path: Path) -> dict:
     if not path.is_file():
-        raise ConfigError(f"config file {path} not found: pass --config configs/demo.yaml or a "
-                          "path to your YAML")
+        raise ConfigError(
+            f"config file {path} not found: pass --config configs/demo.yaml or a path to your YAML"
+        )
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:

@@ -20,7 +20,19 @@ from streams.sources import IMAGE_SUFFIXES, stream_id_for
 from vis.config import ConfigError
 from vis_pipeline.config import PipelineConfig
 
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".wmv", ".flv"}
+VIDEO_SUFFIXES = {
+    ".mp4",
+    ".avi",
+    ".mkv",
+    ".mov",
+    ".webm",
+    ".m4v",
+    ".mpg",
+    ".mpeg",
+    ".ts",
+    ".wmv",
+    ".flv",
+}
 
 
 class StreamInput(NamedTuple):
@@ -40,22 +52,29 @@ def expand_inputs(cfg: PipelineConfig) -> tuple[list[StreamInput], list[str]]:
     if cfg.source:
         given.append(StreamInput(cfg.source, cfg.stream_id))
     for spec in cfg.sources or []:
-        given.append(StreamInput(spec, None) if isinstance(spec, str)
-                     else StreamInput(spec.uri, spec.stream_id))
+        given.append(
+            StreamInput(spec, None)
+            if isinstance(spec, str)
+            else StreamInput(spec.uri, spec.stream_id)
+        )
     if not given:
         raise ConfigError("source is not set: pass --source PATH or set source: in the config")
     streams: list[StreamInput] = []
     errors: list[str] = []
     for item in given:
         path = Path(item.uri).expanduser()
-        if (is_live_uri(item.uri) or path.is_file()
-                or (not path.exists() and not glob.has_magic(item.uri))):
+        if (
+            is_live_uri(item.uri)
+            or path.is_file()
+            or (not path.exists() and not glob.has_magic(item.uri))
+        ):
             streams.append(item)  # files (and missing paths: the source reports them)
         elif glob.has_magic(item.uri):
             matches = sorted(m for m in glob.glob(str(path)) if Path(m).is_file())
             if not matches:
-                errors.append(f"no file matches {item.uri}: check the pattern "
-                              "(quote it in the shell)")
+                errors.append(
+                    f"no file matches {item.uri}: check the pattern (quote it in the shell)"
+                )
             streams += [StreamInput(m, None) for m in matches]
         elif path.is_dir():
             streams += _expand_folder(path, item)

@@ -22,15 +22,27 @@ class ProgressBars:
     """tqdm bars: ``all`` plus one per active stream (closed when the stream finishes)."""
 
     def __init__(self, declared_frames: int) -> None:
-        self.overall = tqdm(total=declared_frames or None, unit="frame", desc="all",
-                            dynamic_ncols=True, file=sys.stderr, position=0)
+        self.overall = tqdm(
+            total=declared_frames or None,
+            unit="frame",
+            desc="all",
+            dynamic_ncols=True,
+            file=sys.stderr,
+            position=0,
+        )
         self.streams: dict[str, tqdm] = {}
 
     def add_stream(self, stream: StreamRun) -> None:
         self.streams[stream.stream_id] = tqdm(
-            total=stream.source.declared_frames or None, initial=stream.resume_from + 1,
-            unit="frame", desc=stream.stream_id[:24], dynamic_ncols=True, file=sys.stderr,
-            leave=False, position=1 + len(self.streams))
+            total=stream.source.declared_frames or None,
+            initial=stream.resume_from + 1,
+            unit="frame",
+            desc=stream.stream_id[:24],
+            dynamic_ncols=True,
+            file=sys.stderr,
+            leave=False,
+            position=1 + len(self.streams),
+        )
 
     def frame_done(self, stream: StreamRun) -> None:
         self.overall.update(1)
@@ -63,7 +75,15 @@ class StatusReporter:
             s = stream.summary()
             stages = " ".join(f"{k} {a:.0f}/{b:.0f}" for k, (a, b) in s["stage_ms_p50_p99"].items())
             elapsed = max(time.perf_counter() - stream.started_at, 1e-9)
-            status.info("%s: %d frames, %.1f fps, latency p50 %.0f / p99 %.0f ms, dropped %d, "
-                        "reconnects %d; ms p50/p99 %s", s["stream_id"], s["frames"],
-                        s["frames"] / elapsed, s["latency_ms_p50"], s["latency_ms_p99"],
-                        s["dropped_frames"], s["reconnects"], stages)
+            status.info(
+                "%s: %d frames, %.1f fps, latency p50 %.0f / p99 %.0f ms, dropped %d, "
+                "reconnects %d; ms p50/p99 %s",
+                s["stream_id"],
+                s["frames"],
+                s["frames"] / elapsed,
+                s["latency_ms_p50"],
+                s["latency_ms_p99"],
+                s["dropped_frames"],
+                s["reconnects"],
+                stages,
+            )

@@ -36,8 +36,17 @@ log = logging.getLogger(__name__)
 
 #: top-level settings that cannot change a stream's results (left out of the digest)
 SETTINGS_THAT_CANNOT_CHANGE_RESULTS = (
-    "source", "sources", "stream_id", "output", "resume", "queue_size", "parallel_streams",
-    "checkpoint_every", "live", "sinks")
+    "source",
+    "sources",
+    "stream_id",
+    "output",
+    "resume",
+    "queue_size",
+    "parallel_streams",
+    "checkpoint_every",
+    "live",
+    "sinks",
+)
 #: version of the checkpoint files (the JSON + npz layout, not the tracker state inside)
 CHECKPOINT_FORMAT = 1
 _ARRAY, _SCALAR = "__array__", "__scalar__"
@@ -174,9 +183,14 @@ class ResumeStore:
         self.dir.mkdir(parents=True, exist_ok=True)
         arrays_path = self.dir / f"{safe_name(stream_id)}.ckpt-{frame_index}.npz"
         _write_atomically(arrays_path, lambda fh: np.savez(fh, **state.arrays))
-        document = {"checkpoint_format": CHECKPOINT_FORMAT, "config": self.digest,
-                    "stream_id": stream_id, "frame_index": frame_index,
-                    "arrays": arrays_path.name, "state": state.document}
+        document = {
+            "checkpoint_format": CHECKPOINT_FORMAT,
+            "config": self.digest,
+            "stream_id": stream_id,
+            "frame_index": frame_index,
+            "arrays": arrays_path.name,
+            "state": state.document,
+        }
         text = json.dumps(document, allow_nan=True).encode("utf-8")
         _write_atomically(self.checkpoint_path(stream_id), lambda fh: fh.write(text))
         for old in self._arrays_files(stream_id):
@@ -206,20 +220,25 @@ class ResumeStore:
         if not path.is_file():
             legacy = self._legacy_path(stream_id)
             if legacy.is_file():
-                raise ResumeError(f"checkpoint {legacy} is a pickle (written by an older version) "
-                                  "and is never loaded: pass --restart to redo the stream")
+                raise ResumeError(
+                    f"checkpoint {legacy} is a pickle (written by an older version) "
+                    "and is never loaded: pass --restart to redo the stream"
+                )
             return None
         try:
             document = json.loads(path.read_bytes().decode("utf-8"))
             if not isinstance(document, dict) or "state" not in document:
                 raise ValueError("no state")
         except ValueError:
-            raise ResumeError(f"checkpoint {path} is not a JSON checkpoint of this program (a "
-                              "pickle?) and is not loaded: pass --restart to redo the stream"
-                              ) from None
+            raise ResumeError(
+                f"checkpoint {path} is not a JSON checkpoint of this program (a "
+                "pickle?) and is not loaded: pass --restart to redo the stream"
+            ) from None
         if document.get("config") != self.digest:
-            raise ResumeError(f"{self.dir.parent} holds a partial run of {stream_id} made with a "
-                              "different config: pass --restart or another --output")
+            raise ResumeError(
+                f"{self.dir.parent} holds a partial run of {stream_id} made with a "
+                "different config: pass --restart or another --output"
+            )
         arrays = _load_arrays(self.dir / str(document.get("arrays")))
         return Checkpoint(int(document["frame_index"]), decode_state(document["state"], arrays))
 
@@ -244,8 +263,10 @@ class ResumeStore:
         except (ValueError, AttributeError):
             digest = None
         if digest != self.digest:
-            raise ResumeError(f"{self.dir.parent} holds finished results of {stream_id} made "
-                              "with a different config: pass --restart or another --output")
+            raise ResumeError(
+                f"{self.dir.parent} holds finished results of {stream_id} made "
+                "with a different config: pass --restart or another --output"
+            )
         return True
 
     def clear(self, stream_id: str) -> None:
@@ -269,8 +290,10 @@ def _load_arrays(path: Path) -> dict[str, np.ndarray]:
         with loaded:
             return {name: loaded[name] for name in loaded.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise ResumeError(f"checkpoint arrays {path} cannot be loaded as plain data ({exc}): "
-                          "pass --restart to redo the stream") from None
+        raise ResumeError(
+            f"checkpoint arrays {path} cannot be loaded as plain data ({exc}): "
+            "pass --restart to redo the stream"
+        ) from None
 
 
 def open_store(cfg: PipelineConfig, stream_ids: list[str], *, restart: bool) -> ResumeStore | None:
@@ -296,8 +319,10 @@ def restore(processor: StreamProcessor, point: ResumePoint, stream_id: str) -> N
     try:
         processor.load_state_dict(point.state)
     except (ValueError, KeyError, TypeError, IndexError) as exc:
-        raise ResumeError(f"the checkpoint of {stream_id} cannot be restored ({exc}): pass "
-                          "--restart to redo the stream") from None
+        raise ResumeError(
+            f"the checkpoint of {stream_id} cannot be restored ({exc}): pass "
+            "--restart to redo the stream"
+        ) from None
 
 
 # -- outputs of a resumed stream -------------------------------------------------------------------

@@ -34,8 +34,14 @@ from vis_pipeline.writer import Writer
 log = logging.getLogger(__name__)
 
 
-def run(cfg: PipelineConfig, *, progress: bool = True, stop: threading.Event | None = None,
-        extra_sinks: list[Sink] | None = None, restart: bool = False) -> RunSummary:
+def run(
+    cfg: PipelineConfig,
+    *,
+    progress: bool = True,
+    stop: threading.Event | None = None,
+    extra_sinks: list[Sink] | None = None,
+    restart: bool = False,
+) -> RunSummary:
     """Run every source of ``cfg``.
 
     Args:
@@ -63,9 +69,14 @@ def run(cfg: PipelineConfig, *, progress: bool = True, stop: threading.Event | N
     # redrawing a resumed overlay needs the kept results, which are in the JSONL file
     redraw = OverlayRedraw(out_dir, overlay) if overlay is not None and cfg.sinks.jsonl else None
     writer = Writer(sinks, stop=stop, queue_size=cfg.queue_size, store=store, redraw=redraw)
-    context = RunContext(config=cfg, labels=detector.labels, stop=stop,
-                         activity=threading.Event(), store=store,
-                         redraw_overlay=redraw is not None)
+    context = RunContext(
+        config=cfg,
+        labels=detector.labels,
+        stop=stop,
+        activity=threading.Event(),
+        store=store,
+        redraw_overlay=redraw is not None,
+    )
     bars = ProgressBars(declared_frames(inputs)) if progress else None
     admission = Admission(inputs, context, summary, overlay=overlay, bars=bars)
     scheduler = Scheduler(context, detector, writer, admission, bars)
@@ -112,8 +123,15 @@ class Admission:
         bars: progress bars, or None.
     """
 
-    def __init__(self, inputs: list[StreamInput], context: RunContext, summary: RunSummary, *,
-                 overlay: OverlayVideoSink | None = None, bars: ProgressBars | None = None) -> None:
+    def __init__(
+        self,
+        inputs: list[StreamInput],
+        context: RunContext,
+        summary: RunSummary,
+        *,
+        overlay: OverlayVideoSink | None = None,
+        bars: ProgressBars | None = None,
+    ) -> None:
         self.pending = deque(inputs)
         self.context = context
         self.summary = summary
@@ -151,8 +169,12 @@ class Admission:
             self.summary.outputs.append(str(self.overlay.path_for(stream_id)))
 
 
-def _conclude(summary: RunSummary, streams: list[StreamRun], sink_errors: list[BaseException],
-              failure: BaseException | None) -> None:
+def _conclude(
+    summary: RunSummary,
+    streams: list[StreamRun],
+    sink_errors: list[BaseException],
+    failure: BaseException | None,
+) -> None:
     """Set the exit code and error line; re-raise ``failure`` (or a stream's unexpected
     error) unless a sink failed."""
     for stream in streams:
@@ -170,8 +192,12 @@ def _conclude(summary: RunSummary, streams: list[StreamRun], sink_errors: list[B
     for stream in summary.streams:
         if stream["truncated"]:
             summary.failed_inputs.append(
-                f"video {stream['source']} is truncated: decoded frames were processed and written")
+                f"video {stream['source']} is truncated: decoded frames were processed and written"
+            )
     if summary.failed_inputs:
         summary.exit_code = EXIT_INPUT
-        summary.error = (summary.failed_inputs[0] if len(summary.failed_inputs) == 1 else
-                         f"{len(summary.failed_inputs)} inputs failed (see summary)")
+        summary.error = (
+            summary.failed_inputs[0]
+            if len(summary.failed_inputs) == 1
+            else f"{len(summary.failed_inputs)} inputs failed (see summary)"
+        )

@@ -43,9 +43,14 @@ class Scheduler:
         bars: progress bars (None: none).
     """
 
-    def __init__(self, context: RunContext, detector: Detector, writer: Writer,
-                 admit: Callable[[list[StreamRun]], list[StreamRun]],
-                 bars: ProgressBars | None = None) -> None:
+    def __init__(
+        self,
+        context: RunContext,
+        detector: Detector,
+        writer: Writer,
+        admit: Callable[[list[StreamRun]], list[StreamRun]],
+        bars: ProgressBars | None = None,
+    ) -> None:
         cfg = context.config
         self.context = context
         self.detector = detector
@@ -101,17 +106,23 @@ class Scheduler:
 
     def _keyframe_batch(self, order: list[StreamRun]) -> list[tuple[StreamRun, Frame]]:
         """Keyframes at the heads, then look-ahead in file streams to fill the batch."""
-        batch = [(stream, stream.buffer[0].frame) for stream in order
-                 if stream.buffer and not stream.head_ready()]
+        batch = [
+            (stream, stream.buffer[0].frame)
+            for stream in order
+            if stream.buffer and not stream.head_ready()
+        ]
         for stream in order:
             if len(batch) >= self.batch_size or stream.live or not batch:
                 break
             if stream.pending_keyframes():
-                while (len(stream.pending_keyframes()) < self.batch_size
-                       and len(stream.buffer) < self.lookahead and stream.pull(block=True)):
+                while (
+                    len(stream.pending_keyframes()) < self.batch_size
+                    and len(stream.buffer) < self.lookahead
+                    and stream.pull(block=True)
+                ):
                     pass
                 batch += [(stream, frame) for frame in stream.pending_keyframes()[1:]]
-        return batch[:self.batch_size]
+        return batch[: self.batch_size]
 
     def _detect(self, batch: list[tuple[StreamRun, Frame]]) -> None:
         started = time.perf_counter()
@@ -136,16 +147,23 @@ class Scheduler:
         self._send(ResultMsg(result, item.frame.image))
         stream.latency.add("end_to_end", time.monotonic() - item.frame.captured_at)
         if self._checkpoint_due(stream):
-            self.writer.put(CheckpointMsg(stream.stream_id, item.frame.index,
-                                          encode_state(stream.processor.state_dict())))
+            self.writer.put(
+                CheckpointMsg(
+                    stream.stream_id, item.frame.index, encode_state(stream.processor.state_dict())
+                )
+            )
         if self.bars is not None:
             self.bars.frame_done(stream)
         return True
 
     def _checkpoint_due(self, stream: StreamRun) -> bool:
         """Offline streams, every ``checkpoint_every`` frames, when no detections are ahead."""
-        return (self.context.store is not None and not stream.live and not stream.detections
-                and stream.processor.frames % self.checkpoint_every == 0)
+        return (
+            self.context.store is not None
+            and not stream.live
+            and not stream.detections
+            and stream.processor.frames % self.checkpoint_every == 0
+        )
 
     def _retire_finished(self) -> None:
         for stream in list(self.active):
@@ -157,8 +175,11 @@ class Scheduler:
             self.active.remove(stream)
             self.finished.append(stream)
             complete = stream.failure is None and not stream.source.stats["truncated"]
-            marker = (stream.summary() if complete and self.context.store is not None
-                      and not stream.live else None)
+            marker = (
+                stream.summary()
+                if complete and self.context.store is not None and not stream.live
+                else None
+            )
             self.writer.put(StreamDoneMsg(stream.stream_id, marker))
             self.active += self.admit(self.active)
 

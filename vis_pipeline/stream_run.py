@@ -80,25 +80,34 @@ class StreamRun:
         self.complete = point.complete
         self.resume_from = point.frame_index
         if self.complete:
-            log.info("%s: already complete in %s, skipped (--restart to redo)",
-                     stream_input.stream_id, cfg.output)
+            log.info(
+                "%s: already complete in %s, skipped (--restart to redo)",
+                stream_input.stream_id,
+                cfg.output,
+            )
             return
         if self.live:
-            self.source = LiveSource(self.uri, stream_id=stream_input.stream_id, config=cfg.live,
-                                     stop=self.stop)
+            self.source = LiveSource(
+                self.uri, stream_id=stream_input.stream_id, config=cfg.live, stop=self.stop
+            )
         else:
             self.source = open_source(self.uri, stream_id=stream_input.stream_id, fps=cfg.fps)
         self.stream_id: str = self.source.stream_id
         if cfg.sinks.jsonl:  # a fresh start empties the file; a resume keeps what it resumes from
             resume.prepare_jsonl(cfg.output, self.stream_id, self.resume_from)
         self.processor = StreamProcessor(
-            stream_id=self.stream_id, labels=context.labels, tracker=cfg.tracker,
-            propagation=cfg.propagation, keyframes=cfg.keyframes,
-            max_gap_ms=cfg.live.max_gap_ms if self.live else 0.0)
+            stream_id=self.stream_id,
+            labels=context.labels,
+            tracker=cfg.tracker,
+            propagation=cfg.propagation,
+            keyframes=cfg.keyframes,
+            max_gap_ms=cfg.live.max_gap_ms if self.live else 0.0,
+        )
         resume.restore(self.processor, point, self.stream_id)
         self.redraw_overlay = context.redraw_overlay
         self.queue: queue.Queue[QueuedFrame] = queue.Queue(
-            cfg.live.buffer_frames if self.live else cfg.queue_size)
+            cfg.live.buffer_frames if self.live else cfg.queue_size
+        )
         self.buffer: deque[BufferedFrame] = deque()
         self.detections: dict[int, Detections] = {}  # keyframe index -> detections, ahead of use
         self.reader_done = False
@@ -108,8 +117,9 @@ class StreamRun:
         self.dropped = {"dropped": 0}
         self.started_at = time.perf_counter()
         self.seconds = 0.0
-        self.thread = threading.Thread(target=self._read, name=f"reader-{self.stream_id}",
-                                       daemon=True)
+        self.thread = threading.Thread(
+            target=self._read, name=f"reader-{self.stream_id}", daemon=True
+        )
 
     def start(self) -> None:
         self.thread.start()
@@ -166,8 +176,9 @@ class StreamRun:
                     return False
                 continue
             is_keyframe = self.processor.is_keyframe(item.frame)
-            self.buffer.append(BufferedFrame(item.frame, is_keyframe and not item.written,
-                                             item.written))
+            self.buffer.append(
+                BufferedFrame(item.frame, is_keyframe and not item.written, item.written)
+            )
             return True
 
     @property
@@ -193,15 +204,22 @@ class StreamRun:
                 percentiles[stage] = [round(x, 2) for x in timer.percentiles_ms(stage)]
         frames = self.processor.frames
         return {
-            "stream_id": self.stream_id, "source": self.uri, "live": self.live,
-            "frames": frames, "keyframes": self.processor.keyframes,
-            "tracks": self.processor.tracker.total_started, "corrupt_frames": stats["corrupt"],
-            "truncated": bool(stats["truncated"]), "dropped_frames": self.dropped["dropped"],
-            "reconnects": stats.get("reconnects", 0), "resumed_after_frame": self.resume_from,
+            "stream_id": self.stream_id,
+            "source": self.uri,
+            "live": self.live,
+            "frames": frames,
+            "keyframes": self.processor.keyframes,
+            "tracks": self.processor.tracker.total_started,
+            "corrupt_frames": stats["corrupt"],
+            "truncated": bool(stats["truncated"]),
+            "dropped_frames": self.dropped["dropped"],
+            "reconnects": stats.get("reconnects", 0),
+            "resumed_after_frame": self.resume_from,
             "rtsp_transport": self.source.transport if self.live else None,
             "seconds": round(self.seconds, 3),
             "fps": round(frames / self.seconds, 3) if self.seconds > 0 else 0.0,
-            "latency_ms_p50": round(p50, 1), "latency_ms_p99": round(p99, 1),
+            "latency_ms_p50": round(p50, 1),
+            "latency_ms_p99": round(p99, 1),
             "stage_seconds": {k: round(v, 4) for k, v in stages.items()},
             "stage_ms_p50_p99": percentiles,
         }

@@ -51,11 +51,13 @@ class RunSummary:
         lines = []
         for stream in self.streams:
             lines += _render_stream(stream)
-        lines.append(f"total: {len(self.streams)} streams, {self.frames} frames in "
-                     f"{self.seconds:.1f} s ({self.fps:.2f} fps); detector calls "
-                     f"{self.detector_calls}; sinks {self.sink_seconds / max(self.frames, 1) * 1000:.1f} "
-                     f"ms/frame; {len(self.skipped_complete)} already complete; "
-                     f"{len(self.failed_inputs)} failed")
+        lines.append(
+            f"total: {len(self.streams)} streams, {self.frames} frames in "
+            f"{self.seconds:.1f} s ({self.fps:.2f} fps); detector calls "
+            f"{self.detector_calls}; sinks {self.sink_seconds / max(self.frames, 1) * 1000:.1f} "
+            f"ms/frame; {len(self.skipped_complete)} already complete; "
+            f"{len(self.failed_inputs)} failed"
+        )
         for failure in self.failed_inputs:
             lines.append(f"  failed: {failure}")
         for name, stats in self.sink_stats.items():
@@ -71,12 +73,14 @@ def _render_stream(s: dict) -> list[str]:
         extra = f"  dropped {s['dropped_frames']}  reconnects {s['reconnects']}"
     if s["resumed_after_frame"] >= 0:
         extra += f"  resumed after frame {s['resumed_after_frame']}"
-    lines = [f"stream {s['stream_id']} ({s['source']})",
-             f"  frames {s['frames']}  keyframes {s['keyframes']}  tracks {s['tracks']}  "
-             f"corrupt skipped {s['corrupt_frames']}"
-             f"{'  TRUNCATED' if s['truncated'] else ''}{extra}",
-             f"  time {s['seconds']:.1f} s  fps {s['fps']:.2f}  latency p50 "
-             f"{s['latency_ms_p50']:.0f} ms  p99 {s['latency_ms_p99']:.0f} ms"]
+    lines = [
+        f"stream {s['stream_id']} ({s['source']})",
+        f"  frames {s['frames']}  keyframes {s['keyframes']}  tracks {s['tracks']}  "
+        f"corrupt skipped {s['corrupt_frames']}"
+        f"{'  TRUNCATED' if s['truncated'] else ''}{extra}",
+        f"  time {s['seconds']:.1f} s  fps {s['fps']:.2f}  latency p50 "
+        f"{s['latency_ms_p50']:.0f} ms  p99 {s['latency_ms_p99']:.0f} ms",
+    ]
     if s["frames"]:
         per = "  ".join(f"{k} {v / s['frames'] * 1000:.1f}" for k, v in s["stage_seconds"].items())
         lines.append(f"  ms/frame by stage: {per}")

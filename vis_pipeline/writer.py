@@ -39,8 +39,15 @@ class Writer:
         redraw: redraws resumed streams' overlays (None: no overlay).
     """
 
-    def __init__(self, sinks: list[Sink], *, stop: threading.Event, queue_size: int,
-                 store: ResumeStore | None = None, redraw: OverlayRedraw | None = None) -> None:
+    def __init__(
+        self,
+        sinks: list[Sink],
+        *,
+        stop: threading.Event,
+        queue_size: int,
+        store: ResumeStore | None = None,
+        redraw: OverlayRedraw | None = None,
+    ) -> None:
         self.sinks = sinks
         self.stop = stop
         self.store = store

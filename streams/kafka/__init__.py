@@ -35,8 +35,24 @@ from streams.kafka.tracks import (
 )
 
 __all__ = [
-    "RECORD_OVERHEAD", "TRACK_SCHEMA", "ConsumedFrame", "FrameAssembler", "FrameReader",
-    "KafkaSecurity", "KafkaSink", "KafkaSinkConfig", "StreamCounts", "Timeline", "TrackEvents",
-    "TrackTimelines", "coarsen_mask", "dumps_json", "fit_record", "format_summary",
-    "load_kafka_config", "main", "parse_start", "tracked_instances",
+    "RECORD_OVERHEAD",
+    "TRACK_SCHEMA",
+    "ConsumedFrame",
+    "FrameAssembler",
+    "FrameReader",
+    "KafkaSecurity",
+    "KafkaSink",
+    "KafkaSinkConfig",
+    "StreamCounts",
+    "Timeline",
+    "TrackEvents",
+    "TrackTimelines",
+    "coarsen_mask",
+    "dumps_json",
+    "fit_record",
+    "format_summary",
+    "load_kafka_config",
+    "main",
+    "parse_start",
+    "tracked_instances",
 ]

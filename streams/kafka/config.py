@@ -60,6 +60,7 @@ def _redact_in_logs(secret: str) -> None:
             if _REDACTOR not in logger.filters:
                 logger.addFilter(_REDACTOR)
 
+
 # -- settings -----------------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
 class KafkaSecurity:
@@ -77,22 +78,43 @@ class KafkaSecurity:
 
     def __post_init__(self) -> None:
         sasl = self.security_protocol.startswith("SASL_")
-        require(not sasl or self.sasl_mechanism is not None, "sasl_mechanism",
-                self.sasl_mechanism, f"must be set when security_protocol is "
-                f"{self.security_protocol}")
-        require(sasl or self.sasl_mechanism is None, "sasl_mechanism", self.sasl_mechanism,
-                "needs security_protocol SASL_PLAINTEXT or SASL_SSL")
-        require(not sasl or bool(self.sasl_plain_username), "sasl_plain_username",
-                self.sasl_plain_username, "must be set for SASL")
-        require(not sasl or bool(self.sasl_password_env), "sasl_password_env",
-                self.sasl_password_env, "must name the environment variable holding the "
-                "SASL password")
-        require(self.sasl_password_env is None
-                or re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.sasl_password_env) is not None,
-                "sasl_password_env", self.sasl_password_env,
-                "must be an environment variable name")
-        require(self.ssl_cafile is None or self.security_protocol in ("SSL", "SASL_SSL"),
-                "ssl_cafile", self.ssl_cafile, "needs security_protocol SSL or SASL_SSL")
+        require(
+            not sasl or self.sasl_mechanism is not None,
+            "sasl_mechanism",
+            self.sasl_mechanism,
+            f"must be set when security_protocol is {self.security_protocol}",
+        )
+        require(
+            sasl or self.sasl_mechanism is None,
+            "sasl_mechanism",
+            self.sasl_mechanism,
+            "needs security_protocol SASL_PLAINTEXT or SASL_SSL",
+        )
+        require(
+            not sasl or bool(self.sasl_plain_username),
+            "sasl_plain_username",
+            self.sasl_plain_username,
+            "must be set for SASL",
+        )
+        require(
+            not sasl or bool(self.sasl_password_env),
+            "sasl_password_env",
+            self.sasl_password_env,
+            "must name the environment variable holding the SASL password",
+        )
+        require(
+            self.sasl_password_env is None
+            or re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.sasl_password_env) is not None,
+            "sasl_password_env",
+            self.sasl_password_env,
+            "must be an environment variable name",
+        )
+        require(
+            self.ssl_cafile is None or self.security_protocol in ("SSL", "SASL_SSL"),
+            "ssl_cafile",
+            self.ssl_cafile,
+            "needs security_protocol SSL or SASL_SSL",
+        )
 
     def client_kwargs(self) -> dict[str, Any]:
         """kafka-python keyword arguments (the password read from the environment now).
@@ -106,12 +128,15 @@ class KafkaSecurity:
             assert self.sasl_password_env is not None
             password = os.environ.get(self.sasl_password_env)
             if not password:
-                raise ConfigError(f"sasl_password_env: environment variable "
-                                  f"{self.sasl_password_env} is not set")
+                raise ConfigError(
+                    f"sasl_password_env: environment variable {self.sasl_password_env} is not set"
+                )
             _redact_in_logs(password)
-            kw.update(sasl_mechanism=self.sasl_mechanism,
-                      sasl_plain_username=self.sasl_plain_username,
-                      sasl_plain_password=password)
+            kw.update(
+                sasl_mechanism=self.sasl_mechanism,
+                sasl_plain_username=self.sasl_plain_username,
+                sasl_plain_password=password,
+            )
         if self.ssl_cafile is not None:
             kw["ssl_cafile"] = self.ssl_cafile
         return kw
@@ -175,41 +200,91 @@ class KafkaSinkConfig:
     security: KafkaSecurity = dataclasses.field(default_factory=KafkaSecurity)
 
     def __post_init__(self) -> None:
-        require(bool(self.bootstrap_servers.strip()), "bootstrap_servers",
-                self.bootstrap_servers, "must be host:port")
-        require(_TOPIC_RE.match(self.topic) is not None, "topic", self.topic,
-                "must be 1-249 characters of [A-Za-z0-9._-]")
-        require(self.tracks_topic is None or _TOPIC_RE.match(self.tracks_topic) is not None,
-                "tracks_topic", self.tracks_topic, "must be 1-249 characters of [A-Za-z0-9._-]")
-        require(self.tracks_topic != self.topic, "tracks_topic", self.tracks_topic,
-                "must differ from topic")
+        require(
+            bool(self.bootstrap_servers.strip()),
+            "bootstrap_servers",
+            self.bootstrap_servers,
+            "must be host:port",
+        )
+        require(
+            _TOPIC_RE.match(self.topic) is not None,
+            "topic",
+            self.topic,
+            "must be 1-249 characters of [A-Za-z0-9._-]",
+        )
+        require(
+            self.tracks_topic is None or _TOPIC_RE.match(self.tracks_topic) is not None,
+            "tracks_topic",
+            self.tracks_topic,
+            "must be 1-249 characters of [A-Za-z0-9._-]",
+        )
+        require(
+            self.tracks_topic != self.topic,
+            "tracks_topic",
+            self.tracks_topic,
+            "must differ from topic",
+        )
         require(self.linger_ms >= 0, "linger_ms", self.linger_ms, "must be >= 0")
         require(self.batch_size >= 1024, "batch_size", self.batch_size, "must be >= 1024")
-        require(self.max_request_size >= 16384, "max_request_size", self.max_request_size,
-                "must be >= 16384")
-        require(self.retries >= 1, "retries", self.retries,
-                "must be >= 1 (0 would lose records and silently disable idempotence)")
-        require(self.max_in_flight is None or self.max_in_flight >= 1, "max_in_flight",
-                self.max_in_flight, "must be >= 1")
-        require(not self.enable_idempotence or (self.max_in_flight or 0) <= 5, "max_in_flight",
-                self.max_in_flight, "must be <= 5 with enable_idempotence (kafka-python "
-                "silently disables idempotence above 5)")
-        require(self.request_timeout_ms >= 100, "request_timeout_ms", self.request_timeout_ms,
-                "must be >= 100")
-        require(self.delivery_timeout_s * 1000 >= self.linger_ms + self.request_timeout_ms,
-                "delivery_timeout_s", self.delivery_timeout_s,
-                "must be >= (linger_ms + request_timeout_ms) / 1000")
-        require(self.buffer_max_records >= 1, "buffer_max_records", self.buffer_max_records,
-                "must be >= 1")
-        require(self.buffer_max_bytes >= self.max_request_size, "buffer_max_bytes",
-                self.buffer_max_bytes, "must be >= max_request_size")
+        require(
+            self.max_request_size >= 16384,
+            "max_request_size",
+            self.max_request_size,
+            "must be >= 16384",
+        )
+        require(
+            self.retries >= 1,
+            "retries",
+            self.retries,
+            "must be >= 1 (0 would lose records and silently disable idempotence)",
+        )
+        require(
+            self.max_in_flight is None or self.max_in_flight >= 1,
+            "max_in_flight",
+            self.max_in_flight,
+            "must be >= 1",
+        )
+        require(
+            not self.enable_idempotence or (self.max_in_flight or 0) <= 5,
+            "max_in_flight",
+            self.max_in_flight,
+            "must be <= 5 with enable_idempotence (kafka-python "
+            "silently disables idempotence above 5)",
+        )
+        require(
+            self.request_timeout_ms >= 100,
+            "request_timeout_ms",
+            self.request_timeout_ms,
+            "must be >= 100",
+        )
+        require(
+            self.delivery_timeout_s * 1000 >= self.linger_ms + self.request_timeout_ms,
+            "delivery_timeout_s",
+            self.delivery_timeout_s,
+            "must be >= (linger_ms + request_timeout_ms) / 1000",
+        )
+        require(
+            self.buffer_max_records >= 1,
+            "buffer_max_records",
+            self.buffer_max_records,
+            "must be >= 1",
+        )
+        require(
+            self.buffer_max_bytes >= self.max_request_size,
+            "buffer_max_bytes",
+            self.buffer_max_bytes,
+            "must be >= max_request_size",
+        )
         require(self.block_timeout_s > 0, "block_timeout_s", self.block_timeout_s, "must be > 0")
-        require(self.connect_timeout_s > 0, "connect_timeout_s", self.connect_timeout_s,
-                "must be > 0")
-        require(self.track_end_frames >= 1, "track_end_frames", self.track_end_frames,
-                "must be >= 1")
-        require(self.topic_partitions >= 0, "topic_partitions", self.topic_partitions,
-                "must be >= 0")
+        require(
+            self.connect_timeout_s > 0, "connect_timeout_s", self.connect_timeout_s, "must be > 0"
+        )
+        require(
+            self.track_end_frames >= 1, "track_end_frames", self.track_end_frames, "must be >= 1"
+        )
+        require(
+            self.topic_partitions >= 0, "topic_partitions", self.topic_partitions, "must be >= 0"
+        )
 
     def in_flight(self, idempotent: bool) -> int:
         """In-flight requests per connection for a producer that is (not) idempotent."""
@@ -255,10 +330,13 @@ def check_codec(codec: str) -> None:
     """``ConfigError`` if kafka-python lacks the library for ``codec``."""
     from kafka import codec as kcodec
 
-    needs = {"lz4": (kcodec.has_lz4, "lz4"), "zstd": (kcodec.has_zstd, "zstandard"),
-             "snappy": (kcodec.has_snappy, "python-snappy")}
+    needs = {
+        "lz4": (kcodec.has_lz4, "lz4"),
+        "zstd": (kcodec.has_zstd, "zstandard"),
+        "snappy": (kcodec.has_snappy, "python-snappy"),
+    }
     if codec in needs and not needs[codec][0]():
-        raise ConfigError(f"compression={codec!r} needs the {needs[codec][1]} package "
-                          f"(pip install {needs[codec][1]}), or choose compression: gzip")
-
-
+        raise ConfigError(
+            f"compression={codec!r} needs the {needs[codec][1]} package "
+            f"(pip install {needs[codec][1]}), or choose compression: gzip"
+        )

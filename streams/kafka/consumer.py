@@ -92,12 +92,21 @@ class FrameReader:
         consumer_kwargs: extra ``KafkaConsumer`` arguments.
     """
 
-    def __init__(self, topic: str, *, bootstrap_servers: str, group_id: str | None = None,
-                 partitions: Iterable[int] | None = None, start: str = "earliest",
-                 dedup: bool = True, validate_masks: bool = True,
-                 security: KafkaSecurity | None = None, client_id: str = "vis-consume",
-                 max_poll_interval_ms: int = 5000,
-                 consumer_kwargs: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        topic: str,
+        *,
+        bootstrap_servers: str,
+        group_id: str | None = None,
+        partitions: Iterable[int] | None = None,
+        start: str = "earliest",
+        dedup: bool = True,
+        validate_masks: bool = True,
+        security: KafkaSecurity | None = None,
+        client_id: str = "vis-consume",
+        max_poll_interval_ms: int = 5000,
+        consumer_kwargs: dict[str, Any] | None = None,
+    ) -> None:
         from kafka import KafkaConsumer
 
         if group_id is not None and partitions is not None:
@@ -197,9 +206,15 @@ class FrameReader:
                 hit = found.get(tp)
                 self.consumer.seek(tp, hit.offset if hit is not None else ends[tp])
 
-    def frames(self, *, max_records: int | None = None, idle_s: float | None = 5.0,
-               timeout_s: float | None = None, join_timeout_s: float = 30.0,
-               stop: threading.Event | None = None) -> Iterator[ConsumedFrame]:
+    def frames(
+        self,
+        *,
+        max_records: int | None = None,
+        idle_s: float | None = 5.0,
+        timeout_s: float | None = None,
+        join_timeout_s: float = 30.0,
+        stop: threading.Event | None = None,
+    ) -> Iterator[ConsumedFrame]:
         """Yield complete frames.
 
         Args:
@@ -227,8 +242,9 @@ class FrameReader:
                 if self.consumer.assignment():
                     last = now
                 elif now - start >= join_timeout_s:
-                    log.warning("no partition of %s assigned after %.0f s", self.topic,
-                                join_timeout_s)
+                    log.warning(
+                        "no partition of %s assigned after %.0f s", self.topic, join_timeout_s
+                    )
                     return
             if idle_s is not None and last is not None and now - last >= idle_s:
                 return
@@ -246,9 +262,13 @@ class FrameReader:
                         self._ts_reached.add(tp.partition)
                     rec = self.assembler.add(msg.value, msg.key)
                     if rec is not None:
-                        yield ConsumedFrame(rec, partition=msg.partition, offset=msg.offset,
-                                            kafka_timestamp_ms=msg.timestamp,
-                                            received_s=time.time())
+                        yield ConsumedFrame(
+                            rec,
+                            partition=msg.partition,
+                            offset=msg.offset,
+                            kafka_timestamp_ms=msg.timestamp,
+                            received_s=time.time(),
+                        )
                     if max_records is not None and n >= max_records:
                         self._commit()
                         return

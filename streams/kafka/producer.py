@@ -36,23 +36,38 @@ def connect_producer(cfg: KafkaSinkConfig, *, first: bool = False) -> tuple[Any,
     try:
         producer = KafkaProducer(**kwargs)
     except Exception as exc:
-        msg = (f"kafka topic {cfg.topic!r}: cannot connect to {cfg.bootstrap_servers} "
-               f"within {kwargs['bootstrap_timeout_ms'] / 1000:.1f} s: {error_text(exc)}")
+        msg = (
+            f"kafka topic {cfg.topic!r}: cannot connect to {cfg.bootstrap_servers} "
+            f"within {kwargs['bootstrap_timeout_ms'] / 1000:.1f} s: {error_text(exc)}"
+        )
         raise SinkError(msg) from exc
     idempotent = bool(producer.config.get("enable_idempotence", False))
-    if (cfg.enable_idempotence and not idempotent and cfg.max_in_flight is None
-            and kwargs["max_in_flight_requests_per_connection"] > 1):
+    if (
+        cfg.enable_idempotence
+        and not idempotent
+        and cfg.max_in_flight is None
+        and kwargs["max_in_flight_requests_per_connection"] > 1
+    ):
         # the broker refused idempotence: one request in flight keeps per-stream order
         close_producer(producer, 1.0)
         kwargs["max_in_flight_requests_per_connection"] = 1
         producer = KafkaProducer(**kwargs)
     if first:
-        log.info("kafka sink -> %s topic %s (tracks %s): acks=all idempotent=%s "
-                 "compression=%s max_request_size=%d", cfg.bootstrap_servers, cfg.topic,
-                 cfg.tracks_topic, idempotent, cfg.compression, cfg.max_request_size)
+        log.info(
+            "kafka sink -> %s topic %s (tracks %s): acks=all idempotent=%s "
+            "compression=%s max_request_size=%d",
+            cfg.bootstrap_servers,
+            cfg.topic,
+            cfg.tracks_topic,
+            idempotent,
+            cfg.compression,
+            cfg.max_request_size,
+        )
         if cfg.enable_idempotence and not idempotent:
-            log.warning("kafka sink: the broker does not support idempotent producers; "
-                        "duplicates possible on retries (consumers de-duplicate)")
+            log.warning(
+                "kafka sink: the broker does not support idempotent producers; "
+                "duplicates possible on retries (consumers de-duplicate)"
+            )
     return producer, idempotent
 
 
@@ -67,10 +82,12 @@ def create_topics(cfg: KafkaSinkConfig) -> None:
     from kafka.admin import KafkaAdminClient, NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
-    admin = KafkaAdminClient(bootstrap_servers=servers(cfg.bootstrap_servers),
-                             client_id=cfg.client_id,
-                             request_timeout_ms=int(cfg.connect_timeout_s * 1000),
-                             **cfg.security.client_kwargs())
+    admin = KafkaAdminClient(
+        bootstrap_servers=servers(cfg.bootstrap_servers),
+        client_id=cfg.client_id,
+        request_timeout_ms=int(cfg.connect_timeout_s * 1000),
+        **cfg.security.client_kwargs(),
+    )
     try:
         for topic in (cfg.topic, cfg.tracks_topic):
             if topic is None:
@@ -78,8 +95,9 @@ def create_topics(cfg: KafkaSinkConfig) -> None:
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics([NewTopic(topic, cfg.topic_partitions, 1)])
     except Exception as exc:
-        raise SinkError(f"kafka topic {cfg.topic!r}: cannot create topics: {error_text(exc)}"
-                        ) from exc
+        raise SinkError(
+            f"kafka topic {cfg.topic!r}: cannot create topics: {error_text(exc)}"
+        ) from exc
     finally:
         admin.close()
 
@@ -104,12 +122,21 @@ def is_permanent(exc: BaseException) -> bool:
     """Errors a re-send cannot fix."""
     from kafka import errors as ke
 
-    permanent = tuple(getattr(ke, name) for name in (
-        "MessageSizeTooLargeError", "RecordListTooLargeError", "InvalidTopicError",
-        "TopicAuthorizationFailedError", "ClusterAuthorizationFailedError",
-        "AuthenticationFailedError", "SaslAuthenticationFailedError",
-        "InvalidRequiredAcksError", "UnsupportedVersionError")
-        if hasattr(ke, name))
+    permanent = tuple(
+        getattr(ke, name)
+        for name in (
+            "MessageSizeTooLargeError",
+            "RecordListTooLargeError",
+            "InvalidTopicError",
+            "TopicAuthorizationFailedError",
+            "ClusterAuthorizationFailedError",
+            "AuthenticationFailedError",
+            "SaslAuthenticationFailedError",
+            "InvalidRequiredAcksError",
+            "UnsupportedVersionError",
+        )
+        if hasattr(ke, name)
+    )
     return isinstance(exc, (*permanent, TypeError, ValueError))
 
 

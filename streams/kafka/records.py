@@ -58,14 +58,17 @@ def _coarsen_instance(inst: dict[str, Any], room: int) -> dict[str, Any]:
     h, w = mask.shape
     block = 2
     while block <= max(h, w):
-        new = {**inst, "mask": encode_masks(coarsen_mask(mask, block)[None])[0],
-               "mask_coarsened": block}
+        new = {
+            **inst,
+            "mask": encode_masks(coarsen_mask(mask, block)[None])[0],
+            "mask_coarsened": block,
+        }
         if len(dumps_json(new)) <= room:
             return new
         block *= 2
     box = np.zeros((h, w), bool)  # last resort: the filled box (always a few bytes)
     x1, y1, x2, y2 = (round(float(v)) for v in inst["bbox"])
-    box[max(0, y1):max(0, y2), max(0, x1):max(0, x2)] = True
+    box[max(0, y1) : max(0, y2), max(0, x1) : max(0, x2)] = True
     return {**inst, "mask": encode_masks(box[None])[0], "mask_coarsened": -1}
 
 
@@ -107,10 +110,10 @@ def fit_record(record: dict[str, Any], budget: int) -> tuple[list[bytes], int]:
         groups[-1].append(inst)
         used += size
     n = len(groups)
-    values = [dumps_json({**head, "part": i, "parts": n, "instances": g})
-              for i, g in enumerate(groups)]
+    values = [
+        dumps_json({**head, "part": i, "parts": n, "instances": g}) for i, g in enumerate(groups)
+    ]
     return values, coarsened
-
 
 
 # -- reading: parse, validate, join parts, de-duplicate ------------------------------------------
@@ -203,8 +206,12 @@ class FrameAssembler:
         rec = validate_record(obj)
         if "parts" in rec or "part" in rec:
             part, parts = rec.get("part"), rec.get("parts")
-            if (not isinstance(part, int) or not isinstance(parts, int) or isinstance(part, bool)
-                    or not 0 <= part < parts):
+            if (
+                not isinstance(part, int)
+                or not isinstance(parts, int)
+                or isinstance(part, bool)
+                or not 0 <= part < parts
+            ):
                 raise SchemaError(f"bad part {part!r} of {parts!r}")
         for inst in rec["instances"]:
             if not isinstance(inst.get("track_id", -1), int):

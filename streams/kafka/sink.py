@@ -93,9 +93,20 @@ class KafkaSink(Sink):
         self._last_error = ""
         self._closed = False
         self.idempotent = False
-        self._stats = {"frames": 0, "records": 0, "sent": 0, "failed": 0, "retried": 0,
-                       "bytes": 0, "oversize": 0, "parts": 0, "coarsened": 0,
-                       "track_events": 0, "recoveries": 0, "blocked_s": 0.0}
+        self._stats = {
+            "frames": 0,
+            "records": 0,
+            "sent": 0,
+            "failed": 0,
+            "retried": 0,
+            "bytes": 0,
+            "oversize": 0,
+            "parts": 0,
+            "coarsened": 0,
+            "track_events": 0,
+            "recoveries": 0,
+            "blocked_s": 0.0,
+        }
         self._producer = self._connect(first=True)
         try:
             create_topics(config)
@@ -134,8 +145,10 @@ class KafkaSink(Sink):
         values, coarsened = self._fit(record)
         msgs = [(cfg.topic, key, v, headers(SCHEMA)) for v in values]
         if cfg.tracks_topic is not None:
-            msgs += [(cfg.tracks_topic, key, dumps_json(ev), headers(TRACK_SCHEMA))
-                     for ev in self._tracks.update(record)]
+            msgs += [
+                (cfg.tracks_topic, key, dumps_json(ev), headers(TRACK_SCHEMA))
+                for ev in self._tracks.update(record)
+            ]
         self._enqueue(msgs)
         with self._cond:
             self._stats["frames"] += 1
@@ -165,9 +178,11 @@ class KafkaSink(Sink):
                     return
                 n = len(self._pending)
             if time.monotonic() >= deadline:
-                raise SinkError(f"kafka topic {self.config.topic!r}: {n} records not "
-                                f"acknowledged after {timeout_s:.1f} s"
-                                f"{self._last_error_suffix()}")
+                raise SinkError(
+                    f"kafka topic {self.config.topic!r}: {n} records not "
+                    f"acknowledged after {timeout_s:.1f} s"
+                    f"{self._last_error_suffix()}"
+                )
             producer = self._producer
             if producer is not None:
                 with contextlib.suppress(Exception):
@@ -206,19 +221,23 @@ class KafkaSink(Sink):
 
     def __repr__(self) -> str:
         c = self.config
-        return (f"KafkaSink(bootstrap_servers={c.bootstrap_servers!r}, topic={c.topic!r}, "
-                f"tracks_topic={c.tracks_topic!r}, security_protocol="
-                f"{c.security.security_protocol!r}, idempotent={self.idempotent})")
+        return (
+            f"KafkaSink(bootstrap_servers={c.bootstrap_servers!r}, topic={c.topic!r}, "
+            f"tracks_topic={c.tracks_topic!r}, security_protocol="
+            f"{c.security.security_protocol!r}, idempotent={self.idempotent})"
+        )
 
     # -- internals -------------------------------------------------------------------------
     def _fit(self, record: dict[str, Any]) -> tuple[list[bytes], int]:
         if self.config.oversize_policy == "error":
             value = dumps_json(record)
             if len(value) > self._budget:
-                raise SinkError(f"kafka topic {self.config.topic!r}: frame "
-                                f"{record['stream_id']}:{record['frame_index']} is "
-                                f"{len(value)} bytes, over max_request_size "
-                                f"{self.config.max_request_size} (oversize_policy=error)")
+                raise SinkError(
+                    f"kafka topic {self.config.topic!r}: frame "
+                    f"{record['stream_id']}:{record['frame_index']} is "
+                    f"{len(value)} bytes, over max_request_size "
+                    f"{self.config.max_request_size} (oversize_policy=error)"
+                )
             return [value], 0
         return fit_record(record, self._budget)
 
@@ -226,8 +245,12 @@ class KafkaSink(Sink):
         topic = self.config.tracks_topic
         if topic is None or not events:
             return
-        self._enqueue([(topic, ev["stream_id"].encode("utf-8"), dumps_json(ev),
-                        headers(TRACK_SCHEMA)) for ev in events])
+        self._enqueue(
+            [
+                (topic, ev["stream_id"].encode("utf-8"), dumps_json(ev), headers(TRACK_SCHEMA))
+                for ev in events
+            ]
+        )
         with self._cond:
             self._stats["track_events"] += len(events)
 
@@ -252,9 +275,10 @@ class KafkaSink(Sink):
         while True:
             self._service()
             with self._cond:
-                fits = (not self._pending or (
+                fits = not self._pending or (
                     len(self._pending) + need_n <= cfg.buffer_max_records
-                    and self._pending_bytes + need_b <= cfg.buffer_max_bytes))
+                    and self._pending_bytes + need_b <= cfg.buffer_max_bytes
+                )
                 if fits:
                     now = time.monotonic()
                     for topic, key, value, headers in msgs:
@@ -269,14 +293,19 @@ class KafkaSink(Sink):
                     break
                 if not waited:
                     waited = True
-                    log.info("kafka sink: buffer full (%d records, %d bytes unacknowledged); "
-                             "write blocks", len(self._pending), self._pending_bytes)
+                    log.info(
+                        "kafka sink: buffer full (%d records, %d bytes unacknowledged); "
+                        "write blocks",
+                        len(self._pending),
+                        self._pending_bytes,
+                    )
                 if time.monotonic() - start >= cfg.block_timeout_s:
                     self._stats["blocked_s"] += time.monotonic() - start
                     raise SinkError(
                         f"kafka topic {cfg.topic!r}: buffer full for {cfg.block_timeout_s:.1f} s "
                         f"({len(self._pending)} records unacknowledged; broker "
-                        f"{cfg.bootstrap_servers} unreachable?){self._last_error_suffix()}")
+                        f"{cfg.bootstrap_servers} unreachable?){self._last_error_suffix()}"
+                    )
                 self._cond.wait(0.05)
         self._service()
 
@@ -291,7 +320,8 @@ class KafkaSink(Sink):
                     self._fatal = SinkError(
                         f"kafka topic {oldest.topic!r}: record for stream "
                         f"{oldest.key.decode('utf-8', 'replace')!r} not acknowledged within "
-                        f"{self.config.delivery_timeout_s:.1f} s{self._last_error_suffix()}")
+                        f"{self.config.delivery_timeout_s:.1f} s{self._last_error_suffix()}"
+                    )
                     raise self._fatal
             recover = self._needs_recovery and now >= self._next_recovery
         if recover:
@@ -305,8 +335,11 @@ class KafkaSink(Sink):
             n = len(self._pending)
         if old is not None:
             close_producer(old, 0.0)
-        log.warning("kafka sink: producer failed (%s); reconnecting to re-send %d "
-                    "unacknowledged records", self._last_error or "?", n)
+        log.warning(
+            "kafka sink: producer failed (%s); reconnecting to re-send %d unacknowledged records",
+            self._last_error or "?",
+            n,
+        )
         try:
             producer = self._connect()
         except SinkError as exc:
@@ -339,8 +372,7 @@ class KafkaSink(Sink):
                 rec.gen = gen
                 rec.attempts += 1
             try:
-                fut = producer.send(rec.topic, value=rec.value, key=rec.key,
-                                    headers=rec.headers)
+                fut = producer.send(rec.topic, value=rec.value, key=rec.key, headers=rec.headers)
             except Exception as exc:  # noqa: BLE001 - synchronous send failure
                 with self._cond:
                     self._stats["failed"] += 1

@@ -64,8 +64,13 @@ class TrackEvents:
             st = tracks.get(tid)
             if st is None:
                 st = tracks[tid] = _TrackState(
-                    class_id=int(inst["class_id"]), label=str(inst["label"]), first_frame=fi,
-                    last_frame=fi, first_timestamp_ms=ts, last_timestamp_ms=ts)
+                    class_id=int(inst["class_id"]),
+                    label=str(inst["label"]),
+                    first_frame=fi,
+                    last_frame=fi,
+                    first_timestamp_ms=ts,
+                    last_timestamp_ms=ts,
+                )
                 events.append(self._event("started", sid, tid, st, None))
             else:
                 st.last_frame, st.last_timestamp_ms = fi, ts
@@ -87,13 +92,22 @@ class TrackEvents:
         return [e for sid in list(self._streams) for e in self.end_stream(sid, reason)]
 
     @staticmethod
-    def _event(kind: str, sid: str, tid: int, st: _TrackState, reason: str | None
-               ) -> dict[str, Any]:
-        ev = {"schema": TRACK_SCHEMA, "event": kind, "stream_id": sid, "track_id": tid,
-              "class_id": st.class_id, "label": st.label, "first_frame": st.first_frame,
-              "last_frame": st.last_frame, "frame_count": st.frame_count,
-              "first_timestamp_ms": st.first_timestamp_ms,
-              "last_timestamp_ms": st.last_timestamp_ms}
+    def _event(
+        kind: str, sid: str, tid: int, st: _TrackState, reason: str | None
+    ) -> dict[str, Any]:
+        ev = {
+            "schema": TRACK_SCHEMA,
+            "event": kind,
+            "stream_id": sid,
+            "track_id": tid,
+            "class_id": st.class_id,
+            "label": st.label,
+            "first_frame": st.first_frame,
+            "last_frame": st.last_frame,
+            "frame_count": st.frame_count,
+            "first_timestamp_ms": st.first_timestamp_ms,
+            "last_timestamp_ms": st.last_timestamp_ms,
+        }
         if reason is not None:
             ev["reason"] = reason
         return ev
@@ -137,8 +151,9 @@ class TrackTimelines:
         sid, fi = record["stream_id"], record["frame_index"]
         for tid, inst in tracked_instances(record).items():
             key = (sid, tid)
-            self._meta.setdefault(key, (int(inst["class_id"]),
-                                        str(inst.get("label", inst["class_id"]))))
+            self._meta.setdefault(
+                key, (int(inst["class_id"]), str(inst.get("label", inst["class_id"])))
+            )
             self._tracks.setdefault(key, {})[fi] = (list(inst["bbox"]), float(inst["score"]))
 
     def timelines(self, stream_id: str | None = None) -> list[Timeline]:

@@ -13,5 +13,15 @@ from streams.sinks.memory import MemorySink
 from streams.sinks.overlay import OverlayVideoSink, render_overlay, track_colour
 from streams.sinks.paths import jsonl_path, overlay_path, safe_name
 
-__all__ = ["JsonlSink", "MemorySink", "OverlayVideoSink", "Sink", "SinkError", "jsonl_path",
-           "overlay_path", "render_overlay", "safe_name", "track_colour"]
+__all__ = [
+    "JsonlSink",
+    "MemorySink",
+    "OverlayVideoSink",
+    "Sink",
+    "SinkError",
+    "jsonl_path",
+    "overlay_path",
+    "render_overlay",
+    "safe_name",
+    "track_colour",
+]

@@ -29,7 +29,9 @@ class JsonlSink(Sink):
             first) instead of truncating them.
     """
 
-    def __init__(self, output_dir: str | Path, *, fsync_every: int = 0, resume: bool = False) -> None:
+    def __init__(
+        self, output_dir: str | Path, *, fsync_every: int = 0, resume: bool = False
+    ) -> None:
         self.output_dir = Path(output_dir)
         self.output_dir.mkdir(parents=True, exist_ok=True)
         self.fsync_every = fsync_every
@@ -60,7 +62,9 @@ class JsonlSink(Sink):
             if self.fsync_every and self._count % self.fsync_every == 0:
                 os.fsync(f.fileno())
         except OSError as exc:
-            raise SinkError(f"cannot write {self.path_for(result.stream_id)}: {exc.strerror}") from exc
+            raise SinkError(
+                f"cannot write {self.path_for(result.stream_id)}: {exc.strerror}"
+            ) from exc
 
     def flush(self) -> None:
         for f in self._files.values():

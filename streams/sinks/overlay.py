@@ -48,11 +48,27 @@ def render_overlay(image: np.ndarray, result: FrameResult, alpha: float = 0.5) -
         cv2.rectangle(out, (x1, y1), (x2, y2), c, 1)
         cid = int(d.class_ids[i])
         label = result.labels[cid] if cid < len(result.labels) else str(cid)
-        cv2.putText(out, f"{tid} {label}", (x1, max(10, y1 - 3)), cv2.FONT_HERSHEY_SIMPLEX,
-                    0.4, c, 1, cv2.LINE_AA)
+        cv2.putText(
+            out,
+            f"{tid} {label}",
+            (x1, max(10, y1 - 3)),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.4,
+            c,
+            1,
+            cv2.LINE_AA,
+        )
     tag = "K" if result.keyframe else "P"
-    cv2.putText(out, f"{result.frame_index} {tag}", (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
-                (255, 255, 255), 1, cv2.LINE_AA)
+    cv2.putText(
+        out,
+        f"{result.frame_index} {tag}",
+        (4, 14),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        0.45,
+        (255, 255, 255),
+        1,
+        cv2.LINE_AA,
+    )
     return out
 
 
@@ -86,9 +102,12 @@ class OverlayVideoSink(Sink):
         w = self._writers.get(result.stream_id)
         if w is None:
             path = self.path_for(result.stream_id)
-            w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*self.fourcc),
-                                self._fps.get(result.stream_id, self.fps),
-                                (image.shape[1], image.shape[0]))
+            w = cv2.VideoWriter(
+                str(path),
+                cv2.VideoWriter_fourcc(*self.fourcc),
+                self._fps.get(result.stream_id, self.fps),
+                (image.shape[1], image.shape[0]),
+            )
             if not w.isOpened():
                 raise SinkError(f"cannot open video writer for {path} (codec {self.fourcc})")
             self._writers[result.stream_id] = w

@@ -63,9 +63,28 @@ class HttpMjpegServer:
 
     def start(self, seek_s: float = 0.0) -> None:
         self.proc = subprocess.Popen(
-            [ffmpeg_exe(), "-hide_banner", "-loglevel", "quiet", "-re", "-ss", f"{seek_s:.2f}",
-             "-i", str(SAMPLE_VIDEO), "-c:v", "mjpeg", "-q:v", "3", "-f", "mpjpeg",
-             "-listen", "1", self.url], stdin=subprocess.DEVNULL)
+            [
+                ffmpeg_exe(),
+                "-hide_banner",
+                "-loglevel",
+                "quiet",
+                "-re",
+                "-ss",
+                f"{seek_s:.2f}",
+                "-i",
+                str(SAMPLE_VIDEO),
+                "-c:v",
+                "mjpeg",
+                "-q:v",
+                "3",
+                "-f",
+                "mpjpeg",
+                "-listen",
+                "1",
+                self.url,
+            ],
+            stdin=subprocess.DEVNULL,
+        )
         self.started = time.monotonic() - seek_s
 
     def kill(self) -> None:
@@ -88,20 +107,63 @@ class RtspServer:
         self.procs: list[subprocess.Popen] = []
 
     def start(self, seek_s: float = 0.0) -> None:
-        quiet = {"stdin": subprocess.DEVNULL, "stdout": subprocess.DEVNULL,
-                 "stderr": subprocess.DEVNULL}
-        self.procs.append(subprocess.Popen(
-            [RTSP_SERVER, "--clientport", str(self.client_port), "--serverport", str(self.source_port),
-             "--client_listen_address", "127.0.0.1", "--source_listen_address", "127.0.0.1",
-             "--rtp_start_port", str(self.rtp_port), "--loglevel", "0"], **quiet))
+        quiet = {
+            "stdin": subprocess.DEVNULL,
+            "stdout": subprocess.DEVNULL,
+            "stderr": subprocess.DEVNULL,
+        }
+        self.procs.append(
+            subprocess.Popen(
+                [
+                    RTSP_SERVER,
+                    "--clientport",
+                    str(self.client_port),
+                    "--serverport",
+                    str(self.source_port),
+                    "--client_listen_address",
+                    "127.0.0.1",
+                    "--source_listen_address",
+                    "127.0.0.1",
+                    "--rtp_start_port",
+                    str(self.rtp_port),
+                    "--loglevel",
+                    "0",
+                ],
+                **quiet,
+            )
+        )
         wait_for_port(self.source_port)
         wait_for_port(self.client_port)
-        self.procs.append(subprocess.Popen(
-            [ffmpeg_exe(), "-hide_banner", "-loglevel", "quiet", "-re", "-stream_loop", "-1",
-             "-ss", f"{seek_s % (SAMPLE_FRAMES / SAMPLE_FPS):.2f}",
-             "-i", str(SAMPLE_VIDEO), "-an", "-c:v", "libx264", "-preset", "ultrafast",
-             "-tune", "zerolatency", "-g", "10", "-f", "rtsp",
-             f"rtsp://127.0.0.1:{self.source_port}/sample"], **quiet))
+        self.procs.append(
+            subprocess.Popen(
+                [
+                    ffmpeg_exe(),
+                    "-hide_banner",
+                    "-loglevel",
+                    "quiet",
+                    "-re",
+                    "-stream_loop",
+                    "-1",
+                    "-ss",
+                    f"{seek_s % (SAMPLE_FRAMES / SAMPLE_FPS):.2f}",
+                    "-i",
+                    str(SAMPLE_VIDEO),
+                    "-an",
+                    "-c:v",
+                    "libx264",
+                    "-preset",
+                    "ultrafast",
+                    "-tune",
+                    "zerolatency",
+                    "-g",
+                    "10",
+                    "-f",
+                    "rtsp",
+                    f"rtsp://127.0.0.1:{self.source_port}/sample",
+                ],
+                **quiet,
+            )
+        )
         self.started = time.monotonic() - seek_s
 
     def kill(self) -> None:
@@ -136,8 +198,10 @@ def test_put_latest_drops_oldest_and_counts():
 def test_unreachable_camera_is_a_one_line_error_within_the_timeout():
     t = time.monotonic()
     with pytest.raises(SourceError, match="unreachable") as info:
-        LiveSource(f"http://127.0.0.1:{free_port()}/none.mjpg",
-                   config=LiveConfig(connect_timeout_s=1.5, read_timeout_s=0.5, backoff_initial_s=0.2))
+        LiveSource(
+            f"http://127.0.0.1:{free_port()}/none.mjpg",
+            config=LiveConfig(connect_timeout_s=1.5, read_timeout_s=0.5, backoff_initial_s=0.2),
+        )
     assert time.monotonic() - t < 6
     assert "\n" not in str(info.value)
 
@@ -162,15 +226,19 @@ def frame_position(masks: dict[int, np.ndarray], gt) -> tuple[int, dict[int, int
 
 def test_capture_options_set_the_transport_and_keep_the_users_options():
     assert capture_options(None, "udp") == "rtsp_transport;udp"
-    assert (capture_options("stimeout;5000000|rtsp_transport;tcp", "udp")
-            == "stimeout;5000000|rtsp_transport;udp")
+    assert (
+        capture_options("stimeout;5000000|rtsp_transport;tcp", "udp")
+        == "stimeout;5000000|rtsp_transport;udp"
+    )
     with pytest.raises(Exception, match="rtsp_transport"):
         LiveConfig(rtsp_transport="quic")
 
 
 needs_rtsp_server = pytest.mark.skipif(
-    RTSP_SERVER is None, reason="rtsp-server-perl not installed (scripts/test.sh installs it with "
-                                "apt-get when run as root)")
+    RTSP_SERVER is None,
+    reason="rtsp-server-perl not installed (scripts/test.sh installs it with "
+    "apt-get when run as root)",
+)
 
 
 @needs_rtsp_server
@@ -191,23 +259,38 @@ def test_rtsp_transport_setting_is_obeyed():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", [
-    "http",
-    pytest.param("rtsp", marks=needs_rtsp_server),
-])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "http",
+        pytest.param("rtsp", marks=needs_rtsp_server),
+    ],
+)
 @pytest.mark.slow
 def test_pipeline_reconnects_after_server_restart_and_keeps_ids(kind, tmp_path):
     server = HttpMjpegServer() if kind == "http" else RtspServer()
     server.start()
     time.sleep(0.5)
-    cfg = load_config("configs/demo.yaml", [
-        "keyframes.interval=5", "live.read_timeout_s=1", "live.backoff_initial_s=0.2",
-        "live.backoff_max_s=1", "live.max_gap_ms=8000", "live.report_every_s=0",
-        "sinks.jsonl=false", "sinks.overlay=false", "detector.threads=1"],
-        sources=[server.url], output=str(tmp_path))
+    cfg = load_config(
+        "configs/demo.yaml",
+        [
+            "keyframes.interval=5",
+            "live.read_timeout_s=1",
+            "live.backoff_initial_s=0.2",
+            "live.backoff_max_s=1",
+            "live.max_gap_ms=8000",
+            "live.report_every_s=0",
+            "sinks.jsonl=false",
+            "sinks.overlay=false",
+            "detector.threads=1",
+        ],
+        sources=[server.url],
+        output=str(tmp_path),
+    )
     sink, stop, box = MemorySink(), threading.Event(), {}
-    worker = threading.Thread(target=lambda: box.update(s=run(cfg, progress=False, stop=stop,
-                                                               extra_sinks=[sink])))
+    worker = threading.Thread(
+        target=lambda: box.update(s=run(cfg, progress=False, stop=stop, extra_sinks=[sink]))
+    )
     worker.start()
     try:
         deadline = time.monotonic() + 60
@@ -241,9 +324,13 @@ def test_pipeline_reconnects_after_server_restart_and_keeps_ids(kind, tmp_path):
     pre, post = res[gap_at - 1], res[min(gap_at + 10, len(res) - 1)]
     gt = read_mots_by_frame(SAMPLE_GT)
     p_pre, ids_pre = frame_position(dict(zip(pre.detections.track_ids, pre.detections.masks)), gt)
-    p_post, ids_post = frame_position(dict(zip(post.detections.track_ids, post.detections.masks)), gt)
+    p_post, ids_post = frame_position(
+        dict(zip(post.detections.track_ids, post.detections.masks)), gt
+    )
     common = set(ids_pre) & set(ids_post)
-    assert 0 < (p_post - p_pre) % SAMPLE_FRAMES < SAMPLE_FRAMES // 2  # the video moved on (it may loop)
+    assert (
+        0 < (p_post - p_pre) % SAMPLE_FRAMES < SAMPLE_FRAMES // 2
+    )  # the video moved on (it may loop)
     assert len(common) >= 2
     kept = sum(ids_pre[g] == ids_post[g] for g in common)
     assert kept >= len(common) - 1, (ids_pre, ids_post)

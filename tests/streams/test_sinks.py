@@ -11,8 +11,9 @@ from vis.types import Detections, FrameResult
 
 def result(i: int) -> FrameResult:
     m = disk_mask(48, 64, 20 + i, 20, 6)[None]
-    d = Detections(xyxy=[[14 + i, 14, 27 + i, 27]], masks=m, scores=[0.9], class_ids=[1],
-                   track_ids=[3])
+    d = Detections(
+        xyxy=[[14 + i, 14, 27 + i, 27]], masks=m, scores=[0.9], class_ids=[1], track_ids=[3]
+    )
     return FrameResult("cam/1", i, i * 40.0, i % 2 == 0, 64, 48, d, ["__background__", "disk"])
 
 

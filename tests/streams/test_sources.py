@@ -13,7 +13,11 @@ def test_video_file_frames_are_ordered_with_timestamps(small_video):
     assert [f.index for f in frames] == list(range(40))
     assert frames[0].image.shape == (192, 320, 3)
     assert frames[10].timestamp_ms == pytest.approx(400.0)
-    assert src.stream_id == "small" and src.stats == {"frames": 40, "corrupt": 0, "truncated": False}
+    assert src.stream_id == "small" and src.stats == {
+        "frames": 40,
+        "corrupt": 0,
+        "truncated": False,
+    }
 
 
 def test_folder_of_frames_natural_order_and_corrupt_files_skipped(tmp_path):
@@ -30,11 +34,17 @@ def test_folder_of_frames_natural_order_and_corrupt_files_skipped(tmp_path):
     assert src.stats["corrupt"] == 1
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda p: p, "not found"),
-    (lambda p: (p.write_bytes(b""), p)[1], r"empty \(0 bytes\)"),
-    (lambda p: (p.write_text("hello, not a video " * 100), p)[1], "cannot be opened|no decodable"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: p, "not found"),
+        (lambda p: (p.write_bytes(b""), p)[1], r"empty \(0 bytes\)"),
+        (
+            lambda p: (p.write_text("hello, not a video " * 100), p)[1],
+            "cannot be opened|no decodable",
+        ),
+    ],
+)
 def test_bad_inputs_raise_one_line_errors_naming_the_path(tmp_path, make, message):
     path = make(tmp_path / "input.mp4")
     with pytest.raises(SourceError, match=message) as info:

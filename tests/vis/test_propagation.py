@@ -16,8 +16,9 @@ def checker(size: int, cell: int = 5) -> np.ndarray:
     return np.stack([40 + 180 * on, 200 - 150 * on, 90 + 60 * on], axis=2)
 
 
-def textured_scene(n_frames: int, velocity=(3.0, 1.5), radius=22.0, strong_texture=False,
-                   start=(60.0, 60.0)):
+def textured_scene(
+    n_frames: int, velocity=(3.0, 1.5), radius=22.0, strong_texture=False, start=(60.0, 60.0)
+):
     """A textured disk translating over a static textured background."""
     rng = np.random.default_rng(3)
     bg = background_image(rng, W, H).astype(np.float32)

@@ -10,9 +10,18 @@ from vis.types import Detections, FrameResult
 
 def result(n: int) -> FrameResult:
     h, w = 48, 64
-    masks = np.stack([disk_mask(h, w, 10 + 15 * i, 20, 6) for i in range(n)]) if n else np.zeros((0, h, w), bool)
-    d = Detections(xyxy=[[4 + 15 * i, 14, 17 + 15 * i, 27] for i in range(n)], masks=masks,
-                   scores=np.full(n, 0.9), class_ids=np.ones(n, int), track_ids=np.arange(1, n + 1))
+    masks = (
+        np.stack([disk_mask(h, w, 10 + 15 * i, 20, 6) for i in range(n)])
+        if n
+        else np.zeros((0, h, w), bool)
+    )
+    d = Detections(
+        xyxy=[[4 + 15 * i, 14, 17 + 15 * i, 27] for i in range(n)],
+        masks=masks,
+        scores=np.full(n, 0.9),
+        class_ids=np.ones(n, int),
+        track_ids=np.arange(1, n + 1),
+    )
     return FrameResult("cam-1", 7, 280.0, True, w, h, d, ["__background__", "disk"])
 
 
@@ -21,8 +30,16 @@ def test_round_trip_is_exact(n):
     r = result(n)
     rec = encode_record(r)
     assert rec["schema"] == SCHEMA
-    assert set(rec) == {"schema", "stream_id", "frame_index", "timestamp_ms", "keyframe",
-                        "width", "height", "instances"}
+    assert set(rec) == {
+        "schema",
+        "stream_id",
+        "frame_index",
+        "timestamp_ms",
+        "keyframe",
+        "width",
+        "height",
+        "instances",
+    }
     back = decode_record(json.loads(dumps_record(r)))
     assert back.stream_id == "cam-1" and back.frame_index == 7 and back.keyframe
     assert np.array_equal(back.detections.masks, r.detections.masks)
@@ -31,14 +48,17 @@ def test_round_trip_is_exact(n):
     assert all(isinstance(i["mask"]["counts"], str) for i in rec["instances"])
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda r: r.update(schema="vis.frame/0"), "schema"),
-    (lambda r: r.pop("frame_index"), "frame_index"),
-    (lambda r: r.update(keyframe="yes"), "keyframe"),
-    (lambda r: r["instances"][0]["mask"].update(counts="@@@not-rle"), "RLE"),
-    (lambda r: r["instances"][0]["mask"].update(size=[10, 10]), "mask size"),
-    (lambda r: r["instances"][0].update(bbox=[1, 2]), "bbox"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda r: r.update(schema="vis.frame/0"), "schema"),
+        (lambda r: r.pop("frame_index"), "frame_index"),
+        (lambda r: r.update(keyframe="yes"), "keyframe"),
+        (lambda r: r["instances"][0]["mask"].update(counts="@@@not-rle"), "RLE"),
+        (lambda r: r["instances"][0]["mask"].update(size=[10, 10]), "mask size"),
+        (lambda r: r["instances"][0].update(bbox=[1, 2]), "bbox"),
+    ],
+)
 def test_malformed_records_raise_schema_error(mutate, message):
     rec = encode_record(result(1))
     mutate(rec)

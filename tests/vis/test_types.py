@@ -5,8 +5,12 @@ from vis.types import Detections
 
 
 def make(n, h=8, w=10):
-    return Detections(xyxy=np.zeros((n, 4)), masks=np.zeros((n, h, w), bool),
-                      scores=np.linspace(0, 1, n), class_ids=np.arange(n))
+    return Detections(
+        xyxy=np.zeros((n, 4)),
+        masks=np.zeros((n, h, w), bool),
+        scores=np.linspace(0, 1, n),
+        class_ids=np.arange(n),
+    )
 
 
 @pytest.mark.parametrize("n", [0, 1, 5])
@@ -29,8 +33,12 @@ def test_detections_boolean_and_integer_indexing():
 
 def test_detections_rejects_mismatched_masks():
     with pytest.raises(ValueError, match="masks must be"):
-        Detections(xyxy=np.zeros((2, 4)), masks=np.zeros((3, 4, 4), bool),
-                   scores=np.zeros(2), class_ids=np.zeros(2))
+        Detections(
+            xyxy=np.zeros((2, 4)),
+            masks=np.zeros((3, 4, 4), bool),
+            scores=np.zeros(2),
+            class_ids=np.zeros(2),
+        )
 
 
 def test_concatenate_keeps_order_and_handles_empty():

@@ -19,13 +19,13 @@ def tiny_sequence(*, swap_after: int | None = None, shift: int = 0) -> TrackSequ
     """
     seq = TrackSequence(size=(H, W))
     for f in range(N_FRAMES):
-        masks = np.stack([disk_mask(H, W, 10 + 3 * f + shift, 14, 7),
-                          disk_mask(H, W, 86 - 3 * f + shift, 34, 7)])
+        masks = np.stack(
+            [disk_mask(H, W, 10 + 3 * f + shift, 14, 7), disk_mask(H, W, 86 - 3 * f + shift, 34, 7)]
+        )
         ids = [1001, 2001]
         if swap_after is not None and f >= swap_after:
             ids = ids[::-1]
-        seq.frames[f] = [Instance(t, t // 1000, 0.9, r)
-                         for t, r in zip(ids, encode_rles(masks))]
+        seq.frames[f] = [Instance(t, t // 1000, 0.9, r) for t, r in zip(ids, encode_rles(masks))]
     seq.n_records = N_FRAMES
     return seq
 

@@ -12,8 +12,16 @@ def _first(scenario, n):
 def test_set_covers_the_challenges_and_scales_by_variants():
     one = benchmark_scenarios(1)
     names = [s.name for s in one]
-    assert names == ["crossing", "long_occlusion", "crowd", "fast_motion", "pan_zoom",
-                     "enter_leave", "lighting", "small_objects"]
+    assert names == [
+        "crossing",
+        "long_occlusion",
+        "crowd",
+        "fast_motion",
+        "pan_zoom",
+        "enter_leave",
+        "lighting",
+        "small_objects",
+    ]
     two = [s.name for s in benchmark_scenarios(2)]
     assert len(two) == 16 and "crowd-1" in two and len(set(two)) == 16
 
@@ -36,9 +44,12 @@ def test_occluder_hides_objects_from_ground_truth():
     occ = next(s for s in benchmark_scenarios(1) if s.name == "long_occlusion")
     o = occ.occluders[0]
     frames = _first(occ, 80)
-    assert all(not f.masks[:, :, o.x0:o.x1].any() for f in frames)
+    assert all(not f.masks[:, :, o.x0 : o.x1].any() for f in frames)
     # the scripted disk that starts left of the pillar at y ~ 80 and walks into it
-    first_id = next(t for t, m in zip(frames[0].track_ids, frames[0].masks)
-                    if abs(np.nonzero(m)[0].mean() - 80) < 15 and np.nonzero(m)[1].mean() < o.x0)
+    first_id = next(
+        t
+        for t, m in zip(frames[0].track_ids, frames[0].masks)
+        if abs(np.nonzero(m)[0].mean() - 80) < 15 and np.nonzero(m)[1].mean() < o.x0
+    )
     present = [first_id in f.track_ids for f in frames]
     assert present[0] and not present[-1]  # hidden well before frame 80

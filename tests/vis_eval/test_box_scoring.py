@@ -47,17 +47,32 @@ def test_iou_tracker_bridges_empty_frames_and_drops_low_scores():
 
 def test_report_marks_the_best_peer_and_ours_against_it():
     def row(hota, assa=50.0, idf1=60.0, idsw=10, ms=1.0):
-        return {"HOTA": hota, "AssA": assa, "IDF1": idf1, "IDSW": idsw, "ids": 12,
-                "merged_ids": 1, "ms_per_frame": ms}
+        return {
+            "HOTA": hota,
+            "AssA": assa,
+            "IDF1": idf1,
+            "IDSW": idsw,
+            "ids": 12,
+            "merged_ids": 1,
+            "ms_per_frame": ms,
+        }
 
-    runs = {"N1": {"ours": row(40.0, idsw=14), "iou": row(90.0),
-                   "boxmot_ocsort": row(37.0), "rf_bytetrack": row(48.9, 38.6, 67.2, 9),
-                   "norfair": {"error": "exit 1: ImportError"}},
-            "N5": {"ours": row(28.4), "boxmot_ocsort": row(30.0), "rf_bytetrack": row(20.0)}}
+    runs = {
+        "N1": {
+            "ours": row(40.0, idsw=14),
+            "iou": row(90.0),
+            "boxmot_ocsort": row(37.0),
+            "rf_bytetrack": row(48.9, 38.6, 67.2, 9),
+            "norfair": {"error": "exit 1: ImportError"},
+        },
+        "N5": {"ours": row(28.4), "boxmot_ocsort": row(30.0), "rf_bytetrack": row(20.0)},
+    }
     assert best_peer(runs["N1"]) == "rf_bytetrack"  # not the IoU baseline, not a failed peer
     md = render_kind("foreign", runs)
     assert "| Roboflow ByteTrack **(best peer)** | 48.9 | 38.6 | 67.2 | 9 |" in md
     assert "norfair (IoU) (failed: exit 1: ImportError) | - |" in md
-    assert ("N=1: HOTA -8.9, AssA +11.4, IDF1 -7.2, IDSW +5; N=5: HOTA -1.6 "
-            "(best peer at N=5: boxmot OC-SORT, 30.0)") in md
+    assert (
+        "N=1: HOTA -8.9, AssA +11.4, IDF1 -7.2, IDSW +5; N=5: HOTA -1.6 "
+        "(best peer at N=5: boxmot OC-SORT, 30.0)"
+    ) in md
     assert best_peer({}) is None

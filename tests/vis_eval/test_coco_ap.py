@@ -17,8 +17,9 @@ def test_perfect_prediction_scores_100_and_empty_scores_0():
     perfect = coco_mask_ap([(m, c)], [(m, c, np.array([0.9, 0.8]))], class_names=NAMES)
     assert perfect["mask_AP"] == pytest.approx(100.0)
     assert perfect["box_AP50"] == pytest.approx(100.0)
-    empty = coco_mask_ap([(m, c)], [(np.zeros((0, 64, 64), bool), np.zeros(0, int), np.zeros(0))],
-                         class_names=NAMES)
+    empty = coco_mask_ap(
+        [(m, c)], [(np.zeros((0, 64, 64), bool), np.zeros(0, int), np.zeros(0))], class_names=NAMES
+    )
     assert empty["mask_AP"] == 0.0
 
 

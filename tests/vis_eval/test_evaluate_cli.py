@@ -11,22 +11,34 @@ def _gt_dir(tmp_path):
     d = tmp_path / "gt"
     d.mkdir()
     seq = tiny_sequence()
-    (d / "tiny.gt.txt").write_text("".join(
-        f"{f} {i.track_id} {i.class_id} 48 96 {i.rle['counts'].decode()}\n"
-        for f, insts in seq.frames.items() for i in insts))
+    (d / "tiny.gt.txt").write_text(
+        "".join(
+            f"{f} {i.track_id} {i.class_id} 48 96 {i.rle['counts'].decode()}\n"
+            for f, insts in seq.frames.items()
+            for i in insts
+        )
+    )
     return d
 
 
 def test_cli_scores_jsonl_and_writes_json(tmp_path, capsys):
     gt = _gt_dir(tmp_path)
     good, swapped = tmp_path / "good", tmp_path / "swapped"
-    write_jsonl(good / "tiny.jsonl", jsonl_records(tiny_sequence(), stream_id="tiny",
-                                                   n_frames=N_FRAMES, keyframes=[0, 10]))
-    write_jsonl(swapped / "tiny.jsonl", jsonl_records(tiny_sequence(swap_after=5),
-                                                      stream_id="tiny", n_frames=N_FRAMES))
+    write_jsonl(
+        good / "tiny.jsonl",
+        jsonl_records(tiny_sequence(), stream_id="tiny", n_frames=N_FRAMES, keyframes=[0, 10]),
+    )
+    write_jsonl(
+        swapped / "tiny.jsonl",
+        jsonl_records(tiny_sequence(swap_after=5), stream_id="tiny", n_frames=N_FRAMES),
+    )
     out = tmp_path / "r.json"
-    assert cli.main(["--gt", str(gt), "--pred", str(good), str(swapped), "--json", str(out),
-                     "--per-class"]) == 0
+    assert (
+        cli.main(
+            ["--gt", str(gt), "--pred", str(good), str(swapped), "--json", str(out), "--per-class"]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "COMBINED" in printed and "HOTA" in printed
     res = json.loads(out.read_text())

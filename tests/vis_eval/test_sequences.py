@@ -23,14 +23,20 @@ from vis.schema import decode_record
 
 
 def _decoded(seq: TrackSequence) -> dict:
-    return {(f, i.track_id): mask_utils.decode(i.rle).astype(bool)
-            for f, insts in seq.frames.items() for i in insts}
+    return {
+        (f, i.track_id): mask_utils.decode(i.rle).astype(bool)
+        for f, insts in seq.frames.items()
+        for i in insts
+    }
 
 
 def test_jsonl_round_trip_through_trackeval_lines(tmp_path, tiny_gt):
-    path = write_jsonl(tmp_path / "tiny.jsonl",
-                       jsonl_records(tiny_gt, stream_id="tiny", n_frames=N_FRAMES,
-                                     keyframes=range(0, N_FRAMES, 5)))
+    path = write_jsonl(
+        tmp_path / "tiny.jsonl",
+        jsonl_records(
+            tiny_gt, stream_id="tiny", n_frames=N_FRAMES, keyframes=range(0, N_FRAMES, 5)
+        ),
+    )
     for line in path.read_text().splitlines():  # valid vis.frame/1 records
         assert len(decode_record(json.loads(line)).detections) == 2
     seq = read_jsonl(path)
@@ -47,9 +53,13 @@ def test_jsonl_round_trip_through_trackeval_lines(tmp_path, tiny_gt):
 
 def test_mots_text_reader_matches_jsonl(tmp_path, tiny_gt):
     mots = tmp_path / "tiny.gt.txt"
-    mots.write_text("".join(
-        f"{f} {i.track_id} {i.class_id} 48 96 {i.rle['counts'].decode()}\n"
-        for f, insts in tiny_gt.frames.items() for i in insts))
+    mots.write_text(
+        "".join(
+            f"{f} {i.track_id} {i.class_id} 48 96 {i.rle['counts'].decode()}\n"
+            for f, insts in tiny_gt.frames.items()
+            for i in insts
+        )
+    )
     seq = read_mots(mots)
     assert _decoded(seq).keys() == _decoded(tiny_gt).keys()
     assert {i.class_id for i in seq.instances(0)} == {1, 2}
@@ -65,9 +75,9 @@ def test_bad_jsonl_line_names_the_file_and_line(tmp_path, bad):
 
 def test_overlaps_go_to_the_higher_score_and_empty_instances_drop():
     m = np.zeros((3, 10, 10), bool)
-    m[0, 2:6, 2:6] = True        # low score, overlaps the next one
-    m[1, 4:8, 4:8] = True        # high score
-    m[2, 4:6, 4:6] = True        # inside 1: nothing left after resolution
+    m[0, 2:6, 2:6] = True  # low score, overlaps the next one
+    m[1, 4:8, 4:8] = True  # high score
+    m[2, 4:6, 4:6] = True  # inside 1: nothing left after resolution
     r = encode_rles(m)
     insts = [Instance(1, 1, 0.5, r[0]), Instance(2, 1, 0.9, r[1]), Instance(3, 1, 0.4, r[2])]
     out = resolve_overlaps(insts)

@@ -36,9 +36,9 @@ def test_empty_prediction_scores_0(scores):
 def test_one_id_swap_lowers_idf1_and_assa_and_counts_switches(scores):
     r, p = scores["swap"]["combined"], scores["perfect"]["combined"]
     assert r["DetA"] == pytest.approx(100.0)  # detection untouched
-    assert r["IDSW"] == 2                     # both objects switch once
+    assert r["IDSW"] == 2  # both objects switch once
     assert r["IDF1"] < p["IDF1"] and r["AssA"] < p["AssA"] and r["HOTA"] < p["HOTA"]
-    assert r["IDF1"] == pytest.approx(50.0)   # each GT id matched to one pred id half the time
+    assert r["IDF1"] == pytest.approx(50.0)  # each GT id matched to one pred id half the time
 
 
 def test_worse_masks_lower_hota_but_not_identity(scores):

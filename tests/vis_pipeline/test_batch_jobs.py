@@ -21,17 +21,35 @@ from vis_pipeline.cli import main
 def make_videos(folder, n, frames=30):
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(n):
-        write_scene(SceneConfig(width=320, height=192, n_frames=frames, seed=100 + i, n_objects=3 + i,
-                                size_range=(14.0, 26.0), spawn_rate=0.0), folder / f"cam{i}.mp4")
+        write_scene(
+            SceneConfig(
+                width=320,
+                height=192,
+                n_frames=frames,
+                seed=100 + i,
+                n_objects=3 + i,
+                size_range=(14.0, 26.0),
+                spawn_rate=0.0,
+            ),
+            folder / f"cam{i}.mp4",
+        )
         (folder / f"cam{i}.gt.txt").unlink()
     return sorted(folder.glob("*.mp4"))
 
 
 def test_three_streams_batched_with_independent_ids(tmp_path):
     videos = make_videos(tmp_path / "in", 3)
-    cfg = load_config("configs/demo.yaml", ["keyframes.interval=3", "detector.batch_size=3",
-                                            "parallel_streams=3", "sinks.overlay=false"],
-                      sources=[str(v) for v in videos], output=str(tmp_path / "out"))
+    cfg = load_config(
+        "configs/demo.yaml",
+        [
+            "keyframes.interval=3",
+            "detector.batch_size=3",
+            "parallel_streams=3",
+            "sinks.overlay=false",
+        ],
+        sources=[str(v) for v in videos],
+        output=str(tmp_path / "out"),
+    )
     summary = run(cfg, progress=False)
     assert summary.exit_code == 0
     assert sorted(s["stream_id"] for s in summary.streams) == ["cam0", "cam1", "cam2"]
@@ -39,7 +57,9 @@ def test_three_streams_batched_with_independent_ids(tmp_path):
     assert keyframes == 3 * 10
     assert summary.detector_calls <= keyframes / 2  # several streams per detector call
     for i in range(3):
-        recs = [json.loads(x) for x in (tmp_path / "out" / f"cam{i}.jsonl").read_text().splitlines()]
+        recs = [
+            json.loads(x) for x in (tmp_path / "out" / f"cam{i}.jsonl").read_text().splitlines()
+        ]
         assert [r["frame_index"] for r in recs] == list(range(30))
         ids = sorted({inst["track_id"] for r in recs for inst in r["instances"]})
         assert ids and ids[0] == 1 and ids[-1] < 12  # each stream counts its own ids from 1
@@ -48,19 +68,29 @@ def test_three_streams_batched_with_independent_ids(tmp_path):
 def test_round_robin_serves_every_stream_in_turn(tmp_path):
     from streams.sinks import MemorySink
 
-    short, long_ = make_videos(tmp_path / "a", 1, frames=8)[0], make_videos(tmp_path / "b", 1, frames=24)[0]
+    short, long_ = (
+        make_videos(tmp_path / "a", 1, frames=8)[0],
+        make_videos(tmp_path / "b", 1, frames=24)[0],
+    )
     long_ = long_.rename(tmp_path / "b" / "long.mp4")
     sink = MemorySink()
-    cfg = load_config("configs/demo.yaml", ["keyframes.interval=4", "parallel_streams=2",
-                                            "sinks.overlay=false", "sinks.jsonl=false"],
-                      sources=[str(long_), str(short)], output=str(tmp_path / "out"))
+    cfg = load_config(
+        "configs/demo.yaml",
+        ["keyframes.interval=4", "parallel_streams=2", "sinks.overlay=false", "sinks.jsonl=false"],
+        sources=[str(long_), str(short)],
+        output=str(tmp_path / "out"),
+    )
     assert run(cfg, progress=False, extra_sinks=[sink]).exit_code == 0
     order = [r.stream_id for r in sink.results]
     assert len(order) == 32
     first = order[:16]  # while both run, neither waits for the other to finish
     assert 6 <= first.count("cam0") <= 10
-    runs = [len(r) for o in ("a", "b") for r in
-            "".join("a" if x == "long" else "b" for x in first).split(o) if r]
+    runs = [
+        len(r)
+        for o in ("a", "b")
+        for r in "".join("a" if x == "long" else "b" for x in first).split(o)
+        if r
+    ]
     assert max(runs) <= 3  # a stream waits at most a few turns
 
 
@@ -71,8 +101,19 @@ def test_folder_with_bad_files_reports_and_skips_them(tmp_path, capsys):
     (folder / "notes.mp4").write_text("this is not a video" * 50)
     good = (folder / "cam0.mp4").read_bytes()
     (folder / "cut.mp4").write_bytes(good[: len(good) // 3])  # mp4 cut short: index lost
-    code = main(["--config", "configs/demo.yaml", "--source", str(folder), "--output",
-                 str(tmp_path / "out"), "--set", "sinks.overlay=false", "--no-progress"])
+    code = main(
+        [
+            "--config",
+            "configs/demo.yaml",
+            "--source",
+            str(folder),
+            "--output",
+            str(tmp_path / "out"),
+            "--set",
+            "sinks.overlay=false",
+            "--no-progress",
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 2
     assert "3 failed" in out and "3 inputs failed" in err
@@ -83,9 +124,23 @@ def test_folder_with_bad_files_reports_and_skips_them(tmp_path, capsys):
 
 
 def pipeline_cmd(src, out):
-    return [sys.executable, str(ROOT / "run_pipeline.py"), "--config", str(ROOT / "configs/demo.yaml"),
-            "--source", str(src), "--output", str(out), "--set", "keyframes.interval=3",
-            "--set", "checkpoint_every=7", "--set", "detector.threads=1", "--no-progress"]
+    return [
+        sys.executable,
+        str(ROOT / "run_pipeline.py"),
+        "--config",
+        str(ROOT / "configs/demo.yaml"),
+        "--source",
+        str(src),
+        "--output",
+        str(out),
+        "--set",
+        "keyframes.interval=3",
+        "--set",
+        "checkpoint_every=7",
+        "--set",
+        "detector.threads=1",
+        "--no-progress",
+    ]
 
 
 @pytest.mark.slow
@@ -94,8 +149,9 @@ def test_sigkill_and_resume_gives_byte_identical_output(tmp_path):
     src = tmp_path / "in"
     ref, out = tmp_path / "ref", tmp_path / "out"
     assert subprocess.run(pipeline_cmd(src, ref), cwd=ROOT, capture_output=True).returncode == 0
-    proc = subprocess.Popen(pipeline_cmd(src, out), cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        pipeline_cmd(src, out), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     target = out / "cam0.jsonl"
     deadline = time.time() + 120
     while time.time() < deadline:  # kill mid-way through the first video, between checkpoints
@@ -119,8 +175,17 @@ def test_sigkill_and_resume_gives_byte_identical_output(tmp_path):
 @pytest.mark.slow
 def test_resume_refuses_state_from_another_config(tmp_path, capsys):
     videos = make_videos(tmp_path / "in", 1, frames=10)
-    args = ["--config", "configs/demo.yaml", "--source", str(videos[0]), "--output",
-            str(tmp_path / "out"), "--set", "sinks.overlay=false", "--no-progress"]
+    args = [
+        "--config",
+        "configs/demo.yaml",
+        "--source",
+        str(videos[0]),
+        "--output",
+        str(tmp_path / "out"),
+        "--set",
+        "sinks.overlay=false",
+        "--no-progress",
+    ]
     assert main(args) == 0
     capsys.readouterr()
     assert main([*args, "--set", "keyframes.interval=2"]) == 2

@@ -49,8 +49,12 @@ def match_quality(results, gt_by_frame):
                 ious.append(best_iou)
                 ids[gid].append(best)
     switches = sum(sum(1 for a, b in zip(v, v[1:]) if a != b) for v in ids.values())
-    return {"coverage": matched / max(total, 1), "mean_iou": float(np.mean(ious)) if ious else 0.0,
-            "switches": switches, "ids": ids}
+    return {
+        "coverage": matched / max(total, 1),
+        "mean_iou": float(np.mean(ious)) if ious else 0.0,
+        "switches": switches,
+        "ids": ids,
+    }
 
 
 def test_help_documents_every_option(capsys):
@@ -58,17 +62,30 @@ def test_help_documents_every_option(capsys):
         main(["--help"])
     assert info.value.code == 0
     out = capsys.readouterr().out
-    for opt in ("--config", "--source", "--output", "--set", "--stream-id", "--no-progress",
-                "--summary-json", "--print-config", "--log-level", "Exit codes"):
+    for opt in (
+        "--config",
+        "--source",
+        "--output",
+        "--set",
+        "--stream-id",
+        "--no-progress",
+        "--summary-json",
+        "--print-config",
+        "--log-level",
+        "Exit codes",
+    ):
         assert opt in out
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["--set", "keyframes.interval=0"], "keyframes.interval=0"),
-    (["--set", "detector.bogus=1"], "unknown key detector.bogus"),
-    (["--set", "tracker.max_lost_s=-3"], "tracker.max_lost_s=-3"),
-    (["--config", "/nonexistent/cfg.yaml"], "/nonexistent/cfg.yaml"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--set", "keyframes.interval=0"], "keyframes.interval=0"),
+        (["--set", "detector.bogus=1"], "unknown key detector.bogus"),
+        (["--set", "tracker.max_lost_s=-3"], "tracker.max_lost_s=-3"),
+        (["--config", "/nonexistent/cfg.yaml"], "/nonexistent/cfg.yaml"),
+    ],
+)
 def test_invalid_config_exits_2_with_one_line(args, needle, capsys):
     code, out, err = run_cli(["--config", "configs/demo.yaml", *args, "--no-progress"], capsys)
     assert code == 2
@@ -79,31 +96,64 @@ def _file(name: str, data: bytes):
     def make(tmp):
         (tmp / name).write_bytes(data)
         return tmp / name
+
     return make
 
 
-@pytest.mark.parametrize("make_source, needle", [
-    (lambda tmp: tmp / "missing.mp4", "not found"),
-    (_file("zero.mp4", b""), "empty (0 bytes)"),
-    (_file("text.mp4", b"x" * 5000), "cannot be opened"),
-])
+@pytest.mark.parametrize(
+    "make_source, needle",
+    [
+        (lambda tmp: tmp / "missing.mp4", "not found"),
+        (_file("zero.mp4", b""), "empty (0 bytes)"),
+        (_file("text.mp4", b"x" * 5000), "cannot be opened"),
+    ],
+)
 def test_bad_source_exits_2_naming_the_path(make_source, needle, tmp_path, capsys):
     src = make_source(tmp_path)
-    code, out, err = run_cli(["--config", "configs/demo.yaml", "--source", str(src), "--output",
-                              str(tmp_path / "o"), "--no-progress"], capsys)
+    code, out, err = run_cli(
+        [
+            "--config",
+            "configs/demo.yaml",
+            "--source",
+            str(src),
+            "--output",
+            str(tmp_path / "o"),
+            "--no-progress",
+        ],
+        capsys,
+    )
     assert code == 2
     assert needle in err and str(src) in err and len(err.strip().splitlines()) == 1
 
 
 def test_missing_or_wrong_weights_exit_2(tmp_path, capsys):
-    code, _, err = run_cli(["--config", "configs/demo.yaml", "--set",
-                            f"detector.weights={tmp_path}/none.pt", "--output", str(tmp_path),
-                            "--no-progress"], capsys)
+    code, _, err = run_cli(
+        [
+            "--config",
+            "configs/demo.yaml",
+            "--set",
+            f"detector.weights={tmp_path}/none.pt",
+            "--output",
+            str(tmp_path),
+            "--no-progress",
+        ],
+        capsys,
+    )
     assert code == 2 and "none.pt" in err and "not found" in err
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"\x00" * 100)
-    code, _, err = run_cli(["--config", "configs/demo.yaml", "--set", f"detector.weights={bad}",
-                            "--output", str(tmp_path), "--no-progress"], capsys)
+    code, _, err = run_cli(
+        [
+            "--config",
+            "configs/demo.yaml",
+            "--set",
+            f"detector.weights={bad}",
+            "--output",
+            str(tmp_path),
+            "--no-progress",
+        ],
+        capsys,
+    )
     assert code == 2 and "bad.pt" in err
 
 
@@ -111,9 +161,20 @@ def test_missing_or_wrong_weights_exit_2(tmp_path, capsys):
 def test_demo_sample_end_to_end_ids_stable_and_masks_on_target(tmp_path, capsys):
     out = tmp_path / "out"
     summary = tmp_path / "summary.json"
-    code, stdout, err = run_cli(["--config", "configs/demo.yaml", "--output", str(out),
-                                 "--set", "keyframes.interval=5", "--no-progress",
-                                 "--summary-json", str(summary)], capsys)
+    code, stdout, err = run_cli(
+        [
+            "--config",
+            "configs/demo.yaml",
+            "--output",
+            str(out),
+            "--set",
+            "keyframes.interval=5",
+            "--no-progress",
+            "--summary-json",
+            str(summary),
+        ],
+        capsys,
+    )
     assert code == 0, err
     results = read_jsonl(out / "sample.jsonl")
     assert [r.frame_index for r in results] == list(range(150))
@@ -142,9 +203,22 @@ def test_image_folder_source_gives_the_same_results_as_the_video(small_video, tm
     for f in VideoFileSource(video):
         cv2.imwrite(str(folder / f"{f.index}.png"), f.image)
     for src, name in ((video, "v"), (folder, "f")):
-        code, _, err = run_cli(["--config", "configs/demo.yaml", "--source", str(src),
-                                "--stream-id", "s", "--output", str(tmp_path / name),
-                                "--set", "sinks.overlay=false", "--no-progress"], capsys)
+        code, _, err = run_cli(
+            [
+                "--config",
+                "configs/demo.yaml",
+                "--source",
+                str(src),
+                "--stream-id",
+                "s",
+                "--output",
+                str(tmp_path / name),
+                "--set",
+                "sinks.overlay=false",
+                "--no-progress",
+            ],
+            capsys,
+        )
         assert code == 0, err
     a = [json.loads(x) for x in (tmp_path / "v" / "s.jsonl").read_text().splitlines()]
     b = [json.loads(x) for x in (tmp_path / "f" / "s.jsonl").read_text().splitlines()]
@@ -159,9 +233,22 @@ def test_corrupt_frames_mid_video_leave_gaps_and_the_tracks_go_on(small_video, t
     bad = tmp_path / "bad.avi"
     mjpeg_copy_with_corrupt_frames(video, bad, {12, 20})  # 20 is due to be a keyframe
     summary = tmp_path / "summary.json"
-    code, _, err = run_cli(["--config", "configs/demo.yaml", "--source", str(bad),
-                            "--output", str(tmp_path / "out"), "--set", "sinks.overlay=false",
-                            "--no-progress", "--summary-json", str(summary)], capsys)
+    code, _, err = run_cli(
+        [
+            "--config",
+            "configs/demo.yaml",
+            "--source",
+            str(bad),
+            "--output",
+            str(tmp_path / "out"),
+            "--set",
+            "sinks.overlay=false",
+            "--no-progress",
+            "--summary-json",
+            str(summary),
+        ],
+        capsys,
+    )
     assert code == 0, err  # everything decodable was processed; the gaps are reported
     s = json.loads(summary.read_text())["streams"][0]
     assert s["corrupt_frames"] == 2 and not s["truncated"] and s["frames"] == 38
@@ -170,7 +257,9 @@ def test_corrupt_frames_mid_video_leave_gaps_and_the_tracks_go_on(small_video, t
     by_frame = {r.frame_index: r for r in recs}
     assert by_frame[21].keyframe  # the detector runs on the next frame instead
     for before, after in ((11, 13), (19, 21)):
-        assert set(by_frame[before].detections.track_ids) == set(by_frame[after].detections.track_ids)
+        assert set(by_frame[before].detections.track_ids) == set(
+            by_frame[after].detections.track_ids
+        )
 
 
 def test_precomputed_detections_are_tracked(small_video, tmp_path, capsys):
@@ -185,17 +274,56 @@ def test_precomputed_detections_are_tracked(small_video, tmp_path, capsys):
             for tid, cid, m in rows:
                 ys, xs = np.nonzero(m)
                 rle = format_lines(frame, [tid], [cid], m[None])[0].split()[5]
-                inst.append({"class_id": cid, "label": labels[cid], "score": 0.95,
-                             "bbox": [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1],
-                             "mask": {"size": list(m.shape), "counts": rle}})
-            fh.write(json.dumps({"schema": "vis.frame/1", "stream_id": "x", "frame_index": frame,
-                                 "timestamp_ms": 0.0, "keyframe": True, "width": 320, "height": 192,
-                                 "instances": inst}) + "\n")
+                inst.append(
+                    {
+                        "class_id": cid,
+                        "label": labels[cid],
+                        "score": 0.95,
+                        "bbox": [
+                            int(xs.min()),
+                            int(ys.min()),
+                            int(xs.max()) + 1,
+                            int(ys.max()) + 1,
+                        ],
+                        "mask": {"size": list(m.shape), "counts": rle},
+                    }
+                )
+            fh.write(
+                json.dumps(
+                    {
+                        "schema": "vis.frame/1",
+                        "stream_id": "x",
+                        "frame_index": frame,
+                        "timestamp_ms": 0.0,
+                        "keyframe": True,
+                        "width": 320,
+                        "height": 192,
+                        "instances": inst,
+                    }
+                )
+                + "\n"
+            )
         fh.write("{truncated json\n")
-    code, _, err = run_cli(["--source", str(video), "--output", str(tmp_path / "o"),
-                            "--set", "detector.type=precomputed", "--set", f"detector.path={dets}",
-                            "--set", "detector.weights=null", "--set", "keyframes.interval=4",
-                            "--set", "sinks.overlay=false", "--no-progress"], capsys)
+    code, _, err = run_cli(
+        [
+            "--source",
+            str(video),
+            "--output",
+            str(tmp_path / "o"),
+            "--set",
+            "detector.type=precomputed",
+            "--set",
+            f"detector.path={dets}",
+            "--set",
+            "detector.weights=null",
+            "--set",
+            "keyframes.interval=4",
+            "--set",
+            "sinks.overlay=false",
+            "--no-progress",
+        ],
+        capsys,
+    )
     assert code == 0, err
     results = read_jsonl(tmp_path / "o" / "small.jsonl")
     q = match_quality(results, read_mots_by_frame(gt))
@@ -208,14 +336,31 @@ def test_precomputed_detections_are_tracked(small_video, tmp_path, capsys):
 def test_sigint_flushes_processed_frames_and_exits_130(tmp_path):
     out = tmp_path / "o"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, str(ROOT / "run_pipeline.py"), "--config",
-                             str(ROOT / "configs/demo.yaml"), "--output", str(out), "--set",
-                             "keyframes.interval=1", "--no-progress", "--summary-json",
-                             str(tmp_path / "s.json")], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "run_pipeline.py"),
+            "--config",
+            str(ROOT / "configs/demo.yaml"),
+            "--output",
+            str(out),
+            "--set",
+            "keyframes.interval=1",
+            "--no-progress",
+            "--summary-json",
+            str(tmp_path / "s.json"),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     jsonl = out / "sample.jsonl"
     deadline = time.time() + 120
-    while time.time() < deadline and (not jsonl.exists() or len(jsonl.read_text().splitlines()) < 5):
+    while time.time() < deadline and (
+        not jsonl.exists() or len(jsonl.read_text().splitlines()) < 5
+    ):
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)

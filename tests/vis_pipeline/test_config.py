@@ -4,15 +4,18 @@ from vis.config import ConfigError, from_mapping
 from vis_pipeline import PipelineConfig, load_config
 
 
-@pytest.mark.parametrize("data, message", [
-    ({"keyframes": {"interval": 0}}, "keyframes.interval=0"),
-    ({"keyframes": {"interval": "ten"}}, "keyframes.interval='ten' must be an integer"),
-    ({"tracker": {"mask_weight": 1.5}}, "tracker.mask_weight=1.5"),
-    ({"detector": {"score_treshold": 0.3}}, "unknown key detector.score_treshold"),
-    ({"propagation": {"warp": "magic"}}, "propagation.warp='magic'"),
-    ({"detector": {"type": "precomputed"}}, "detector.path"),
-    ({"sinks": {"jsonl": "yes"}}, "sinks.jsonl='yes' must be true or false"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"keyframes": {"interval": 0}}, "keyframes.interval=0"),
+        ({"keyframes": {"interval": "ten"}}, "keyframes.interval='ten' must be an integer"),
+        ({"tracker": {"mask_weight": 1.5}}, "tracker.mask_weight=1.5"),
+        ({"detector": {"score_treshold": 0.3}}, "unknown key detector.score_treshold"),
+        ({"propagation": {"warp": "magic"}}, "propagation.warp='magic'"),
+        ({"detector": {"type": "precomputed"}}, "detector.path"),
+        ({"sinks": {"jsonl": "yes"}}, "sinks.jsonl='yes' must be true or false"),
+    ],
+)
 def test_invalid_config_names_key_and_value(data, message):
     with pytest.raises(ConfigError) as info:
         from_mapping(PipelineConfig, data)

@@ -29,18 +29,27 @@ def test_folder_of_videos_is_one_stream_each_and_image_folder_is_one(tmp_path):
         (frames / f"{i}.png").write_bytes(b"x")
     streams, errors = expand(videos, frames)
     assert errors == []
-    assert streams == [StreamInput(str(videos / "a.MKV"), "a"), StreamInput(str(videos / "b.mp4"), "b"),
-                       StreamInput(str(frames), "frames")]
+    assert streams == [
+        StreamInput(str(videos / "a.MKV"), "a"),
+        StreamInput(str(videos / "b.mp4"), "b"),
+        StreamInput(str(frames), "frames"),
+    ]
 
 
 def test_globs_missing_paths_live_uris_and_repeated_ids(tmp_path):
     for d in ("x", "y"):
         (tmp_path / d).mkdir()
         (tmp_path / d / "cam.mp4").write_bytes(b"x")
-    streams, errors = expand(tmp_path / "*" / "cam.mp4", tmp_path / "none*.mp4",
-                             tmp_path / "missing.mp4", "rtsp://host:554/live/cam1", "0")
-    assert errors == [f"no file matches {tmp_path / 'none*.mp4'}: check the pattern (quote it in "
-                      "the shell)"]
+    streams, errors = expand(
+        tmp_path / "*" / "cam.mp4",
+        tmp_path / "none*.mp4",
+        tmp_path / "missing.mp4",
+        "rtsp://host:554/live/cam1",
+        "0",
+    )
+    assert errors == [
+        f"no file matches {tmp_path / 'none*.mp4'}: check the pattern (quote it in the shell)"
+    ]
     assert [s.stream_id for s in streams] == ["cam", "cam-2", "missing", "host_554_live_cam1", "0"]
     assert streams[2].uri == str(tmp_path / "missing.mp4")  # opening it reports the error
 

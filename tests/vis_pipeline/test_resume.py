@@ -28,8 +28,13 @@ from vis_pipeline.resume import (
 
 
 def make_processor(labels: list[str]) -> StreamProcessor:
-    return StreamProcessor(stream_id="sample", labels=labels, tracker=TrackerConfig(),
-                           propagation=PropagationConfig(), keyframes=KeyframeConfig(interval=3))
+    return StreamProcessor(
+        stream_id="sample",
+        labels=labels,
+        tracker=TrackerConfig(),
+        propagation=PropagationConfig(),
+        keyframes=KeyframeConfig(interval=3),
+    )
 
 
 def step(processor: StreamProcessor, detector, frame):
@@ -38,7 +43,9 @@ def step(processor: StreamProcessor, detector, frame):
 
 
 def assert_same_tree(a, b, where="state"):
-    assert type(a) is type(b) or (isinstance(a, (list, tuple)) and isinstance(b, (list, tuple))), where
+    assert type(a) is type(b) or (isinstance(a, (list, tuple)) and isinstance(b, (list, tuple))), (
+        where
+    )
     if isinstance(a, dict):
         assert a.keys() == b.keys(), where
         for k in a:
@@ -54,8 +61,9 @@ def assert_same_tree(a, b, where="state"):
 
 
 @pytest.mark.slow
-def test_real_processor_state_round_trips_and_tracking_continues_identically(demo_detector,
-                                                                             tmp_path):
+def test_real_processor_state_round_trips_and_tracking_continues_identically(
+    demo_detector, tmp_path
+):
     frames = open_source(str(SAMPLE_VIDEO))
     it = iter(frames)
     first = [next(it) for _ in range(8)]
@@ -88,8 +96,14 @@ def test_real_processor_state_round_trips_and_tracking_continues_identically(dem
 
 def test_encoded_state_keeps_types_and_copies_arrays():
     arr = np.arange(6, dtype=np.float32).reshape(2, 3)
-    state = {"a": arr, "n": np.int64(4), "f": np.float32(0.5), "t": (1, 2.5, None, "x"),
-             "nested": [{"b": True, "m": np.zeros((0, 4), np.uint8)}], "nan": float("nan")}
+    state = {
+        "a": arr,
+        "n": np.int64(4),
+        "f": np.float32(0.5),
+        "t": (1, 2.5, None, "x"),
+        "nested": [{"b": True, "m": np.zeros((0, 4), np.uint8)}],
+        "nan": float("nan"),
+    }
     enc = encode_state(state)
     arr += 1  # the caller goes on changing its arrays: the encoded copy does not move
     text = json.dumps(enc.document)
@@ -102,12 +116,15 @@ def test_encoded_state_keeps_types_and_copies_arrays():
     assert np.isnan(back["nan"])
 
 
-@pytest.mark.parametrize("bad", [
-    {"x": object()},
-    {1: "int key"},
-    {"x": np.array([{"a": 1}], dtype=object)},
-    {"__array__": "a0"},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"x": object()},
+        {1: "int key"},
+        {"x": np.array([{"a": 1}], dtype=object)},
+        {"__array__": "a0"},
+    ],
+)
 def test_encoding_refuses_what_is_not_data(bad):
     with pytest.raises(TypeError):
         encode_state(bad)
@@ -128,8 +145,9 @@ def _write_json_checkpoint_as_pickle(store, stream_id, payload):
     store.checkpoint_path(stream_id).write_bytes(payload)
 
 
-@pytest.mark.parametrize("plant", ["legacy_ckpt", "json_is_pickle", "npz_object_array",
-                                   "npz_is_pickle"])
+@pytest.mark.parametrize(
+    "plant", ["legacy_ckpt", "json_is_pickle", "npz_object_array", "npz_is_pickle"]
+)
 def test_pickled_checkpoints_are_refused_without_running_them(plant, tmp_path):
     marker = tmp_path / "code-ran"
     payload = pickle.dumps({"config": "d", "frame_index": 3, "state": _Boom(marker)})
@@ -158,8 +176,11 @@ def test_pickled_checkpoints_are_refused_without_running_them(plant, tmp_path):
 def test_state_of_another_config_is_refused_and_restart_clears_it(tmp_path):
     base = load_config("configs/demo.yaml", output=str(tmp_path))
     other = load_config("configs/demo.yaml", ["keyframes.interval=2"], output=str(tmp_path))
-    same = load_config("configs/demo.yaml", ["sinks.overlay=false", "queue_size=3"],
-                       output=str(tmp_path / "elsewhere"))
+    same = load_config(
+        "configs/demo.yaml",
+        ["sinks.overlay=false", "queue_size=3"],
+        output=str(tmp_path / "elsewhere"),
+    )
     assert config_digest(base) != config_digest(other)
     assert config_digest(base) == config_digest(same)  # settings that cannot change results
 
@@ -203,8 +224,17 @@ def test_cli_refuses_a_pickled_checkpoint_in_one_line(small_video, tmp_path, cap
     out = tmp_path / "out"
     (out / ".state").mkdir(parents=True)
     (out / ".state" / "small.ckpt").write_bytes(pickle.dumps({"state": b"old"}))
-    args = ["--config", "configs/demo.yaml", "--source", str(video), "--output", str(out),
-            "--set", "sinks.overlay=false", "--no-progress"]
+    args = [
+        "--config",
+        "configs/demo.yaml",
+        "--source",
+        str(video),
+        "--output",
+        str(out),
+        "--set",
+        "sinks.overlay=false",
+        "--no-progress",
+    ]
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1

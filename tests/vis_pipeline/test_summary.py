@@ -6,11 +6,26 @@ from vis_pipeline.summary import RunSummary
 
 
 def stream(**over) -> dict:
-    s = {"stream_id": "cam0", "source": "in/cam0.mp4", "live": False, "frames": 10,
-         "keyframes": 2, "tracks": 3, "corrupt_frames": 1, "truncated": False,
-         "dropped_frames": 0, "reconnects": 0, "resumed_after_frame": -1, "rtsp_transport": None,
-         "seconds": 2.0, "fps": 5.0, "latency_ms_p50": 12.0, "latency_ms_p99": 30.0,
-         "stage_seconds": {"decode": 0.1, "detect": 0.5}, "stage_ms_p50_p99": {"detect": [50.0, 60.0]}}
+    s = {
+        "stream_id": "cam0",
+        "source": "in/cam0.mp4",
+        "live": False,
+        "frames": 10,
+        "keyframes": 2,
+        "tracks": 3,
+        "corrupt_frames": 1,
+        "truncated": False,
+        "dropped_frames": 0,
+        "reconnects": 0,
+        "resumed_after_frame": -1,
+        "rtsp_transport": None,
+        "seconds": 2.0,
+        "fps": 5.0,
+        "latency_ms_p50": 12.0,
+        "latency_ms_p99": 30.0,
+        "stage_seconds": {"decode": 0.1, "detect": 0.5},
+        "stage_ms_p50_p99": {"detect": [50.0, 60.0]},
+    }
     s.update(over)
     return s
 
@@ -24,18 +39,34 @@ def test_empty_summary_renders_and_serialises():
 
 
 def test_render_and_json_add_up_the_streams():
-    s = RunSummary(streams=[stream(), stream(stream_id="cam1", frames=30, keyframes=3,
-                                            resumed_after_frame=9, truncated=True)],
-                   failed_inputs=["empty.mp4 is empty"], skipped_complete=["cam2"], seconds=4.0,
-                   sink_seconds=0.4, detector_calls=4, sink_stats={"KafkaSink": {"sent": 40}},
-                   outputs=["out/cam0.jsonl"], exit_code=2, error="empty.mp4 is empty")
+    s = RunSummary(
+        streams=[
+            stream(),
+            stream(stream_id="cam1", frames=30, keyframes=3, resumed_after_frame=9, truncated=True),
+        ],
+        failed_inputs=["empty.mp4 is empty"],
+        skipped_complete=["cam2"],
+        seconds=4.0,
+        sink_seconds=0.4,
+        detector_calls=4,
+        sink_stats={"KafkaSink": {"sent": 40}},
+        outputs=["out/cam0.jsonl"],
+        exit_code=2,
+        error="empty.mp4 is empty",
+    )
     text = s.render()
-    for needle in ("stream cam0 (in/cam0.mp4)", "frames 10  keyframes 2  tracks 3  corrupt skipped 1",
-                   "TRUNCATED  resumed after frame 9", "ms/frame by stage: decode 10.0  detect 50.0",
-                   "ms per call p50/p99: detect 50.0/60.0",
-                   "total: 2 streams, 40 frames in 4.0 s (10.00 fps); detector calls 4; sinks "
-                   "10.0 ms/frame; 1 already complete; 1 failed", "  failed: empty.mp4 is empty",
-                   "  sink KafkaSink: {'sent': 40}", "  wrote out/cam0.jsonl"):
+    for needle in (
+        "stream cam0 (in/cam0.mp4)",
+        "frames 10  keyframes 2  tracks 3  corrupt skipped 1",
+        "TRUNCATED  resumed after frame 9",
+        "ms/frame by stage: decode 10.0  detect 50.0",
+        "ms per call p50/p99: detect 50.0/60.0",
+        "total: 2 streams, 40 frames in 4.0 s (10.00 fps); detector calls 4; sinks "
+        "10.0 ms/frame; 1 already complete; 1 failed",
+        "  failed: empty.mp4 is empty",
+        "  sink KafkaSink: {'sent': 40}",
+        "  wrote out/cam0.jsonl",
+    ):
         assert needle in text, needle
     j = s.to_json()
     assert j["frames"] == 40 and j["keyframes"] == 5 and j["fps"] == 10.0

@@ -44,8 +44,7 @@ def test_messages_reach_every_sink_in_order(tmp_path):
     log: list = []
     memory = MemorySink()
     store = ResumeStore(tmp_path, "d")
-    writer = Writer([RecordingSink(log), memory], stop=threading.Event(), queue_size=2,
-                    store=store)
+    writer = Writer([RecordingSink(log), memory], stop=threading.Event(), queue_size=2, store=store)
     writer.start()
     image = np.zeros((48, 64, 3), np.uint8)
     for i in range(3):
@@ -55,8 +54,15 @@ def test_messages_reach_every_sink_in_order(tmp_path):
     writer.put(StreamDoneMsg("other"))  # no summary: the stream gets no finished marker
     writer.finish()
     writer.close_sinks()
-    assert log == [("write", 0, True), ("write", 1, True), ("write", 2, True), ("flush",),
-                   ("end_stream", "cam/1"), ("end_stream", "other"), ("close",)]
+    assert log == [
+        ("write", 0, True),
+        ("write", 1, True),
+        ("write", 2, True),
+        ("flush",),
+        ("end_stream", "cam/1"),
+        ("end_stream", "other"),
+        ("close",),
+    ]
     assert [r.frame_index for r in memory.results] == [0, 1, 2]
     assert memory.ended == ["cam/1", "other"] and memory.closed
     assert store.resume_point("cam/1").complete  # done marker written, checkpoint removed

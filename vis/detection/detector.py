@@ -41,8 +41,9 @@ def _to_tensor(img: np.ndarray, device: torch.device) -> torch.Tensor:
 
 def resolve_device(device: str) -> torch.device:
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise WeightsError(f"detector.device={device!r} but no CUDA device is available: "
-                           "set detector.device: cpu")
+        raise WeightsError(
+            f"detector.device={device!r} but no CUDA device is available: set detector.device: cpu"
+        )
     return torch.device(device)
 
 
@@ -63,10 +64,19 @@ class MaskRCNNDetector(Detector):
             of objects 19 frames apart 0.50 with ``box_head``, 0.97 with ``fused``.
     """
 
-    def __init__(self, *, model: MaskRCNN, labels: Sequence[str], score_threshold: float = 0.5,
-                 max_detections: int = 50, classes: Sequence[str | int] | None = None,
-                 mask_threshold: float = 0.5, device: str = "cpu", fp16: bool = True,
-                 appearance: str = "box_head") -> None:
+    def __init__(
+        self,
+        *,
+        model: MaskRCNN,
+        labels: Sequence[str],
+        score_threshold: float = 0.5,
+        max_detections: int = 50,
+        classes: Sequence[str | int] | None = None,
+        mask_threshold: float = 0.5,
+        device: str = "cpu",
+        fp16: bool = True,
+        appearance: str = "box_head",
+    ) -> None:
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.labels = list(labels)
@@ -85,8 +95,10 @@ class MaskRCNNDetector(Detector):
                 elif isinstance(c, str) and c in self.labels[1:]:
                     self.allowed.add(self.labels.index(c))
                 else:
-                    raise WeightsError(f"detector.classes entry {c!r} is not a class of this "
-                                       f"model (labels: {', '.join(self.labels[1:6])}, ...)")
+                    raise WeightsError(
+                        f"detector.classes entry {c!r} is not a class of this "
+                        f"model (labels: {', '.join(self.labels[1:6])}, ...)"
+                    )
         if appearance not in ("box_head", "fused"):
             raise ValueError(f"appearance must be box_head or fused, not {appearance!r}")
         self.appearance = appearance
@@ -95,13 +107,25 @@ class MaskRCNNDetector(Detector):
         self.dim = self.box_head_dim + (self._histogram.dim if self._histogram else 0)
 
     @classmethod
-    def from_weights(cls, *, weights: str, arch: str = "resnet50_fpn",
-                     num_classes: int | None = None, labels: Sequence[str] | None = None,
-                     min_size: int | None = None, max_size: int | None = None,
-                     **kwargs) -> MaskRCNNDetector:
-        model, all_labels = load_model(weights=weights, arch=arch, num_classes=num_classes,
-                                       labels=list(labels) if labels else None,
-                                       min_size=min_size, max_size=max_size)
+    def from_weights(
+        cls,
+        *,
+        weights: str,
+        arch: str = "resnet50_fpn",
+        num_classes: int | None = None,
+        labels: Sequence[str] | None = None,
+        min_size: int | None = None,
+        max_size: int | None = None,
+        **kwargs,
+    ) -> MaskRCNNDetector:
+        model, all_labels = load_model(
+            weights=weights,
+            arch=arch,
+            num_classes=num_classes,
+            labels=list(labels) if labels else None,
+            min_size=min_size,
+            max_size=max_size,
+        )
         return cls(model=model, labels=all_labels, **kwargs)
 
     def _box_head_dim(self) -> int:
@@ -152,11 +176,19 @@ class MaskRCNNDetector(Detector):
         dets = self.model.transform.postprocess(dets, batch.image_sizes, orig_sizes)
         out = []
         for img, d, emb, (h, w) in zip(images, dets, embs, orig_sizes):
-            probs = d["masks"][:, 0].float().cpu().numpy() if len(d["boxes"]) else np.zeros((0, h, w), np.float32)
+            probs = (
+                d["masks"][:, 0].float().cpu().numpy()
+                if len(d["boxes"])
+                else np.zeros((0, h, w), np.float32)
+            )
             det = Detections(
-                xyxy=d["boxes"].float().cpu().numpy(), masks=probs >= self.mask_threshold,
-                scores=d["scores"].float().cpu().numpy(), class_ids=d["labels"].cpu().numpy(),
-                embeddings=emb.cpu().numpy(), mask_probs=probs)
+                xyxy=d["boxes"].float().cpu().numpy(),
+                masks=probs >= self.mask_threshold,
+                scores=d["scores"].float().cpu().numpy(),
+                class_ids=d["labels"].cpu().numpy(),
+                embeddings=emb.cpu().numpy(),
+                mask_probs=probs,
+            )
             if self._histogram is not None:
                 det.embeddings = fuse(det.embeddings, self._histogram.embed(img, det))
             out.append(det)
@@ -167,7 +199,9 @@ class MaskRCNNDetector(Detector):
         return self.detect([f.image for f in frames])
 
     @torch.inference_mode()
-    def embed_boxes(self, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray]) -> list[np.ndarray]:
+    def embed_boxes(
+        self, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray]
+    ) -> list[np.ndarray]:
         """Box-head embeddings for given (N_i, 4) boxes (original image pixels) per image."""
         if not images:
             return []
@@ -215,8 +249,9 @@ class HistogramEmbedder:
             mask at once).
     """
 
-    def __init__(self, bins: tuple[int, int, int] = (12, 4, 8), relative_value: bool = True,
-                 stripes: int = 2) -> None:
+    def __init__(
+        self, bins: tuple[int, int, int] = (12, 4, 8), relative_value: bool = True, stripes: int = 2
+    ) -> None:
         self.bins = bins
         self.relative_value = relative_value
         self.stripes = stripes

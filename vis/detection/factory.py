@@ -43,7 +43,7 @@ class DetectorConfig:
     arch: str = "resnet50_fpn"
     num_classes: int | None = None
     labels: list[str] | None = None
-    score_threshold: float = 0.5
+    score_threshold: float = 0.1
     max_detections: int = 50
     classes: list[str | int] | None = None
     min_size: int | None = None
@@ -57,22 +57,46 @@ class DetectorConfig:
     embedder: Literal["box_head", "histogram"] = "histogram"
 
     def __post_init__(self) -> None:
-        require(self.arch in ARCHS, "detector.arch", self.arch, f"must be one of {', '.join(ARCHS)}")
-        require(0.0 <= self.score_threshold <= 1.0, "detector.score_threshold",
-                self.score_threshold, "must be in [0, 1]")
-        require(self.max_detections >= 1, "detector.max_detections", self.max_detections, "must be >= 1")
+        require(
+            self.arch in ARCHS, "detector.arch", self.arch, f"must be one of {', '.join(ARCHS)}"
+        )
+        require(
+            0.0 <= self.score_threshold <= 1.0,
+            "detector.score_threshold",
+            self.score_threshold,
+            "must be in [0, 1]",
+        )
+        require(
+            self.max_detections >= 1, "detector.max_detections", self.max_detections, "must be >= 1"
+        )
         require(self.batch_size >= 1, "detector.batch_size", self.batch_size, "must be >= 1")
         require(self.threads >= 1, "detector.threads", self.threads, "must be >= 1")
-        require(self.device == "cpu" or self.device.startswith("cuda"), "detector.device",
-                self.device, "must be cpu or cuda[:N]")
+        require(
+            self.device == "cpu" or self.device.startswith("cuda"),
+            "detector.device",
+            self.device,
+            "must be cpu or cuda[:N]",
+        )
         if self.type == "maskrcnn":
-            require(bool(self.weights), "detector.weights", self.weights,
-                    "is required for type maskrcnn (coco, coco_v2, demo or a checkpoint path)")
+            require(
+                bool(self.weights),
+                "detector.weights",
+                self.weights,
+                "is required for type maskrcnn (coco, coco_v2, demo or a checkpoint path)",
+            )
         else:
-            require(bool(self.path), "detector.path", self.path,
-                    "is required for type precomputed (a vis.frame/1 JSONL file)")
-            require(self.embedder == "histogram" or bool(self.weights), "detector.embedder",
-                    self.embedder, "needs detector.weights (or use histogram)")
+            require(
+                bool(self.path),
+                "detector.path",
+                self.path,
+                "is required for type precomputed (a vis.frame/1 JSONL file)",
+            )
+            require(
+                self.embedder == "histogram" or bool(self.weights),
+                "detector.embedder",
+                self.embedder,
+                "needs detector.weights (or use histogram)",
+            )
 
 
 def build_detector(cfg: DetectorConfig) -> Detector:
@@ -86,13 +110,27 @@ def build_detector(cfg: DetectorConfig) -> Detector:
     model = None
     if cfg.type == "maskrcnn" or cfg.embedder == "box_head":
         model = MaskRCNNDetector.from_weights(
-            weights=cfg.weights, arch=cfg.arch, num_classes=cfg.num_classes, labels=cfg.labels,
-            min_size=cfg.min_size, max_size=cfg.max_size, score_threshold=cfg.score_threshold,
-            max_detections=cfg.max_detections, classes=cfg.classes, device=cfg.device,
-            fp16=cfg.fp16, appearance=cfg.appearance)
+            weights=cfg.weights,
+            arch=cfg.arch,
+            num_classes=cfg.num_classes,
+            labels=cfg.labels,
+            min_size=cfg.min_size,
+            max_size=cfg.max_size,
+            score_threshold=cfg.score_threshold,
+            max_detections=cfg.max_detections,
+            classes=cfg.classes,
+            device=cfg.device,
+            fp16=cfg.fp16,
+            appearance=cfg.appearance,
+        )
     if cfg.type == "maskrcnn":
         return model
     embedder = BoxHeadEmbedder(model) if cfg.embedder == "box_head" else HistogramEmbedder()
-    labels = model.labels if model is not None else (["__background__", *cfg.labels] if cfg.labels else None)
-    return PrecomputedDetector(path=cfg.path, embedder=embedder, labels=labels,
-                               score_threshold=cfg.score_threshold)
+    labels = (
+        model.labels
+        if model is not None
+        else (["__background__", *cfg.labels] if cfg.labels else None)
+    )
+    return PrecomputedDetector(
+        path=cfg.path, embedder=embedder, labels=labels, score_threshold=cfg.score_threshold
+    )

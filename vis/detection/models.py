@@ -45,8 +45,9 @@ class WeightsError(RuntimeError):
 
 
 def _conv_bn(cin: int, cout: int, stride: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False),
-                         nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
+    )
 
 
 class TinyFPNBackbone(nn.Module):
@@ -57,17 +58,22 @@ class TinyFPNBackbone(nn.Module):
         out_channels: FPN channels.
     """
 
-    def __init__(self, *, widths: tuple[int, ...] = (24, 32, 64, 96, 128),
-                 out_channels: int = 64) -> None:
+    def __init__(
+        self, *, widths: tuple[int, ...] = (24, 32, 64, 96, 128), out_channels: int = 64
+    ) -> None:
         super().__init__()
         stages, cin = [], 3
         for i, w in enumerate(widths):
-            stages.append(nn.Sequential(_conv_bn(cin, w, 2), _conv_bn(w, w, 1),
-                                        *([_conv_bn(w, w, 1)] if i >= 2 else [])))
+            stages.append(
+                nn.Sequential(
+                    _conv_bn(cin, w, 2), _conv_bn(w, w, 1), *([_conv_bn(w, w, 1)] if i >= 2 else [])
+                )
+            )
             cin = w
         self.stages = nn.ModuleList(stages)
-        self.fpn = FeaturePyramidNetwork(list(widths[2:]), out_channels,
-                                         extra_blocks=LastLevelMaxPool())
+        self.fpn = FeaturePyramidNetwork(
+            list(widths[2:]), out_channels, extra_blocks=LastLevelMaxPool()
+        )
         self.out_channels = out_channels
 
     def forward(self, x: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
@@ -79,25 +85,41 @@ class TinyFPNBackbone(nn.Module):
         return self.fpn(feats)
 
 
-def build_tiny_maskrcnn(*, num_classes: int, min_size: int = 320, max_size: int = 640,
-                        representation_size: int = 256, **kwargs) -> MaskRCNN:
+def build_tiny_maskrcnn(
+    *,
+    num_classes: int,
+    min_size: int = 320,
+    max_size: int = 640,
+    representation_size: int = 256,
+    **kwargs,
+) -> MaskRCNN:
     """The demo architecture. ``num_classes`` excludes background."""
     backbone = TinyFPNBackbone()
     c = backbone.out_channels
-    anchors = AnchorGenerator(sizes=((16,), (32,), (64,), (128,)),
-                              aspect_ratios=((0.5, 1.0, 2.0),) * 4)
+    anchors = AnchorGenerator(
+        sizes=((16,), (32,), (64,), (128,)), aspect_ratios=((0.5, 1.0, 2.0),) * 4
+    )
     box_pool = MultiScaleRoIAlign(featmap_names=["0", "1", "2"], output_size=7, sampling_ratio=2)
     mask_pool = MultiScaleRoIAlign(featmap_names=["0", "1", "2"], output_size=14, sampling_ratio=2)
     return MaskRCNN(
-        backbone, num_classes=None, min_size=min_size, max_size=max_size,
-        rpn_anchor_generator=anchors, box_roi_pool=box_pool,
+        backbone,
+        num_classes=None,
+        min_size=min_size,
+        max_size=max_size,
+        rpn_anchor_generator=anchors,
+        box_roi_pool=box_pool,
         box_head=TwoMLPHead(c * 7 * 7, representation_size),
         box_predictor=FastRCNNPredictor(representation_size, num_classes + 1),
-        mask_roi_pool=mask_pool, mask_head=MaskRCNNHeads(c, (c, c, c, c), 1),
+        mask_roi_pool=mask_pool,
+        mask_head=MaskRCNNHeads(c, (c, c, c, c), 1),
         mask_predictor=MaskRCNNPredictor(c, c, num_classes + 1),
-        rpn_pre_nms_top_n_test=300, rpn_post_nms_top_n_test=150,
-        rpn_pre_nms_top_n_train=600, rpn_post_nms_top_n_train=300,
-        box_batch_size_per_image=128, **kwargs)
+        rpn_pre_nms_top_n_test=300,
+        rpn_post_nms_top_n_test=150,
+        rpn_pre_nms_top_n_train=600,
+        rpn_post_nms_top_n_train=300,
+        box_batch_size_per_image=128,
+        **kwargs,
+    )
 
 
 def _build(arch: str, num_classes: int, min_size: int, max_size: int) -> MaskRCNN:
@@ -106,8 +128,13 @@ def _build(arch: str, num_classes: int, min_size: int, max_size: int) -> MaskRCN
     if arch == "tiny_fpn":
         return build_tiny_maskrcnn(num_classes=num_classes, min_size=min_size, max_size=max_size)
     builder = maskrcnn_resnet50_fpn if arch == "resnet50_fpn" else maskrcnn_resnet50_fpn_v2
-    return builder(weights=None, weights_backbone=None, num_classes=num_classes + 1,
-                   min_size=min_size, max_size=max_size)
+    return builder(
+        weights=None,
+        weights_backbone=None,
+        num_classes=num_classes + 1,
+        min_size=min_size,
+        max_size=max_size,
+    )
 
 
 def _coco_weights(arch: str):
@@ -167,35 +194,44 @@ def _coco_state_dict(arch: str, *, progress: bool) -> dict:
     if not file.is_file():
         reason = _offline_reason(enum.url)
         if reason is not None:
-            raise WeightsError(f"COCO weights {file.name} are not in the torch hub cache and "
-                               f"cannot be downloaded (offline: {reason}): download {enum.url} "
-                               f"on a machine with internet and place it at {file}")
+            raise WeightsError(
+                f"COCO weights {file.name} are not in the torch hub cache and "
+                f"cannot be downloaded (offline: {reason}): download {enum.url} "
+                f"on a machine with internet and place it at {file}"
+            )
         log.info("downloading %s to %s (checksum-checked)", enum.url, file)
         try:
             return enum.get_state_dict(progress=progress, check_hash=True, weights_only=True)
         except OSError as exc:  # URLError, HTTPError, a dropped connection, a full disk
-            raise WeightsError(f"downloading {enum.url} failed ({_one_line(exc)}): run again "
-                               f"online, or {place}") from exc
+            raise WeightsError(
+                f"downloading {enum.url} failed ({_one_line(exc)}): run again online, or {place}"
+            ) from exc
         except RuntimeError as exc:  # torch.hub: 'invalid hash value (expected ..., got ...)'
-            raise WeightsError(f"downloading {enum.url} failed torchvision's checksum check "
-                               f"({_one_line(exc)}); nothing was kept: run again, or {place}"
-                               ) from exc
+            raise WeightsError(
+                f"downloading {enum.url} failed torchvision's checksum check "
+                f"({_one_line(exc)}); nothing was kept: run again, or {place}"
+            ) from exc
     try:
         # The file is there: torch.hub loads it without touching the network (and, like
         # torchvision, does not re-hash a cached file). weights_only: never unpickle code.
         state = enum.get_state_dict(progress=progress, check_hash=True, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
-        raise WeightsError(f"COCO weights file {file} is corrupt or truncated "
-                           f"({_one_line(exc)}): delete it and run again online to re-download "
-                           f"it (checksum-checked), or {place}") from exc
+        raise WeightsError(
+            f"COCO weights file {file} is corrupt or truncated "
+            f"({_one_line(exc)}): delete it and run again online to re-download "
+            f"it (checksum-checked), or {place}"
+        ) from exc
     if not isinstance(state, dict):
-        raise WeightsError(f"COCO weights file {file} holds a {type(state).__name__}, not a "
-                           f"state dict: delete it and run again online, or {place}")
+        raise WeightsError(
+            f"COCO weights file {file} holds a {type(state).__name__}, not a "
+            f"state dict: delete it and run again online, or {place}"
+        )
     return state
 
 
-def _load_coco(arch: str, *, min_size: int | None, max_size: int | None,
-               progress: bool) -> tuple[MaskRCNN, list[str]]:
+def _load_coco(
+    arch: str, *, min_size: int | None, max_size: int | None, progress: bool
+) -> tuple[MaskRCNN, list[str]]:
     enum = _coco_weights(arch)
     state = _coco_state_dict(arch, progress=progress)
     categories = list(enum.meta["categories"])
@@ -204,9 +240,11 @@ def _load_coco(arch: str, *, min_size: int | None, max_size: int | None,
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
-        raise WeightsError(f"COCO weights file {file} does not fit arch {arch!r} "
-                           f"({_one_line(exc)}): delete it and run again online to re-download "
-                           f"it, or place a good copy of {enum.url} there") from exc
+        raise WeightsError(
+            f"COCO weights file {file} does not fit arch {arch!r} "
+            f"({_one_line(exc)}): delete it and run again online to re-download "
+            f"it, or place a good copy of {enum.url} there"
+        ) from exc
     if arch == "resnet50_fpn":
         # torchvision builds these weights' backbone with FrozenBatchNorm2d and eps 0
         # (``overwrite_eps(model, 0.0)`` in ``maskrcnn_resnet50_fpn``); our model is built
@@ -220,22 +258,31 @@ def _load_coco(arch: str, *, min_size: int | None, max_size: int | None,
 
 def _read_checkpoint(path: Path) -> dict:
     if not path.is_file():
-        raise WeightsError(f"checkpoint {path} not found: pass an existing state-dict file "
-                           "in detector.weights")
+        raise WeightsError(
+            f"checkpoint {path} not found: pass an existing state-dict file in detector.weights"
+        )
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
-        raise WeightsError(f"checkpoint {path} is not a readable torch state dict "
-                           f"({type(exc).__name__}): re-save it with torch.save(model.state_dict())"
-                           ) from exc
+        raise WeightsError(
+            f"checkpoint {path} is not a readable torch state dict "
+            f"({type(exc).__name__}): re-save it with torch.save(model.state_dict())"
+        ) from exc
     if not isinstance(obj, dict):
         raise WeightsError(f"checkpoint {path} holds a {type(obj).__name__}, not a state dict")
     return obj
 
 
-def load_model(*, weights: str, arch: str = "resnet50_fpn", num_classes: int | None = None,
-               labels: list[str] | None = None, min_size: int | None = None,
-               max_size: int | None = None, progress: bool = True) -> tuple[MaskRCNN, list[str]]:
+def load_model(
+    *,
+    weights: str,
+    arch: str = "resnet50_fpn",
+    num_classes: int | None = None,
+    labels: list[str] | None = None,
+    min_size: int | None = None,
+    max_size: int | None = None,
+    progress: bool = True,
+) -> tuple[MaskRCNN, list[str]]:
     """Build a Mask R-CNN and load its weights.
 
     Args:
@@ -260,8 +307,9 @@ def load_model(*, weights: str, arch: str = "resnet50_fpn", num_classes: int | N
         raise WeightsError(f"detector.arch {arch!r} is unknown: use one of {', '.join(ARCHS)}")
     if weights in COCO_WEIGHTS:
         arch = "resnet50_fpn_v2" if weights == "coco_v2" else arch
-        model, categories = _load_coco(arch, min_size=min_size, max_size=max_size,
-                                       progress=progress)
+        model, categories = _load_coco(
+            arch, min_size=min_size, max_size=max_size, progress=progress
+        )
         return model.eval(), categories
 
     path = DEMO_CHECKPOINT if weights == "demo" else Path(weights).expanduser()
@@ -281,9 +329,11 @@ def load_model(*, weights: str, arch: str = "resnet50_fpn", num_classes: int | N
         model.load_state_dict(state)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0]
-        raise WeightsError(f"checkpoint {path} does not fit arch {arch!r} with {n} classes "
-                           f"({first}): set detector.arch / detector.num_classes to match "
-                           "the file") from exc
+        raise WeightsError(
+            f"checkpoint {path} does not fit arch {arch!r} with {n} classes "
+            f"({first}): set detector.arch / detector.num_classes to match "
+            "the file"
+        ) from exc
     return model.eval(), ["__background__", *labels]
 
 

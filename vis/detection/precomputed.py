@@ -37,12 +37,20 @@ class PrecomputedDetector(Detector):
         labels: label per class index (index 0 = background); default from the file.
     """
 
-    def __init__(self, *, path: str | Path, embedder: Embedder, labels: list[str] | None = None,
-                 score_threshold: float = 0.0) -> None:
+    def __init__(
+        self,
+        *,
+        path: str | Path,
+        embedder: Embedder,
+        labels: list[str] | None = None,
+        score_threshold: float = 0.0,
+    ) -> None:
         self.path = Path(path)
         if not self.path.is_file():
-            raise PrecomputedError(f"detections file {self.path} not found: set detector.path "
-                                   "to a vis.frame/1 JSONL file")
+            raise PrecomputedError(
+                f"detections file {self.path} not found: set detector.path "
+                "to a vis.frame/1 JSONL file"
+            )
         self._fh = open(self.path, encoding="utf-8")  # noqa: SIM115 - closed in close()
         self._pending: dict | None = None
         self._line = 0
@@ -58,7 +66,9 @@ class PrecomputedDetector(Detector):
             for line in fh:
                 try:
                     for inst in json.loads(line).get("instances", []):
-                        names.setdefault(int(inst["class_id"]), str(inst.get("label", inst["class_id"])))
+                        names.setdefault(
+                            int(inst["class_id"]), str(inst.get("label", inst["class_id"]))
+                        )
                 except (ValueError, KeyError, TypeError, AttributeError):
                     continue
         n = max(names, default=0) + 1
@@ -98,8 +108,10 @@ class PrecomputedDetector(Detector):
             return Detections.empty(h, w, self.dim)
         d = res.detections
         if (res.height, res.width) != (h, w):
-            raise PrecomputedError(f"{self.path} frame {frame_index} is {res.width}x{res.height} "
-                                   f"but the video is {w}x{h}: detections must match the source")
+            raise PrecomputedError(
+                f"{self.path} frame {frame_index} is {res.width}x{res.height} "
+                f"but the video is {w}x{h}: detections must match the source"
+            )
         d = d[d.scores >= self.score_threshold]
         d.track_ids = np.full(len(d), -1, np.int64)
         d.mask_probs = d.masks.astype(np.float32)

@@ -57,5 +57,6 @@ def cxcysr_to_xyxy(state: np.ndarray) -> np.ndarray:
     r = max(float(state[3]), 1e-6)
     w = np.sqrt(s * r)
     h = s / w
-    return np.array([state[0] - w / 2, state[1] - h / 2, state[0] + w / 2, state[1] + h / 2],
-                    np.float64)
+    return np.array(
+        [state[0] - w / 2, state[1] - h / 2, state[0] + w / 2, state[1] + h / 2], np.float64
+    )

@@ -70,14 +70,17 @@ class BoxMask:
     def tight_box(self) -> np.ndarray | None:
         """(4,) float32 x1 y1 x2 y2 of the binary mask in image pixels, None if empty."""
         box = mask_to_box(self.bits)
-        return None if box is None else box + np.array([self.x0, self.y0, self.x0, self.y0], np.float32)
+        return (
+            None
+            if box is None
+            else box + np.array([self.x0, self.y0, self.x0, self.y0], np.float32)
+        )
 
     def to_full(self) -> np.ndarray:
         """(H, W) bool full-image mask."""
         out = np.zeros(self.image_size, bool)
-        out[self.y0:self.y1, self.x0:self.x1] = self.bits
+        out[self.y0 : self.y1, self.x0 : self.x1] = self.bits
         return out
-
 
 
 def overlapping_pairs(a: list[BoxMask], b: list[BoxMask]) -> np.ndarray:
@@ -86,8 +89,9 @@ def overlapping_pairs(a: list[BoxMask], b: list[BoxMask]) -> np.ndarray:
         return np.zeros((0, 2), int)
     ra = np.array([[m.x0, m.y0, m.x1, m.y1] for m in a])
     rb = np.array([[m.x0, m.y0, m.x1, m.y1] for m in b])
-    ok = ((np.minimum(ra[:, None, 2], rb[None, :, 2]) > np.maximum(ra[:, None, 0], rb[None, :, 0]))
-          & (np.minimum(ra[:, None, 3], rb[None, :, 3]) > np.maximum(ra[:, None, 1], rb[None, :, 1])))
+    ok = (
+        np.minimum(ra[:, None, 2], rb[None, :, 2]) > np.maximum(ra[:, None, 0], rb[None, :, 0])
+    ) & (np.minimum(ra[:, None, 3], rb[None, :, 3]) > np.maximum(ra[:, None, 1], rb[None, :, 1]))
     return np.argwhere(ok)
 
 
@@ -109,8 +113,8 @@ def mask_iou(a: list[BoxMask], b: list[BoxMask]) -> np.ndarray:
         ma, mb = a[i], b[j]
         x0, y0 = max(ma.x0, mb.x0), max(ma.y0, mb.y0)
         x1, y1 = min(ma.x1, mb.x1), min(ma.y1, mb.y1)
-        wa = bits_a[i][y0 - ma.y0:y1 - ma.y0, x0 - ma.x0:x1 - ma.x0]
-        wb = bits_b[j][y0 - mb.y0:y1 - mb.y0, x0 - mb.x0:x1 - mb.x0]
+        wa = bits_a[i][y0 - ma.y0 : y1 - ma.y0, x0 - ma.x0 : x1 - ma.x0]
+        wb = bits_b[j][y0 - mb.y0 : y1 - mb.y0, x0 - mb.x0 : x1 - mb.x0]
         inter = float(np.count_nonzero(wa & wb))
         union = area_a[i] + area_b[j] - inter
         out[i, j] = inter / union if union > 0 else 0.0
@@ -165,8 +169,14 @@ def clean_mask(prob: np.ndarray, *, min_area: int, threshold: float = 0.5) -> np
     return bits.astype(bool)
 
 
-def smooth_mask(det_prob: np.ndarray, det_box: np.ndarray, previous: BoxMask | None, *,
-                weight: float, min_area: int) -> BoxMask | None:
+def smooth_mask(
+    det_prob: np.ndarray,
+    det_box: np.ndarray,
+    previous: BoxMask | None,
+    *,
+    weight: float,
+    min_area: int,
+) -> BoxMask | None:
     """Blend a keyframe detection's soft mask with the warped previous mask, then clean it.
 
     Args:
@@ -190,7 +200,9 @@ def smooth_mask(det_prob: np.ndarray, det_box: np.ndarray, previous: BoxMask | N
     blend = det_prob[y0:y1, x0:x1].astype(np.float32)
     if previous is not None and weight < 1.0:
         prev = np.zeros_like(blend)
-        prev[previous.y0 - y0:previous.y1 - y0, previous.x0 - x0:previous.x1 - x0] = previous.prob
+        prev[previous.y0 - y0 : previous.y1 - y0, previous.x0 - x0 : previous.x1 - x0] = (
+            previous.prob
+        )
         blend = weight * blend + (1.0 - weight) * prev
     bits = clean_mask(blend, min_area=min_area)
     prob = np.where(bits, np.maximum(blend, 0.5), np.minimum(blend, 0.499)).astype(np.float32)

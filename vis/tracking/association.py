@@ -50,9 +50,9 @@ def linear_assignment(cost: np.ndarray, max_cost: float) -> Match:
     rows, cols = linear_sum_assignment(cost)
     ok = cost[rows, cols] <= max_cost
     pairs = np.stack([rows[ok], cols[ok]], axis=1)
-    return Match(pairs,
-                 np.setdiff1d(np.arange(n), pairs[:, 0]),
-                 np.setdiff1d(np.arange(m), pairs[:, 1]))
+    return Match(
+        pairs, np.setdiff1d(np.arange(n), pairs[:, 0]), np.setdiff1d(np.arange(m), pairs[:, 1])
+    )
 
 
 def class_cost(same_class: np.ndarray, class_penalty: float | None) -> np.ndarray:
@@ -61,8 +61,9 @@ def class_cost(same_class: np.ndarray, class_penalty: float | None) -> np.ndarra
     return np.where(same_class, 0.0, GATED if class_penalty is None else class_penalty)
 
 
-def geometry_similarity(box_iou: np.ndarray, mask_iou: np.ndarray, has_mask: np.ndarray, *,
-                        mask_weight: float) -> np.ndarray:
+def geometry_similarity(
+    box_iou: np.ndarray, mask_iou: np.ndarray, has_mask: np.ndarray, *, mask_weight: float
+) -> np.ndarray:
     """How well each track's predicted place fits each detection, in [0, 1].
 
     Args:
@@ -79,10 +80,17 @@ def geometry_similarity(box_iou: np.ndarray, mask_iou: np.ndarray, has_mask: np.
     return np.where(np.asarray(has_mask, bool)[:, None], mixed, box_iou)
 
 
-def association_cost(geometry: np.ndarray, emb_dist: np.ndarray, same_class: np.ndarray, *,
-                     appearance_weight: float, min_geometry: float, max_emb_dist: float,
-                     motion_ok: np.ndarray | None = None,
-                     class_penalty: float | None = None) -> np.ndarray:
+def association_cost(
+    geometry: np.ndarray,
+    emb_dist: np.ndarray,
+    same_class: np.ndarray,
+    *,
+    appearance_weight: float,
+    min_geometry: float,
+    max_emb_dist: float,
+    motion_ok: np.ndarray | None = None,
+    class_penalty: float | None = None,
+) -> np.ndarray:
     """The one cost of pairing tracks with detections: geometry, appearance, class, gates.
 
     Args:
@@ -99,8 +107,9 @@ def association_cost(geometry: np.ndarray, emb_dist: np.ndarray, same_class: np.
     Returns:
         (N, M) cost; ``GATED`` for forbidden pairs.
     """
-    cost = ((1.0 - appearance_weight) * (1.0 - geometry)
-            + appearance_weight * np.minimum(emb_dist, 1.0))
+    cost = (1.0 - appearance_weight) * (1.0 - geometry) + appearance_weight * np.minimum(
+        emb_dist, 1.0
+    )
     extra = class_cost(same_class, class_penalty)
     allowed = (geometry >= min_geometry) & (emb_dist <= max_emb_dist) & (extra < GATED)
     if motion_ok is not None:
@@ -108,8 +117,9 @@ def association_cost(geometry: np.ndarray, emb_dist: np.ndarray, same_class: np.
     return np.where(allowed, cost + extra, GATED)
 
 
-def reach_gate(last_boxes: np.ndarray, lost_s: np.ndarray, det_boxes: np.ndarray, *,
-               max_speed: float) -> np.ndarray:
+def reach_gate(
+    last_boxes: np.ndarray, lost_s: np.ndarray, det_boxes: np.ndarray, *, max_speed: float
+) -> np.ndarray:
     """Where a lost object can have got to: within half its height plus ``max_speed`` heights
     per second lost of where it was last seen.
 

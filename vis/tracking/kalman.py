@@ -52,8 +52,9 @@ def _transition(dt_s: float) -> np.ndarray:
     return f
 
 
-def predict(kf: KalmanFilter, dt_s: float, *, position_noise: float,
-            velocity_noise: float) -> np.ndarray:
+def predict(
+    kf: KalmanFilter, dt_s: float, *, position_noise: float, velocity_noise: float
+) -> np.ndarray:
     """Advance ``dt_s`` seconds; return the predicted (4,) xyxy box.
 
     Args:

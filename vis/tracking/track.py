@@ -54,21 +54,35 @@ class Track:
         if new is self.state:
             return
         if new not in _ALLOWED[self.state]:
-            raise RuntimeError(f"track {self.track_id}: {self.state.value} -> {new.value} "
-                               "not allowed")
+            raise RuntimeError(
+                f"track {self.track_id}: {self.state.value} -> {new.value} not allowed"
+            )
         self.state = new
 
 
 def track_state(t: Track) -> dict:
     m = t.mask
     return {
-        "track_id": t.track_id, "class_id": t.class_id, "state": t.state.value,
-        "kf_x": np.asarray(t.kf.x, np.float64), "kf_P": np.asarray(t.kf.P, np.float64),
-        "mask": None if m is None else {"x0": m.x0, "y0": m.y0, "prob": m.prob,
-                                         "image_size": list(m.image_size),
-                                         "velocity": [float(v) for v in m.velocity]},
-        "embedding": t.embedding, "score": t.score, "hits": t.hits,
-        "first_frame": t.first_frame, "last_seen": t.last_seen, "last_seen_ms": t.last_seen_ms,
+        "track_id": t.track_id,
+        "class_id": t.class_id,
+        "state": t.state.value,
+        "kf_x": np.asarray(t.kf.x, np.float64),
+        "kf_P": np.asarray(t.kf.P, np.float64),
+        "mask": None
+        if m is None
+        else {
+            "x0": m.x0,
+            "y0": m.y0,
+            "prob": m.prob,
+            "image_size": list(m.image_size),
+            "velocity": [float(v) for v in m.velocity],
+        },
+        "embedding": t.embedding,
+        "score": t.score,
+        "hits": t.hits,
+        "first_frame": t.first_frame,
+        "last_seen": t.last_seen,
+        "last_seen_ms": t.last_seen_ms,
         "last_box": np.asarray(t.last_box, np.float32),
         "class_votes": [[int(k), float(v)] for k, v in t.class_votes.items()],
     }
@@ -79,14 +93,29 @@ def track_from_state(d: dict) -> Track:
     kf.x = np.asarray(d["kf_x"], np.float64).reshape(kf.x.shape)
     kf.P = np.asarray(d["kf_P"], np.float64).reshape(kf.P.shape)
     m = d["mask"]
-    mask = None if m is None else BoxMask(
-        int(m["x0"]), int(m["y0"]), np.asarray(m["prob"], np.float32),
-        (int(m["image_size"][0]), int(m["image_size"][1])),
-        (float(m["velocity"][0]), float(m["velocity"][1])))
-    return Track(track_id=int(d["track_id"]), class_id=int(d["class_id"]),
-                 state=TrackState(d["state"]), kf=kf, mask=mask,
-                 embedding=np.asarray(d["embedding"], np.float32), score=float(d["score"]),
-                 hits=int(d["hits"]), first_frame=int(d["first_frame"]),
-                 last_seen=int(d["last_seen"]), last_seen_ms=float(d["last_seen_ms"]),
-                 last_box=np.asarray(d["last_box"], np.float32),
-                 class_votes={int(k): float(v) for k, v in d["class_votes"]})
+    mask = (
+        None
+        if m is None
+        else BoxMask(
+            int(m["x0"]),
+            int(m["y0"]),
+            np.asarray(m["prob"], np.float32),
+            (int(m["image_size"][0]), int(m["image_size"][1])),
+            (float(m["velocity"][0]), float(m["velocity"][1])),
+        )
+    )
+    return Track(
+        track_id=int(d["track_id"]),
+        class_id=int(d["class_id"]),
+        state=TrackState(d["state"]),
+        kf=kf,
+        mask=mask,
+        embedding=np.asarray(d["embedding"], np.float32),
+        score=float(d["score"]),
+        hits=int(d["hits"]),
+        first_frame=int(d["first_frame"]),
+        last_seen=int(d["last_seen"]),
+        last_seen_ms=float(d["last_seen_ms"]),
+        last_box=np.asarray(d["last_box"], np.float32),
+        class_votes={int(k): float(v) for k, v in d["class_votes"]},
+    )

@@ -111,22 +111,42 @@ class TrackerConfig:
         for key in ("mask_weight", "appearance_weight", "high_score", "low_score"):
             v = getattr(self, key)
             require(0.0 <= v <= 1.0, f"tracker.{key}", v, "must be in [0, 1]")
-        require(self.low_score <= self.high_score, "tracker.low_score", self.low_score,
-                "must be <= tracker.high_score")
-        require(self.new_track_score >= self.high_score, "tracker.new_track_score",
-                self.new_track_score, "must be >= tracker.high_score")
+        require(
+            self.low_score <= self.high_score,
+            "tracker.low_score",
+            self.low_score,
+            "must be <= tracker.high_score",
+        )
+        require(
+            self.new_track_score >= self.high_score,
+            "tracker.new_track_score",
+            self.new_track_score,
+            "must be >= tracker.high_score",
+        )
         require(0.0 <= self.min_iou < 1.0, "tracker.min_iou", self.min_iou, "must be in [0, 1)")
-        require(0.0 <= self.low_min_iou < 1.0, "tracker.low_min_iou", self.low_min_iou,
-                "must be in [0, 1)")
+        require(
+            0.0 <= self.low_min_iou < 1.0,
+            "tracker.low_min_iou",
+            self.low_min_iou,
+            "must be in [0, 1)",
+        )
         require(self.confirm_hits >= 1, "tracker.confirm_hits", self.confirm_hits, "must be >= 1")
         require(self.max_lost_s >= 0, "tracker.max_lost_s", self.max_lost_s, "must be >= 0")
         for key in ("position_noise", "velocity_noise", "max_speed"):
             require(getattr(self, key) > 0, f"tracker.{key}", getattr(self, key), "must be > 0")
-        require(0.0 <= self.embedding_momentum < 1.0, "tracker.embedding_momentum",
-                self.embedding_momentum, "must be in [0, 1)")
+        require(
+            0.0 <= self.embedding_momentum < 1.0,
+            "tracker.embedding_momentum",
+            self.embedding_momentum,
+            "must be in [0, 1)",
+        )
         require(self.max_cost > 0, "tracker.max_cost", self.max_cost, "must be > 0")
-        require(0.0 < self.duplicate_iou <= 1.0, "tracker.duplicate_iou", self.duplicate_iou,
-                "must be in (0, 1]")
+        require(
+            0.0 < self.duplicate_iou <= 1.0,
+            "tracker.duplicate_iou",
+            self.duplicate_iou,
+            "must be in (0, 1]",
+        )
 
     @property
     def class_penalty_or_gate(self) -> float | None:
@@ -144,8 +164,13 @@ class _Keyframe:
 
     def candidates(self, cols: np.ndarray) -> _Candidates:
         d = self.dets
-        return _Candidates(d.xyxy[cols], d.embeddings[cols], d.class_ids[cols],
-                           [self.masks[c] for c in cols], d.image_size)
+        return _Candidates(
+            d.xyxy[cols],
+            d.embeddings[cols],
+            d.class_ids[cols],
+            [self.masks[c] for c in cols],
+            d.image_size,
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,8 +201,14 @@ class Tracker:
         fps: converts frame indices to stream time when ``predict`` gets no timestamp.
     """
 
-    def __init__(self, config: TrackerConfig | None = None, *, min_mask_area: int = 20,
-                 smoothing: float = 1.0, fps: float = 25.0) -> None:
+    def __init__(
+        self,
+        config: TrackerConfig | None = None,
+        *,
+        min_mask_area: int = 20,
+        smoothing: float = 1.0,
+        fps: float = 25.0,
+    ) -> None:
         self.config = config or TrackerConfig()
         self.min_mask_area = min_mask_area
         self.smoothing = smoothing
@@ -190,10 +221,16 @@ class Tracker:
         self.total_started = 0
 
     # -- per frame ---------------------------------------------------------------
-    def predict(self, frame_index: int, *, image_size: tuple[int, int],
-                warp: Callable[[BoxMask], BoxMask | None] | None = None,
-                timestamp_ms: float | None = None) -> None:
-        """Advance all tracks to ``frame_index`` of an (H, W) image; warp live masks with ``warp``."""
+    def predict(
+        self,
+        frame_index: int,
+        *,
+        image_size: tuple[int, int],
+        warp: Callable[[BoxMask], BoxMask | None] | None = None,
+        timestamp_ms: float | None = None,
+    ) -> None:
+        """Advance all tracks to ``frame_index`` of an (H, W) image (stream time
+        ``timestamp_ms``, else from ``fps``); warp live masks with ``warp``."""
         t_ms = frame_index * 1000.0 / self.fps if timestamp_ms is None else float(timestamp_ms)
         dt_s = 0.0 if self._time_ms is None else max(t_ms - self._time_ms, 0.0) / 1000.0
         self._time_ms = t_ms
@@ -201,8 +238,12 @@ class Tracker:
         self._size = image_size
         for t in self.tracks:
             if self.config.use_kalman:
-                kalman.predict(t.kf, dt_s, position_noise=self.config.position_noise,
-                               velocity_noise=self.config.velocity_noise)
+                kalman.predict(
+                    t.kf,
+                    dt_s,
+                    position_noise=self.config.position_noise,
+                    velocity_noise=self.config.velocity_noise,
+                )
             if t.mask is not None and warp is not None:
                 t.mask = warp(t.mask)
                 if t.mask is not None and t.mask.area < self.min_mask_area:
@@ -250,15 +291,22 @@ class Tracker:
         matched: set[int] = set()
 
         # 1. confirmed and lost tracks x confident detections: place + appearance
-        matched |= self._associate(by_state[TrackState.CONFIRMED] + by_state[TrackState.LOST],
-                                   kf, high, self._full_cost, cfg.max_cost)
+        matched |= self._associate(
+            by_state[TrackState.CONFIRMED] + by_state[TrackState.LOST],
+            kf,
+            high,
+            self._full_cost,
+            cfg.max_cost,
+        )
         # 2. confirmed tracks still unmatched x the less confident detections: place only
         rest = [t for t in by_state[TrackState.CONFIRMED] if id(t) not in matched]
-        matched |= self._associate(rest, kf, ~high, self._place_cost, 1.0 - cfg.low_min_iou,
-                                   learn_appearance=False)
+        matched |= self._associate(
+            rest, kf, ~high, self._place_cost, 1.0 - cfg.low_min_iou, learn_appearance=False
+        )
         # 3. tentative tracks x confident detections left
-        matched |= self._associate(by_state[TrackState.TENTATIVE], kf, high, self._full_cost,
-                                   cfg.max_cost)
+        matched |= self._associate(
+            by_state[TrackState.TENTATIVE], kf, high, self._full_cost, cfg.max_cost
+        )
         for t in by_state[TrackState.CONFIRMED] + by_state[TrackState.TENTATIVE]:
             if id(t) not in matched:
                 self._lose(t)
@@ -270,10 +318,17 @@ class Tracker:
             if dets.scores[c] >= cfg.new_track_score:
                 self._start(dets, int(c), frame_index)
 
-    def _associate(self, tracks: list[Track], kf: _Keyframe, eligible: np.ndarray,
-                   cost_fn: Callable[[list[Track], _Candidates], np.ndarray],
-                   max_cost: float, *, learn_appearance: bool = True,
-                   reid: bool = False) -> set[int]:
+    def _associate(
+        self,
+        tracks: list[Track],
+        kf: _Keyframe,
+        eligible: np.ndarray,
+        cost_fn: Callable[[list[Track], _Candidates], np.ndarray],
+        max_cost: float,
+        *,
+        learn_appearance: bool = True,
+        reid: bool = False,
+    ) -> set[int]:
         """Match ``tracks`` with the eligible detections still left; returns the matched tracks."""
         cols = kf.left[eligible[kf.left]]
         if not tracks or not len(cols):
@@ -281,8 +336,14 @@ class Tracker:
         m = linear_assignment(cost_fn(tracks, kf.candidates(cols)), max_cost)
         done = set()
         for r, c in m.pairs:
-            self._match(tracks[r], kf.dets, int(cols[c]), kf.frame_index,
-                        learn_appearance=learn_appearance, reid=reid)
+            self._match(
+                tracks[r],
+                kf.dets,
+                int(cols[c]),
+                kf.frame_index,
+                learn_appearance=learn_appearance,
+                reid=reid,
+            )
             done.add(id(tracks[r]))
         kf.left = np.setdiff1d(kf.left, cols[m.pairs[:, 1]]) if len(m.pairs) else kf.left
         return done
@@ -295,8 +356,9 @@ class Tracker:
     def _motion_ok(self, tracks: list[Track], dets: _Candidates) -> np.ndarray | None:
         if not (self.config.motion_gate and self.config.use_kalman):
             return None
-        return np.stack([kalman.centre_distance2(t.kf, dets.xyxy) <= kalman.GATE_CHI2_2D
-                         for t in tracks])
+        return np.stack(
+            [kalman.centre_distance2(t.kf, dets.xyxy) <= kalman.GATE_CHI2_2D for t in tracks]
+        )
 
     def _same_class(self, tracks: list[Track], dets: _Candidates) -> np.ndarray:
         return np.array([t.class_id for t in tracks])[:, None] == dets.class_ids[None, :]
@@ -311,21 +373,30 @@ class Tracker:
     def _full_cost(self, tracks: list[Track], dets: _Candidates) -> np.ndarray:
         cfg = self.config
         emb = cosine_distance(np.stack([t.embedding for t in tracks]), dets.embeddings)
-        return association_cost(self._place(tracks, dets), emb,
-                                self._same_class(tracks, dets),
-                                appearance_weight=cfg.appearance_weight, min_geometry=cfg.min_iou,
-                                max_emb_dist=cfg.max_embedding_distance,
-                                motion_ok=self._motion_ok(tracks, dets),
-                                class_penalty=cfg.class_penalty_or_gate)
+        return association_cost(
+            self._place(tracks, dets),
+            emb,
+            self._same_class(tracks, dets),
+            appearance_weight=cfg.appearance_weight,
+            min_geometry=cfg.min_iou,
+            max_emb_dist=cfg.max_embedding_distance,
+            motion_ok=self._motion_ok(tracks, dets),
+            class_penalty=cfg.class_penalty_or_gate,
+        )
 
     def _place_cost(self, tracks: list[Track], dets: _Candidates) -> np.ndarray:
         cfg = self.config
         no_emb = np.zeros((len(tracks), len(dets)))
-        return association_cost(self._place(tracks, dets), no_emb,
-                                self._same_class(tracks, dets), appearance_weight=0.0,
-                                min_geometry=cfg.low_min_iou, max_emb_dist=1.0,
-                                motion_ok=self._motion_ok(tracks, dets),
-                                class_penalty=cfg.class_penalty_or_gate)
+        return association_cost(
+            self._place(tracks, dets),
+            no_emb,
+            self._same_class(tracks, dets),
+            appearance_weight=0.0,
+            min_geometry=cfg.low_min_iou,
+            max_emb_dist=1.0,
+            motion_ok=self._motion_ok(tracks, dets),
+            class_penalty=cfg.class_penalty_or_gate,
+        )
 
     def _reid_cost(self, tracks: list[Track], dets: _Candidates) -> np.ndarray:
         cfg = self.config
@@ -342,23 +413,41 @@ class Tracker:
     def _within_reach(self, tracks: list[Track], dets: _Candidates) -> np.ndarray:
         now = self._now_ms()
         lost_s = np.array([(now - t.last_seen_ms) / 1000.0 for t in tracks])
-        return reach_gate(np.stack([t.last_box for t in tracks]), lost_s, dets.xyxy,
-                          max_speed=self.config.max_speed)
+        return reach_gate(
+            np.stack([t.last_box for t in tracks]),
+            lost_s,
+            dets.xyxy,
+            max_speed=self.config.max_speed,
+        )
 
-    def _match(self, t: Track, dets: Detections, c: int, frame_index: int, *,
-               learn_appearance: bool = True, reid: bool = False) -> None:
+    def _match(
+        self,
+        t: Track,
+        dets: Detections,
+        c: int,
+        frame_index: int,
+        *,
+        learn_appearance: bool = True,
+        reid: bool = False,
+    ) -> None:
         cfg = self.config
         box = dets.xyxy[c]
-        probs = dets.mask_probs[c] if dets.mask_probs is not None else dets.masks[c].astype(np.float32)
-        new_mask = smooth_mask(probs, box, None if reid else t.mask, weight=self.smoothing,
-                               min_area=self.min_mask_area)
+        probs = (
+            dets.mask_probs[c] if dets.mask_probs is not None else dets.masks[c].astype(np.float32)
+        )
+        new_mask = smooth_mask(
+            probs, box, None if reid else t.mask, weight=self.smoothing, min_area=self.min_mask_area
+        )
         if new_mask is None:
             self._lose(t)
             return
         if cfg.use_kalman:
             kalman.update(t.kf, box)
         if learn_appearance and dets.embeddings.shape[1]:
-            e = cfg.embedding_momentum * t.embedding + (1 - cfg.embedding_momentum) * dets.embeddings[c]
+            e = (
+                cfg.embedding_momentum * t.embedding
+                + (1 - cfg.embedding_momentum) * dets.embeddings[c]
+            )
             t.embedding = (e / max(np.linalg.norm(e), 1e-9)).astype(np.float32)
         t.mask = new_mask
         t.score = float(dets.scores[c])
@@ -371,15 +460,26 @@ class Tracker:
             t.transition(TrackState.CONFIRMED)
 
     def _start(self, dets: Detections, c: int, frame_index: int) -> None:
-        probs = dets.mask_probs[c] if dets.mask_probs is not None else dets.masks[c].astype(np.float32)
+        probs = (
+            dets.mask_probs[c] if dets.mask_probs is not None else dets.masks[c].astype(np.float32)
+        )
         mask = smooth_mask(probs, dets.xyxy[c], None, weight=1.0, min_area=self.min_mask_area)
         if mask is None or mask.area < self.min_mask_area:
             return
-        t = Track(track_id=self._next_id, class_id=int(dets.class_ids[c]),
-                  state=TrackState.TENTATIVE, kf=kalman.make_box_filter(dets.xyxy[c]), mask=mask,
-                  embedding=dets.embeddings[c].astype(np.float32).copy(),
-                  score=float(dets.scores[c]), hits=1, first_frame=frame_index,
-                  last_seen=frame_index, last_seen_ms=self._now_ms(), last_box=mask.tight_box())
+        t = Track(
+            track_id=self._next_id,
+            class_id=int(dets.class_ids[c]),
+            state=TrackState.TENTATIVE,
+            kf=kalman.make_box_filter(dets.xyxy[c]),
+            mask=mask,
+            embedding=dets.embeddings[c].astype(np.float32).copy(),
+            score=float(dets.scores[c]),
+            hits=1,
+            first_frame=frame_index,
+            last_seen=frame_index,
+            last_seen_ms=self._now_ms(),
+            last_box=mask.tight_box(),
+        )
         t.vote(t.class_id, t.score)
         self._next_id += 1
         self.total_started += 1
@@ -405,8 +505,10 @@ class Tracker:
         self.tracks = [t for t in self.tracks if t.state is not TrackState.REMOVED]
 
     def _output(self) -> Detections:
-        live = sorted((t for t in self.tracks if t.state is TrackState.CONFIRMED and t.mask is not None),
-                      key=lambda t: t.track_id)
+        live = sorted(
+            (t for t in self.tracks if t.state is TrackState.CONFIRMED and t.mask is not None),
+            key=lambda t: t.track_id,
+        )
         h, w = self._size
         if not live:
             return Detections.empty(h, w)
@@ -416,14 +518,20 @@ class Tracker:
             scores=np.array([t.score for t in live], np.float32),
             class_ids=np.array([t.class_id for t in live], np.int64),
             embeddings=np.stack([t.embedding for t in live]),
-            track_ids=np.array([t.track_id for t in live], np.int64))
+            track_ids=np.array([t.track_id for t in live], np.int64),
+        )
 
     # -- state as data (checkpoints) ---------------------------------------------------------
     def state_dict(self) -> dict:
         """The tracker's state as nested dicts/lists of JSON scalars and numpy arrays."""
-        return {"next_id": self._next_id, "frame": self._frame, "time_ms": self._time_ms,
-                "size": list(self._size), "total_started": self.total_started,
-                "tracks": [track_state(t) for t in self.tracks]}
+        return {
+            "next_id": self._next_id,
+            "frame": self._frame,
+            "time_ms": self._time_ms,
+            "size": list(self._size),
+            "total_started": self.total_started,
+            "tracks": [track_state(t) for t in self.tracks],
+        }
 
     def load_state_dict(self, state: dict) -> None:
         """Restore a ``state_dict`` (same configuration)."""

@@ -52,17 +52,37 @@ def topic(request: pytest.FixtureRequest) -> str:
 
 
 @functools.lru_cache(maxsize=16)
-def _scene(width: int, height: int, n_frames: int, seed: int, n_objects: int,
-           size_range: tuple[float, float]) -> tuple:
-    cfg = SceneConfig(width=width, height=height, n_frames=n_frames, seed=seed,
-                      n_objects=n_objects, max_objects=n_objects + 4, noise_sigma=0.0,
-                      blur_prob=0.0, size_range=size_range)
+def _scene(
+    width: int,
+    height: int,
+    n_frames: int,
+    seed: int,
+    n_objects: int,
+    size_range: tuple[float, float],
+) -> tuple:
+    cfg = SceneConfig(
+        width=width,
+        height=height,
+        n_frames=n_frames,
+        seed=seed,
+        n_objects=n_objects,
+        max_objects=n_objects + 4,
+        noise_sigma=0.0,
+        blur_prob=0.0,
+        size_range=size_range,
+    )
     return tuple(render_sequence(cfg))
 
 
-def make_results(stream_ids: list[str], n_frames: int, *, width: int = 160, height: int = 120,
-                 n_objects: int = 4, size_range: tuple[float, float] = (14.0, 44.0)
-                 ) -> list[FrameResult]:
+def make_results(
+    stream_ids: list[str],
+    n_frames: int,
+    *,
+    width: int = 160,
+    height: int = 120,
+    n_objects: int = 4,
+    size_range: tuple[float, float] = (14.0, 44.0),
+) -> list[FrameResult]:
     """FrameResults (real masks, ids, boxes) for each stream, frames interleaved."""
     per_stream = []
     for k, sid in enumerate(stream_ids):
@@ -70,19 +90,38 @@ def make_results(stream_ids: list[str], n_frames: int, *, width: int = 160, heig
         rs = []
         for f in scene:
             n = len(f.masks)
-            dets = Detections(xyxy=f.boxes, masks=f.masks,
-                              scores=np.linspace(0.5, 0.99, n, dtype=np.float32),
-                              class_ids=f.class_ids, track_ids=f.track_ids)
-            rs.append(FrameResult(stream_id=sid, frame_index=f.index,
-                                  timestamp_ms=f.index * 40.0, keyframe=f.index % 5 == 0,
-                                  width=width, height=height, detections=dets, labels=LABELS))
+            dets = Detections(
+                xyxy=f.boxes,
+                masks=f.masks,
+                scores=np.linspace(0.5, 0.99, n, dtype=np.float32),
+                class_ids=f.class_ids,
+                track_ids=f.track_ids,
+            )
+            rs.append(
+                FrameResult(
+                    stream_id=sid,
+                    frame_index=f.index,
+                    timestamp_ms=f.index * 40.0,
+                    keyframe=f.index % 5 == 0,
+                    width=width,
+                    height=height,
+                    detections=dets,
+                    labels=LABELS,
+                )
+            )
         per_stream.append(rs)
     return [r for group in zip(*per_stream) for r in group]
 
 
-def read_frames(bootstrap: str, topic: str, *, expect: int | None = None,
-                idle_s: float = 2.0, timeout_s: float = 30.0, **kwargs) -> tuple[
-                    list[ConsumedFrame], FrameReader]:
+def read_frames(
+    bootstrap: str,
+    topic: str,
+    *,
+    expect: int | None = None,
+    idle_s: float = 2.0,
+    timeout_s: float = 30.0,
+    **kwargs,
+) -> tuple[list[ConsumedFrame], FrameReader]:
     """Read a topic from the start until ``expect`` frames arrived or it stays idle."""
     reader = FrameReader(topic, bootstrap_servers=bootstrap, **kwargs)
     out: list[ConsumedFrame] = []

@@ -26,44 +26,76 @@ def test_defaults_and_empty_mapping():
 
 
 def test_full_mapping():
-    cfg = load_kafka_config({
-        "bootstrap_servers": "k1:9092,k2:9092", "topic": "frames", "tracks_topic": None,
-        "compression": "zstd", "linger_ms": 20, "max_request_size": 2097152,
-        "buffer_max_bytes": 4194304, "delivery_timeout_s": 30, "oversize_policy": "error",
-        "security": {"security_protocol": "SASL_SSL", "sasl_mechanism": "SCRAM-SHA-512",
-                     "sasl_plain_username": "vis", "sasl_password_env": "KAFKA_PASSWORD",
-                     "ssl_cafile": "/etc/ssl/ca.pem"}})
+    cfg = load_kafka_config(
+        {
+            "bootstrap_servers": "k1:9092,k2:9092",
+            "topic": "frames",
+            "tracks_topic": None,
+            "compression": "zstd",
+            "linger_ms": 20,
+            "max_request_size": 2097152,
+            "buffer_max_bytes": 4194304,
+            "delivery_timeout_s": 30,
+            "oversize_policy": "error",
+            "security": {
+                "security_protocol": "SASL_SSL",
+                "sasl_mechanism": "SCRAM-SHA-512",
+                "sasl_plain_username": "vis",
+                "sasl_password_env": "KAFKA_PASSWORD",
+                "ssl_cafile": "/etc/ssl/ca.pem",
+            },
+        }
+    )
     assert cfg.tracks_topic is None and cfg.delivery_timeout_s == 30.0
     assert cfg.producer_kwargs()["bootstrap_servers"] == ["k1:9092", "k2:9092"]
     assert cfg.security.sasl_password_env == "KAFKA_PASSWORD"
 
 
-@pytest.mark.parametrize("data,key", [
-    ({"topik": "x"}, "kafka.topik"),
-    ({"linger_ms": "5"}, "kafka.linger_ms"),
-    ({"linger_ms": -1}, "kafka.linger_ms"),
-    ({"compression": "brotli"}, "kafka.compression"),
-    ({"topic": "bad topic!"}, "kafka.topic"),
-    ({"topic": ""}, "kafka.topic"),
-    ({"tracks_topic": "vis.frames"}, "kafka.tracks_topic"),
-    ({"retries": 0}, "kafka.retries"),
-    ({"max_in_flight": 6}, "kafka.max_in_flight"),
-    ({"max_request_size": 1000}, "kafka.max_request_size"),
-    ({"buffer_max_bytes": 1024}, "kafka.buffer_max_bytes"),
-    ({"delivery_timeout_s": 1}, "kafka.delivery_timeout_s"),
-    ({"block_timeout_s": 0}, "kafka.block_timeout_s"),
-    ({"track_end_frames": 0}, "kafka.track_end_frames"),
-    ({"oversize_policy": "drop"}, "kafka.oversize_policy"),
-    ({"security": {"security_protocol": "SASL_SSL"}}, "kafka.security.sasl_mechanism"),
-    ({"security": {"sasl_mechanism": "PLAIN"}}, "kafka.security.sasl_mechanism"),
-    ({"security": {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "PLAIN",
-                   "sasl_plain_username": "u"}}, "kafka.security.sasl_password_env"),
-    ({"security": {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "PLAIN",
-                   "sasl_plain_username": "u", "sasl_password_env": "not a name"}},
-     "kafka.security.sasl_password_env"),
-    ({"security": {"ssl_cafile": "/ca.pem"}}, "kafka.security.ssl_cafile"),
-    ({"security": {"password": "x"}}, "kafka.security.password"),
-])
+@pytest.mark.parametrize(
+    "data,key",
+    [
+        ({"topik": "x"}, "kafka.topik"),
+        ({"linger_ms": "5"}, "kafka.linger_ms"),
+        ({"linger_ms": -1}, "kafka.linger_ms"),
+        ({"compression": "brotli"}, "kafka.compression"),
+        ({"topic": "bad topic!"}, "kafka.topic"),
+        ({"topic": ""}, "kafka.topic"),
+        ({"tracks_topic": "vis.frames"}, "kafka.tracks_topic"),
+        ({"retries": 0}, "kafka.retries"),
+        ({"max_in_flight": 6}, "kafka.max_in_flight"),
+        ({"max_request_size": 1000}, "kafka.max_request_size"),
+        ({"buffer_max_bytes": 1024}, "kafka.buffer_max_bytes"),
+        ({"delivery_timeout_s": 1}, "kafka.delivery_timeout_s"),
+        ({"block_timeout_s": 0}, "kafka.block_timeout_s"),
+        ({"track_end_frames": 0}, "kafka.track_end_frames"),
+        ({"oversize_policy": "drop"}, "kafka.oversize_policy"),
+        ({"security": {"security_protocol": "SASL_SSL"}}, "kafka.security.sasl_mechanism"),
+        ({"security": {"sasl_mechanism": "PLAIN"}}, "kafka.security.sasl_mechanism"),
+        (
+            {
+                "security": {
+                    "security_protocol": "SASL_PLAINTEXT",
+                    "sasl_mechanism": "PLAIN",
+                    "sasl_plain_username": "u",
+                }
+            },
+            "kafka.security.sasl_password_env",
+        ),
+        (
+            {
+                "security": {
+                    "security_protocol": "SASL_PLAINTEXT",
+                    "sasl_mechanism": "PLAIN",
+                    "sasl_plain_username": "u",
+                    "sasl_password_env": "not a name",
+                }
+            },
+            "kafka.security.sasl_password_env",
+        ),
+        ({"security": {"ssl_cafile": "/ca.pem"}}, "kafka.security.ssl_cafile"),
+        ({"security": {"password": "x"}}, "kafka.security.password"),
+    ],
+)
 def test_validation_error_names_the_key(data, key):
     with pytest.raises(ConfigError) as info:
         load_kafka_config(data)
@@ -89,10 +121,18 @@ def test_idempotence_off_is_explicit_and_keeps_order():
 
 
 def _sasl_config(bootstrap: str) -> KafkaSinkConfig:
-    return load_kafka_config({
-        "bootstrap_servers": bootstrap, "connect_timeout_s": 2.0,
-        "security": {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "SCRAM-SHA-512",
-                     "sasl_plain_username": "vis", "sasl_password_env": ENV}})
+    return load_kafka_config(
+        {
+            "bootstrap_servers": bootstrap,
+            "connect_timeout_s": 2.0,
+            "security": {
+                "security_protocol": "SASL_PLAINTEXT",
+                "sasl_mechanism": "SCRAM-SHA-512",
+                "sasl_plain_username": "vis",
+                "sasl_password_env": ENV,
+            },
+        }
+    )
 
 
 def test_missing_password_variable_is_named(monkeypatch):
@@ -115,13 +155,17 @@ def test_secrets_stay_out_of_logs_reprs_and_errors(monkeypatch, caplog):
             KafkaSink(cfg)
         texts += [str(info.value), repr(info.value), repr(info.value.__cause__)]
         with pytest.raises(Exception) as info2:
-            FrameReader("vis.frames", bootstrap_servers=broker.bootstrap_servers,
-                        security=cfg.security,
-                        consumer_kwargs={"bootstrap_timeout_ms": 2000})
+            FrameReader(
+                "vis.frames",
+                bootstrap_servers=broker.bootstrap_servers,
+                security=cfg.security,
+                consumer_kwargs={"bootstrap_timeout_ms": 2000},
+            )
         texts += [str(info2.value), repr(info2.value)]
     # kafka-python logs SASL requests at DEBUG; a SASL/PLAIN request carries the password
     logging.getLogger("kafka.net.connection").debug(
-        "Sending request SaslAuthenticateRequest(auth_bytes=%r)", b"\x00vis\x00" + SECRET.encode())
+        "Sending request SaslAuthenticateRequest(auth_bytes=%r)", b"\x00vis\x00" + SECRET.encode()
+    )
     records = caplog.records
     assert any("SaslHandshake" in r.getMessage() for r in records), "SASL path not exercised"
     texts += [r.getMessage() for r in records]
@@ -135,7 +179,11 @@ def test_secrets_stay_out_of_logs_reprs_and_errors(monkeypatch, caplog):
 def test_sink_repr_has_no_password(broker, monkeypatch):
     monkeypatch.setenv(ENV, SECRET)
     sink = KafkaSink(bootstrap_servers=broker.bootstrap_servers, topic="vis.frames.repr")
-    sec = KafkaSecurity(security_protocol="SASL_PLAINTEXT", sasl_mechanism="PLAIN",
-                        sasl_plain_username="u", sasl_password_env=ENV)
+    sec = KafkaSecurity(
+        security_protocol="SASL_PLAINTEXT",
+        sasl_mechanism="PLAIN",
+        sasl_plain_username="u",
+        sasl_password_env=ENV,
+    )
     assert SECRET not in repr(sink) and SECRET not in repr(sec) and SECRET not in str(sink.stats())
     sink.close()

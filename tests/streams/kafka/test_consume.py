@@ -33,8 +33,9 @@ def _streams_covering(n_partitions: int, per_partition: int = 1) -> list[str]:
 
 
 def _sink(broker, topic, **kw):
-    return KafkaSink(bootstrap_servers=broker.bootstrap_servers, topic=topic,
-                     tracks_topic=None, **kw)
+    return KafkaSink(
+        bootstrap_servers=broker.bootstrap_servers, topic=topic, tracks_topic=None, **kw
+    )
 
 
 def test_malformed_records_are_counted_and_skipped(broker, topic):
@@ -46,15 +47,22 @@ def test_malformed_records_are_counted_and_skipped(broker, topic):
     short_rle = json.loads(json.dumps(good[2]))
     short_rle["instances"][0]["mask"]["counts"] = short_rle["instances"][0]["mask"]["counts"][:5]
     truncated = dumps_json(good[3])[: len(dumps_json(good[3])) // 2]
-    malformed = [dumps_json(bad_schema), dumps_json(bad_rle), dumps_json(short_rle), truncated,
-                 b"[1, 2, 3]", b"\xff\xfe not utf8", b""]
+    malformed = [
+        dumps_json(bad_schema),
+        dumps_json(bad_rle),
+        dumps_json(short_rle),
+        truncated,
+        b"[1, 2, 3]",
+        b"\xff\xfe not utf8",
+        b"",
+    ]
     producer = KafkaProducer(bootstrap_servers=broker.bootstrap_servers)
     values = []
     for i, rec in enumerate(good):  # interleave good and bad
         values.append(dumps_json(rec))
         if i < len(malformed):
             values.append(malformed[i])
-    values += malformed[len(good):]
+    values += malformed[len(good) :]
     for v in values:
         producer.send(topic, key=b"cam-m", value=v, partition=0)
     producer.send(topic, key=None, value=b"{}", partition=0)  # no key, no schema
@@ -77,9 +85,11 @@ def test_assembler_dedups_and_counts():
     out = [a.add(v) for v in vals + vals[:2]]
     assert [o is not None for o in out] == [True, True, True, False, False]
     assert a.duplicates == 2 and a.streams["d"].duplicates == 2 and a.streams["d"].missing == 0
-    size_not_a_list = (b'{"schema":"vis.frame/1","stream_id":"d","frame_index":9,'
-                       b'"timestamp_ms":0,"keyframe":true,"width":4,"height":4,"instances":'
-                       b'[{"class_id":1,"score":1,"bbox":[0,0,1,1],"mask":{"size":4}}]}')
+    size_not_a_list = (
+        b'{"schema":"vis.frame/1","stream_id":"d","frame_index":9,'
+        b'"timestamp_ms":0,"keyframe":true,"width":4,"height":4,"instances":'
+        b'[{"class_id":1,"score":1,"bbox":[0,0,1,1],"mask":{"size":4}}]}'
+    )
     weird = [size_not_a_list, b"[" * 100000, b"null"]
     assert all(a.add(v, b"d") is None for v in weird)
     assert a.malformed == len(weird) and a.streams["d"].malformed == len(weird)
@@ -95,9 +105,15 @@ def test_two_consumers_in_one_group_split_partitions(broker, topic):
     probe = _sink(broker, topic, topic_partitions=n_parts)  # creates the topic
     probe.close()
 
-    readers = [FrameReader(topic, bootstrap_servers=broker.bootstrap_servers,
-                           group_id=f"g-{topic}", max_poll_interval_ms=5000)
-               for _ in range(2)]
+    readers = [
+        FrameReader(
+            topic,
+            bootstrap_servers=broker.bootstrap_servers,
+            group_id=f"g-{topic}",
+            max_poll_interval_ms=5000,
+        )
+        for _ in range(2)
+    ]
     got: list[list] = [[], []]
     stop = threading.Event()
 
@@ -173,17 +189,23 @@ def test_start_positions(broker, topic):
             sink.write(r)
     assert [f.frame_index for f in reader.frames(idle_s=1.5, timeout_s=15)] == [10, 11]
     reader.close()
-    reader = FrameReader(topic, bootstrap_servers=broker.bootstrap_servers, partitions=[0],
-                         start="offset:2")
+    reader = FrameReader(
+        topic, bootstrap_servers=broker.bootstrap_servers, partitions=[0], start="offset:2"
+    )
     frames = list(reader.frames(max_records=3, idle_s=2.0))
     reader.close()
     assert [f.frame_index for f in frames] == [2, 3, 4]
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("earliest", ("earliest", None)), ("latest", ("latest", None)),
-    ("offset:12", ("offset", 12)), ("timestamp:1700000000000", ("timestamp", 1700000000000)),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("earliest", ("earliest", None)),
+        ("latest", ("latest", None)),
+        ("offset:12", ("offset", 12)),
+        ("timestamp:1700000000000", ("timestamp", 1700000000000)),
+    ],
+)
 def test_parse_start(text, expected):
     assert parse_start(text) == expected
 
@@ -206,14 +228,25 @@ def test_cli_summary_and_jsonl(broker, topic, tmp_path: Path, capsys):
     producer.close()
 
     out = tmp_path / "frames.jsonl"
-    rc = main(["--topic", topic, "--bootstrap", broker.bootstrap_servers, "--timeout", "1.5",
-               "--jsonl", str(out)])
+    rc = main(
+        [
+            "--topic",
+            topic,
+            "--bootstrap",
+            broker.bootstrap_servers,
+            "--timeout",
+            "1.5",
+            "--jsonl",
+            str(out),
+        ]
+    )
     assert rc == 0
     text = capsys.readouterr().out
     lines = out.read_text().splitlines()
     assert len(lines) == len(results)
-    assert sorted((json.loads(s)["stream_id"], json.loads(s)["frame_index"]) for s in lines) == \
-        sorted((r.stream_id, r.frame_index) for r in results)
+    assert sorted(
+        (json.loads(s)["stream_id"], json.loads(s)["frame_index"]) for s in lines
+    ) == sorted((r.stream_id, r.frame_index) for r in results)
     rows = {ln.split()[0]: ln.split() for ln in text.splitlines() if ln.startswith("cli-")}
     # stream frames first last missing tracks duplicates malformed
     assert rows["cli-a"][1] == "5" and rows["cli-a"][6] == "1" and rows["cli-a"][7] == "1"
@@ -222,8 +255,24 @@ def test_cli_summary_and_jsonl(broker, topic, tmp_path: Path, capsys):
 
     # the module entry point, as a user runs it
     proc = subprocess.run(
-        [sys.executable, "-m", "streams.kafka", "--topic", topic, "--bootstrap",
-         broker.bootstrap_servers, "--timeout", "1", "--max-records", "4"],
-        check=False, capture_output=True, text=True, timeout=60, cwd=Path(__file__).resolve().parents[3])
+        [
+            sys.executable,
+            "-m",
+            "streams.kafka",
+            "--topic",
+            topic,
+            "--bootstrap",
+            broker.bootstrap_servers,
+            "--timeout",
+            "1",
+            "--max-records",
+            "4",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[3],
+    )
     assert proc.returncode == 0, proc.stderr
     assert "records 4" in proc.stdout

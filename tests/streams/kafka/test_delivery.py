@@ -37,9 +37,15 @@ def test_broker_killed_and_restarted_every_frame_arrives(fresh_broker, capsys, i
     streams = ["s0", "s1", "s2", "s3"]
     results = make_results(streams, 30)  # 120 frames, interleaved
     a, b = 40, 80
-    sink = KafkaSink(bootstrap_servers=broker.bootstrap_servers, topic=topic,
-                     tracks_topic=None, request_timeout_ms=1500, delivery_timeout_s=40,
-                     connect_timeout_s=5, enable_idempotence=idempotent)
+    sink = KafkaSink(
+        bootstrap_servers=broker.bootstrap_servers,
+        topic=topic,
+        tracks_topic=None,
+        request_timeout_ms=1500,
+        delivery_timeout_s=40,
+        connect_timeout_s=5,
+        enable_idempotence=idempotent,
+    )
     assert sink.idempotent == idempotent
 
     # 1. Delivered and read before the crash.
@@ -76,8 +82,10 @@ def test_broker_killed_and_restarted_every_frame_arrives(fresh_broker, capsys, i
         assert order == list(range(30)), (sid, order)
     duplicates = len(keys) - len(set(keys))
     with capsys.disabled():
-        print(f"\n[restart idempotent={idempotent}] frames {len(results)}, read {len(keys)}, "
-              f"duplicates {duplicates}, sink stats {st}")
+        print(
+            f"\n[restart idempotent={idempotent}] frames {len(results)}, read {len(keys)}, "
+            f"duplicates {duplicates}, sink stats {st}"
+        )
     if idempotent:
         assert st["recoveries"] >= 1 and st["retried"] >= b - a
 
@@ -86,9 +94,16 @@ def test_write_blocks_on_full_buffer_and_resumes(fresh_broker):
     broker = fresh_broker
     topic = "vis.frames.backpressure"
     results = make_results(["bp"], 18)
-    sink = KafkaSink(bootstrap_servers=broker.bootstrap_servers, topic=topic,
-                     tracks_topic=None, buffer_max_records=5, block_timeout_s=20,
-                     request_timeout_ms=1000, delivery_timeout_s=30, connect_timeout_s=5)
+    sink = KafkaSink(
+        bootstrap_servers=broker.bootstrap_servers,
+        topic=topic,
+        tracks_topic=None,
+        buffer_max_records=5,
+        block_timeout_s=20,
+        request_timeout_ms=1000,
+        delivery_timeout_s=30,
+        connect_timeout_s=5,
+    )
     for r in results[:3]:
         sink.write(r)
     sink.flush()
@@ -126,9 +141,16 @@ def test_broker_down_too_long_raises_sink_error_naming_topic(fresh_broker):
     broker = fresh_broker
     topic = "vis.frames.down"
     results = make_results(["down"], 12)
-    sink = KafkaSink(bootstrap_servers=broker.bootstrap_servers, topic=topic,
-                     tracks_topic=None, buffer_max_records=3, block_timeout_s=1.5,
-                     request_timeout_ms=1000, delivery_timeout_s=3.0, connect_timeout_s=2)
+    sink = KafkaSink(
+        bootstrap_servers=broker.bootstrap_servers,
+        topic=topic,
+        tracks_topic=None,
+        buffer_max_records=3,
+        block_timeout_s=1.5,
+        request_timeout_ms=1000,
+        delivery_timeout_s=3.0,
+        connect_timeout_s=2,
+    )
     sink.write(results[0])
     sink.flush()
     broker.stop()
@@ -152,8 +174,11 @@ def test_broker_unreachable_at_start():
     port = free_port()
     t0 = time.monotonic()
     with pytest.raises(SinkError) as info:
-        KafkaSink(bootstrap_servers=f"127.0.0.1:{port}", topic="vis.frames.nobroker",
-                  connect_timeout_s=1.5)
+        KafkaSink(
+            bootstrap_servers=f"127.0.0.1:{port}",
+            topic="vis.frames.nobroker",
+            connect_timeout_s=1.5,
+        )
     elapsed = time.monotonic() - t0
     assert elapsed < 5, elapsed
     msg = str(info.value)

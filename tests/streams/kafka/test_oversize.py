@@ -28,10 +28,23 @@ def _ragged(result: FrameResult, seed: int = 0) -> FrameResult:
     for m in d.masks:
         soft = cv2.GaussianBlur(m.astype(np.float32), (0, 0), 3.0)
         masks.append((soft + rng.uniform(-0.45, 0.45, m.shape).astype(np.float32)) > 0.5)
-    dets = Detections(xyxy=d.xyxy, masks=np.stack(masks), scores=d.scores,
-                      class_ids=d.class_ids, track_ids=d.track_ids)
-    return FrameResult(result.stream_id, result.frame_index, result.timestamp_ms,
-                       result.keyframe, result.width, result.height, dets, result.labels)
+    dets = Detections(
+        xyxy=d.xyxy,
+        masks=np.stack(masks),
+        scores=d.scores,
+        class_ids=d.class_ids,
+        track_ids=d.track_ids,
+    )
+    return FrameResult(
+        result.stream_id,
+        result.frame_index,
+        result.timestamp_ms,
+        result.keyframe,
+        result.width,
+        result.height,
+        dets,
+        result.labels,
+    )
 
 
 def _with_noise_instance(result: FrameResult, track_id: int = 999) -> FrameResult:
@@ -46,15 +59,23 @@ def _with_noise_instance(result: FrameResult, track_id: int = 999) -> FrameResul
         masks=np.concatenate([d.masks, noise[None]]),
         scores=np.concatenate([d.scores, [0.7]]),
         class_ids=np.concatenate([d.class_ids, [1]]),
-        track_ids=np.concatenate([d.track_ids, [track_id]]))
-    return FrameResult(result.stream_id, result.frame_index, result.timestamp_ms,
-                       result.keyframe, result.width, result.height, dets, result.labels)
+        track_ids=np.concatenate([d.track_ids, [track_id]]),
+    )
+    return FrameResult(
+        result.stream_id,
+        result.frame_index,
+        result.timestamp_ms,
+        result.keyframe,
+        result.width,
+        result.height,
+        dets,
+        result.labels,
+    )
 
 
 @pytest.fixture(scope="module")
 def big_frames() -> list[FrameResult]:
-    base = make_results(["big"], 2, width=1280, height=720, n_objects=20,
-                        size_range=(60.0, 160.0))
+    base = make_results(["big"], 2, width=1280, height=720, n_objects=20, size_range=(60.0, 160.0))
     frames = [_ragged(base[0], 0), _with_noise_instance(_ragged(base[1], 1))]
     assert len(dumps_json(encode_record(frames[0]))) > 2 * BUDGET  # really oversize
     return frames
@@ -109,16 +130,24 @@ def test_coarsen_mask_keeps_a_square_roughly():
 
 
 def test_oversize_frames_through_the_broker(broker, topic, big_frames):
-    with KafkaSink(bootstrap_servers=broker.bootstrap_servers, topic=topic, tracks_topic=None,
-                   max_request_size=MAX_REQUEST) as sink:
+    with KafkaSink(
+        bootstrap_servers=broker.bootstrap_servers,
+        topic=topic,
+        tracks_topic=None,
+        max_request_size=MAX_REQUEST,
+    ) as sink:
         for r in big_frames:
             sink.write(r)
     st = sink.stats()
     assert st["oversize"] == 2 and st["coarsened"] == 1 and st["parts"] >= 4
     assert st["sent"] == st["records"] == 2 + st["parts"]
 
-    consumer = KafkaConsumer(topic, bootstrap_servers=broker.bootstrap_servers,
-                             auto_offset_reset="earliest", consumer_timeout_ms=1500)
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=broker.bootstrap_servers,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=1500,
+    )
     raw = list(consumer)
     consumer.close()
     assert len(raw) == st["records"] and all(len(m.value) <= BUDGET for m in raw)
@@ -136,8 +165,13 @@ def test_oversize_frames_through_the_broker(broker, topic, big_frames):
 
 
 def test_oversize_policy_error_raises(broker, topic, big_frames):
-    sink = KafkaSink(bootstrap_servers=broker.bootstrap_servers, topic=topic, tracks_topic=None,
-                     max_request_size=MAX_REQUEST, oversize_policy="error")
+    sink = KafkaSink(
+        bootstrap_servers=broker.bootstrap_servers,
+        topic=topic,
+        tracks_topic=None,
+        max_request_size=MAX_REQUEST,
+        oversize_policy="error",
+    )
     with pytest.raises(SinkError, match=rf"{topic}.*max_request_size"):
         sink.write(big_frames[0])
     small = make_results(["small"], 1)[0]

@@ -17,8 +17,12 @@ from .conftest import make_results, read_frames
 def test_round_trip_several_streams(broker, topic):
     streams = ["cam-a", "cam-b", "cam-c"]
     results = make_results(streams, 12)
-    sink = KafkaSink(bootstrap_servers=broker.bootstrap_servers, topic=topic,
-                     tracks_topic=f"{topic}.tracks", topic_partitions=3)
+    sink = KafkaSink(
+        bootstrap_servers=broker.bootstrap_servers,
+        topic=topic,
+        tracks_topic=f"{topic}.tracks",
+        topic_partitions=3,
+    )
     assert isinstance(sink, Sink)
     for r in results:
         sink.write(r)
@@ -46,31 +50,43 @@ def test_round_trip_several_streams(broker, topic):
 
 def test_record_key_value_headers(broker, topic):
     results = make_results(["cam-x"], 3)
-    with KafkaSink(bootstrap_servers=broker.bootstrap_servers, topic=topic,
-                   tracks_topic=None) as sink:
+    with KafkaSink(
+        bootstrap_servers=broker.bootstrap_servers, topic=topic, tracks_topic=None
+    ) as sink:
         for r in results:
             sink.write(r)
-    consumer = KafkaConsumer(topic, bootstrap_servers=broker.bootstrap_servers,
-                             auto_offset_reset="earliest", consumer_timeout_ms=1500)
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=broker.bootstrap_servers,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=1500,
+    )
     msgs = list(consumer)
     consumer.close()
     assert len(msgs) == 3
     for m, r in zip(msgs, results):
         assert m.key == b"cam-x"
         assert m.value == dumps_record(r).encode()
-        assert dict(m.headers) == {"schema": SCHEMA.encode(),
-                                   "content-type": b"application/json"}
+        assert dict(m.headers) == {"schema": SCHEMA.encode(), "content-type": b"application/json"}
 
 
 def test_track_events_and_timelines(broker, topic):
     results = make_results(["cam-t"], 40, n_objects=3)
     tracks_topic = f"{topic}.tracks"
-    with KafkaSink(bootstrap_servers=broker.bootstrap_servers, topic=topic,
-                   tracks_topic=tracks_topic, track_end_frames=3) as sink:
+    with KafkaSink(
+        bootstrap_servers=broker.bootstrap_servers,
+        topic=topic,
+        tracks_topic=tracks_topic,
+        track_end_frames=3,
+    ) as sink:
         for r in results:
             sink.write(r)
-    consumer = KafkaConsumer(tracks_topic, bootstrap_servers=broker.bootstrap_servers,
-                             auto_offset_reset="earliest", consumer_timeout_ms=1500)
+    consumer = KafkaConsumer(
+        tracks_topic,
+        bootstrap_servers=broker.bootstrap_servers,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=1500,
+    )
     events = [json.loads(m.value) for m in consumer]
     consumer.close()
     assert events and all(e["schema"] == "vis.track/1" for e in events)

@@ -36,14 +36,16 @@ def network(monkeypatch) -> list[str]:
         def fail(*args, **kwargs):
             attempts.append(name)
             raise OSError(101, "Network is unreachable (blocked by the test)")
+
         return fail
 
     monkeypatch.setattr(socket.socket, "connect", unreachable("socket.connect"))
     monkeypatch.setattr(socket, "create_connection", unreachable("socket.create_connection"))
     monkeypatch.setattr(urllib.request, "urlopen", unreachable("urllib.request.urlopen"))
     monkeypatch.setattr(torch.hub, "urlopen", unreachable("torch.hub.urlopen"))
-    monkeypatch.setattr(torch.hub, "download_url_to_file",
-                        unreachable("torch.hub.download_url_to_file"))
+    monkeypatch.setattr(
+        torch.hub, "download_url_to_file", unreachable("torch.hub.download_url_to_file")
+    )
     return attempts
 
 
@@ -93,9 +95,17 @@ def test_hub_path_is_torchvisions_file_name(hub):
 @pytest.mark.slow
 def test_cached_coco_checkpoint_loads_and_runs(hub, network, r50_checkpoint):
     file = _place(r50_checkpoint, hub, V1_FILE)
-    det = build_detector(DetectorConfig(weights="coco", arch="resnet50_fpn", min_size=240,
-                                        max_size=320, score_threshold=0.0, max_detections=5,
-                                        threads=2))
+    det = build_detector(
+        DetectorConfig(
+            weights="coco",
+            arch="resnet50_fpn",
+            min_size=240,
+            max_size=320,
+            score_threshold=0.0,
+            max_detections=5,
+            threads=2,
+        )
+    )
     assert det.labels[0] == "__background__" and det.labels[1] == "person" and len(det.labels) == 91
     saved = torch.load(file, weights_only=True)
     loaded = det.model.state_dict()
@@ -103,8 +113,9 @@ def test_cached_coco_checkpoint_loads_and_runs(hub, network, r50_checkpoint):
     assert all(torch.equal(saved[k], loaded[k]) for k in saved)
     assert not det.model.training
     # torchvision's own COCO_V1 model has eps 0 in its frozen backbone norms
-    assert {m.eps for m in det.model.backbone.body.modules()
-            if isinstance(m, torch.nn.BatchNorm2d)} == {0.0}
+    assert {
+        m.eps for m in det.model.backbone.body.modules() if isinstance(m, torch.nn.BatchNorm2d)
+    } == {0.0}
 
     image = np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8)
     [out] = det.detect([image])  # random weights: any detections, the right shapes
@@ -119,12 +130,16 @@ def test_cached_coco_checkpoint_loads_and_runs(hub, network, r50_checkpoint):
     assert network == []
 
 
-@pytest.mark.parametrize("weights, name, checkpoint", [
-    ("coco", V1_FILE, "r50_checkpoint"),
-    pytest.param("coco_v2", V2_FILE, "r50_v2_checkpoint", marks=pytest.mark.slow),
-])
-def test_cached_file_is_used_without_any_network_call(hub, network, request, weights, name,
-                                                      checkpoint):
+@pytest.mark.parametrize(
+    "weights, name, checkpoint",
+    [
+        ("coco", V1_FILE, "r50_checkpoint"),
+        pytest.param("coco_v2", V2_FILE, "r50_v2_checkpoint", marks=pytest.mark.slow),
+    ],
+)
+def test_cached_file_is_used_without_any_network_call(
+    hub, network, request, weights, name, checkpoint
+):
     """Connect, urlopen and torch hub's download all raise: loading from the cache must not
     reach any of them (nor the online probe)."""
     src = request.getfixturevalue(checkpoint)
@@ -137,13 +152,15 @@ def test_cached_file_is_used_without_any_network_call(hub, network, request, wei
     assert all(torch.equal(saved[k], loaded[k]) for k in saved)
 
 
-@pytest.mark.parametrize("weights, arch, name", [
-    ("coco", "resnet50_fpn", V1_FILE),
-    ("coco", "resnet50_fpn_v2", V2_FILE),
-    ("coco_v2", "resnet50_fpn", V2_FILE),  # coco_v2 names its own arch
-])
-def test_absent_and_offline_is_one_line_naming_file_and_place(hub, network, weights, arch,
-                                                               name):
+@pytest.mark.parametrize(
+    "weights, arch, name",
+    [
+        ("coco", "resnet50_fpn", V1_FILE),
+        ("coco", "resnet50_fpn_v2", V2_FILE),
+        ("coco_v2", "resnet50_fpn", V2_FILE),  # coco_v2 names its own arch
+    ],
+)
+def test_absent_and_offline_is_one_line_naming_file_and_place(hub, network, weights, arch, name):
     with pytest.raises(WeightsError) as info:
         load_model(weights=weights, arch=arch)
     msg = str(info.value)
@@ -154,10 +171,13 @@ def test_absent_and_offline_is_one_line_naming_file_and_place(hub, network, weig
     assert network == ["socket.create_connection"]  # the probe only; no download attempted
 
 
-@pytest.mark.parametrize("proxies, target", [
-    ({}, ("download.pytorch.org", 443)),
-    ({"https": "http://proxy.example:3128"}, ("proxy.example", 3128)),  # urllib's route
-])
+@pytest.mark.parametrize(
+    "proxies, target",
+    [
+        ({}, ("download.pytorch.org", 443)),
+        ({"https": "http://proxy.example:3128"}, ("proxy.example", 3128)),  # urllib's route
+    ],
+)
 def test_offline_probe_is_bounded(tmp_path, monkeypatch, proxies, target):
     """Offline detection: one TCP connect with a short timeout, whose failure is reported."""
     calls = []
@@ -172,8 +192,10 @@ def test_offline_probe_is_bounded(tmp_path, monkeypatch, proxies, target):
     monkeypatch.setattr(socket, "create_connection", refuse)
     monkeypatch.setattr(torch.hub, "download_url_to_file", None)  # must not be reached
     try:
-        with pytest.raises(WeightsError, match=f"offline: {target[0]}:{target[1]} unreachable, "
-                                               "TimeoutError: timed out"):
+        with pytest.raises(
+            WeightsError,
+            match=f"offline: {target[0]}:{target[1]} unreachable, TimeoutError: timed out",
+        ):
             load_model(weights="coco")
     finally:
         torch.hub.set_dir(old)
@@ -203,8 +225,9 @@ def test_cached_file_of_another_architecture_is_one_line(hub, r50_checkpoint):
     assert f"{hub / V2_FILE} does not fit arch 'resnet50_fpn_v2'" in msg
 
 
-def test_failed_checksum_on_download_is_one_line_and_keeps_nothing(hub, r50_checkpoint,
-                                                                   monkeypatch):
+def test_failed_checksum_on_download_is_one_line_and_keeps_nothing(
+    hub, r50_checkpoint, monkeypatch
+):
     """Online, the download goes through torch.hub with torchvision's checksum check: here
     the transport serves our random checkpoint (a local file) instead of the real one, so
     torch.hub's own SHA-256 check rejects it and nothing is left in the cache."""
@@ -212,8 +235,7 @@ def test_failed_checksum_on_download_is_one_line_and_keeps_nothing(hub, r50_chec
 
     monkeypatch.setattr(models, "_offline_reason", lambda url, timeout=5.0: None)
     monkeypatch.setattr(torch.hub, "download_url_to_file", _DOWNLOAD)
-    monkeypatch.setattr(torch.hub, "urlopen",
-                        lambda req: _real_urlopen(r50_checkpoint.as_uri()))
+    monkeypatch.setattr(torch.hub, "urlopen", lambda req: _real_urlopen(r50_checkpoint.as_uri()))
     with pytest.raises(WeightsError) as info:
         load_model(weights="coco", progress=False)
     msg = str(info.value)
@@ -228,8 +250,17 @@ _real_urlopen = urllib.request.urlopen
 
 
 def test_cli_exits_2_on_corrupt_and_on_missing_coco_weights(hub, tmp_path, capsys):
-    args = ["--config", "configs/demo.yaml", "--set", "detector.weights=coco", "--set",
-            "detector.arch=resnet50_fpn", "--output", str(tmp_path / "out"), "--no-progress"]
+    args = [
+        "--config",
+        "configs/demo.yaml",
+        "--set",
+        "detector.weights=coco",
+        "--set",
+        "detector.arch=resnet50_fpn",
+        "--output",
+        str(tmp_path / "out"),
+        "--no-progress",
+    ]
     code = main(args)
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1

@@ -57,8 +57,9 @@ def reid_accuracy(embedder) -> float:
         embs = []
         for i, f in enumerate(render_sequence(cfg)):
             if i in (0, 19):
-                d = Detections(xyxy=f.boxes, masks=f.masks, scores=np.ones(len(f.masks)),
-                               class_ids=f.class_ids)
+                d = Detections(
+                    xyxy=f.boxes, masks=f.masks, scores=np.ones(len(f.masks)), class_ids=f.class_ids
+                )
                 embs.append(dict(zip(f.track_ids.tolist(), embedder.embed(f.image, d))))
         common = sorted(set(embs[0]) & set(embs[1]))
         a = np.stack([embs[0][t] for t in common])
@@ -119,8 +120,12 @@ def test_histogram_reidentifies_objects_after_the_light_dims(held_out, relative_
 
     f = held_out[0]
     keep = f.masks.reshape(len(f.masks), -1).sum(1) >= 300
-    d = Detections(xyxy=f.boxes[keep], masks=f.masks[keep], scores=np.ones(int(keep.sum())),
-                   class_ids=f.class_ids[keep])
+    d = Detections(
+        xyxy=f.boxes[keep],
+        masks=f.masks[keep],
+        scores=np.ones(int(keep.sum())),
+        class_ids=f.class_ids[keep],
+    )
     emb = HistogramEmbedder(relative_value=relative_value)
     bright = emb.embed(f.image, d)
     dim = emb.embed((f.image * 0.6).astype(np.uint8), d)

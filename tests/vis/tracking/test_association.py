@@ -56,8 +56,9 @@ def test_geometry_uses_the_mask_only_for_tracks_that_carry_one():
     mask = np.array([[0.8, 0.4], [0.0, 0.0]])
     g = geometry_similarity(box, mask, np.array([True, False]), mask_weight=0.5)
     assert np.allclose(g, [[0.5, 0.2], [0.6, 0.1]])
-    assert geometry_similarity(np.zeros((0, 3)), np.zeros((0, 3)), np.zeros(0, bool),
-                               mask_weight=0.5).shape == (0, 3)
+    assert geometry_similarity(
+        np.zeros((0, 3)), np.zeros((0, 3)), np.zeros(0, bool), mask_weight=0.5
+    ).shape == (0, 3)
 
 
 def test_reach_grows_with_time_lost_and_handles_empty_inputs():

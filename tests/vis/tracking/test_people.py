@@ -17,18 +17,27 @@ LOOKS = {k: v / np.linalg.norm(v) for k, v in ((k, rng.normal(size=32)) for k in
 def people(objs: list[tuple[str, float, float]], score: float = 0.9) -> Detections:
     """objs: (look, centre x, feet y) of upright box-shaped people, fully visible."""
     n = len(objs)
-    boxes = np.array([[x - PERSON_W / 2, y - PERSON_H, x + PERSON_W / 2, y] for _, x, y in objs],
-                     np.float32).reshape(-1, 4)
+    boxes = np.array(
+        [[x - PERSON_W / 2, y - PERSON_H, x + PERSON_W / 2, y] for _, x, y in objs], np.float32
+    ).reshape(-1, 4)
     masks = np.zeros((n, H, W), bool)
     for i, b in enumerate(boxes):
         x0, y0 = max(int(round(b[0])), 0), max(int(round(b[1])), 0)
-        masks[i, y0:int(round(b[3])), x0:int(round(b[2]))] = True
-    emb = np.stack([LOOKS[k] + rng.normal(scale=0.03, size=32) for k, *_ in objs]) if n \
+        masks[i, y0 : int(round(b[3])), x0 : int(round(b[2]))] = True
+    emb = (
+        np.stack([LOOKS[k] + rng.normal(scale=0.03, size=32) for k, *_ in objs])
+        if n
         else np.zeros((0, 32))
+    )
     emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-9)
-    return Detections(xyxy=boxes, masks=masks, scores=np.full(n, score, np.float32),
-                      class_ids=np.ones(n, np.int64), embeddings=emb,
-                      mask_probs=masks.astype(np.float32))
+    return Detections(
+        xyxy=boxes,
+        masks=masks,
+        scores=np.full(n, score, np.float32),
+        class_ids=np.ones(n, np.int64),
+        embeddings=emb,
+        mask_probs=masks.astype(np.float32),
+    )
 
 
 def run(tr: Tracker, fps: float, seconds: float, scene) -> list[dict[int, float]]:
@@ -150,8 +159,12 @@ def test_pixels_crossing_with_full_occlusion_keep_ids_through_the_processor(fps,
     def xb(t):
         return 260 - speed * t
 
-    proc = StreamProcessor(stream_id="s", labels=["bg", "person"], tracker=TrackerConfig(),
-                           propagation=PropagationConfig(warp="ecc", smoothing=0.7))
+    proc = StreamProcessor(
+        stream_id="s",
+        labels=["bg", "person"],
+        tracker=TrackerConfig(),
+        propagation=PropagationConfig(warp="ecc", smoothing=0.7),
+    )
     ids_a, ids_b = set(), set()
     for i in range(int(4.5 * fps)):
         t = i / fps
@@ -159,15 +172,18 @@ def test_pixels_crossing_with_full_occlusion_keep_ids_through_the_processor(fps,
         objs = []
         for name, x, feet in (("a", xa(t), 190.0), ("b", xb(t), 200.0)):  # B drawn last: in front
             x0 = int(round(x - PERSON_W / 2))
-            img[int(feet) - PERSON_H:int(feet), max(x0, 0):x0 + PERSON_W] = \
-                look[:, max(-x0, 0):W - x0 if x0 + PERSON_W > W else PERSON_W]
+            img[int(feet) - PERSON_H : int(feet), max(x0, 0) : x0 + PERSON_W] = look[
+                :, max(-x0, 0) : W - x0 if x0 + PERSON_W > W else PERSON_W
+            ]
             objs.append((name, x, feet))
         hidden = 1.0 - min(abs(xa(t) - xb(t)) / PERSON_W, 1.0)
         visible = [("a", x, y) for n, x, y in objs if n == "b" or amodal or hidden <= 0.6]
         frame = Frame(stream_id="s", index=i, timestamp_ms=1000 * t, image=img)
         res = proc.process(frame, people(visible))
-        fr = {int(tid): float((b[0] + b[2]) / 2) for tid, b in
-              zip(res.detections.track_ids, res.detections.xyxy)}
+        fr = {
+            int(tid): float((b[0] + b[2]) / 2)
+            for tid, b in zip(res.detections.track_ids, res.detections.xyxy)
+        }
         if t >= 0.5 and abs(xa(t) - xb(t)) >= 2 * PERSON_W:
             ids_a.add(owner(fr, xa(t)))
             ids_b.add(owner(fr, xb(t)))

@@ -9,8 +9,7 @@ from vis.types import Detections
 
 H, W = 120, 200
 rng = np.random.default_rng(0)
-APPEARANCE = {k: v / np.linalg.norm(v) for k, v in
-              ((k, rng.normal(size=32)) for k in "abcdef")}
+APPEARANCE = {k: v / np.linalg.norm(v) for k, v in ((k, rng.normal(size=32)) for k in "abcdef")}
 
 
 # the look of "a" after a lighting change: cosine distance 0.4 from "a", between the
@@ -23,13 +22,25 @@ APPEARANCE["a_relit"] = 0.6 * APPEARANCE["a"] + 0.8 * _u / np.linalg.norm(_u)
 def dets(objs: list[tuple[str, float, float, float]], cls: int | list[int] = 1) -> Detections:
     """objs: (appearance key, cx, cy, radius); cls: one class for all or one per object."""
     n = len(objs)
-    masks = np.stack([disk_mask(H, W, cx, cy, r) for _, cx, cy, r in objs]) if n else np.zeros((0, H, W), bool)
-    emb = np.stack([APPEARANCE[k] + rng.normal(scale=0.05, size=32) for k, *_ in objs]) if n else np.zeros((0, 32))
+    masks = (
+        np.stack([disk_mask(H, W, cx, cy, r) for _, cx, cy, r in objs])
+        if n
+        else np.zeros((0, H, W), bool)
+    )
+    emb = (
+        np.stack([APPEARANCE[k] + rng.normal(scale=0.05, size=32) for k, *_ in objs])
+        if n
+        else np.zeros((0, 32))
+    )
     emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-9)
-    return Detections(xyxy=[[cx - r, cy - r, cx + r + 1, cy + r + 1] for _, cx, cy, r in objs],
-                      masks=masks, scores=np.full(n, 0.9),
-                      class_ids=np.broadcast_to(np.asarray(cls), (n,)).copy(),
-                      embeddings=emb, mask_probs=masks.astype(np.float32))
+    return Detections(
+        xyxy=[[cx - r, cy - r, cx + r + 1, cy + r + 1] for _, cx, cy, r in objs],
+        masks=masks,
+        scores=np.full(n, 0.9),
+        class_ids=np.broadcast_to(np.asarray(cls), (n,)).copy(),
+        embeddings=emb,
+        mask_probs=masks.astype(np.float32),
+    )
 
 
 def step(tr: Tracker, i: int, objs, cls: int | list[int] = 1) -> dict[int, tuple[float, float]]:
