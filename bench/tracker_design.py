@@ -37,10 +37,7 @@ DROP_RATE = 0.05
 VARIANTS: dict[str, tuple[str, list[str]]] = {
     "default": ("the defaults", []),
     "box_only": ("place = Kalman box IoU only (mask_weight 0)", ["tracker.mask_weight=0"]),
-    "mask_half": (
-        "place = half mask IoU, half box IoU (mask_weight 0.5)",
-        ["tracker.mask_weight=0.5"],
-    ),
+    "mask_more": ("place = 0.8 mask IoU + 0.2 box IoU", ["tracker.mask_weight=0.8"]),
     "mask_only": ("place = propagated-mask IoU only (mask_weight 1)", ["tracker.mask_weight=1"]),
     "no_appearance": (
         "no appearance term in the cost (appearance_weight 0)",
@@ -55,17 +52,20 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
         ["tracker.low_score=0.5"],
     ),
     "no_motion_gate": ("no Kalman motion gate", ["tracker.motion_gate=false"]),
+    "frames_not_seconds": (
+        "lifetimes meant in frames at 25 fps, as before (max_lost 60 frames = 8.6 s at 7 fps)",
+        ["tracker.max_lost_s=8.6"],
+    ),
     "loose_motion": (
         "Kalman noise of the 30-fps box trackers applied per 7-fps frame "
         "(position 0.27, velocity 1.03)",
         ["tracker.position_noise=0.274", "tracker.velocity_noise=1.027"],
     ),
     "tight_motion": (
-        "Kalman noise halved (position 0.055, velocity 0.035)",
-        ["tracker.position_noise=0.055", "tracker.velocity_noise=0.035"],
+        "Kalman noise halved (position 0.065, velocity 0.06)",
+        ["tracker.position_noise=0.065", "tracker.velocity_noise=0.06"],
     ),
     "lost_2s": ("lost tracks kept 2 s (default 4)", ["tracker.max_lost_s=2"]),
-    "lost_8s": ("lost tracks kept 8 s", ["tracker.max_lost_s=8"]),
 }
 
 

@@ -88,7 +88,7 @@ class TrackerConfig:
     high_score: float = 0.5
     low_score: float = 0.1
     new_track_score: float = 0.6
-    mask_weight: float = 0.8
+    mask_weight: float = 0.5
     appearance_weight: float = 0.3
     min_iou: float = 0.1
     low_min_iou: float = 0.5
@@ -97,10 +97,10 @@ class TrackerConfig:
     confirm_hits: int = 2
     confirm_score: float = 0.85
     max_lost_s: float = 4.0
-    reid_max_distance: float = 0.3
+    reid_max_distance: float = 0.2
     motion_gate: bool = True
-    position_noise: float = 0.11
-    velocity_noise: float = 0.07
+    position_noise: float = 0.13
+    velocity_noise: float = 0.12
     max_speed: float = 1.0
     embedding_momentum: float = 0.8
     use_kalman: bool = True

@@ -3,7 +3,7 @@ import pytest
 
 from vis.tracking import kalman
 
-NOISE = dict(position_noise=0.11, velocity_noise=0.07)
+NOISE = dict(position_noise=0.13, velocity_noise=0.12)
 
 
 @pytest.mark.parametrize("fps", [7.0, 30.0])
@@ -31,7 +31,7 @@ def test_the_motion_gate_widens_while_unseen():
     for _ in range(10):
         kalman.predict(kf, 0.1, **NOISE)
         kalman.update(kf, np.array([100.0, 100.0, 120.0, 160.0]))
-    far = np.array([[150.0, 100.0, 170.0, 160.0]])  # 50 px = 0.8 heights away
+    far = np.array([[200.0, 100.0, 220.0, 160.0]])  # 100 px = 1.7 heights away
     assert kalman.centre_distance2(kf, far)[0] > kalman.GATE_CHI2_2D
     for _ in range(40):  # four seconds unseen
         kalman.predict(kf, 0.1, **NOISE)
