@@ -98,15 +98,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     p.add_argument("--only", nargs="+", help="only these sequences")
     p.add_argument("--name", default="ablations")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config override applied to every variant (repeatable), e.g. detector.threads=1",
+    )
     a = p.parse_args(argv)
     setup_logging()
     ensure_set(a.data, a.scale)
-    warm_up(a.data, [f"keyframes.interval={a.interval}"])
+    warm_up(a.data, [f"keyframes.interval={a.interval}", *a.overrides])
     runs, preds = {}, {}
     for v in a.variants:
         out = TMP / "ablations" / f"N{a.interval}" / v
         runs[v] = run_on_set(
-            a.data, out, [f"keyframes.interval={a.interval}", *VARIANTS[v][2]], only=a.only
+            a.data,
+            out,
+            [f"keyframes.interval={a.interval}", *a.overrides, *VARIANTS[v][2]],
+            only=a.only,
         )
         preds[v] = out
         log.info("%s: %.2f fps", v, runs[v]["fps"])
@@ -158,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
         for s in scores["trackers"][a.variants[0]]["sequences"]
     ]
     md = [
-        f"Keyframe interval N={a.interval}, demo model.",
+        f"Keyframe interval N={a.interval}, demo model"
+        + (f"; on every variant: {' '.join(a.overrides)}." if a.overrides else "."),
         "",
         markdown_table(rows, cols),
         "",
@@ -172,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         a.name,
         {
             "interval": a.interval,
+            "overrides": a.overrides,
             "variants": {v: VARIANTS[v] for v in a.variants},
             "runs": runs,
             "rows": rows,

@@ -6,7 +6,8 @@ feeding identical detections to our tracker (``detector.type: precomputed``) and
 
 ``model``: ``MaskRCNNDetector`` (demo weights, as configs/demo.yaml) on every decoded frame,
 kept down to score 0.1 so that trackers that use low-score boxes (ByteTrack) get them;
-trackers apply their own thresholds (ours: ``detector.score_threshold`` 0.5).
+trackers apply their own thresholds (ours: ``detector.score_threshold`` 0.1,
+``tracker.high_score`` 0.5 for the first pass).
 ``gtnoise``: ground-truth masks with, per instance and frame, a 8 % miss chance plus
 dropout bursts (2 % chance to start a 3-8 frame miss of that object), a shift of
 N(0, 1 px) per axis, a 1 px erosion or dilation (30 %), scores U(0.55, 0.98), a 2 % class

@@ -3,7 +3,7 @@
     python -m bench.keyframe_sweep                       # N in 1 2 5 10 20, benchmark set scale 1
     python -m bench.keyframe_sweep --intervals 1 10 --only crossing lighting   # a quick look
 
-For every N, ``run_pipeline.run`` (configs/demo.yaml, demo model, overlay off) processes
+For every N, ``vis_pipeline.run`` (configs/demo.yaml, demo model, overlay off) processes
 every sequence of the set; then one scoring call (TrackEval + pycocotools) scores all N.
 Reports HOTA, AssA, IDF1, ID switches, the mean mask IoU of propagated (non-keyframe)
 frames vs ground truth, and end-to-end fps (frames / wall seconds summed over sequences;
@@ -127,16 +127,24 @@ def main(argv: list[str] | None = None) -> int:
         help="run the sweep this many times (alternating order), keep the fastest",
     )
     p.add_argument("--name", default="keyframe_sweep", help="report name under bench/results")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config override applied to every run (repeatable), e.g. detector.threads=1",
+    )
     a = p.parse_args(argv)
     setup_logging()
     ensure_set(a.data, a.scale)
     intervals = sorted(set(a.intervals))
-    warm_up(a.data, [f"keyframes.interval={intervals[0]}"])
+    warm_up(a.data, [f"keyframes.interval={intervals[0]}", *a.overrides])
     runs, preds, all_fps = {}, {}, {n: [] for n in intervals}
     for r in range(max(a.repeats, 1)):
         for n in intervals if r % 2 == 0 else intervals[::-1]:
             out = TMP / "sweep" / f"N{n}"
-            res = run_on_set(a.data, out, [f"keyframes.interval={n}"], only=a.only)
+            res = run_on_set(a.data, out, [f"keyframes.interval={n}", *a.overrides], only=a.only)
             all_fps[n].append(res["fps"])
             if n not in runs or res["fps"] > runs[n]["fps"]:
                 runs[n] = res
@@ -196,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         + "; ".join(f"N={n} " + "/".join(f"{v:.1f}" for v in all_fps[n]) for n in intervals)
     )
     md = [
+        *([f"Overrides on every run: {' '.join(a.overrides)}", ""] if a.overrides else []),
         markdown_table(rows, cols),
         "",
         *([reps, ""] if reps else []),
@@ -221,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         {
             "intervals": intervals,
             "repeats": a.repeats,
+            "overrides": a.overrides,
             "runs": {str(k): v for k, v in runs.items()},
             "rows": rows,
             "goals": goals,

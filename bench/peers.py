@@ -6,13 +6,16 @@
 Detections (``bench.detections``: the demo model on every frame, and/or ground truth with
 seeded noise) go, unchanged, to:
 
-* ours: ``run_pipeline`` with ``detector.type: precomputed``, ``keyframes.interval: 1``,
-  configs/demo.yaml otherwise (score threshold 0.5, flow + ECC propagation between frames
-  for association), once with each precomputed embedder (``histogram``, ``box_head``);
+* ours: ``vis_pipeline.run`` with ``detector.type: precomputed``, ``keyframes.interval: 1``,
+  configs/demo.yaml otherwise (``detector.score_threshold`` 0.1: detections from 0.1 to
+  ``tracker.high_score`` 0.5 only continue tracks, in the second pass; flow + ECC propagation
+  between frames for association), once with each precomputed embedder (``histogram``,
+  ``box_head``);
 * peers, in their own venv (``bench/.venv-peers``, see ``bench/peers_runner.py``): boxmot
   ByteTrack, OC-SORT, BoT-SORT (no ReID weights), Roboflow ByteTrack (``trackers``, where
   supervision's ByteTrack lives now), norfair (IoU distance; given the detections scoring
-  >= 0.5, as it has no threshold of its own). Lost tracks are kept 60 frames everywhere.
+  >= 0.5, as it has no threshold of its own). Peers keep lost tracks 60 frames;
+  ours keeps them ``tracker.max_lost_s`` 4 s (100 frames at 25 fps), its default.
 
 Box trackers output boxes; each output box gets the mask of the input detection it came
 from: the detection index the library reports (boxmot, Roboflow), else a one-to-one box

@@ -13,10 +13,11 @@ not say; the caller then matches by box IoU), and ``<out>/<tracker>/timing.json`
 spent inside the trackers' update calls only: no decoding, no file I/O).
 
 Parameters are each library's defaults except: the time a lost track is kept is 60 frames
-for every tracker (as our ``tracker.max_age``), and norfair starts a track on its first
+for every tracker (the old tracker's ``max_age``; ours now keeps them ``tracker.max_lost_s``
+seconds), and norfair starts a track on its first
 detection (``initialization_delay=0``) with IoU distance (``1 - IoU <= 0.7``). norfair has
 no score threshold of its own: it gets the detections scoring >= 0.5 (our tracker's
-``detector.score_threshold``); the ByteTrack family and OC-SORT get every detection and
+``tracker.high_score``); the ByteTrack family and OC-SORT get every detection and
 apply their own high/low thresholds.
 Standalone on purpose: it imports only numpy, cv2 and the peer libraries.
 """

@@ -36,9 +36,18 @@ DROP_RATE = 0.05
 #: name -> (what it changes, --set overrides)
 VARIANTS: dict[str, tuple[str, list[str]]] = {
     "default": ("the defaults", []),
-    "box_only": ("place = Kalman box IoU only (mask_weight 0)", ["tracker.mask_weight=0"]),
-    "mask_more": ("place = 0.8 mask IoU + 0.2 box IoU", ["tracker.mask_weight=0.8"]),
-    "mask_only": ("place = propagated-mask IoU only (mask_weight 1)", ["tracker.mask_weight=1"]),
+    "fixed_half": (
+        "place = 0.5 mask IoU + 0.5 box IoU, not learned per track",
+        ["tracker.adaptive_mask_weight=false"],
+    ),
+    "box_only": (
+        "place = Kalman box IoU only",
+        ["tracker.adaptive_mask_weight=false", "tracker.mask_weight=0"],
+    ),
+    "mask_only": (
+        "place = propagated-mask IoU only",
+        ["tracker.adaptive_mask_weight=false", "tracker.mask_weight=1"],
+    ),
     "no_appearance": (
         "no appearance term in the cost (appearance_weight 0)",
         ["tracker.appearance_weight=0"],

@@ -62,22 +62,21 @@ def class_cost(same_class: np.ndarray, class_penalty: float | None) -> np.ndarra
 
 
 def geometry_similarity(
-    box_iou: np.ndarray, mask_iou: np.ndarray, has_mask: np.ndarray, *, mask_weight: float
+    box_iou: np.ndarray, mask_iou: np.ndarray, mask_weights: np.ndarray
 ) -> np.ndarray:
     """How well each track's predicted place fits each detection, in [0, 1].
 
     Args:
         box_iou: (N, M) IoU of the tracks' motion-predicted boxes and the detections' boxes.
         mask_iou: (N, M) IoU of the tracks' propagated masks and the detections' masks.
-        has_mask: (N,) bool, tracks that carry a propagated mask (lost ones do not).
-        mask_weight: weight of the mask IoU where a track has a mask; the box gets the rest.
+        mask_weights: (N,) weight of each track's mask IoU (0 for a track without a mask);
+            the box IoU gets the rest.
 
     Returns:
-        (N, M) ``mask_weight * mask_iou + (1 - mask_weight) * box_iou`` for tracks with a
-        mask, ``box_iou`` for the others.
+        (N, M) ``w * mask_iou + (1 - w) * box_iou`` row by row.
     """
-    mixed = mask_weight * mask_iou + (1.0 - mask_weight) * box_iou
-    return np.where(np.asarray(has_mask, bool)[:, None], mixed, box_iou)
+    w = np.asarray(mask_weights, np.float64).reshape(-1, 1)
+    return w * mask_iou + (1.0 - w) * box_iou
 
 
 def association_cost(

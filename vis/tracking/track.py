@@ -45,6 +45,7 @@ class Track:
     last_seen_ms: float  # stream time of the last keyframe match
     last_box: np.ndarray
     class_votes: dict[int, float] = dataclasses.field(default_factory=dict)
+    mask_trust: float = 0.5  # learned weight of the propagated mask vs the Kalman box
 
     def vote(self, class_id: int, score: float) -> None:
         self.class_votes[class_id] = self.class_votes.get(class_id, 0.0) + score
@@ -85,6 +86,7 @@ def track_state(t: Track) -> dict:
         "last_seen_ms": t.last_seen_ms,
         "last_box": np.asarray(t.last_box, np.float32),
         "class_votes": [[int(k), float(v)] for k, v in t.class_votes.items()],
+        "mask_trust": t.mask_trust,
     }
 
 
@@ -118,4 +120,5 @@ def track_from_state(d: dict) -> Track:
         last_seen_ms=float(d["last_seen_ms"]),
         last_box=np.asarray(d["last_box"], np.float32),
         class_votes={int(k): float(v) for k, v in d["class_votes"]},
+        mask_trust=float(d["mask_trust"]),
     )

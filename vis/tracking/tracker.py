@@ -52,6 +52,9 @@ from vis.types import Detections
 
 __all__ = ["Track", "Tracker", "TrackerConfig", "TrackState"]
 
+#: how fast a track's trust in its mask follows the latest evidence (EMA rate per match)
+TRUST_RATE = 0.3
+
 
 @dataclasses.dataclass(frozen=True)
 class TrackerConfig:
@@ -63,6 +66,9 @@ class TrackerConfig:
         new_track_score: minimum score to start a track.
         mask_weight: weight of the propagated-mask IoU in the place term (the Kalman box
             IoU gets the rest; tracks without a mask use the box alone).
+        adaptive_mask_weight: each track learns its own mask weight (starting at
+            ``mask_weight``) from which of its two predictors, the Kalman box or the
+            propagated mask, found its detections better.
         appearance_weight: weight of the embedding distance in the cost (place gets the rest).
         min_iou: gate: a pair needs at least this place similarity (passes 1 and 3).
         low_min_iou: gate of pass 2 (low-score detections): place similarity at least this.
@@ -89,6 +95,7 @@ class TrackerConfig:
     low_score: float = 0.1
     new_track_score: float = 0.6
     mask_weight: float = 0.5
+    adaptive_mask_weight: bool = True
     appearance_weight: float = 0.3
     min_iou: float = 0.1
     low_min_iou: float = 0.5
@@ -343,6 +350,7 @@ class Tracker:
                 kf.frame_index,
                 learn_appearance=learn_appearance,
                 reid=reid,
+                det_mask=kf.masks[int(cols[c])],
             )
             done.add(id(tracks[r]))
         kf.left = np.setdiff1d(kf.left, cols[m.pairs[:, 1]]) if len(m.pairs) else kf.left
@@ -365,10 +373,30 @@ class Tracker:
 
     def _place(self, tracks: list[Track], dets: _Candidates) -> np.ndarray:
         size = dets.image_size
-        has_mask = np.array([t.mask is not None for t in tracks])
         m_iou = mask_iou([t.mask or _empty_mask(size) for t in tracks], dets.masks)
         b_iou = box_iou(self._predicted_boxes(tracks), dets.xyxy)
-        return geometry_similarity(b_iou, m_iou, has_mask, mask_weight=self.config.mask_weight)
+        return geometry_similarity(b_iou, m_iou, self._mask_weights(tracks))
+
+    def _mask_weights(self, tracks: list[Track]) -> np.ndarray:
+        """(N,) weight of each track's propagated-mask IoU: none without a mask, else the
+        track's learned trust in its mask (``mask_weight`` when not adaptive)."""
+        trust = [
+            t.mask_trust if self.config.adaptive_mask_weight else self.config.mask_weight
+            for t in tracks
+        ]
+        return np.array([w if t.mask is not None else 0.0 for w, t in zip(trust, tracks)])
+
+    def _learn_mask_trust(self, t: Track, det_box: np.ndarray, det_mask: BoxMask | None) -> None:
+        """Which predictor found this detection better, the motion model's box or the mask the
+        flow carried? Inverse-error weighting of the two, averaged over the track's matches:
+        a static camera and steady walkers favour the box, a panning camera or a deforming
+        object the mask."""
+        if det_mask is None or t.mask is None or not self.config.use_kalman:
+            return
+        box_err = 1.0 - float(box_iou(kalman.state_box(t.kf)[None], det_box[None])[0, 0])
+        mask_err = 1.0 - float(mask_iou([t.mask], [det_mask])[0, 0])
+        target = box_err / max(box_err + mask_err, 1e-6) if box_err + mask_err > 0 else 0.5
+        t.mask_trust = (1 - TRUST_RATE) * t.mask_trust + TRUST_RATE * target
 
     def _full_cost(self, tracks: list[Track], dets: _Candidates) -> np.ndarray:
         cfg = self.config
@@ -429,9 +457,12 @@ class Tracker:
         *,
         learn_appearance: bool = True,
         reid: bool = False,
+        det_mask: BoxMask | None = None,
     ) -> None:
         cfg = self.config
         box = dets.xyxy[c]
+        if not reid:
+            self._learn_mask_trust(t, box, det_mask)
         probs = (
             dets.mask_probs[c] if dets.mask_probs is not None else dets.masks[c].astype(np.float32)
         )
@@ -479,6 +510,7 @@ class Tracker:
             last_seen=frame_index,
             last_seen_ms=self._now_ms(),
             last_box=mask.tight_box(),
+            mask_trust=self.config.mask_weight,
         )
         t.vote(t.class_id, t.score)
         self._next_id += 1

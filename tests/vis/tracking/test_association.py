@@ -51,14 +51,13 @@ def test_association_cost_gates_on_place_appearance_motion_and_class():
     assert np.array_equal(geo, [[0.8, 0.05, 0.9, 0.9]])  # inputs untouched
 
 
-def test_geometry_uses_the_mask_only_for_tracks_that_carry_one():
+def test_geometry_mixes_mask_and_box_iou_with_each_tracks_weight():
     box = np.array([[0.2, 0.0], [0.6, 0.1]])
     mask = np.array([[0.8, 0.4], [0.0, 0.0]])
-    g = geometry_similarity(box, mask, np.array([True, False]), mask_weight=0.5)
+    g = geometry_similarity(box, mask, np.array([0.5, 0.0]))  # track 2 carries no mask
     assert np.allclose(g, [[0.5, 0.2], [0.6, 0.1]])
-    assert geometry_similarity(
-        np.zeros((0, 3)), np.zeros((0, 3)), np.zeros(0, bool), mask_weight=0.5
-    ).shape == (0, 3)
+    assert np.allclose(geometry_similarity(box, mask, np.array([1.0, 1.0])), mask)
+    assert geometry_similarity(np.zeros((0, 3)), np.zeros((0, 3)), np.zeros(0)).shape == (0, 3)
 
 
 def test_reach_grows_with_time_lost_and_handles_empty_inputs():

@@ -188,3 +188,24 @@ def test_pixels_crossing_with_full_occlusion_keep_ids_through_the_processor(fps,
             ids_a.add(owner(fr, xa(t)))
             ids_b.add(owner(fr, xb(t)))
     assert len(ids_a) == 1 and len(ids_b) == 1 and ids_a != ids_b and None not in ids_a | ids_b
+
+
+def test_each_track_learns_whether_its_mask_or_its_motion_model_predicts_better():
+    """Two people walking steadily: one track's carried mask keeps landing on its next
+    detection (a camera that pans, say), the other's keeps missing it while its Kalman box
+    is right. The first comes to trust its mask more than the second."""
+    from vis.ops.masks import BoxMask
+
+    tr = Tracker(TrackerConfig())
+    for i in range(12):
+        t = i / 7.0
+        objs = [("a", 60 + 40 * t, 120.0), ("b", 220 + 40 * t, 220.0)]
+
+        def warp(m: BoxMask, i=i) -> BoxMask:  # the flow: right for A's side, stuck for B's
+            shift = int(round(40 / 7.0)) if m.x0 < 160 else 0
+            return BoxMask(m.x0 + shift, m.y0, m.prob, m.image_size)
+
+        tr.predict(i, image_size=(H, W), timestamp_ms=1000 * t, warp=warp if i else None)
+        tr.update(people(objs), i)
+    trust = {t.track_id: t.mask_trust for t in tr.tracks}
+    assert len(trust) == 2 and trust[1] > 0.6 > 0.4 > trust[2]
