@@ -187,11 +187,10 @@ def main(argv: list[str] | None = None) -> int:
             f"  mean {f['HOTA']:6.2f}  min {f['HOTA_min']:6.2f}",
             flush=True,
         )
-    md = render(rows)
-    write_report(
-        "tracker_design", {"rows": rows, "drop_rate": DROP_RATE, "drop_seeds": list(DROP_SEEDS)}, md
-    )
-    print(md)
+        # the report is rewritten after every variant: a long run interrupted keeps its rows
+        payload = {"rows": rows, "drop_rate": DROP_RATE, "drop_seeds": list(DROP_SEEDS)}
+        write_report("tracker_design", payload, render(rows))
+    print(render(rows))
     return 0
 
 

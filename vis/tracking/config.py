@@ -59,7 +59,7 @@ class TrackerConfig:
     motion_gate: bool = True
     position_noise: float = 0.13
     velocity_noise: float = 0.12
-    max_speed: float = 1.0
+    max_speed: float = 3.0
     embedding_momentum: float = 0.8
     use_kalman: bool = True
     class_penalty: float = 0.2
