@@ -8,7 +8,9 @@ change (one untimed warm-up run first); all are scored by one TrackEval call. Th
 is deterministic, so every variant sees the same keyframe detections.
 
 Variants: association cost (place only: ``tracker.appearance_weight=0``; Kalman box only:
-``tracker.mask_weight=0``), Kalman filter off, tracks confirmed on their first keyframe
+``tracker.mask_weight=0`` with ``tracker.adaptive_mask_weight=false``, as the learned weight
+would otherwise replace it; the mask weight fixed at 0.5), Kalman filter off, no motion gate
+(``tracker.motion_gate=false``), tracks confirmed on their first keyframe
 (``tracker.confirm_hits=1``; default 2), no second pass for low-score detections
 (``tracker.low_score=0.5``), classes gated strictly (``tracker.class_penalty=-1``), no
 cross-class duplicate suppression (``tracker.duplicate_iou=1``), keyframe mask smoothing off
@@ -49,10 +51,20 @@ VARIANTS: dict[str, tuple[str, str, list[str]]] = {
     ),
     "box_only": (
         "association",
-        "place = Kalman box IoU only (mask_weight 0)",
-        ["tracker.mask_weight=0.0"],
+        "place = Kalman box IoU only (mask_weight 0, not learned)",
+        ["tracker.adaptive_mask_weight=false", "tracker.mask_weight=0.0"],
+    ),
+    "fixed_mask_weight": (
+        "association",
+        "mask weight fixed at 0.5 (adaptive_mask_weight off)",
+        ["tracker.adaptive_mask_weight=false"],
     ),
     "no_kalman": ("motion", "Kalman filter off (last box)", ["tracker.use_kalman=false"]),
+    "no_motion_gate": (
+        "motion",
+        "no Kalman motion gate (motion_gate off)",
+        ["tracker.motion_gate=false"],
+    ),
     "confirm_1": (
         "lifecycle",
         "confirm a track on its first keyframe (confirm_hits 1)",

@@ -154,6 +154,7 @@ def run_ours(
     embedders: list[str],
     interval: int = 1,
     tag: str = "",
+    overrides: list[str] | None = None,
 ) -> dict[str, tuple[Path, dict]]:
     """Our pipeline on precomputed detections, once per embedder: name -> (folder, timing)."""
     out = {}
@@ -167,6 +168,7 @@ def run_ours(
                 f"keyframes.interval={interval}",
                 *EMBEDDERS[emb],
                 "detector.weights=demo",
+                *(overrides or []),
             ],
             only=only,
             per_sequence_overrides=lambda s: [f"detector.path={dets / s}.jsonl"],
@@ -234,16 +236,24 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--only", nargs="+")
     p.add_argument("--name", default="peers")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config override for our runs (repeatable), e.g. detector.threads=1",
+    )
     a = p.parse_args(argv)
     setup_logging()
     ensure_set(a.data, a.scale)
     from vis_eval.benchmark import evaluate, load_ground_truth, load_predictions
 
-    payload: dict = {"kinds": {}}
-    md: list[str] = []
+    payload: dict = {"kinds": {}, "overrides": a.overrides}
+    md: list[str] = [f"Overrides on our runs: {' '.join(a.overrides)}", ""] if a.overrides else []
     for kind in a.kinds:
         dets = ensure_detections(kind, a.data, a.only)
-        ours = run_ours(kind, dets, a.data, a.only, a.embedders)
+        ours = run_ours(kind, dets, a.data, a.only, a.embedders, overrides=a.overrides)
         peer_preds, peer_info = run_peers(kind, dets, a.data, a.only, a.peers)
         gt = load_ground_truth(a.data, a.only)
         trackers = {name: load_predictions(d, gt) for name, (d, _) in ours.items()}
