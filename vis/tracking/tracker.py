@@ -291,8 +291,13 @@ class Tracker:
                 continue
             gone = (now - t.last_seen_ms) / 1000.0 > self.config.max_lost_s
             if self.config.use_kalman and not gone:
+                # it was last seen at the image's edge and its prediction has left the image
+                # (not: extrapolated out of it from the middle, e.g. across a camera outage)
+                x0, y0, x1, y1 = t.last_box
+                margin = 0.5 * max(y1 - y0, 1.0)
+                at_edge = x0 < margin or y0 < margin or x1 > w - margin or y1 > h - margin
                 cx, cy = t.kf.x[0, 0], t.kf.x[1, 0]
-                gone = not (0 <= cx < w and 0 <= cy < h)  # its prediction has left the image
+                gone = at_edge and not (0 <= cx < w and 0 <= cy < h)
             if gone:
                 t.transition(TrackState.REMOVED)
         self.tracks = [t for t in self.tracks if t.state is not TrackState.REMOVED]
