@@ -27,13 +27,17 @@ class TrackerConfig:
         max_cost: pairs costing more are not matched.
         confirm_hits: matched keyframes that confirm a tentative track.
         confirm_score: a detection at least this confident confirms its track at once.
-        max_lost_s: seconds a LOST track is kept for re-identification.
+        max_lost_s: seconds a LOST track is kept for re-identification (stream time with
+            frames: an outage, see ``outage_s``, does not count).
         reid_max_distance: cosine-distance gate for re-identifying LOST tracks (pass 4).
         motion_gate: forbid pairs outside the Kalman prediction's 99 % ellipse.
         position_noise: Kalman process noise on the box, heights per sqrt(second).
         velocity_noise: Kalman process noise on its velocity, heights/s per sqrt(second).
         max_speed: re-identification reach: a lost track is looked for within half its
             height plus this many heights per second lost of where it was last seen.
+        outage_s: a stretch of stream time longer than this with no frame at all (a camera
+            outage, frames lost in decoding) makes every track forget its velocity: the
+            tracker knows where objects were, not how they moved while it saw nothing.
         embedding_momentum: EMA momentum of a track's embedding.
         use_kalman: predict boxes with the Kalman filter (off: last box, no motion gate).
         class_penalty: cost added to a pair whose classes differ; negative forbids such pairs.
@@ -60,6 +64,7 @@ class TrackerConfig:
     position_noise: float = 0.13
     velocity_noise: float = 0.12
     max_speed: float = 3.0
+    outage_s: float = 1.0
     embedding_momentum: float = 0.8
     use_kalman: bool = True
     class_penalty: float = 0.2
@@ -90,7 +95,7 @@ class TrackerConfig:
         )
         require(self.confirm_hits >= 1, "tracker.confirm_hits", self.confirm_hits, "must be >= 1")
         require(self.max_lost_s >= 0, "tracker.max_lost_s", self.max_lost_s, "must be >= 0")
-        for key in ("position_noise", "velocity_noise", "max_speed"):
+        for key in ("position_noise", "velocity_noise", "max_speed", "outage_s"):
             require(getattr(self, key) > 0, f"tracker.{key}", getattr(self, key), "must be > 0")
         require(
             0.0 <= self.embedding_momentum < 1.0,

@@ -52,6 +52,19 @@ def _transition(dt_s: float) -> np.ndarray:
     return f
 
 
+def process_noise(dt_s: float, position_var: float, velocity_var: float) -> np.ndarray:
+    """Q (8, 8) of ``dt_s`` seconds: the position takes a random walk of ``position_var`` per
+    second, the velocity one of ``velocity_var`` per second, and the position also integrates
+    the velocity's walk (the dt^3/3 and dt^2/2 terms). This is the exact discretisation of the
+    continuous model, so one step of 3 s predicts what 90 steps of 1/30 s do: a stream gap
+    (a camera outage) widens the motion gate as much as the same time spent in view."""
+    pp = position_var * dt_s + velocity_var * dt_s**3 / 3.0
+    pv = velocity_var * dt_s**2 / 2.0
+    vv = velocity_var * dt_s
+    eye = np.eye(4)
+    return np.block([[pp * eye, pv * eye], [pv * eye, vv * eye]])
+
+
 def predict(
     kf: KalmanFilter, dt_s: float, *, position_noise: float, velocity_noise: float
 ) -> np.ndarray:
@@ -64,11 +77,8 @@ def predict(
     if dt_s <= 0:
         return state_box(kf)
     h = max(float(kf.x[3, 0]), 1.0)
-    pos, vel = position_noise * h, velocity_noise * h
-    # Q: random-walk noise on position and velocity; variance grows linearly with dt.
-    q = np.diag(np.square([pos, pos, pos, pos, vel, vel, vel, vel])) * dt_s
     kf.F = _transition(dt_s)
-    kf.predict(Q=q)
+    kf.predict(Q=process_noise(dt_s, (position_noise * h) ** 2, (velocity_noise * h) ** 2))
     kf.x[2, 0] = max(kf.x[2, 0], 1.0)  # the size stays positive
     kf.x[3, 0] = max(kf.x[3, 0], 1.0)
     return state_box(kf)
@@ -83,6 +93,16 @@ def update(kf: KalmanFilter, box: np.ndarray) -> None:
     """Correct with a measured (4,) xyxy box."""
     z = _xyxy_to_z(box)
     kf.update(z.reshape(4, 1), R=_measurement_noise(z[3]))
+
+
+def forget_velocity(kf: KalmanFilter) -> None:
+    """Back to a new track's knowledge of the motion: zero velocity, ``STD_INITIAL_VELOCITY``
+    uncertainty, no correlation with the position (after a gap in the stream)."""
+    h = max(float(kf.x[3, 0]), 1.0)
+    kf.x[4:, 0] = 0.0
+    kf.P[4:, :] = 0.0
+    kf.P[:, 4:] = 0.0
+    kf.P[4:, 4:] = np.eye(4) * (STD_INITIAL_VELOCITY * h) ** 2
 
 
 def state_box(kf: KalmanFilter) -> np.ndarray:

@@ -46,6 +46,7 @@ class Track:
     last_box: np.ndarray
     class_votes: dict[int, float] = dataclasses.field(default_factory=dict)
     mask_trust: float = 0.5  # learned weight of the propagated mask vs the Kalman box
+    missed_ms: float = 0.0  # stream time since the last keyframe match, outages not counted
 
     def vote(self, class_id: int, score: float) -> None:
         self.class_votes[class_id] = self.class_votes.get(class_id, 0.0) + score
@@ -87,6 +88,7 @@ def track_state(t: Track) -> dict:
         "last_box": np.asarray(t.last_box, np.float32),
         "class_votes": [[int(k), float(v)] for k, v in t.class_votes.items()],
         "mask_trust": t.mask_trust,
+        "missed_ms": t.missed_ms,
     }
 
 
@@ -121,4 +123,5 @@ def track_from_state(d: dict) -> Track:
         last_box=np.asarray(d["last_box"], np.float32),
         class_votes={int(k): float(v) for k, v in d["class_votes"]},
         mask_trust=float(d["mask_trust"]),
+        missed_ms=float(d.get("missed_ms", 0.0)),
     )

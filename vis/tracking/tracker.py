@@ -23,7 +23,8 @@ detection's centre must lie inside the 99 % ellipse of the track's Kalman predic
 Lifecycle (``TrackState``; transitions all in ``_ALLOWED``): TENTATIVE becomes CONFIRMED after
 ``confirm_hits`` matched keyframes (at once with score >= ``confirm_score``) and is REMOVED when
 missed; CONFIRMED missed on a keyframe (or whose propagated mask collapsed) becomes LOST;
-LOST is CONFIRMED again when matched, and REMOVED after ``max_lost_s`` seconds or once its
+LOST is CONFIRMED again when matched, and REMOVED after ``max_lost_s`` seconds (of stream
+time with frames: an outage longer than ``outage_s`` does not count) or once its
 prediction has left the image. Ids count up from 1 per tracker (per stream), never reused.
 """
 
@@ -95,8 +96,13 @@ class Tracker:
         self._time_ms = t_ms
         self._frame = frame_index
         self._size = image_size
+        outage = dt_s > self.config.outage_s
         for t in self.tracks:
+            if not outage:  # a camera that saw nothing is not evidence that objects left
+                t.missed_ms += 1000.0 * dt_s
             if self.config.use_kalman:
+                if outage:
+                    kalman.forget_velocity(t.kf)
                 kalman.predict(
                     t.kf,
                     dt_s,
@@ -247,6 +253,7 @@ class Tracker:
         t.hits += 1
         t.last_seen = frame_index
         t.last_seen_ms = self._now_ms()
+        t.missed_ms = 0.0
         t.last_box = np.asarray(box, np.float32).copy()
         if t.state is TrackState.LOST or t.hits >= cfg.confirm_hits or t.score >= cfg.confirm_score:
             t.transition(TrackState.CONFIRMED)
@@ -285,11 +292,10 @@ class Tracker:
 
     def _expire(self) -> None:
         h, w = self._size
-        now = self._now_ms()
         for t in self.tracks:
             if t.state is not TrackState.LOST:
                 continue
-            gone = (now - t.last_seen_ms) / 1000.0 > self.config.max_lost_s
+            gone = t.missed_ms / 1000.0 > self.config.max_lost_s
             if self.config.use_kalman and not gone:
                 # it was last seen at the image's edge and its prediction has left the image
                 # (not: extrapolated out of it from the middle, e.g. across a camera outage)

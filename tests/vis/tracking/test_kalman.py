@@ -36,3 +36,31 @@ def test_the_motion_gate_widens_while_unseen():
     for _ in range(40):  # four seconds unseen
         kalman.predict(kf, 0.1, **NOISE)
     assert kalman.centre_distance2(kf, far)[0] < kalman.GATE_CHI2_2D
+
+
+def test_one_long_step_predicts_what_many_short_ones_do():
+    """A stream gap is one predict of seconds; the frames it replaces would have been many
+    short ones. Both must give the same mean and uncertainty (the exact discretisation)."""
+    box = np.array([100.0, 100.0, 120.0, 160.0])
+    one, many = kalman.make_box_filter(box), kalman.make_box_filter(box)
+    for kf in (one, many):  # a learned walk first
+        for i in range(1, 15):
+            kalman.predict(kf, 1 / 7, **NOISE)
+            kalman.update(kf, box + np.array([5.0, 0, 5.0, 0]) * i)
+    kalman.predict(one, 3.0, **NOISE)
+    for _ in range(90):
+        kalman.predict(many, 3.0 / 90, **NOISE)
+    assert np.allclose(one.x, many.x)
+    assert np.allclose(one.P, many.P, rtol=1e-6)
+
+
+def test_forgetting_the_velocity_keeps_the_place_and_opens_the_gate():
+    kf = kalman.make_box_filter(np.array([100.0, 100.0, 120.0, 160.0]))
+    for i in range(1, 15):  # walking right at 35 px/s
+        kalman.predict(kf, 1 / 7, **NOISE)
+        kalman.update(kf, np.array([100.0 + 5 * i, 100.0, 120.0 + 5 * i, 160.0]))
+    kalman.forget_velocity(kf)
+    pred = kalman.predict(kf, 3.0, **NOISE)
+    assert abs((pred[0] + pred[2]) / 2 - 180.0) < 3  # stays where it was last seen
+    turned_back = np.array([[60.0, 100.0, 80.0, 160.0]])  # 110 px back the other way
+    assert kalman.centre_distance2(kf, turned_back)[0] < kalman.GATE_CHI2_2D

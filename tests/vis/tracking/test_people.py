@@ -209,3 +209,32 @@ def test_each_track_learns_whether_its_mask_or_its_motion_model_predicts_better(
         tr.update(people(objs), i)
     trust = {t.track_id: t.mask_trust for t in tr.tracks}
     assert len(trust) == 2 and trust[1] > 0.6 > 0.4 > trust[2]
+
+
+@pytest.mark.parametrize("fps", [7.0, 30.0])
+@pytest.mark.parametrize("outage_s", [3.0, 6.0])  # the second is longer than max_lost_s
+def test_people_who_turned_round_during_a_camera_outage_keep_their_ids(fps, outage_s):
+    """A and B walk apart for 2 s; the camera then sends nothing for a while, during which
+    both turn round (and, in the long outage, pass each other). When frames come back each
+    is found by appearance, not where its old velocity would have carried it (2 to 4
+    heights away), and an outage longer than ``max_lost_s`` does not end the tracks: the
+    stream's own gap limit (``live.max_gap_ms``) decides that."""
+
+    def xs(t):
+        walked = t if t <= 2.0 else 4.0 - t  # out for 2 s, then back
+        return 120.0 - 20.0 * walked, 200.0 + 20.0 * walked
+
+    tr = Tracker(TrackerConfig())
+    before, after = [], []
+    for i in range(int((outage_s + 2.5) * fps)):
+        t = i / fps
+        if 2.0 < t < 2.0 + outage_s:
+            continue  # the outage: no frames at all
+        xa, xb = xs(t)
+        tr.predict(i, image_size=(H, W), timestamp_ms=1000.0 * t)
+        res = tr.update(people([("a", xa, 200.0), ("b", xb, 190.0)]), i)
+        frame = {int(k): float((b[0] + b[2]) / 2) for k, b in zip(res.track_ids, res.xyxy)}
+        (before if t <= 2.0 else after).append((owner(frame, xa), owner(frame, xb)))
+    assert before[-1][0] is not None and before[-1][1] is not None
+    assert after[0] == before[-1]  # at once, on the first frame back
+    assert after[-1] == before[-1]
