@@ -19,7 +19,8 @@ from vis.detection.models import ARCHS
 class DetectorConfig:
     """Attributes:
     type: ``maskrcnn`` (run the model on keyframes) or ``precomputed`` (read ``path``).
-    weights: ``coco``, ``coco_v2``, ``demo`` or a state-dict checkpoint path (``maskrcnn``;
+    weights: ``coco``, ``coco_v2``, ``demo``, ``people_cars`` or a state-dict checkpoint path
+        (``maskrcnn``;
         for ``precomputed`` the model whose box head embeds the given boxes, or null to use
         the colour-histogram embedder). COCO weights come from the torch hub cache or are
         downloaded into it (checksum-checked) when online; see ``models.load_model``.
@@ -82,7 +83,8 @@ class DetectorConfig:
                 bool(self.weights),
                 "detector.weights",
                 self.weights,
-                "is required for type maskrcnn (coco, coco_v2, demo or a checkpoint path)",
+                "is required for type maskrcnn (coco, coco_v2, demo, people_cars or a checkpoint "
+                "path)",
             )
         else:
             require(

@@ -65,3 +65,26 @@ def test_coco_weights_absent_offline_says_where_to_put_them(tmp_path, monkeypatc
     assert "maskrcnn_resnet50_fpn_coco" in msg and str(tmp_path / "hub" / "checkpoints") in msg
     with pytest.raises(WeightsError, match="need arch resnet50_fpn"):
         load_model(weights="coco", arch="tiny_fpn")
+
+
+def test_mobilenet_arch_builds_and_loads_without_any_pretrained_file(tmp_path, monkeypatch):
+    import vis_train.pretrained as pretrained
+    from vis.detection.models import _build
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("inference must not need the pretrained backbone file")
+
+    monkeypatch.setattr(pretrained, "fetch_wheel", no_download)
+    monkeypatch.setattr(pretrained, "mobilenet_v2_imagenet_state", no_download)
+    model = _build("mobilenet_v2_fpn", 2, 320, 480)
+    p = tmp_path / "mnv2.pt"
+    record = {"model": model.state_dict(), "arch": "mobilenet_v2_fpn", "labels": ["person", "car"]}
+    torch.save({**record, "min_size": 320, "max_size": 480}, p)
+    assert p.stat().st_size <= 30e6  # the shipped-model budget, in fp32
+    loaded, labels = load_model(weights=str(p))
+    assert labels == ["__background__", "person", "car"]
+    assert loaded.transform.min_size == (320,)
+    with torch.no_grad():
+        out = loaded([torch.rand(3, 200, 260)])[0]
+    assert set(out) == {"boxes", "labels", "scores", "masks"}
+    assert out["masks"].shape[1:] == (1, 200, 260)
