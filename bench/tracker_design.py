@@ -2,7 +2,7 @@
 ``vis_eval.pets09``), and how robust each score is:
 
     PYTHONPATH=. .venv/bin/python -m bench.tracker_design                 # every variant
-    PYTHONPATH=. .venv/bin/python -m bench.tracker_design --variants default box_only
+    PYTHONPATH=. .venv/bin/python -m bench.tracker_design --variants default box_only --name x
 
 Each variant is the defaults (configs/demo.yaml, precomputed detections, every frame) plus
 one change. It runs on (a) the ground-truth boxes without ids, (b) the foreign detector's
@@ -36,6 +36,14 @@ DROP_RATE = 0.05
 #: name -> (what it changes, --set overrides)
 VARIANTS: dict[str, tuple[str, list[str]]] = {
     "default": ("the defaults", []),
+    "reach_3": (
+        "re-identification reach 3 heights/s (default 6)",
+        ["tracker.max_speed=3"],
+    ),
+    "confirm_two": (
+        "a new track is output from its second matched keyframe on (confirm_hits 2)",
+        ["tracker.confirm_hits=2"],
+    ),
     "fixed_half": (
         "place = 0.5 mask IoU + 0.5 box IoU, not learned per track",
         ["tracker.adaptive_mask_weight=false"],
@@ -167,6 +175,7 @@ def render(rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument("--name", default="tracker_design", help="report name under bench/results")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     missing = pets09.available()
@@ -189,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         # the report is rewritten after every variant: a long run interrupted keeps its rows
         payload = {"rows": rows, "drop_rate": DROP_RATE, "drop_seeds": list(DROP_SEEDS)}
-        write_report("tracker_design", payload, render(rows))
+        write_report(args.name, payload, render(rows))
     print(render(rows))
     return 0
 

@@ -120,8 +120,10 @@ def frames(video: Path = VIDEO, count: int = DEV_FRAMES) -> Iterator[Frame]:
 
 
 def pipeline_config(dets: Path, interval: int, overrides: list[str] = ()):
-    """configs/demo.yaml with precomputed detections, ``interval``, and ``--set`` overrides."""
+    """configs/demo.yaml with precomputed detections, ``interval``, the tracker's own defaults
+    (not the synthetic demo's tracker settings), and ``--set`` overrides."""
     sets = [
+        "tracker={}",
         "detector.type=precomputed",
         f"detector.path={dets}",
         "detector.weights=null",

@@ -256,8 +256,8 @@ def test_corrupt_frames_mid_video_leave_gaps_and_the_tracks_go_on(small_video, t
     assert [r.frame_index for r in recs] == [i for i in range(40) if i not in (12, 20)]
     by_frame = {r.frame_index: r for r in recs}
     assert by_frame[21].keyframe  # the detector runs on the next frame instead
-    for before, after in ((11, 13), (19, 21)):
-        assert set(by_frame[before].detections.track_ids) == set(
+    for before, after in ((11, 13), (19, 21)):  # every track goes on (a keyframe may add one)
+        assert set(by_frame[before].detections.track_ids) <= set(
             by_frame[after].detections.track_ids
         )
 

@@ -56,14 +56,14 @@ class TrackerConfig:
     low_min_iou: float = 0.5
     max_embedding_distance: float = 0.5
     max_cost: float = 0.8
-    confirm_hits: int = 2
+    confirm_hits: int = 1
     confirm_score: float = 0.85
     max_lost_s: float = 4.0
     reid_max_distance: float = 0.2
     motion_gate: bool = True
     position_noise: float = 0.13
     velocity_noise: float = 0.12
-    max_speed: float = 3.0
+    max_speed: float = 6.0
     outage_s: float = 1.0
     embedding_momentum: float = 0.8
     use_kalman: bool = True
