@@ -103,9 +103,39 @@ def build_tiny_maskrcnn(
 ) -> MaskRCNN:
     """The demo architecture. ``num_classes`` excludes background."""
     backbone = TinyFPNBackbone()
+    rpn = {
+        "rpn_pre_nms_top_n_test": 300,
+        "rpn_post_nms_top_n_test": 150,
+        "rpn_pre_nms_top_n_train": 600,
+        "rpn_post_nms_top_n_train": 300,
+        "box_batch_size_per_image": 128,
+    }
+    return _maskrcnn_on(
+        backbone,
+        anchor_sizes=(16, 32, 64, 128),
+        num_classes=num_classes,
+        representation_size=representation_size,
+        min_size=min_size,
+        max_size=max_size,
+        **{**rpn, **kwargs},
+    )
+
+
+def _maskrcnn_on(
+    backbone: nn.Module,
+    *,
+    anchor_sizes: tuple[int, ...],
+    num_classes: int,
+    representation_size: int,
+    min_size: int | tuple[int, ...],
+    max_size: int,
+    **kwargs,
+) -> MaskRCNN:
+    """Mask R-CNN heads sized to ``backbone.out_channels`` on its three finest FPN levels
+    (one anchor size per level, three aspect ratios); ``kwargs`` go to ``MaskRCNN``."""
     c = backbone.out_channels
     anchors = AnchorGenerator(
-        sizes=((16,), (32,), (64,), (128,)), aspect_ratios=((0.5, 1.0, 2.0),) * 4
+        sizes=tuple((a,) for a in anchor_sizes), aspect_ratios=((0.5, 1.0, 2.0),) * 4
     )
     box_pool = MultiScaleRoIAlign(featmap_names=["0", "1", "2"], output_size=7, sampling_ratio=2)
     mask_pool = MultiScaleRoIAlign(featmap_names=["0", "1", "2"], output_size=14, sampling_ratio=2)
@@ -121,11 +151,6 @@ def build_tiny_maskrcnn(
         mask_roi_pool=mask_pool,
         mask_head=MaskRCNNHeads(c, (c, c, c, c), 1),
         mask_predictor=MaskRCNNPredictor(c, c, num_classes + 1),
-        rpn_pre_nms_top_n_test=300,
-        rpn_post_nms_top_n_test=150,
-        rpn_pre_nms_top_n_train=600,
-        rpn_post_nms_top_n_train=300,
-        box_batch_size_per_image=128,
         **kwargs,
     )
 
@@ -230,12 +255,6 @@ def build_mobilenet_maskrcnn(
     instead of torchvision's 256 / 1024 (which alone would be 51 MB in fp32).
     """
     backbone = MobileNetV2FPNBackbone(out_channels=fpn_channels)
-    c = backbone.out_channels
-    anchors = AnchorGenerator(
-        sizes=((32,), (64,), (128,), (256,)), aspect_ratios=((0.5, 1.0, 2.0),) * 4
-    )
-    box_pool = MultiScaleRoIAlign(featmap_names=["0", "1", "2"], output_size=7, sampling_ratio=2)
-    mask_pool = MultiScaleRoIAlign(featmap_names=["0", "1", "2"], output_size=14, sampling_ratio=2)
     defaults = {
         "rpn_pre_nms_top_n_test": 500,
         "rpn_post_nms_top_n_test": 300,
@@ -243,18 +262,13 @@ def build_mobilenet_maskrcnn(
         "rpn_post_nms_top_n_train": 500,
         "box_batch_size_per_image": 128,
     }
-    return MaskRCNN(
+    return _maskrcnn_on(
         backbone,
-        num_classes=None,
+        anchor_sizes=(32, 64, 128, 256),
+        num_classes=num_classes,
+        representation_size=representation_size,
         min_size=min_size,
         max_size=max_size,
-        rpn_anchor_generator=anchors,
-        box_roi_pool=box_pool,
-        box_head=TwoMLPHead(c * 7 * 7, representation_size),
-        box_predictor=FastRCNNPredictor(representation_size, num_classes + 1),
-        mask_roi_pool=mask_pool,
-        mask_head=MaskRCNNHeads(c, (c, c, c, c), 1),
-        mask_predictor=MaskRCNNPredictor(c, c, num_classes + 1),
         **{**defaults, **kwargs},
     )
 
