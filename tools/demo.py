@@ -38,15 +38,6 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--stream-id", default=None)
     ap.add_argument("--set", dest="sets", action="append", default=[])
     known, _ = ap.parse_known_args(argv)
-    # the config the run will use, to find its JSONL file afterwards
-    cfg = load_config(
-        known.config,
-        known.sets,
-        sources=[known.source] if known.source else None,
-        output=known.output,
-        stream_id=known.stream_id,
-    )
-    stream_id = cfg.stream_id or stream_id_for(cfg.source or "stream")
     with EmbeddedBroker() as broker:
         print(f"embedded Kafka broker (tansu) on {broker.bootstrap_servers}", flush=True)
         args = [
@@ -60,6 +51,15 @@ def main(argv: list[str]) -> int:
         code = run_cli(args)
         if code != 0:
             return code
+        # the config the run used (valid: the run accepted it), to find its JSONL file
+        cfg = load_config(
+            known.config,
+            known.sets,
+            sources=[known.source] if known.source else None,
+            output=known.output,
+            stream_id=known.stream_id,
+        )
+        stream_id = cfg.stream_id or stream_id_for(cfg.source or "stream")
         jsonl = jsonl_path(cfg.output, stream_id)
         expected = [json.loads(line) for line in jsonl.read_text().splitlines()]
         timelines = TrackTimelines()
