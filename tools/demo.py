@@ -1,15 +1,19 @@
-"""The bundled demo, end to end: embedded Kafka broker -> pipeline -> read back.
+"""The demos, end to end: embedded Kafka broker -> pipeline -> read back.
 
     python -m tools.demo [run_pipeline.py options, e.g. --set keyframes.interval=1]
+    python -m tools.demo --config configs/street.yaml --source ~/.cache/vis-pipeline/vtest.avi
 
-Starts the tansu broker on a free loopback port, runs ``configs/demo.yaml`` on the shipped
-sample video with the JSONL, overlay-video and Kafka sinks, then reads the topic back with
-the consumer helper and checks it holds every frame of the JSONL file. Production configs
-point ``sinks.kafka.bootstrap_servers`` at a real cluster instead.
+Starts the tansu broker on a free loopback port, runs a config (default ``configs/demo.yaml``,
+the shipped synthetic sample video; ``configs/street.yaml``: real pedestrians through the
+shipped people_cars model, scripts/street_demo.sh) with the JSONL, overlay-video and Kafka
+sinks, then reads the topic back with the consumer helper and checks it holds every frame of
+the JSONL file. Production configs point ``sinks.kafka.bootstrap_servers`` at a real cluster
+instead.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import sys
@@ -18,6 +22,7 @@ from pathlib import Path
 from devtools.broker import EmbeddedBroker
 from streams.kafka import FrameReader, TrackTimelines, format_summary
 from streams.sinks import jsonl_path
+from streams.sources import stream_id_for
 from vis_pipeline import load_config
 from vis_pipeline.cli import main as run_cli
 
@@ -26,11 +31,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main(argv: list[str]) -> int:
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    ap = argparse.ArgumentParser(add_help=False)
+    ap.add_argument("--config", "-c", default=str(ROOT / "configs/demo.yaml"))
+    ap.add_argument("--source", "-s", default=None)
+    ap.add_argument("--output", "-o", default=None)
+    ap.add_argument("--stream-id", default=None)
+    ap.add_argument("--set", dest="sets", action="append", default=[])
+    known, _ = ap.parse_known_args(argv)
     with EmbeddedBroker() as broker:
         print(f"embedded Kafka broker (tansu) on {broker.bootstrap_servers}", flush=True)
         args = [
             "--config",
-            str(ROOT / "configs/demo.yaml"),
+            known.config,
             "--restart",
             "--set",
             f"sinks.kafka={{bootstrap_servers: '{broker.bootstrap_servers}'}}",
@@ -39,8 +51,16 @@ def main(argv: list[str]) -> int:
         code = run_cli(args)
         if code != 0:
             return code
-        cfg = load_config(ROOT / "configs/demo.yaml", [a for a in argv if "=" in a])
-        jsonl = jsonl_path(cfg.output, "sample")
+        # the config the run used (valid: the run accepted it), to find its JSONL file
+        cfg = load_config(
+            known.config,
+            known.sets,
+            sources=[known.source] if known.source else None,
+            output=known.output,
+            stream_id=known.stream_id,
+        )
+        stream_id = cfg.stream_id or stream_id_for(cfg.source or "stream")
+        jsonl = jsonl_path(cfg.output, stream_id)
         expected = [json.loads(line) for line in jsonl.read_text().splitlines()]
         timelines = TrackTimelines()
         read = []

@@ -5,12 +5,16 @@ Contract: ``available()`` says what is missing (a skip reason) or None; ``load_g
 MOT15 ground truth; ``detections_path('foreign' | 'gt', work)`` gives the foreign detector's
 file or writes the ground-truth boxes as detections without ids; ``run_ours`` runs the
 footage and a detections file through ``StreamProcessor`` (the per-stream code the runner
-drives) and returns our tracks per frame; ``score`` scores tracks with ``box_scoring``.
+drives) and returns our tracks per frame; ``score`` scores tracks with ``box_scoring``;
+``tracks_from_jsonl`` reads any run's ``vis.frame/1`` output on this footage (e.g. the street
+demo's ``out/street/vtest.jsonl``) as tracks, and ``python -m vis_eval.pets09 FILE.jsonl``
+scores it on the dev span.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -171,3 +175,40 @@ def score(
 ) -> dict[str, dict[str, float]]:
     """``box_scoring.score_boxes`` with this footage's frame rate and size."""
     return score_boxes(gt, trackers, frames_n, fps=FPS, size=SIZE)
+
+
+def tracks_from_jsonl(path: Path, frames_n: int = DEV_FRAMES) -> Tracks:
+    """A ``vis.frame/1`` JSONL of this footage -> {frame: [(track_id, xyxy)]} for frames < n."""
+    out: Tracks = {f: [] for f in range(frames_n)}
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if not line.strip():
+                continue
+            rec = json.loads(line)
+            f = int(rec["frame_index"])
+            if 0 <= f < frames_n:
+                out[f] = [
+                    (int(i["track_id"]), np.asarray(i["bbox"], np.float32))
+                    for i in rec["instances"]
+                    if i.get("track_id") is not None
+                ]
+    return out
+
+
+def main(argv: list[str]) -> int:
+    """``python -m vis_eval.pets09 FILE.jsonl``: HOTA, IDF1, id switches on frames 0-399."""
+    if len(argv) != 1:
+        print("usage: python -m vis_eval.pets09 OUTPUT.jsonl (a run on vtest.avi)", file=sys.stderr)
+        return 2
+    if not (DATA / "gt.txt").is_file():
+        print(f"{DATA} is absent (the shared real-data folder beside the project)", file=sys.stderr)
+        return 2
+    result = score(load_gt(), {"ours": tracks_from_jsonl(Path(argv[0]))})["ours"]
+    print(
+        " ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in result.items())
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
