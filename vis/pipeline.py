@@ -17,7 +17,6 @@ import numpy as np
 
 from vis.config import require
 from vis.ops.masks import BoxMask, suppress_duplicates
-from vis.tracking.pair_costs import empty_mask
 from vis.propagation import PropagationConfig, Propagator
 from vis.tracking.tracker import Tracker, TrackerConfig
 from vis.types import Detections, Frame, FrameResult
@@ -213,8 +212,7 @@ class StreamProcessor:
         limit = self.tracker.config.duplicate_iou
         if len(dets) < 2 or limit >= 1.0:
             return dets
-        size = dets.image_size
-        masks = [BoxMask.from_full(m) or empty_mask(size) for m in dets.masks]
+        masks = [BoxMask.crop_or_empty(m) for m in dets.masks]
         keep = suppress_duplicates(masks, dets.scores, limit)
         return dets if len(keep) == len(dets) else dets[keep]
 

@@ -54,6 +54,16 @@ class BoxMask:
         return int(np.count_nonzero(self.bits))
 
     @classmethod
+    def empty(cls, image_size: tuple[int, int]) -> BoxMask:
+        """A mask with no pixels in an image of ``image_size`` (H, W)."""
+        return cls(0, 0, np.zeros((0, 0), np.float32), image_size)
+
+    @classmethod
+    def crop_or_empty(cls, full: np.ndarray) -> BoxMask:
+        """``from_full``, or ``empty`` where ``full`` has no pixels (IoU 0 with anything)."""
+        return cls.from_full(full) or cls.empty(full.shape)
+
+    @classmethod
     def from_full(cls, full: np.ndarray, *, pad: int = 0) -> BoxMask | None:
         """(H, W) bool or float mask -> crop around its support (+ ``pad``), None if empty."""
         support = full >= 0.5 if full.dtype != bool else full

@@ -65,10 +65,6 @@ class Candidates:
         return len(self.xyxy)
 
 
-def empty_mask(size: tuple[int, int]) -> BoxMask:
-    return BoxMask(0, 0, np.zeros((0, 0), np.float32), size)
-
-
 class PairCosts:
     """Cost matrices of one keyframe (stream time ``now_ms``) under ``config``."""
 
@@ -93,7 +89,7 @@ class PairCosts:
 
     def place(self, tracks: list[Track], dets: Candidates) -> np.ndarray:
         size = dets.image_size
-        m_iou = mask_iou([t.mask or empty_mask(size) for t in tracks], dets.masks)
+        m_iou = mask_iou([t.mask or BoxMask.empty(size) for t in tracks], dets.masks)
         b_iou = box_iou(self.predicted_boxes(tracks), dets.xyxy)
         return geometry_similarity(b_iou, m_iou, self.mask_weights(tracks))
 

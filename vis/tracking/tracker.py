@@ -42,7 +42,6 @@ from vis.tracking.pair_costs import (
     Candidates,
     KeyframeDetections,
     PairCosts,
-    empty_mask,
     learn_mask_trust,
 )
 from vis.tracking.track import Track, TrackState, track_from_state, track_state
@@ -147,9 +146,9 @@ class Tracker:
         cfg = self.config
         size = dets.image_size
         usable = np.flatnonzero(dets.scores >= cfg.low_score)
-        masks = [empty_mask(size)] * len(dets)
+        masks = [BoxMask.empty(size)] * len(dets)
         for c in usable:
-            masks[c] = BoxMask.from_full(dets.masks[c]) or empty_mask(size)
+            masks[c] = BoxMask.crop_or_empty(dets.masks[c])
         kf = KeyframeDetections(dets, masks, usable, frame_index)
         high = dets.scores >= cfg.high_score
         by_state = {s: [t for t in self.tracks if t.state is s] for s in TrackState}

@@ -42,6 +42,14 @@ def test_boxmask_round_trip_and_box():
     assert BoxMask.from_full(np.zeros((5, 5), bool)) is None
 
 
+def test_crop_or_empty_gives_an_empty_crop_that_overlaps_nothing():
+    full = disk_mask(40, 50, 20, 15, 6)
+    assert np.array_equal(BoxMask.crop_or_empty(full).to_full(), full)
+    none = BoxMask.crop_or_empty(np.zeros((40, 50), bool))
+    assert none.area == 0 and none.image_size == (40, 50)
+    assert mask_iou([none], [BoxMask.from_full(full)])[0, 0] == 0.0
+
+
 def test_clean_mask_removes_specks_and_fills_holes():
     prob = np.zeros((40, 40), np.float32)
     prob[5:30, 5:30] = 1.0
