@@ -56,18 +56,19 @@ def owner(frame: dict[int, float], x: float, tol: float = 8.0) -> int | None:
     return near[0] if len(near) == 1 else None
 
 
-@pytest.mark.parametrize("fps", [7.0, 30.0])
-def test_two_look_alikes_crossing_with_full_occlusion_keep_their_ids(fps):
-    """A walks right, B walks left in front of A, both at 1.2 people-widths per second... and
-    they look alike, so only motion can tell them apart. While B covers A (about 0.6 s), A
-    is not detected at all."""
-    speed = 60.0  # px/s
+def crossing_ids(
+    fps: float, *, speed: float, margin: float, seconds: float, warm_up: float, tol: float
+) -> tuple[set, set]:
+    """Two look-alikes cross: A walks right from ``margin`` px, B left from ``margin`` px
+    before the right edge, both at ``speed`` px/s, B in front; while B covers A, A is not
+    detected at all. Returns the track ids seen on A and on B once warmed up, except while
+    the two are too close to tell who is who."""
 
     def xa(t):
-        return 40 + speed * t
+        return margin + speed * t
 
     def xb(t):
-        return 280 - speed * t
+        return W - margin - speed * t
 
     def scene(t):
         objs = [("a", xb(t), 200.0)]
@@ -75,14 +76,23 @@ def test_two_look_alikes_crossing_with_full_occlusion_keep_their_ids(fps):
             objs.append(("a", xa(t), 190.0))
         return objs
 
-    frames = run(Tracker(TrackerConfig()), fps, 4.0, scene)
+    frames = run(Tracker(TrackerConfig()), fps, seconds, scene)
     ids_a, ids_b = set(), set()
     for i, fr in enumerate(frames):
         t = i / fps
-        if t < 0.5 or abs(xa(t) - xb(t)) < 2 * PERSON_W:
-            continue  # warming up, or the two too close to tell who is who
-        ids_a.add(owner(fr, xa(t)))
-        ids_b.add(owner(fr, xb(t)))
+        if t < warm_up or abs(xa(t) - xb(t)) < 2 * PERSON_W:
+            continue
+        ids_a.add(owner(fr, xa(t), tol=tol))
+        ids_b.add(owner(fr, xb(t), tol=tol))
+    return ids_a, ids_b
+
+
+@pytest.mark.parametrize("fps", [7.0, 30.0])
+def test_two_look_alikes_crossing_with_full_occlusion_keep_their_ids(fps):
+    """A walks right, B walks left in front of A, both at 1.2 people-widths per second... and
+    they look alike, so only motion can tell them apart. While B covers A (about 0.6 s), A
+    is not detected at all."""
+    ids_a, ids_b = crossing_ids(fps, speed=60.0, margin=40.0, seconds=4.0, warm_up=0.5, tol=8.0)
     assert len(ids_a) == 1 and len(ids_b) == 1 and ids_a != ids_b and None not in ids_a | ids_b
 
 
@@ -92,28 +102,7 @@ def test_two_look_alike_joggers_crossing_keep_their_ids(fps):
     own width between frames, so a box barely overlaps the same person's box one frame
     earlier, and only a motion model that predicts where each is going can tell who is who
     (the rear one fully hidden for a frame or two)."""
-    speed = 150.0  # px/s
-
-    def xa(t):
-        return 20 + speed * t
-
-    def xb(t):
-        return 300 - speed * t
-
-    def scene(t):
-        objs = [("a", xb(t), 200.0)]
-        if abs(xa(t) - xb(t)) > PERSON_W * 0.8:
-            objs.append(("a", xa(t), 190.0))
-        return objs
-
-    frames = run(Tracker(TrackerConfig()), fps, 1.8, scene)
-    ids_a, ids_b = set(), set()
-    for i, fr in enumerate(frames):
-        t = i / fps
-        if t < 0.3 or abs(xa(t) - xb(t)) < 2 * PERSON_W:
-            continue
-        ids_a.add(owner(fr, xa(t), tol=12.0))
-        ids_b.add(owner(fr, xb(t), tol=12.0))
+    ids_a, ids_b = crossing_ids(fps, speed=150.0, margin=20.0, seconds=1.8, warm_up=0.3, tol=12.0)
     assert len(ids_a) == 1 and len(ids_b) == 1 and ids_a != ids_b and None not in ids_a | ids_b
 
 
