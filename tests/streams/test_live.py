@@ -37,16 +37,14 @@ from vis_pipeline import load_config, run
 
 ffmpeg_exe = pytest.importorskip("imageio_ffmpeg").get_ffmpeg_exe
 SAMPLE_FRAMES, SAMPLE_FPS = 150, 25.0  # data/sample/sample.mp4
-
-
-def video_seconds(video: Path) -> float:
-    return (2 if video.name == "pingpong.mp4" else 1) * SAMPLE_FRAMES / SAMPLE_FPS
+SAMPLE_SECONDS = SAMPLE_FRAMES / SAMPLE_FPS
 
 
 @pytest.fixture(scope="module")
 def pingpong(tmp_path_factory) -> Path:
-    """The sample played forwards then backwards (12 s): looped, its objects never jump, as
-    in a real scene (the sample's own loop point teleports every object)."""
+    """The sample played forwards then backwards (``2 * SAMPLE_SECONDS``): looped, its
+    objects never jump, as in a real scene (the sample's own loop point teleports every
+    object)."""
     out = tmp_path_factory.mktemp("video") / "pingpong.mp4"
     subprocess.run(
         [
@@ -91,9 +89,9 @@ def wait_for_port(port: int, timeout: float = 10.0) -> None:
 class HttpMjpegServer:
     """ffmpeg serving the sample video in a loop in real time as HTTP MJPEG to one client."""
 
-    def __init__(self, video: Path = SAMPLE_VIDEO) -> None:
+    def __init__(self, video: Path = SAMPLE_VIDEO, loop_s: float = SAMPLE_SECONDS) -> None:
         self.url = f"http://127.0.0.1:{free_port()}/live.mjpg"
-        self.video = video
+        self.video, self.loop_s = video, loop_s
         self.proc: subprocess.Popen | None = None
 
     def start(self, seek_s: float = 0.0) -> None:
@@ -107,7 +105,7 @@ class HttpMjpegServer:
                 "-stream_loop",
                 "-1",
                 "-ss",
-                f"{seek_s % video_seconds(self.video):.2f}",
+                f"{seek_s % self.loop_s:.2f}",
                 "-i",
                 str(self.video),
                 "-c:v",
@@ -137,8 +135,8 @@ class RtspServer:
     """Debian's rtsp-server-perl on loopback, fed the sample in a loop in real time by an ffmpeg
     publisher (H.264, a keyframe every 10 frames, like a camera). ``kill`` takes both down."""
 
-    def __init__(self, video: Path = SAMPLE_VIDEO) -> None:
-        self.video = video
+    def __init__(self, video: Path = SAMPLE_VIDEO, loop_s: float = SAMPLE_SECONDS) -> None:
+        self.video, self.loop_s = video, loop_s
         self.client_port, self.source_port = free_port(), free_port()
         self.rtp_port = random.Random(os.getpid()).randrange(30000, 60000, 2)
         self.url = f"rtsp://127.0.0.1:{self.client_port}/sample"
@@ -183,7 +181,7 @@ class RtspServer:
                     "-stream_loop",
                     "-1",
                     "-ss",
-                    f"{seek_s % video_seconds(self.video):.2f}",
+                    f"{seek_s % self.loop_s:.2f}",
                     "-i",
                     str(self.video),
                     "-an",
@@ -301,15 +299,13 @@ def test_rtsp_transport_setting_is_obeyed():
     "kind",
     [
         "http",
-        pytest.param(
-            "rtsp",
-            marks=needs_rtsp_server,
-        ),
+        pytest.param("rtsp", marks=needs_rtsp_server),
     ],
 )
 @pytest.mark.slow
 def test_pipeline_reconnects_after_server_restart_and_keeps_ids(kind, tmp_path, pingpong):
-    server = HttpMjpegServer(pingpong) if kind == "http" else RtspServer(pingpong)
+    server_class = HttpMjpegServer if kind == "http" else RtspServer
+    server = server_class(pingpong, loop_s=2 * SAMPLE_SECONDS)
     server.start()
     time.sleep(0.5)
     cfg = load_config(
@@ -340,7 +336,7 @@ def test_pipeline_reconnects_after_server_restart_and_keeps_ids(kind, tmp_path, 
         assert len(sink.results) >= 45, "no frames from the live stream"
         # drop the camera in the first half of the forward pass: what it shows 2-6 s later
         # is then at least 40 frames on, whether forwards or already on the way back
-        while not 0 <= (time.monotonic() - server.started) * SAMPLE_FPS % 300 < 60:
+        while not 0 <= (time.monotonic() - server.started) % server.loop_s * SAMPLE_FPS < 60:
             time.sleep(0.02)
         killed_at = time.monotonic()
         server.kill()  # the camera drops ...
