@@ -19,7 +19,7 @@ from vis.config import require
 from vis.ops.masks import BoxMask, suppress_duplicates
 from vis.propagation import PropagationConfig, Propagator
 from vis.tracking.tracker import Tracker, TrackerConfig
-from vis.types import Detections, Frame, FrameResult
+from vis.types import Detections, Frame, FrameResult, TrackedInstance
 
 #: version of what ``StreamProcessor.state_dict`` holds; bump when the tracker's state changes
 #: shape, so that checkpoints of an older version are refused rather than misread
@@ -68,11 +68,15 @@ class KeyframeConfig:
             keyframe (0 = off); matters for live sources that drop frames.
         after_gap_ms: a frame arriving this long after the previous one (a reconnect, a
             burst of dropped frames) is a keyframe.
+        backfill: offline mode: a track born at a keyframe is carried back into the frames
+            before it, down to the previous keyframe (an object the detector missed there is
+            output from its first frame).
     """
 
     interval: int = 10
     max_interval_ms: float = 0.0
     after_gap_ms: float = 500.0
+    backfill: bool = True
 
     def __post_init__(self) -> None:
         require(self.interval >= 1, "keyframes.interval", self.interval, "must be >= 1")
@@ -106,6 +110,10 @@ class KeyframeSchedule:
         if due:
             self._last_index, self._last_ts = frame.index, frame.timestamp_ms
         return due
+
+    def restart(self) -> None:
+        """The next frame is a keyframe (a resumed offline stream starts with one)."""
+        self._last_index = None
 
     def state_dict(self) -> dict:
         return {"last_index": self._last_index, "last_ts": self._last_ts, "seen_ts": self._seen_ts}
@@ -158,13 +166,44 @@ class StreamProcessor:
         self.frames = 0
         self.keyframes = 0
         self.gaps_ended = 0
+        self.last_keyframe: int | None = None
+        self._checkpoint_wanted = False
 
     def is_keyframe(self, frame: Frame) -> bool:
         """Whether the detector should run on ``frame``; call once per frame, in order."""
         return self.schedule.is_keyframe(frame)
 
+    # -- what the processing loop calls ------------------------------------------------------
+    def emit(self, frame: Frame, detections: Detections | None) -> list[tuple[FrameResult, Frame]]:
+        """Track one frame and return the results ready for the sinks, in frame order, each
+        with its frame. Here: the frame's own result at once (causal, for live streams)."""
+        return [(self.process(frame, detections), frame)]
+
+    def finish(self) -> list[tuple[FrameResult, Frame]]:
+        """The stream ended (or the run stops): the results still held back."""
+        return []
+
+    def request_checkpoint(self) -> None:
+        """Ask for a checkpoint at the next point where one is consistent."""
+        self._checkpoint_wanted = True
+
+    def take_checkpoint(self) -> tuple[int, dict] | None:
+        """(last frame whose result was emitted, state to resume after it) once requested and
+        consistent; the state's arrays must be copied before the next frame. Here: at once."""
+        if not self._checkpoint_wanted or self._prev_index < 0:
+            return None
+        self._checkpoint_wanted = False
+        return self._prev_index, self.state_dict()
+
     def process(self, frame: Frame, detections: Detections | None) -> FrameResult:
         """Track one frame; ``detections`` on keyframes, None between them."""
+        instances = self.track(frame, detections)
+        keyframe = detections is not None
+        source = () if keyframe or self.last_keyframe is None else (self.last_keyframe,)
+        return self.result(frame, instances, keyframe=keyframe, propagated_from=source)
+
+    def track(self, frame: Frame, detections: Detections | None) -> list[TrackedInstance]:
+        """``process`` without the result: the frame's instances, masks box-local."""
         gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
         if (
             self.max_gap_ms
@@ -189,22 +228,42 @@ class StreamProcessor:
         with self.timer("track"):
             if detections is not None:
                 detections = self._drop_duplicates(detections)
-            out = self.tracker.update(detections, frame.index)
+            self.tracker.update(detections, frame.index, full_masks=False)
+            instances = self.tracker.instances()
         self._prev_gray = gray
         self._prev_index = frame.index
         self._prev_ts = frame.timestamp_ms
         self.frames += 1
-        self.keyframes += detections is not None
+        if detections is not None:
+            self.keyframes += 1
+            self.last_keyframe = frame.index
+        return instances
+
+    def result(
+        self,
+        frame: Frame,
+        instances: list[TrackedInstance],
+        *,
+        keyframe: bool,
+        propagated_from: tuple[int, ...] = (),
+    ) -> FrameResult:
+        """The frame's ``FrameResult`` (masks pasted to full frame here)."""
         return FrameResult(
             stream_id=self.stream_id,
             frame_index=frame.index,
             timestamp_ms=frame.timestamp_ms,
-            keyframe=detections is not None,
+            keyframe=keyframe,
             width=frame.width,
             height=frame.height,
-            detections=out,
+            detections=Detections.from_instances(instances, frame.height, frame.width),
             labels=self.labels,
+            propagated_from=propagated_from,
         )
+
+    @property
+    def gray(self) -> np.ndarray | None:
+        """The grey image of the last frame tracked (None before the first)."""
+        return self._prev_gray
 
     def _drop_duplicates(self, dets: Detections) -> Detections:
         """One object detected twice (per-class NMS lets a second class through): keep the
@@ -230,6 +289,7 @@ class StreamProcessor:
             "frames": self.frames,
             "keyframes": self.keyframes,
             "gaps_ended": self.gaps_ended,
+            "last_keyframe": self.last_keyframe,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -252,3 +312,5 @@ class StreamProcessor:
         self.frames = int(state["frames"])
         self.keyframes = int(state["keyframes"])
         self.gaps_ended = int(state["gaps_ended"])
+        k = state.get("last_keyframe")
+        self.last_keyframe = None if k is None else int(k)

@@ -74,6 +74,7 @@ def encode_record(result: FrameResult) -> dict[str, Any]:
         "frame_index": int(result.frame_index),
         "timestamp_ms": round(float(result.timestamp_ms), 3),
         "keyframe": bool(result.keyframe),
+        "propagated_from": [int(k) for k in result.propagated_from],
         "width": int(result.width),
         "height": int(result.height),
         "instances": instances,
@@ -107,6 +108,11 @@ def validate_record(obj: Any) -> dict[str, Any]:
     _require(obj, "frame_index", int)
     _require(obj, "timestamp_ms", (int, float))
     _require(obj, "keyframe", bool)
+    source = obj.get("propagated_from", [])
+    if not isinstance(source, list) or not all(
+        isinstance(k, int) and not isinstance(k, bool) for k in source
+    ):
+        raise SchemaError("field 'propagated_from' must be a list of frame indices")
     w, h = _require(obj, "width", int), _require(obj, "height", int)
     for inst in _require(obj, "instances", list):
         if not isinstance(inst, dict):
@@ -158,6 +164,7 @@ def decode_record(obj: dict[str, Any] | str | bytes, *, with_masks: bool = True)
         frame_index=rec["frame_index"],
         timestamp_ms=float(rec["timestamp_ms"]),
         keyframe=rec["keyframe"],
+        propagated_from=tuple(int(k) for k in rec.get("propagated_from") or ()),
         width=w,
         height=h,
         detections=dets,

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from vis.ops.masks import BoxMask
+
 
 @dataclasses.dataclass
 class Frame:
@@ -92,6 +94,22 @@ class Detections:
             embeddings=np.zeros((0, embedding_dim), np.float32),
         )
 
+    @classmethod
+    def from_instances(
+        cls, instances: list[TrackedInstance], height: int, width: int
+    ) -> Detections:
+        """Tracked instances -> ``Detections`` with full-frame masks, in the given order."""
+        if not instances:
+            return cls.empty(height, width)
+        return cls(
+            xyxy=np.stack([i.box for i in instances]),
+            masks=np.stack([i.mask.to_full() for i in instances]),
+            scores=np.array([i.score for i in instances], np.float32),
+            class_ids=np.array([i.class_id for i in instances], np.int64),
+            embeddings=np.stack([i.embedding for i in instances]),
+            track_ids=np.array([i.track_id for i in instances], np.int64),
+        )
+
     def __len__(self) -> int:
         return len(self.xyxy)
 
@@ -133,6 +151,28 @@ class Detections:
         )
 
 
+@dataclasses.dataclass(frozen=True)
+class TrackedInstance:
+    """One tracked object in one frame, its mask kept inside its box (pasted to full frame
+    only by ``Detections.from_instances``, where a sink needs it).
+
+    Attributes:
+        track_id: the track's id.
+        class_id: its class (the track's class vote).
+        score: its last detection score.
+        box: (4,) float32 x1 y1 x2 y2.
+        mask: its soft mask, box-local.
+        embedding: (D,) float32 appearance embedding.
+    """
+
+    track_id: int
+    class_id: int
+    score: float
+    box: np.ndarray
+    mask: BoxMask
+    embedding: np.ndarray
+
+
 @dataclasses.dataclass
 class FrameResult:
     """The per-frame output of the pipeline (serialised as ``vis.frame/1``).
@@ -143,6 +183,8 @@ class FrameResult:
         width, height: frame size in pixels.
         detections: the tracked instances (``track_ids`` all set).
         labels: label of each detector class index.
+        propagated_from: on a frame between keyframes, the keyframe indices its masks were
+            carried from (one: forward only; two: fused from both sides); empty on keyframes.
     """
 
     stream_id: str
@@ -153,3 +195,4 @@ class FrameResult:
     height: int
     detections: Detections
     labels: list[str]
+    propagated_from: tuple[int, ...] = ()

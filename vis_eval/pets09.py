@@ -24,7 +24,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from vis.detection.factory import build_detector
-from vis.pipeline import StreamProcessor
+from vis.offline import make_processor
 from vis.types import Frame
 from vis_eval.box_scoring import Tracks, score_boxes
 from vis_pipeline.config import load_config
@@ -143,7 +143,8 @@ def run_ours(
     """Our pipeline's per-stream processing on the footage -> (tracks per frame, timing)."""
     cfg = pipeline_config(dets, interval, overrides)
     detector = build_detector(cfg.detector)
-    proc = StreamProcessor(
+    proc = make_processor(
+        offline=cfg.mode == "offline",
         stream_id="pets",
         labels=detector.labels,
         tracker=cfg.tracker,
@@ -159,15 +160,21 @@ def run_ours(
                 t0 = time.perf_counter()
                 d = detector.detect_frames([fr])[0]
                 detect_s += time.perf_counter() - t0
-            res = proc.process(fr, d)
-            det = res.detections
-            out[fr.index] = [(int(t), det.xyxy[i].copy()) for i, t in enumerate(det.track_ids)]
+            for res, _ in proc.emit(fr, d):
+                _record(out, res)
+        for res, _ in proc.finish():
+            _record(out, res)
     finally:
         detector.close()
     n = max(proc.frames, 1)
     timing = {k: 1000.0 * v / n for k, v in proc.timer.seconds.items()}
     timing["detections_and_embedding"] = 1000.0 * detect_s / n
     return out, timing
+
+
+def _record(out: Tracks, result) -> None:
+    det = result.detections
+    out[result.frame_index] = [(int(t), det.xyxy[i].copy()) for i, t in enumerate(det.track_ids)]
 
 
 def score(

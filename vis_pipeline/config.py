@@ -63,8 +63,11 @@ class PipelineConfig:
     propagation: PropagationConfig = PropagationConfig()
     live: LiveConfig = LiveConfig()
     sinks: SinksConfig = SinksConfig()
+    mode: str = "offline"
 
     def __post_init__(self) -> None:
+        if self.mode not in ("offline", "live"):
+            raise ConfigError(f"mode={self.mode!r} must be 'offline' or 'live'")
         if self.queue_size < 1:
             raise ConfigError(f"queue_size={self.queue_size!r} must be >= 1")
         if self.fps <= 0:

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 
 from vis.detection.base import Detector
-from vis.types import Frame
+from vis.types import Frame, FrameResult
 from vis_pipeline.messages import CheckpointMsg, RedrawMsg, ResultMsg, StreamDoneMsg, WriterMsg
 from vis_pipeline.progress import ProgressBars, StatusReporter
 from vis_pipeline.resume import encode_state
@@ -90,8 +90,13 @@ class Scheduler:
             return
 
     def abandon_active(self) -> None:
-        """The run stopped: record the streams still active as they are (no stream end)."""
+        """The run stopped: record the streams still active as they are (no stream end); the
+        results an offline stream held back go out as tracked forward, if the writer runs."""
         for stream in self.active:
+            try:
+                self._send_results(stream, stream.processor.finish())
+            except _Stopped:
+                pass
             stream.seconds = time.perf_counter() - stream.started_at
             self.finished.append(stream)
         self.active = []
@@ -143,18 +148,21 @@ class Scheduler:
                 self._send(RedrawMsg(stream.stream_id, item.frame.image))
             return True
         found = stream.detections.pop(item.frame.index) if item.detect else None
-        result = stream.processor.process(item.frame, found)
-        self._send(ResultMsg(result, item.frame.image))
-        stream.latency.add("end_to_end", time.monotonic() - item.frame.captured_at)
+        self._send_results(stream, stream.processor.emit(item.frame, found))
         if self._checkpoint_due(stream):
-            self.writer.put(
-                CheckpointMsg(
-                    stream.stream_id, item.frame.index, encode_state(stream.processor.state_dict())
-                )
-            )
+            stream.processor.request_checkpoint()
+        point = stream.processor.take_checkpoint()
+        if point is not None:
+            index, state = point
+            self.writer.put(CheckpointMsg(stream.stream_id, index, encode_state(state)))
         if self.bars is not None:
             self.bars.frame_done(stream)
         return True
+
+    def _send_results(self, stream: StreamRun, ready: list[tuple[FrameResult, Frame]]) -> None:
+        for result, frame in ready:
+            self._send(ResultMsg(result, frame.image))
+            stream.latency.add("end_to_end", time.monotonic() - frame.captured_at)
 
     def _checkpoint_due(self, stream: StreamRun) -> bool:
         """Offline streams, every ``checkpoint_every`` frames, when no detections are ahead."""
@@ -172,6 +180,7 @@ class Scheduler:
             stream.seconds = time.perf_counter() - stream.started_at
             if self.bars is not None:
                 self.bars.stream_done(stream)
+            self._send_results(stream, stream.processor.finish())
             self.active.remove(stream)
             self.finished.append(stream)
             complete = stream.failure is None and not stream.source.stats["truncated"]

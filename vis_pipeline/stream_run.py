@@ -21,7 +21,8 @@ from typing import NamedTuple
 
 from streams.live import LiveSource, is_live_uri, put_latest
 from streams.sources import open_source
-from vis.pipeline import StageTimer, StreamProcessor
+from vis.offline import make_processor
+from vis.pipeline import StageTimer
 from vis.types import Detections, Frame
 from vis_pipeline import resume
 from vis_pipeline.config import PipelineConfig
@@ -95,7 +96,8 @@ class StreamRun:
         self.stream_id: str = self.source.stream_id
         if cfg.sinks.jsonl:  # a fresh start empties the file; a resume keeps what it resumes from
             resume.prepare_jsonl(cfg.output, self.stream_id, self.resume_from)
-        self.processor = StreamProcessor(
+        self.processor = make_processor(
+            offline=not self.live and cfg.mode == "offline",
             stream_id=self.stream_id,
             labels=context.labels,
             tracker=cfg.tracker,

@@ -36,6 +36,7 @@ def test_round_trip_is_exact(n):
         "frame_index",
         "timestamp_ms",
         "keyframe",
+        "propagated_from",
         "width",
         "height",
         "instances",
@@ -46,6 +47,19 @@ def test_round_trip_is_exact(n):
     assert back.detections.track_ids.tolist() == list(range(1, n + 1))
     assert [i["label"] for i in rec["instances"]] == ["disk"] * n
     assert all(isinstance(i["mask"]["counts"], str) for i in rec["instances"])
+
+
+def test_propagated_from_round_trips_and_older_records_still_decode():
+    r = result(1)
+    r.propagated_from = (10, 20)
+    rec = json.loads(dumps_record(r))
+    assert rec["propagated_from"] == [10, 20]
+    assert decode_record(rec).propagated_from == (10, 20)
+    del rec["propagated_from"]  # a record written before the field existed
+    assert decode_record(rec).propagated_from == ()
+    rec["propagated_from"] = ["10"]
+    with pytest.raises(SchemaError, match="propagated_from"):
+        decode_record(rec)
 
 
 @pytest.mark.parametrize(

@@ -76,7 +76,15 @@ def test_round_robin_serves_every_stream_in_turn(tmp_path):
     sink = MemorySink()
     cfg = load_config(
         "configs/demo.yaml",
-        ["keyframes.interval=4", "parallel_streams=2", "sinks.overlay=false", "sinks.jsonl=false"],
+        # live mode: each result is written when its frame is processed, so the output order
+        # is the processing order (offline mode writes a keyframe interval at a time)
+        [
+            "keyframes.interval=4",
+            "parallel_streams=2",
+            "sinks.overlay=false",
+            "sinks.jsonl=false",
+            "mode=live",
+        ],
         sources=[str(long_), str(short)],
         output=str(tmp_path / "out"),
     )

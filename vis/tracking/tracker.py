@@ -45,7 +45,7 @@ from vis.tracking.pair_costs import (
     learn_mask_trust,
 )
 from vis.tracking.track import Track, TrackState, track_from_state, track_state
-from vis.types import Detections
+from vis.types import Detections, TrackedInstance
 
 __all__ = ["Track", "Tracker", "TrackerConfig", "TrackState"]
 
@@ -113,18 +113,23 @@ class Tracker:
                 if t.mask is not None and t.mask.area < self.min_mask_area:
                     t.mask = None
 
-    def update(self, detections: Detections | None, frame_index: int) -> Detections:
+    def update(
+        self, detections: Detections | None, frame_index: int, *, full_masks: bool = True
+    ) -> Detections | None:
         """Associate keyframe ``detections`` (or, with None, keep the propagated masks).
 
         Returns:
-            The frame's confirmed instances, ``track_ids`` set, in track-id order.
+            The frame's confirmed instances, ``track_ids`` set, in track-id order (None with
+            ``full_masks=False``: read them box-local from ``instances()``).
         """
         if detections is None:
             self._update_propagated(frame_index)
         else:
             self._update_keyframe(detections, frame_index)
         self._expire()
-        return self._output()
+        if not full_masks:
+            return None
+        return Detections.from_instances(self.instances(), *self._size)
 
     # -- between keyframes -------------------------------------------------------------
     def _update_propagated(self, frame_index: int) -> None:
@@ -307,22 +312,16 @@ class Tracker:
                 t.transition(TrackState.REMOVED)
         self.tracks = [t for t in self.tracks if t.state is not TrackState.REMOVED]
 
-    def _output(self) -> Detections:
+    def instances(self) -> list[TrackedInstance]:
+        """The frame's confirmed instances with live masks, box-local, in track-id order."""
         live = sorted(
             (t for t in self.tracks if t.state is TrackState.CONFIRMED and t.mask is not None),
             key=lambda t: t.track_id,
         )
-        h, w = self._size
-        if not live:
-            return Detections.empty(h, w)
-        return Detections(
-            xyxy=np.stack([t.last_box for t in live]),
-            masks=np.stack([t.mask.to_full() for t in live]),
-            scores=np.array([t.score for t in live], np.float32),
-            class_ids=np.array([t.class_id for t in live], np.int64),
-            embeddings=np.stack([t.embedding for t in live]),
-            track_ids=np.array([t.track_id for t in live], np.int64),
-        )
+        return [
+            TrackedInstance(t.track_id, t.class_id, t.score, t.last_box, t.mask, t.embedding)
+            for t in live
+        ]
 
     # -- state as data (checkpoints) ---------------------------------------------------------
     def state_dict(self) -> dict:

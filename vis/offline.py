@@ -1,0 +1,189 @@
+"""Offline processing of files: the frames between two keyframes are emitted once both
+keyframes are known, their masks carried from both sides.
+
+Contract: ``OfflineStreamProcessor`` is a ``StreamProcessor`` whose ``emit`` holds the frames
+from a keyframe up to the next one (at most ``keyframes.interval`` frames: a bounded delay
+and memory), tracks them forward as the live processor does, and when the next keyframe has
+been tracked (association decided at both ends) returns the held frames, in order, with:
+
+* every track alive at both keyframes carried back from the later one and fused with the
+  forward mask by distance to each keyframe (``vis.bidirectional``); where its forward mask
+  collapsed, the backward one alone;
+* every track born at the later keyframe (``backfill``) carried back into the held frames,
+  down to the earlier keyframe, while its backward mask lives and does not duplicate another
+  instance: an object the detector missed at a keyframe is output from its first frame.
+
+``finish`` returns the frames after the last keyframe as tracked forward. Checkpoints are
+taken at the boundary before a keyframe (the held frames all emitted), and a restored
+processor starts with a keyframe. Pure computation, no I/O.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+import numpy as np
+
+from vis.bidirectional import carry, forward_weight, fuse
+from vis.ops.masks import BoxMask, mask_iou
+from vis.pipeline import KeyframeConfig, StreamProcessor
+from vis.types import Detections, Frame, FrameResult, TrackedInstance
+
+
+#: a mask carried back into a frame is left out where it overlaps an instance already there
+#: by more than this IoU (the same object under another track)
+BACKFILL_MAX_IOU = 0.5
+
+
+@dataclasses.dataclass
+class _Held:
+    """A tracked frame waiting for the next keyframe."""
+
+    frame: Frame
+    gray: np.ndarray
+    instances: list[TrackedInstance]
+    keyframe: bool
+
+
+class OfflineStreamProcessor(StreamProcessor):
+    """Bidirectional offline processing (see the module docstring).
+
+    Args:
+        backfill: carry tracks born at a keyframe back into the frames before it.
+        **kwargs: as ``StreamProcessor``.
+    """
+
+    def __init__(self, *, backfill: bool = True, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.backfill = backfill
+        self.held: list[_Held] = []
+        self.backfilled = 0  # instances added to frames before their track's first keyframe
+        self._boundary: tuple[int, dict] | None = None
+
+    def emit(self, frame: Frame, detections: Detections | None) -> list[tuple[FrameResult, Frame]]:
+        keyframe = detections is not None
+        if keyframe and self.held and self._checkpoint_wanted:
+            # the state after the last held frame: resuming after it redoes this keyframe
+            self._boundary = (self.held[-1].frame.index, copy.deepcopy(self.state_dict()))
+            self._checkpoint_wanted = False
+        instances = self.track(frame, detections)
+        now = _Held(frame, self.gray, instances, keyframe)
+        if not keyframe or not self.held:
+            self.held.append(now)
+            return []
+        with self.timer("propagate_back"):
+            out = self._close_span(self.held, now)
+        self.held = [now]
+        return out
+
+    def finish(self) -> list[tuple[FrameResult, Frame]]:
+        start = self.held[0].frame.index if self.held else None
+        out = [
+            (
+                self.result(
+                    h.frame,
+                    h.instances,
+                    keyframe=h.keyframe,
+                    propagated_from=() if h.keyframe or start is None else (start,),
+                ),
+                h.frame,
+            )
+            for h in self.held
+        ]
+        self.held = []
+        return out
+
+    def take_checkpoint(self) -> tuple[int, dict] | None:
+        point, self._boundary = self._boundary, None
+        return point
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.schedule.restart()  # the saved state ends just before a keyframe
+
+    # -- one span: held[0] (a keyframe) .. the frame before ``key`` --------------------------
+    def _close_span(self, held: list[_Held], key: _Held) -> list[tuple[FrameResult, Frame]]:
+        a, b = held[0].frame.index, key.frame.index
+        back = self._carry_back(held, key)
+        first_frame = {t.track_id: t.first_frame for t in self.tracker.tracks}
+        at_start = {i.track_id for i in held[0].instances}
+        at_key = {i.track_id: i for i in key.instances}
+        born = {
+            tid
+            for tid in at_key
+            if self.backfill and first_frame.get(tid) == b and tid not in at_start
+        }
+        out = []
+        for j, h in enumerate(held):
+            backward = back[j] if back is not None else {}
+            instances = self._merge(h, backward, at_key, at_start | born, born, j, b - a, a)
+            interior = j > 0 and back is not None
+            sources = (a, b) if interior else ((a,) if j > 0 else ())
+            if not interior and j == 0 and len(instances) > len(h.instances):
+                sources = (b,)  # backfilled births on the earlier keyframe
+            out.append(
+                (
+                    self.result(h.frame, instances, keyframe=h.keyframe, propagated_from=sources),
+                    h.frame,
+                )
+            )
+        return out
+
+    def _carry_back(self, held: list[_Held], key: _Held) -> list[dict] | None:
+        """Per held frame, the key's masks carried back to it (None: frames not linkable)."""
+        frames = [h.frame for h in held] + [key.frame]
+        grays = [h.gray for h in held] + [key.gray]
+        gaps = np.diff([f.index for f in frames])
+        if (gaps > self.max_flow_gap).any() or len({g.shape for g in grays}) > 1:
+            return None
+        start = {
+            i.track_id: BoxMask(i.mask.x0, i.mask.y0, i.mask.prob, i.mask.image_size)
+            for i in key.instances
+        }
+        back = carry(start, grays[::-1], self.propagator, min_area=self.propagation.min_area)
+        return back[::-1]  # back[j] is held[j]
+
+    def _merge(
+        self,
+        h: _Held,
+        backward: dict,
+        at_key: dict[int, TrackedInstance],
+        fill: set[int],
+        born: set[int],
+        j: int,
+        span: int,
+        a: int,
+    ) -> list[TrackedInstance]:
+        """The held frame's instances with the backward masks fused in (interior frames) and
+        backward-only masks added for the tracks in ``fill`` that forward tracking lacks."""
+        w = forward_weight(h.frame.index - a, span)
+        merged = []
+        for inst in h.instances:
+            bm = backward.get(inst.track_id) if j > 0 else None
+            mask = fuse(inst.mask, bm, w, min_area=self.propagation.min_area) if bm else inst.mask
+            merged.append(_with_mask(inst, mask) if mask is not None else inst)
+        present = {i.track_id for i in merged}
+        added = []
+        for tid in sorted(fill - present):
+            bm = backward.get(tid)
+            if bm is None or (j == 0 and tid not in born):
+                continue
+            if merged and mask_iou([bm], [i.mask for i in merged]).max() > BACKFILL_MAX_IOU:
+                continue  # another track already covers this object here
+            added.append(_with_mask(at_key[tid], bm))
+        self.backfilled += sum(1 for i in added if i.track_id in born)
+        return sorted(merged + added, key=lambda i: i.track_id)
+
+
+def _with_mask(inst: TrackedInstance, mask: BoxMask) -> TrackedInstance:
+    box = mask.tight_box()
+    return dataclasses.replace(inst, mask=mask, box=inst.box if box is None else box)
+
+
+def make_processor(*, offline: bool, keyframes: KeyframeConfig, **kwargs) -> StreamProcessor:
+    """The offline processor (``keyframes.backfill`` applies) or the live one; ``kwargs`` as
+    ``StreamProcessor``."""
+    if offline:
+        return OfflineStreamProcessor(backfill=keyframes.backfill, keyframes=keyframes, **kwargs)
+    return StreamProcessor(keyframes=keyframes, **kwargs)
