@@ -27,7 +27,8 @@ import numpy as np
 
 from vis.bidirectional import carry, forward_weight, fuse
 from vis.ops.masks import BoxMask, mask_iou
-from vis.pipeline import KeyframeConfig, StreamProcessor
+from vis.keyframes import KeyframeConfig
+from vis.pipeline import StreamProcessor
 from vis.types import Detections, Frame, FrameResult, TrackedInstance
 
 

@@ -7,7 +7,6 @@ The processor owns the stream's tracker and flow state; it does no I/O.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections import defaultdict, deque
 from contextlib import contextmanager
@@ -15,7 +14,7 @@ from contextlib import contextmanager
 import cv2
 import numpy as np
 
-from vis.config import require
+from vis.keyframes import KeyframeConfig, make_schedule
 from vis.ops.masks import BoxMask, suppress_duplicates
 from vis.propagation import PropagationConfig, Propagator
 from vis.tracking.tracker import Tracker, TrackerConfig
@@ -58,72 +57,6 @@ class StageTimer:
         return float(p50 * 1000), float(p99 * 1000)
 
 
-@dataclasses.dataclass(frozen=True)
-class KeyframeConfig:
-    """When the detector runs.
-
-    Attributes:
-        interval: run the detector every ``interval`` frames (1 = every frame).
-        max_interval_ms: also run it when this much stream time passed since the last
-            keyframe (0 = off); matters for live sources that drop frames.
-        after_gap_ms: a frame arriving this long after the previous one (a reconnect, a
-            burst of dropped frames) is a keyframe.
-        backfill: offline mode: a track born at a keyframe is carried back into the frames
-            before it, down to the previous keyframe (an object the detector missed there is
-            output from its first frame).
-    """
-
-    interval: int = 10
-    max_interval_ms: float = 0.0
-    after_gap_ms: float = 500.0
-    backfill: bool = True
-
-    def __post_init__(self) -> None:
-        require(self.interval >= 1, "keyframes.interval", self.interval, "must be >= 1")
-        require(
-            self.max_interval_ms >= 0,
-            "keyframes.max_interval_ms",
-            self.max_interval_ms,
-            "must be >= 0",
-        )
-
-
-class KeyframeSchedule:
-    """Decides, frame by frame and in order, which frames are keyframes."""
-
-    def __init__(self, config: KeyframeConfig) -> None:
-        self.config = config
-        self._last_index: int | None = None
-        self._last_ts = 0.0
-        self._seen_ts: float | None = None
-
-    def is_keyframe(self, frame: Frame) -> bool:
-        c = self.config
-        gap = self._seen_ts is not None and frame.timestamp_ms - self._seen_ts > c.after_gap_ms
-        self._seen_ts = frame.timestamp_ms
-        due = (
-            self._last_index is None
-            or frame.index - self._last_index >= c.interval
-            or gap
-            or (c.max_interval_ms > 0 and frame.timestamp_ms - self._last_ts >= c.max_interval_ms)
-        )
-        if due:
-            self._last_index, self._last_ts = frame.index, frame.timestamp_ms
-        return due
-
-    def restart(self) -> None:
-        """The next frame is a keyframe (a resumed offline stream starts with one)."""
-        self._last_index = None
-
-    def state_dict(self) -> dict:
-        return {"last_index": self._last_index, "last_ts": self._last_ts, "seen_ts": self._seen_ts}
-
-    def load_state_dict(self, state: dict) -> None:
-        self._last_index = state["last_index"]
-        self._last_ts = float(state["last_ts"])
-        self._seen_ts = state["seen_ts"]
-
-
 class StreamProcessor:
     """Turns a stream's frames (+ keyframe detections) into tracked ``FrameResult``s.
 
@@ -156,7 +89,7 @@ class StreamProcessor:
             tracker, min_mask_area=propagation.min_area, smoothing=propagation.smoothing
         )
         self.propagator = Propagator(propagation)
-        self.schedule = KeyframeSchedule(keyframes or KeyframeConfig())
+        self.schedule = make_schedule(keyframes or KeyframeConfig())
         self.timer = StageTimer()
         self.max_gap_ms = max_gap_ms
         self.max_flow_gap = max_flow_gap
@@ -230,6 +163,7 @@ class StreamProcessor:
                 detections = self._drop_duplicates(detections)
             self.tracker.update(detections, frame.index, full_masks=False)
             instances = self.tracker.instances()
+        self.schedule.observe(instances, detections is not None)
         self._prev_gray = gray
         self._prev_index = frame.index
         self._prev_ts = frame.timestamp_ms

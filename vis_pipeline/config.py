@@ -18,7 +18,7 @@ import yaml
 from streams.live import LiveConfig
 from vis.config import ConfigError, from_mapping, set_path
 from vis.detection.factory import DetectorConfig
-from vis.pipeline import KeyframeConfig
+from vis.keyframes import KeyframeConfig
 from vis.propagation import PropagationConfig
 from vis.tracking.tracker import TrackerConfig
 

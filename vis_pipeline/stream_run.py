@@ -211,6 +211,7 @@ class StreamRun:
             "live": self.live,
             "frames": frames,
             "keyframes": self.processor.keyframes,
+            "keyframe_reasons": dict(self.processor.schedule.reasons),
             "tracks": self.processor.tracker.total_started,
             "corrupt_frames": stats["corrupt"],
             "truncated": bool(stats["truncated"]),
