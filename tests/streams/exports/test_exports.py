@@ -14,11 +14,14 @@ from pycocotools.coco import COCO
 
 from streams.exports import FORMATS, ExportError, export_run
 from streams.exports.cvat import cvat_rle
-from tests.streams.exports.conftest import FRAMES, H, LABELS, W
+from tests.streams.exports.conftest import FRAMES, H, W
 
-dm = pytest.importorskip(
-    "datumaro", reason="Datumaro is not installed: run scripts/bootstrap.sh (test extra)"
-)
+
+@pytest.fixture
+def dm():
+    return pytest.importorskip(
+        "datumaro", reason="Datumaro is not installed: run scripts/bootstrap.sh (test extra)"
+    )
 
 
 def _masks(story, f):
@@ -42,7 +45,7 @@ def _export(story, fmt, tmp_path):
     return result
 
 
-def test_coco_masks_equal_ours_in_pycocotools_and_datumaro(story, tmp_path):
+def test_coco_masks_equal_ours_in_pycocotools_and_datumaro(story, tmp_path, dm):
     (res,) = export_run(story.jsonl, ["coco"], tmp_path / "out", video=story.video)
     assert res.path.name == "cam_1.coco.json"
     coco = COCO(str(res.path))
@@ -136,7 +139,7 @@ def test_mots_text_is_read_by_trackeval_with_disjoint_masks(story, tmp_path):
         assert all(c == i // 1000 for c, i in zip(raw["tracker_classes"][f], raw["tracker_ids"][f]))
 
 
-def test_mots_png_is_read_by_datumaro(story, tmp_path):
+def test_mots_png_is_read_by_datumaro(story, tmp_path, dm):
     res = _export(story, "mots-png", tmp_path)
     ds = dm.Dataset.import_from(str(res.path), "mots")
     labels = ds.categories()[dm.AnnotationType.label]
@@ -158,7 +161,7 @@ def test_mots_png_is_read_by_datumaro(story, tmp_path):
     assert n == res.instances
 
 
-def _datumaro_cvat(path: Path, monkeypatch) -> dm.Dataset:
+def _datumaro_cvat(dm, path: Path, monkeypatch):
     """Datumaro 1.13.12 reads the frame size of a ``<mask>`` from its ``<image>``, which a
     video's ``<track>`` does not have (``CvatBase._parse_shape_ann`` gets ``image=None`` and
     fails). We hand it the frame size from ``<original_size>``; the parsing, the RLE
@@ -174,12 +177,12 @@ def _datumaro_cvat(path: Path, monkeypatch) -> dm.Dataset:
     return dm.Dataset.import_from(str(path), "cvat")
 
 
-def test_cvat_video_tracks_are_read_by_datumaro(story, tmp_path, monkeypatch):
+def test_cvat_video_tracks_are_read_by_datumaro(story, tmp_path, monkeypatch, dm):
     res = _export(story, "cvat", tmp_path)
-    ds = _datumaro_cvat(res.path, monkeypatch)
+    ds = _datumaro_cvat(dm, res.path, monkeypatch)
     labels = ds.categories()[dm.AnnotationType.label]
     assert [labels[i].name for i in range(len(labels))] == ["person", "car"]
-    shapes: dict[tuple[int, int], dm.Mask] = {}
+    shapes = {}
     for item in ds:
         for a in item.annotations:
             shapes[(item.attributes["frame"], a.attributes["track_id"])] = a
