@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from pycocotools.coco import COCO
 
 from streams.exports import FORMATS
@@ -69,3 +70,28 @@ def test_exports_need_the_jsonl_sink(tmp_path, capsys):
     code = main(["--source", "x.mp4", "--set", "sinks.exports=[labelme]", "--print-config"])
     assert code == 2
     assert "sinks.exports: unknown format 'labelme'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_coco_export_trains_with_the_train_tool(story, tmp_path):
+    """Round trip: the COCO export and its frames are training data for tools/train.py."""
+    from vis.detection.models import load_model
+    from vis_train.cli import ap_json_path
+    from vis_train.cli import main as train_main
+
+    out = tmp_path / "exp"
+    assert main(["export", "-f", "coco", "-i", str(story.jsonl), "-o", str(out),
+                 "--video", str(story.video), "--no-progress"]) == 0  # fmt: skip
+    model = tmp_path / "m" / "tiny.pt"
+    assert train_main([
+        "--coco", str(out / "cam_1.coco.json"), "--images", str(out / "images"),
+        "--classes", "person,car", "--arch", "tiny_fpn", "--steps", "2",
+        "--train-sizes", "48", "--min-size", "48", "--max-size", "64", "--holdout", "0.34",
+        "--warmup", "1", "--no-progress", "--out", str(model),
+        "--checkpoint", str(tmp_path / "m" / "run" / "last.pt"),
+    ]) == 0  # fmt: skip
+    _, labels = load_model(weights=str(model))
+    assert labels == ["__background__", "person", "car"]
+    report = json.loads(ap_json_path(model).read_text())
+    (held,) = report["held_out"].values()
+    assert held["images"] == 3  # a third of the 9 exported frames, never trained on
