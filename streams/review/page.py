@@ -169,7 +169,8 @@ def _write_csv(rows: list[Row], path: Path) -> None:
 STYLE = """body{font:14px sans-serif;margin:1em;background:#fafafa}
 table{border-collapse:collapse}td,th{border-bottom:1px solid #ddd;padding:6px;vertical-align:top}
 th{text-align:left;background:#eee}.s{font-weight:bold;font-size:18px}
-.strip img{margin-right:2px;border:1px solid #ccc}.warn{color:#b00}"""
+.strip{white-space:nowrap}.strip img{height:56px;margin-right:2px;border:1px solid #ccc}
+.warn{color:#b00}"""
 
 
 def _write_html(run: RunRecords, rows: list[Row], path: Path) -> None:
