@@ -170,7 +170,7 @@ STYLE = """body{font:14px sans-serif;margin:1em;background:#fafafa}
 table{border-collapse:collapse}td,th{border-bottom:1px solid #ddd;padding:6px;vertical-align:top}
 th{text-align:left;background:#eee}.s{font-weight:bold;font-size:18px}
 .strip{white-space:nowrap}.strip img{height:56px;margin-right:2px;border:1px solid #ccc}
-.warn{color:#b00}"""
+.warn{color:#b00}.trk{min-width:120px}.sig{min-width:230px}"""
 
 
 def _write_html(run: RunRecords, rows: list[Row], path: Path) -> None:
@@ -189,9 +189,9 @@ def _write_html(run: RunRecords, rows: list[Row], path: Path) -> None:
             f'<tr class="track" data-track="{r.track_id}"><td>{rank}</td>'
             f'<td><img class="worst" src="{e(r.worst.thumb(r.track_id, "worst"))}" '
             f'alt="track {r.track_id} frame {r.worst.frame}"></td>'
-            f'<td><div class="s">{r.review_score:.2f}</div>track {r.track_id} '
+            f'<td class="trk"><div class="s">{r.review_score:.2f}</div>track {r.track_id} '
             f"<b>{e(r.label)}</b><br>frames {r.first}-{r.last} ({r.frames})</td>"
-            f"<td>worst frame {r.worst.frame}: review {q.review_score:.2f}<br>"
+            f'<td class="sig">worst frame {r.worst.frame}: review {q.review_score:.2f}<br>'
             f"detector score {q.score:.2f}<br>mask IoU with previous frame {iou}<br>"
             f"frames since keyframe {q.propagation_age}<br>class margin "
             f"{q.class_margin:.2f}{switch}</td>"
