@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,7 @@ from bench.common import DATA, TMP, ensure_set, run_on_set, sequences, write_rep
 from streams.exports.records import RunRecords
 from streams.review.scoring import score_run, scored_frames
 from streams.sinks import jsonl_path
-from vis.quality import AGE_SCALE, SHORT_TRACK, WEIGHTS
+from vis.quality import WEIGHTS, Signals, doubts
 from vis_eval.benchmark import load_ground_truth
 
 
@@ -57,17 +56,16 @@ def instance_rows(pred: Path, gt_frames: dict) -> list[dict]:
             rle = {"size": inst["mask"]["size"], "counts": inst["mask"]["counts"].encode()}
             best = float(np.max(mask_utils.iou([rle], truth, [0] * len(truth)))) if truth else 0.0
             t = quality.tracks[q.track_id]
+            own = Signals(
+                q.score, q.mask_iou_prev, q.shape_iou_prev, q.keyframe_iou_next,
+                q.propagation_age,
+            )  # fmt: skip
             rows.append(
                 {
                     "iou": best,
                     "review_score": q.review_score,
-                    "low_score": 1 - q.score,
-                    "unstable_mask": 0.5 if q.mask_iou_prev is None else 1 - q.mask_iou_prev,
-                    "propagation_age": 1 - math.exp(-q.propagation_age / AGE_SCALE),
-                    "class_doubt": 1 - q.class_margin,
-                    "short_track": math.exp(-q.track_frames / SHORT_TRACK),
-                    "id_switch": float(q.id_switch_suspect),
                     "track_review_score": t.review_score,
+                    **doubts(own, t, q.id_switch_suspect),
                 }
             )
     return rows
@@ -77,11 +75,14 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, default=DATA)
     p.add_argument("--set", dest="overrides", action="append", default=[])
+    p.add_argument(
+        "--reuse", action="store_true", help="score the JSONL files of the last run again"
+    )
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     ensure_set(args.data)
-    out = TMP / "review_auc"
-    timing = run_on_set(args.data, out, args.overrides)
+    out = TMP / ("review_auc" + "".join("_" + o.replace("=", "") for o in args.overrides))
+    timing = {"frames": None} if args.reuse else run_on_set(args.data, out, args.overrides)
     gt = load_ground_truth(args.data)
     rows = []
     per_seq = {}

@@ -21,9 +21,10 @@ from vis.types import FrameResult
 
 #: weights of the doubt terms in ``review_score`` (they sum to 1); see docs/quality.md
 WEIGHTS = {
-    "low_score": 0.3,
-    "unstable_mask": 0.25,
-    "propagation_age": 0.15,
+    "low_score": 0.25,
+    "drift": 0.25,
+    "shape_change": 0.1,
+    "propagation_age": 0.1,
     "class_doubt": 0.1,
     "short_track": 0.1,
     "id_switch": 0.1,
@@ -59,6 +60,8 @@ class InstanceQuality:
     track_id: int
     score: float
     mask_iou_prev: float | None  # None: first frame of the track or after a gap
+    shape_iou_prev: float | None  # the same with the two masks' centroids aligned
+    keyframe_iou_next: float | None  # the correction at the next keyframe (None: none)
     propagation_age: int  # frames since the track was last in a keyframe record
     class_margin: float
     track_frames: int
@@ -68,7 +71,9 @@ class InstanceQuality:
     def to_json(self, track_score: float) -> dict:
         return {
             "score": round(self.score, 4),
-            "mask_iou_prev": None if self.mask_iou_prev is None else round(self.mask_iou_prev, 4),
+            "mask_iou_prev": _r(self.mask_iou_prev),
+            "shape_iou_prev": _r(self.shape_iou_prev),
+            "keyframe_iou_next": _r(self.keyframe_iou_next),
             "propagation_age": self.propagation_age,
             "class_margin": round(self.class_margin, 4),
             "track_frames": self.track_frames,
@@ -76,6 +81,10 @@ class InstanceQuality:
             "review_score": round(self.review_score, 4),
             "track_review_score": round(track_score, 4),
         }
+
+
+def _r(v: float | None) -> float | None:
+    return None if v is None else round(v, 4)
 
 
 @dataclasses.dataclass
@@ -88,6 +97,9 @@ class _Track:
     first_box: np.ndarray | None = None
     last_box: np.ndarray | None = None
     switches: list[int] = dataclasses.field(default_factory=list)
+    # (keyframe, IoU of the propagated mask of the frame before with the keyframe's mask)
+    corrections: list[tuple[int, float]] = dataclasses.field(default_factory=list)
+    next_correction: int = 0  # second pass: index into corrections
 
 
 def _centre_jump(a: np.ndarray, b: np.ndarray) -> float:
@@ -101,6 +113,21 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
     """IoU of two (H, W) bool masks (0 if both are empty)."""
     union = np.count_nonzero(a | b)
     return np.count_nonzero(a & b) / union if union else 0.0
+
+
+def shape_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """IoU of two (H, W) bool masks after moving ``a``'s centroid onto ``b``'s: how much
+    the shape changed, whatever the motion."""
+    ya, xa = np.nonzero(a)
+    yb, xb = np.nonzero(b)
+    if len(ya) == 0 or len(yb) == 0:
+        return 0.0
+    dy, dx = round(yb.mean() - ya.mean()), round(xb.mean() - xa.mean())
+    ya, xa = ya + dy, xa + dx
+    keep = (ya >= 0) & (ya < a.shape[0]) & (xa >= 0) & (xa < a.shape[1])
+    moved = np.zeros_like(a)
+    moved[ya[keep], xa[keep]] = True
+    return mask_iou(moved, b)
 
 
 class QualityPass:
@@ -130,20 +157,34 @@ class QualityPass:
         for i in range(len(d)):
             tid, mask = int(d.track_ids[i]), d.masks[i]
             before = self._prev.get(tid)
-            iou = mask_iou(before[1], mask) if before and f - before[0] <= 1 else None
+            adjacent = before is not None and f - before[0] <= 1
+            iou = mask_iou(before[1], mask) if adjacent else None
             prev[tid] = (f, mask)
             if collect:
+                if adjacent and result.keyframe:
+                    self._tracks[tid].corrections.append((f, iou))
                 continue
             t = self._tracks[tid]
+            shape = shape_iou(before[1], mask) if adjacent else None
+            while (
+                t.next_correction < len(t.corrections) and t.corrections[t.next_correction][0] <= f
+            ):
+                t.next_correction += 1
+            nxt = (
+                t.corrections[t.next_correction][1]
+                if t.next_correction < len(t.corrections)
+                else None
+            )
             if result.keyframe:
                 t.last_keyframe = f
             age = f - t.last_keyframe if t.last_keyframe is not None else f - t.first
             q = self._quality[tid]
             near_switch = any(abs(f - s) <= SWITCH_WINDOW for s in q.switch_frames)
+            signals = Signals(float(d.scores[i]), iou, shape, nxt, age)
             out.append(
                 InstanceQuality(
-                    tid, float(d.scores[i]), iou, age, q.class_margin, q.frames, near_switch,
-                    review_score(float(d.scores[i]), iou, age, q, near_switch),
+                    tid, float(d.scores[i]), iou, shape, nxt, age, q.class_margin, q.frames,
+                    near_switch, review_score(signals, q, near_switch),
                 )
             )  # fmt: skip
         if collect:
@@ -183,20 +224,41 @@ class QualityPass:
                     t.frames, int(top), (n1 - n2) / t.frames, tuple(sorted(set(t.switches)))
                 )
             t.last_keyframe = None
+            t.next_correction = 0
         self._prev = {}
         return dict(self._quality)
 
 
-def review_score(
-    score: float, iou_prev: float | None, age: int, track: TrackQuality, switch: bool
-) -> float:
-    """The weighted mean of the doubt terms (each in [0, 1]); docs/quality.md."""
-    doubts = {
-        "low_score": 1.0 - min(max(score, 0.0), 1.0),
-        "unstable_mask": 0.5 if iou_prev is None else 1.0 - iou_prev,
-        "propagation_age": 1.0 - math.exp(-age / AGE_SCALE),
+@dataclasses.dataclass(frozen=True)
+class Signals:
+    """One instance's own signals (the track's come from ``TrackQuality``)."""
+
+    score: float
+    mask_iou_prev: float | None
+    shape_iou_prev: float | None
+    keyframe_iou_next: float | None
+    propagation_age: int
+
+
+def doubts(s: Signals, track: TrackQuality, switch: bool) -> dict[str, float]:
+    """The doubt terms, each in [0, 1] (1 = most doubt); docs/quality.md."""
+    return {
+        "low_score": 1.0 - min(max(s.score, 0.0), 1.0),
+        # a propagated mask that the next keyframe had to move drifted; a track that no
+        # later keyframe confirms (lost before one, or the video ended) gets half doubt
+        "drift": 0.0
+        if s.propagation_age == 0
+        else 0.5
+        if s.keyframe_iou_next is None
+        else 1.0 - s.keyframe_iou_next,
+        "shape_change": 0.5 if s.shape_iou_prev is None else 1.0 - s.shape_iou_prev,
+        "propagation_age": 1.0 - math.exp(-s.propagation_age / AGE_SCALE),
         "class_doubt": 1.0 - track.class_margin,
         "short_track": math.exp(-track.frames / SHORT_TRACK),
         "id_switch": 1.0 if switch else 0.0,
     }
-    return sum(WEIGHTS[k] * v for k, v in doubts.items())
+
+
+def review_score(s: Signals, track: TrackQuality, switch: bool) -> float:
+    """The weighted mean of the doubt terms (``WEIGHTS``), in [0, 1]."""
+    return sum(WEIGHTS[k] * v for k, v in doubts(s, track, switch).items())

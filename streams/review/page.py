@@ -150,7 +150,8 @@ def _cut_thumbnails(video: str | Path, run: RunRecords, rows: list[Row], out: Pa
 
 CSV_FIELDS = ["rank", "track_id", "label", "first_frame", "last_frame", "frames",
               "track_review_score", "worst_frame", "review_score", "score", "mask_iou_prev",
-              "propagation_age", "class_margin", "id_switch_suspect", "thumbnail"]  # fmt: skip
+              "shape_iou_prev", "keyframe_iou_next", "propagation_age", "class_margin",
+              "id_switch_suspect", "thumbnail"]  # fmt: skip
 
 
 def _write_csv(rows: list[Row], path: Path) -> None:
@@ -159,11 +160,15 @@ def _write_csv(rows: list[Row], path: Path) -> None:
         w.writerow(CSV_FIELDS)
         for rank, r in enumerate(rows, 1):
             q = r.worst.quality
-            iou = "" if q.mask_iou_prev is None else f"{q.mask_iou_prev:.3f}"
+            iou, shape, nxt = (
+                "" if v is None else f"{v:.3f}"
+                for v in (q.mask_iou_prev, q.shape_iou_prev, q.keyframe_iou_next)
+            )
             w.writerow([rank, r.track_id, r.label, r.first, r.last, r.frames,
                         f"{r.review_score:.3f}", r.worst.frame, f"{q.review_score:.3f}",
-                        f"{q.score:.3f}", iou, q.propagation_age, f"{q.class_margin:.3f}",
-                        int(q.id_switch_suspect), r.worst.thumb(r.track_id, "worst")])  # fmt: skip
+                        f"{q.score:.3f}", iou, shape, nxt, q.propagation_age,
+                        f"{q.class_margin:.3f}", int(q.id_switch_suspect),
+                        r.worst.thumb(r.track_id, "worst")])  # fmt: skip
 
 
 STYLE = """body{font:14px sans-serif;margin:1em;background:#fafafa}
@@ -178,7 +183,10 @@ def _write_html(run: RunRecords, rows: list[Row], path: Path) -> None:
     body = []
     for rank, r in enumerate(rows, 1):
         q = r.worst.quality
-        iou = "n/a" if q.mask_iou_prev is None else f"{q.mask_iou_prev:.2f}"
+        iou, shape, nxt = (
+            "n/a" if v is None else f"{v:.2f}"
+            for v in (q.mask_iou_prev, q.shape_iou_prev, q.keyframe_iou_next)
+        )
         strip = "".join(
             f'<img src="{e(s.thumb(r.track_id, "strip"))}" title="frame {s.frame}" '
             f'alt="track {r.track_id} frame {s.frame}">'
@@ -192,7 +200,8 @@ def _write_html(run: RunRecords, rows: list[Row], path: Path) -> None:
             f'<td class="trk"><div class="s">{r.review_score:.2f}</div>track {r.track_id} '
             f"<b>{e(r.label)}</b><br>frames {r.first}-{r.last} ({r.frames})</td>"
             f'<td class="sig">worst frame {r.worst.frame}: review {q.review_score:.2f}<br>'
-            f"detector score {q.score:.2f}<br>mask IoU with previous frame {iou}<br>"
+            f"detector score {q.score:.2f}<br>mask IoU with previous frame {iou} "
+            f"(shape {shape})<br>IoU with the next keyframe's mask {nxt}<br>"
             f"frames since keyframe {q.propagation_age}<br>class margin "
             f"{q.class_margin:.2f}{switch}</td>"
             f'<td class="strip">{strip}</td></tr>'

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import disk_mask
-from vis.quality import QualityPass, review_score
+from vis.quality import WEIGHTS, QualityPass, Signals, review_score
 from vis.types import Detections, FrameResult
 
 H, W = 60, 80
@@ -47,16 +47,40 @@ def test_a_steady_confident_track_has_little_doubt_and_an_empty_frame_is_fine():
     assert all(0 <= o[0].review_score < 0.25 for o in out[:20]) and out[20] == []
 
 
-def test_a_jumping_mask_a_low_score_and_class_flips_raise_the_score():
-    steady = [_frame(f, [(1, 1, 0.9, (20, 30, 8))], keyframe=True) for f in range(10)]
-    jumpy = [
-        _frame(f, [(1, 1 if f % 3 else 2, 0.5, (20 + 9 * (f % 2), 30, 8))], keyframe=True)
-        for f in range(10)
-    ]
-    (_, qs), (tj, qj) = _run(steady), _run(jumpy)
-    assert qj[5][0].mask_iou_prev < 0.2 < 0.9 < qs[5][0].mask_iou_prev
-    assert tj[1].class_margin == pytest.approx((6 - 4) / 10)
-    assert np.mean([o[0].review_score for o in qj]) > np.mean([o[0].review_score for o in qs]) + 0.2
+def _moving(speed_kf, speed_prop, score=0.9, flip=False, radius=lambda f: 8):
+    """Keyframes every 5 frames put the disk at ``speed_kf * f``; the frames between move it
+    ``speed_prop`` per frame from there (0: the propagated mask is stuck)."""
+    frames = []
+    for f in range(21):
+        k = f - f % 5
+        x = 15 + speed_kf * k + speed_prop * (f - k)
+        cls = 2 if flip and f % 3 == 0 else 1
+        frames.append(_frame(f, [(1, cls, score, (x, 30, radius(f)))], keyframe=f % 5 == 0))
+    return _run(frames)
+
+
+def test_a_mask_the_next_keyframe_has_to_move_has_drifted():
+    _, good = _moving(2, 2)  # propagation keeps up with the object
+    _, stuck = _moving(2, 0)  # the object moves on, the propagated mask does not
+    assert good[3][0].keyframe_iou_next > 0.65 > 0.3 > stuck[3][0].keyframe_iou_next
+    assert good[5][0].propagation_age == 0  # a keyframe: the detector's own mask
+    assert stuck[20][0].keyframe_iou_next is None  # no keyframe after the last one
+    assert (
+        np.mean([o[0].review_score for o in stuck])
+        > np.mean([o[0].review_score for o in good]) + 0.05
+    )
+
+
+def test_a_changing_shape_a_low_score_and_class_flips_raise_the_score():
+    steady_tracks, steady = _moving(1, 1)
+    tracks, shaky = _moving(1, 1, score=0.5, flip=True, radius=lambda f: 8 if f % 2 else 4)
+    assert shaky[5][0].shape_iou_prev < 0.3 < 0.9 < steady[5][0].shape_iou_prev
+    assert tracks[1].class_margin == pytest.approx((14 - 7) / 21)
+    assert steady_tracks[1].class_margin == 1.0
+    assert (
+        np.mean([o[0].review_score for o in shaky])
+        > np.mean([o[0].review_score for o in steady]) + 0.2
+    )
 
 
 def test_a_new_track_where_another_just_ended_is_a_suspected_switch():
@@ -77,9 +101,14 @@ def test_a_track_back_far_from_where_it_was_lost_is_a_suspected_switch():
 
 
 @pytest.mark.parametrize(
-    ("score", "iou", "age", "switch"),
-    [(0.0, 0.0, 10**6, True), (1.0, 1.0, 0, False), (0.5, None, 3, False)],
+    ("signals", "switch"),
+    [
+        (Signals(0.0, 0.0, 0.0, 0.0, 10**6), True),
+        (Signals(1.0, 1.0, 1.0, 1.0, 0), False),
+        (Signals(0.5, None, None, None, 3), False),
+    ],
 )
-def test_review_score_stays_in_unit_interval(score, iou, age, switch):
+def test_review_score_stays_in_unit_interval(signals, switch):
     tracks, _ = _run([_frame(0, [(1, 1, 0.9, (20, 30, 8))])])
-    assert 0.0 <= review_score(score, iou, age, tracks[1], switch) <= 1.0
+    assert abs(sum(WEIGHTS.values()) - 1.0) < 1e-9
+    assert 0.0 <= review_score(signals, tracks[1], switch) <= 1.0
