@@ -17,6 +17,10 @@ if [ ! -f "$stamp" ]; then
   # TrackEval (HOTA/CLEAR/IDF1 scoring) declares opencv-python, which would clash with our
   # opencv-python-headless; everything else it needs is in the test extra.
   "$venv/bin/python" -m pip install --quiet --no-deps "trackeval==1.3.0" >&2
+  # Datumaro (the dataset library behind CVAT; the tests read our CVAT/COCO/MOTS exports with
+  # it) pins opencv-python-headless<5 and pillow~=12, which would downgrade ours (5.0.0.93,
+  # 13.0.0); its other requirements are in the test extra. Its readers work with ours.
+  "$venv/bin/python" -m pip install --quiet --no-deps "datumaro==1.13.12" >&2
   rm -f "$venv"/.installed-*
   touch "$stamp"
 fi

@@ -5,6 +5,8 @@
         --set keyframes.interval=5 --set detector.score_threshold=0.6
     python run_pipeline.py --config configs/batch.yaml --source 'videos/*.mp4'   # one output each
     python run_pipeline.py --config configs/live.yaml --source rtsp://cam1/s --source rtsp://cam2/s
+    vis-pipeline export --format coco --input out/demo/sample.jsonl --output exp/  # docs/exports.md
+    vis-pipeline review out/demo/sample.jsonl --video data/sample/sample.mp4 -o review/
 
 Each stream has a reader thread feeding a bounded queue; one processing loop serves the
 streams round-robin (so a busy stream cannot starve another), batches pending keyframes of
@@ -105,7 +107,11 @@ def _setup_logging(level: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The command line: parse, run, print the summary; returns the exit code."""
+    """The command line: parse, run, print the summary; returns the exit code. A first
+    argument ``export`` or ``review`` runs that subcommand instead."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in ("export", "review"):
+        return _subcommand(argv[0], argv[1:])
     args = build_parser().parse_args(argv)
     _setup_logging(args.log_level)
     _quiet_decoder_logs()
@@ -152,6 +158,18 @@ def main(argv: list[str] | None = None) -> int:
     if summary.error:
         print(f"error: {summary.error}", file=sys.stderr)
     return summary.exit_code
+
+
+def _subcommand(name: str, argv: list[str]) -> int:
+    _setup_logging("WARNING")
+    _quiet_decoder_logs()
+    if name == "export":
+        from vis_pipeline.export_cli import main as export_main  # noqa: PLC0415
+
+        return export_main(argv)
+    from vis_pipeline.review_cli import main as review_main  # noqa: PLC0415
+
+    return review_main(argv)
 
 
 if __name__ == "__main__":

@@ -29,11 +29,28 @@ class SinksConfig:
     jsonl: write ``<output>/<stream_id>.jsonl``.
     overlay: write ``<output>/<stream_id>.overlay.mp4``.
     kafka: Kafka sink settings (see docs/kafka.md); null = off.
+    exports: annotation formats written when each stream ends (docs/exports.md); null = off.
+    export_images: also write every frame as ``<output>/images/<stream>/<frame>.jpg``.
     """
 
     jsonl: bool = True
     overlay: bool = True
     kafka: dict[str, Any] | None = None
+    exports: list[str] | None = None
+    export_images: bool = False
+
+    def __post_init__(self) -> None:
+        from streams.exports import FORMATS  # noqa: PLC0415
+
+        for name in self.exports or []:
+            if name not in FORMATS:
+                raise ConfigError(
+                    f"sinks.exports: unknown format {name!r}; choose from {', '.join(FORMATS)}"
+                )
+        if self.exports and not self.jsonl:
+            raise ConfigError(
+                "sinks.exports needs sinks.jsonl: true (exports are made from the JSONL)"
+            )
 
 
 @dataclasses.dataclass(frozen=True)

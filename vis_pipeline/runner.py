@@ -18,6 +18,7 @@ from collections import deque
 from pathlib import Path
 
 from streams.kafka import KafkaSink, KafkaSinkConfig
+from streams.sinks.export import ExportSink
 from streams.sinks import JsonlSink, OverlayVideoSink, Sink, SinkError, jsonl_path
 from streams.sources import SourceError
 from vis.config import from_mapping
@@ -63,6 +64,8 @@ def run(
         sinks.append(JsonlSink(out_dir, resume=True))
     if cfg.sinks.kafka is not None:
         sinks.append(KafkaSink(from_mapping(KafkaSinkConfig, cfg.sinks.kafka, "sinks.kafka")))
+    if cfg.sinks.exports:  # after the JSONL sink: exports read the stream's finished JSONL
+        sinks.append(ExportSink(out_dir, cfg.sinks.exports, images=cfg.sinks.export_images))
     overlay = OverlayVideoSink(out_dir) if cfg.sinks.overlay else None
     if overlay is not None:
         sinks.append(overlay)

@@ -1,8 +1,9 @@
 """Output file names: the one place that turns a stream id into a path.
 
 Contract: ``safe_name(stream_id)`` is a file-name-safe form of any stream id;
-``jsonl_path(output_dir, stream_id)`` and ``overlay_path(output_dir, stream_id)`` are where
-the JSONL and overlay-video sinks write that stream (everything else that needs these files,
+``jsonl_path(output_dir, stream_id)``, ``overlay_path(output_dir, stream_id)`` and
+``export_path(output_dir, stream_id, suffix)`` are where the JSONL, overlay-video and export
+sinks write that stream (everything else that needs these files,
 the resume logic included, calls these functions).
 """
 
@@ -24,3 +25,10 @@ def jsonl_path(output_dir: str | Path, stream_id: str) -> Path:
 def overlay_path(output_dir: str | Path, stream_id: str) -> Path:
     """``<output_dir>/<safe_name(stream_id)>.overlay.mp4``."""
     return Path(output_dir) / f"{safe_name(stream_id)}.overlay.mp4"
+
+
+def export_path(output_dir: str | Path, stream_id: str, suffix: str) -> Path:
+    """``<output_dir>/<safe_name(stream_id)><suffix>``, e.g. suffix ``.coco.json``; a suffix
+    without a leading dot names a folder: ``<output_dir>/<safe_name(stream_id)>.<suffix>``."""
+    sep = "" if suffix.startswith(".") else "."
+    return Path(output_dir) / f"{safe_name(stream_id)}{sep}{suffix}"

@@ -1,0 +1,135 @@
+"""A finished run of one stream, read from its ``vis.frame/1`` JSONL file for exporting.
+
+Contract: ``RunRecords.open(path)`` reads the file once, validates every line and keeps only
+a small index (frame indices, frame size, class labels, per-track spans and class votes);
+``records()`` reads it again, one record (a dict) at a time, so an export's memory does not
+grow with the length of the video. A file that is missing, empty, malformed or mixes
+streams raises ``ExportError`` naming the file, the line and the fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from vis.schema import SchemaError, validate_record
+
+
+class ExportError(ValueError):
+    """Input that cannot be exported (the message names the input and the fix)."""
+
+
+@dataclasses.dataclass
+class TrackSpan:
+    """What the index keeps of one track: first/last frame, frames seen, class votes."""
+
+    first: int
+    last: int
+    frames: int = 0
+    votes: Counter = dataclasses.field(default_factory=Counter)
+
+    @property
+    def class_id(self) -> int:
+        """The class the track was given most often (ties: the lower class id)."""
+        return min(self.votes.items(), key=lambda kv: (-kv[1], kv[0]))[0]
+
+
+@dataclasses.dataclass
+class RunRecords:
+    """Index of one stream's JSONL file.
+
+    Attributes:
+        path: the file.
+        stream_id: the records' stream.
+        width, height: frame size.
+        frame_indices: ``frame_index`` of every record, in file order (increasing).
+        labels: class id -> label, for every class that occurs.
+        tracks: track id -> ``TrackSpan``.
+        instances: number of instances over all records.
+    """
+
+    path: Path
+    stream_id: str
+    width: int
+    height: int
+    frame_indices: list[int]
+    labels: dict[int, str]
+    tracks: dict[int, TrackSpan]
+    instances: int
+
+    @classmethod
+    def open(cls, path: str | Path) -> RunRecords:
+        """Read and index ``path``; raises ``ExportError``."""
+        path = Path(path)
+        stream_id, size = None, None
+        frames: list[int] = []
+        labels: dict[int, str] = {}
+        tracks: dict[int, TrackSpan] = {}
+        n_inst = 0
+        for lineno, rec in _read(path):
+            if stream_id is None:
+                stream_id, size = rec["stream_id"], (rec["width"], rec["height"])
+            elif rec["stream_id"] != stream_id:
+                raise ExportError(
+                    f"{path} line {lineno}: stream {rec['stream_id']!r} after {stream_id!r}; "
+                    "export one stream's JSONL at a time (a run writes one file per stream)"
+                )
+            if frames and rec["frame_index"] <= frames[-1]:
+                raise ExportError(
+                    f"{path} line {lineno}: frame {rec['frame_index']} after {frames[-1]}; "
+                    "records must be in increasing frame order (as a run writes them)"
+                )
+            f = rec["frame_index"]
+            frames.append(f)
+            for inst in rec["instances"]:
+                n_inst += 1
+                cid = inst["class_id"]
+                labels.setdefault(cid, str(inst.get("label", cid)))
+                tid = int(inst.get("track_id", -1))
+                span = tracks.setdefault(tid, TrackSpan(first=f, last=f))
+                span.last, span.frames = f, span.frames + 1
+                span.votes[cid] += 1
+        if stream_id is None or size is None:
+            raise ExportError(f"{path}: no records; give the JSONL file a run wrote")
+        if -1 in tracks:
+            raise ExportError(
+                f"{path}: instances without a track id (-1) are detections, not tracks; "
+                "export the JSONL a tracking run wrote"
+            )
+        return cls(path, stream_id, size[0], size[1], frames, labels, tracks, n_inst)
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        """Every record again, in file order (validated)."""
+        for _, rec in _read(self.path):
+            yield rec
+
+    @property
+    def label_list(self) -> list[tuple[int, str]]:
+        """``(class_id, label)`` sorted by class id."""
+        return sorted(self.labels.items())
+
+
+def _read(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    try:
+        f = open(path, encoding="utf-8")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise ExportError(
+            f"cannot read {path}: {exc.strerror}; give the JSONL file a run wrote "
+            "(e.g. out/demo/sample.jsonl)"
+        ) from exc
+    with f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = validate_record(json.loads(line))
+            except (json.JSONDecodeError, SchemaError) as exc:
+                raise ExportError(
+                    f"{path} line {lineno}: not a vis.frame/1 record ({exc}); "
+                    "give the JSONL file a run wrote"
+                ) from None
+            yield lineno, rec
