@@ -36,7 +36,7 @@ class PropagationConfig:
             size of specks removed and holes filled when cleaning masks.
     """
 
-    warp: WarpMode = "ecc"
+    warp: WarpMode = "dense"
     method: FlowMethod = "dis_ultrafast"
     downscale: float = 1.0
     smoothing: float = 0.7
@@ -114,6 +114,11 @@ def warp_mask_dense(mask: BoxMask, flow: np.ndarray, *, margin: int = 3) -> BoxM
         return None
     region = flow[mask.y0 : mask.y1, mask.x0 : mask.x1]
     d = -np.median(region[bits], axis=0)  # object motion, previous -> current
+    if _leaving(mask) and np.hypot(*d) < 0.5 * np.hypot(*mask.velocity):
+        # nothing of the object is left at the border to match: the flow there fades to the
+        # still background and the mask would stick to the edge; keep the last motion instead
+        vx, vy = mask.velocity
+        return _apply_affine(mask, np.array([[1, 0, vx], [0, 1, vy]], np.float64))
     spread = np.abs(region[bits] + d).max() if bits.sum() > 1 else 0.0
     m = int(margin + np.ceil(spread))
     x0 = int(np.floor(mask.x0 + min(d[0], 0))) - m
@@ -125,15 +130,29 @@ def warp_mask_dense(mask: BoxMask, flow: np.ndarray, *, margin: int = 3) -> BoxM
         return None
     ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
     f = flow[y0:y1, x0:x1]
-    map_x = xs + f[..., 0] - mask.x0
-    map_y = ys + f[..., 1] - mask.y0
+    map_x = xs + f[..., 0] - np.float32(mask.x0)
+    map_y = ys + f[..., 1] - np.float32(mask.y0)
     warped = cv2.remap(
         mask.prob, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0
     )
     out = BoxMask.from_full(warped)
     if out is None:
         return None
-    return BoxMask(out.x0 + x0, out.y0 + y0, out.prob, (h, w), (float(d[0]), float(d[1])))
+    # at the border the flow is unreliable: the motion seen before reaching it is kept
+    v = mask.velocity if mask.touches_border else (float(d[0]), float(d[1]))
+    return BoxMask(out.x0 + x0, out.y0 + y0, out.prob, (h, w), v)
+
+
+def _leaving(mask: BoxMask, *, min_speed: float = 0.5) -> bool:
+    """The mask touches an image border and its last motion points out through it."""
+    h, w = mask.image_size
+    vx, vy = mask.velocity
+    return (
+        (mask.x0 <= 0 and vx < -min_speed)
+        or (mask.y0 <= 0 and vy < -min_speed)
+        or (mask.x1 >= w and vx > min_speed)
+        or (mask.y1 >= h and vy > min_speed)
+    )
 
 
 def _apply_affine(mask: BoxMask, m: np.ndarray) -> BoxMask | None:
@@ -172,7 +191,7 @@ def _apply_affine(mask: BoxMask, m: np.ndarray) -> BoxMask | None:
         return None
     centre = np.array([(mask.x0 + mask.x1) / 2, (mask.y0 + mask.y1) / 2, 1.0])
     dx, dy = m @ centre - centre[:2]
-    return BoxMask(out.x0 + x0, out.y0 + y0, out.prob, (h, w), (float(dx), float(dy)))
+    return BoxMask(int(out.x0 + x0), int(out.y0 + y0), out.prob, (h, w), (float(dx), float(dy)))
 
 
 def fit_similarity(mask: BoxMask, flow: np.ndarray, *, max_points: int = 400) -> np.ndarray:
