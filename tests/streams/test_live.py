@@ -277,6 +277,7 @@ needs_rtsp_server = pytest.mark.skipif(
 )
 
 
+@pytest.mark.slow
 @needs_rtsp_server
 def test_rtsp_transport_setting_is_obeyed():
     server = RtspServer()  # offers RTP over UDP only

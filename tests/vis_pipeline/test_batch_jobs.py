@@ -37,6 +37,7 @@ def make_videos(folder, n, frames=30):
     return sorted(folder.glob("*.mp4"))
 
 
+@pytest.mark.slow
 def test_three_streams_batched_with_independent_ids(tmp_path):
     videos = make_videos(tmp_path / "in", 3)
     cfg = load_config(

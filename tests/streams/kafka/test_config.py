@@ -141,6 +141,7 @@ def test_missing_password_variable_is_named(monkeypatch):
         _sasl_config("127.0.0.1:1").security.client_kwargs()
 
 
+@pytest.mark.slow
 def test_secrets_stay_out_of_logs_reprs_and_errors(monkeypatch, caplog):
     monkeypatch.setenv(ENV, SECRET)
     caplog.set_level(logging.DEBUG)

@@ -98,6 +98,7 @@ def test_assembler_dedups_and_counts():
     assert b.add(None) is None and b.malformed == 1
 
 
+@pytest.mark.slow
 def test_two_consumers_in_one_group_split_partitions(broker, topic):
     n_parts = 4
     streams = _streams_covering(n_parts)

@@ -26,6 +26,7 @@ def _first_occurrence_order(frames, stream_id):
     return order
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("idempotent", [True, False], ids=["idempotent", "plain"])
 def test_broker_killed_and_restarted_every_frame_arrives(fresh_broker, capsys, idempotent):
     """An idempotent producer is fenced by the new broker (unknown producer id): the sink
@@ -137,6 +138,7 @@ def test_write_blocks_on_full_buffer_and_resumes(fresh_broker):
     assert sorted(f.frame_index for f in frames) == list(range(3, 18))
 
 
+@pytest.mark.slow
 def test_broker_down_too_long_raises_sink_error_naming_topic(fresh_broker):
     broker = fresh_broker
     topic = "vis.frames.down"

@@ -65,6 +65,7 @@ def test_pipeline_to_topic_equals_jsonl_per_stream(broker, topic, tmp_path):
         assert len(expected) == 25 and got == expected  # frame for frame, in order per stream
 
 
+@pytest.mark.slow
 def test_broker_down_at_start_is_a_one_line_error_and_no_hang(tmp_path, capsys):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
