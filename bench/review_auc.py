@@ -58,7 +58,7 @@ def instance_rows(pred: Path, gt_frames: dict) -> list[dict]:
             t = quality.tracks[q.track_id]
             own = Signals(
                 q.score, q.mask_iou_prev, q.shape_iou_prev, q.keyframe_iou_next,
-                q.propagation_age,
+                q.propagation_age, q.mask_confidence, q.agreement,
             )  # fmt: skip
             rows.append(
                 {
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         rows += r
     err = np.array([x["iou"] < 0.5 for x in rows])
     terms = ["review_score", "track_review_score", *WEIGHTS]
-    auc = {k: round(roc_auc(np.array([x[k] for x in rows]), err), 3) for k in terms}
+    auc = {k: round(roc_auc(np.array([x.get(k, 0.0) for x in rows]), err), 3) for k in terms}
     payload = {
         "overrides": args.overrides,
         "instances": len(rows),

@@ -162,8 +162,13 @@ class OfflineStreamProcessor(StreamProcessor):
         merged = []
         for inst in h.instances:
             bm = backward.get(inst.track_id) if j > 0 else None
-            mask = fuse(inst.mask, bm, w, min_area=self.propagation.min_area) if bm else inst.mask
-            merged.append(_with_mask(inst, mask) if mask is not None else inst)
+            if bm is None:
+                merged.append(inst)
+                continue
+            mask = fuse(inst.mask, bm, w, min_area=self.propagation.min_area)
+            agreement = float(mask_iou([inst.mask], [bm])[0, 0])
+            fused = _with_mask(inst, mask) if mask is not None else inst
+            merged.append(dataclasses.replace(fused, agreement=agreement))
         present = {i.track_id for i in merged}
         added = []
         for tid in sorted(fill - present):

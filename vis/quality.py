@@ -21,13 +21,14 @@ from vis.types import FrameResult
 
 #: weights of the doubt terms in ``review_score`` (they sum to 1); see docs/quality.md
 WEIGHTS = {
-    "low_score": 0.25,
+    "low_score": 0.2,
     "drift": 0.25,
     "shape_change": 0.1,
-    "propagation_age": 0.1,
+    "propagation_age": 0.05,
     "class_doubt": 0.1,
     "short_track": 0.1,
     "id_switch": 0.1,
+    "mask_doubt": 0.1,
 }
 AGE_SCALE = 10.0  # frames of propagation that make the age doubt 1 - 1/e
 SHORT_TRACK = 10.0  # frames: a track this long has short-track doubt 1/e
@@ -63,6 +64,8 @@ class InstanceQuality:
     shape_iou_prev: float | None  # the same with the two masks' centroids aligned
     keyframe_iou_next: float | None  # the correction at the next keyframe (None: none)
     propagation_age: int  # frames since the track was last in a keyframe record
+    mask_confidence: float | None  # None: not in the record (written before 2026-11)
+    agreement: float | None  # offline: IoU of the forward and backward masks (None: not fused)
     class_margin: float
     track_frames: int
     id_switch_suspect: bool
@@ -75,6 +78,8 @@ class InstanceQuality:
             "shape_iou_prev": _r(self.shape_iou_prev),
             "keyframe_iou_next": _r(self.keyframe_iou_next),
             "propagation_age": self.propagation_age,
+            "mask_confidence": _r(self.mask_confidence),
+            "agreement": _r(self.agreement),
             "class_margin": round(self.class_margin, 4),
             "track_frames": self.track_frames,
             "id_switch_suspect": self.id_switch_suspect,
@@ -180,11 +185,14 @@ class QualityPass:
             age = f - t.last_keyframe if t.last_keyframe is not None else f - t.first
             q = self._quality[tid]
             near_switch = any(abs(f - s) <= SWITCH_WINDOW for s in q.switch_frames)
-            signals = Signals(float(d.scores[i]), iou, shape, nxt, age)
+            conf = None if d.mask_confidence is None else float(d.mask_confidence[i])
+            agree = None if d.agreement is None else float(d.agreement[i])
+            agree = None if agree is None or math.isnan(agree) else agree
+            signals = Signals(float(d.scores[i]), iou, shape, nxt, age, conf, agree)
             out.append(
                 InstanceQuality(
-                    tid, float(d.scores[i]), iou, shape, nxt, age, q.class_margin, q.frames,
-                    near_switch, review_score(signals, q, near_switch),
+                    tid, float(d.scores[i]), iou, shape, nxt, age, conf, agree, q.class_margin,
+                    q.frames, near_switch, review_score(signals, q, near_switch),
                 )
             )  # fmt: skip
         if collect:
@@ -238,27 +246,41 @@ class Signals:
     shape_iou_prev: float | None
     keyframe_iou_next: float | None
     propagation_age: int
+    mask_confidence: float | None = None
+    agreement: float | None = None
 
 
 def doubts(s: Signals, track: TrackQuality, switch: bool) -> dict[str, float]:
-    """The doubt terms, each in [0, 1] (1 = most doubt); docs/quality.md."""
-    return {
+    """The doubt terms, each in [0, 1] (1 = most doubt); docs/quality.md. ``mask_doubt`` is
+    left out when the record has no ``mask_confidence``."""
+    terms = {
         "low_score": 1.0 - min(max(s.score, 0.0), 1.0),
-        # a propagated mask that the next keyframe had to move drifted; a track that no
-        # later keyframe confirms (lost before one, or the video ended) gets half doubt
-        "drift": 0.0
-        if s.propagation_age == 0
-        else 0.5
-        if s.keyframe_iou_next is None
-        else 1.0 - s.keyframe_iou_next,
+        "drift": _drift(s),
         "shape_change": 0.5 if s.shape_iou_prev is None else 1.0 - s.shape_iou_prev,
         "propagation_age": 1.0 - math.exp(-s.propagation_age / AGE_SCALE),
         "class_doubt": 1.0 - track.class_margin,
         "short_track": math.exp(-track.frames / SHORT_TRACK),
         "id_switch": 1.0 if switch else 0.0,
     }
+    if s.mask_confidence is not None:
+        terms["mask_doubt"] = 1.0 - min(max(s.mask_confidence, 0.0), 1.0)
+    return terms
+
+
+def _drift(s: Signals) -> float:
+    """Doubt that a propagated mask drifted off its object. Offline (fused from both
+    keyframes): how much the forward and backward estimates disagreed. Otherwise: how far
+    the next keyframe had to move it; a track no later keyframe confirms (lost before one,
+    or the video ended) gets half doubt."""
+    if s.propagation_age == 0:
+        return 0.0
+    if s.agreement is not None:
+        return 1.0 - s.agreement
+    return 0.5 if s.keyframe_iou_next is None else 1.0 - s.keyframe_iou_next
 
 
 def review_score(s: Signals, track: TrackQuality, switch: bool) -> float:
-    """The weighted mean of the doubt terms (``WEIGHTS``), in [0, 1]."""
-    return sum(WEIGHTS[k] * v for k, v in doubts(s, track, switch).items())
+    """The weighted mean of the doubt terms present (``WEIGHTS``), in [0, 1]."""
+    terms = doubts(s, track, switch)
+    total = sum(WEIGHTS[k] for k in terms)
+    return sum(WEIGHTS[k] * v for k, v in terms.items()) / total if total else 0.0

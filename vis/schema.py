@@ -68,6 +68,10 @@ def encode_record(result: FrameResult) -> dict[str, Any]:
                 "mask": rles[i],
             }
         )
+        if d.mask_confidence is not None:
+            instances[-1]["mask_confidence"] = round(float(d.mask_confidence[i]), 4)
+        if d.agreement is not None and np.isfinite(d.agreement[i]):
+            instances[-1]["agreement"] = round(float(d.agreement[i]), 4)
     return {
         "schema": SCHEMA,
         "stream_id": result.stream_id,
@@ -122,6 +126,10 @@ def validate_record(obj: Any) -> dict[str, Any]:
         bbox = _require(inst, "bbox", list)
         if len(bbox) != 4:
             raise SchemaError("bbox must have 4 numbers")
+        for key in ("mask_confidence", "agreement"):
+            v = inst.get(key, 0.0)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
+                raise SchemaError(f"field {key!r} must be a number in [0, 1]")
         mask = _require(inst, "mask", dict)
         if list(mask.get("size", [])) != [h, w]:
             raise SchemaError(f"mask size {mask.get('size')} != frame [{h}, {w}]")
@@ -158,6 +166,12 @@ def decode_record(obj: dict[str, Any] | str | bytes, *, with_masks: bool = True)
         scores=np.array([i["score"] for i in inst], np.float32),
         class_ids=np.array([i["class_id"] for i in inst], np.int64),
         track_ids=np.array([i.get("track_id", -1) for i in inst], np.int64),
+        mask_confidence=np.array([i["mask_confidence"] for i in inst], np.float32)
+        if n and all(isinstance(i.get("mask_confidence"), (int, float)) for i in inst)
+        else None,
+        agreement=np.array([i.get("agreement", np.nan) for i in inst], np.float32)
+        if any("agreement" in i for i in inst)
+        else None,
     )
     return FrameResult(
         stream_id=rec["stream_id"],

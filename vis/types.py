@@ -53,6 +53,11 @@ class Detections:
         embeddings: (N, D) float32 L2-normalised appearance embeddings (D may be 0).
         track_ids: (N,) int64, -1 where unassigned.
         mask_probs: optional (N, H, W) float32 soft masks in [0, 1] (keyframes only).
+        mask_confidence: optional (N,) float32 in [0, 1]: how far each soft mask is from 0.5
+            inside its box (mean of |2p - 1|; 1 = every pixel certain), set on tracked
+            instances.
+        agreement: optional (N,) float32: offline, the mask IoU of the forward and backward
+            estimates fused into each instance's mask (NaN where not fused).
     """
 
     xyxy: np.ndarray
@@ -62,9 +67,15 @@ class Detections:
     embeddings: np.ndarray | None = None
     track_ids: np.ndarray | None = None
     mask_probs: np.ndarray | None = None
+    mask_confidence: np.ndarray | None = None
+    agreement: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.xyxy)
+        if self.agreement is not None:
+            self.agreement = np.asarray(self.agreement, np.float32).reshape(n)
+        if self.mask_confidence is not None:
+            self.mask_confidence = np.asarray(self.mask_confidence, np.float32).reshape(n)
         self.xyxy = np.asarray(self.xyxy, np.float32).reshape(n, 4)
         self.masks = np.asarray(self.masks, bool)
         self.scores = np.asarray(self.scores, np.float32).reshape(n)
@@ -108,6 +119,10 @@ class Detections:
             class_ids=np.array([i.class_id for i in instances], np.int64),
             embeddings=np.stack([i.embedding for i in instances]),
             track_ids=np.array([i.track_id for i in instances], np.int64),
+            mask_confidence=np.array([i.mask_confidence for i in instances], np.float32),
+            agreement=np.array(
+                [np.nan if i.agreement is None else i.agreement for i in instances], np.float32
+            ),
         )
 
     def __len__(self) -> int:
@@ -130,6 +145,7 @@ class Detections:
             embeddings=self.embeddings[index],
             track_ids=self.track_ids[index],
             mask_probs=None if self.mask_probs is None else self.mask_probs[index],
+            mask_confidence=None if self.mask_confidence is None else self.mask_confidence[index],
         )
 
     @staticmethod
@@ -140,6 +156,11 @@ class Detections:
         probs = (
             [p.mask_probs for p in parts] if all(p.mask_probs is not None for p in parts) else None
         )
+        conf = (
+            [p.mask_confidence for p in parts]
+            if all(p.mask_confidence is not None for p in parts)
+            else None
+        )
         return Detections(
             xyxy=np.concatenate([p.xyxy for p in parts]),
             masks=np.concatenate([p.masks for p in parts]),
@@ -148,6 +169,7 @@ class Detections:
             embeddings=np.concatenate([p.embeddings for p in parts]),
             track_ids=np.concatenate([p.track_ids for p in parts]),
             mask_probs=None if probs is None else np.concatenate(probs),
+            mask_confidence=None if conf is None else np.concatenate(conf),
         )
 
 
@@ -163,6 +185,8 @@ class TrackedInstance:
         box: (4,) float32 x1 y1 x2 y2.
         mask: its soft mask, box-local.
         embedding: (D,) float32 appearance embedding.
+        agreement: offline mode, frames between keyframes: mask IoU of the estimate carried
+            forward and the one carried back, which were fused (None: not fused).
     """
 
     track_id: int
@@ -171,6 +195,13 @@ class TrackedInstance:
     box: np.ndarray
     mask: BoxMask
     embedding: np.ndarray
+    agreement: float | None = None  # offline: IoU of the forward and backward masks fused
+
+    @property
+    def mask_confidence(self) -> float:
+        """Mean of |2p - 1| over the soft mask's box (1: every pixel certain)."""
+        p = self.mask.prob
+        return float(np.abs(2.0 * p - 1.0).mean()) if p.size else 0.0
 
 
 @dataclasses.dataclass
