@@ -41,7 +41,12 @@ from vis_pipeline.config import load_config
 from vis_pipeline.runner import run
 from vis_pipeline.summary import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_SINK
 
-status = logging.getLogger("vis.status")  # periodic per-stream status lines, always INFO
+status = logging.getLogger("vis.status")
+WORKER_COMMANDS = (
+    "submit",
+    "worker",
+    "jobs",
+)  # see vis_pipeline/worker/cli.py  # periodic per-stream status lines, always INFO
 
 
 def _quiet_decoder_logs() -> None:
@@ -106,6 +111,11 @@ def _setup_logging(level: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """The command line: parse, run, print the summary; returns the exit code."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in WORKER_COMMANDS:  # vis-pipeline submit | worker | jobs
+        from vis_pipeline.worker.cli import main as worker_main
+
+        return worker_main(argv)
     args = build_parser().parse_args(argv)
     _setup_logging(args.log_level)
     _quiet_decoder_logs()

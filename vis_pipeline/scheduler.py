@@ -64,6 +64,7 @@ class Scheduler:
         self.active: list[StreamRun] = []
         self.finished: list[StreamRun] = []
         self.detector_calls = 0
+        self._settling = False
 
     def run(self) -> None:
         """Serve the streams until all are done or ``stop`` is set."""
@@ -88,6 +89,30 @@ class Scheduler:
                     self.context.activity.clear()
         except _Stopped:
             return
+
+    def settle(self) -> None:
+        """The run was stopped: finish the frames already in each offline stream's buffer
+        (detector included), then checkpoint the stream after its last delivered frame, so a
+        stopped job resumes without repeating a result. Nothing new is read."""
+        if self.context.store is None or self.writer.errors:
+            return
+        self._settling = True
+        for stream in self.active:
+            if stream.live or stream.failure is not None:
+                continue
+            while stream.buffer:
+                if not stream.head_ready():
+                    pending = stream.pending_keyframes()[: self.batch_size]
+                    self._detect([(stream, frame) for frame in pending])
+                self._process_head(stream)
+            if stream.delivered > stream.resume_from:
+                state = encode_state(stream.processor.state_dict())
+                self.writer.put(
+                    CheckpointMsg(stream.stream_id, stream.delivered, state), after_stop=True
+                )
+                log.info(
+                    "%s: stopped, checkpoint after frame %d", stream.stream_id, stream.delivered
+                )
 
     def abandon_active(self) -> None:
         """The run stopped: record the streams still active as they are (no stream end)."""
@@ -145,12 +170,14 @@ class Scheduler:
         found = stream.detections.pop(item.frame.index) if item.detect else None
         result = stream.processor.process(item.frame, found)
         self._send(ResultMsg(result, item.frame.image))
+        stream.delivered = item.frame.index
         stream.latency.add("end_to_end", time.monotonic() - item.frame.captured_at)
         if self._checkpoint_due(stream):
             self.writer.put(
-                CheckpointMsg(
+                after_stop=self._settling,
+                msg=CheckpointMsg(
                     stream.stream_id, item.frame.index, encode_state(stream.processor.state_dict())
-                )
+                ),
             )
         if self.bars is not None:
             self.bars.frame_done(stream)
@@ -184,5 +211,5 @@ class Scheduler:
             self.active += self.admit(self.active)
 
     def _send(self, msg: WriterMsg) -> None:
-        if not self.writer.put(msg):
+        if not self.writer.put(msg, after_stop=self._settling):
             raise _Stopped
