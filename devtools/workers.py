@@ -117,11 +117,12 @@ class WorkerProcess:
         """SIGTERM, wait; SIGKILL if it does not end in time. Returns the exit code."""
         self.signal(signal.SIGTERM)
         try:
-            out, _ = self.proc.communicate(timeout=timeout_s)
+            self.proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            out, _ = self.proc.communicate()
-        self.stdout = out or ""
+            self.proc.wait()
+        assert self.proc.stdout is not None
+        self.stdout = self.proc.stdout.read()  # one summary line: never fills the pipe
         self._thread.join(5)
         return self.proc.returncode
 

@@ -23,6 +23,10 @@ class PartitionLedger:
         if offset in self._open:
             self._open[offset] = True
 
+    def first_open(self) -> int | None:
+        """The first offset taken and not committed (where a new owner must start)."""
+        return min(self._open, default=None)
+
     @property
     def running(self) -> int:
         return sum(not done for done in self._open.values())

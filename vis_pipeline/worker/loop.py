@@ -93,6 +93,7 @@ class Worker:
         self.stop = stop
         self.running: dict[tuple[int, int], JobRun] = {}
         self.ledgers: dict[int, PartitionLedger] = {}
+        self.rewind: dict[int, int] = {}  # partition -> offset to seek to if assigned again
         self.summary = WorkerSummary()
         self.consumer: Any = None
 
@@ -119,6 +120,10 @@ class Worker:
             def on_partitions_assigned(self, assigned: Any) -> None:
                 parts = sorted(tp.partition for tp in assigned)
                 status.info("worker %s: assigned partitions %s", s.worker_id, parts)
+                for tp in assigned:  # kafka-python keeps the position of a partition kept
+                    if tp.partition in worker.rewind:  # across a rebalance: start over at
+                        worker.consumer.seek(tp, worker.rewind[tp.partition])  # its jobs
+                worker.rewind.clear()
 
         self.consumer.subscribe([s.kafka.jobs_topic], listener=_Listener())
         next_status = time.monotonic() + s.status_every_s
@@ -215,7 +220,10 @@ class Worker:
             run.thread.join()
         self._reap()
         for partition in partitions:
-            self.ledgers.pop(partition, None)
+            ledger = self.ledgers.pop(partition, None)
+            first = ledger.first_open() if ledger is not None else None
+            if first is not None:
+                self.rewind[partition] = first
 
     def status_line(self) -> str:
         s = self.summary

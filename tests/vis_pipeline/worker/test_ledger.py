@@ -25,10 +25,11 @@ def test_a_long_running_job_holds_back_the_commit():
     ledger.finish(1)
     assert ledger.committable() is None
     assert ledger.running == 1
+    assert ledger.first_open() == 0  # a new owner starts over at the camera's record
 
 
 def test_empty_ledger_and_unknown_offsets():
     ledger = PartitionLedger()
-    assert ledger.committable() is None
+    assert ledger.committable() is None and ledger.first_open() is None
     ledger.finish(3)  # never taken: ignored
     assert ledger.committable() is None
