@@ -76,6 +76,7 @@ class WorkerProcess:
             text=True,
         )
         self.lines: list[str] = []
+        self.times: list[float] = []  # time.time() when each line arrived
         self.stdout = ""
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
@@ -83,6 +84,7 @@ class WorkerProcess:
     def _read(self) -> None:
         assert self.proc.stderr is not None
         for line in self.proc.stderr:
+            self.times.append(time.time())
             self.lines.append(line.rstrip("\n"))
 
     def wait_for(self, pattern: str, timeout_s: float) -> re.Match | None:
@@ -101,6 +103,14 @@ class WorkerProcess:
                 if seen >= len(self.lines):
                     return None
             time.sleep(0.05)
+        return None
+
+    def first_after(self, pattern: str, t0: float) -> float | None:
+        """When the first line matching ``pattern`` arrived after ``t0`` (None: none yet)."""
+        rx = re.compile(pattern)
+        for t, line in zip(list(self.times), list(self.lines)):
+            if t >= t0 and rx.search(line):
+                return t
         return None
 
     def events(self) -> list[tuple[str, str, str, float]]:

@@ -3,13 +3,15 @@
 Contract: ``make_jobs(sources, overrides)`` gives each source a unique stream id and a new
 job id; ``Job.to_bytes``/``Job.from_bytes`` are the wire format (JSON; ``JobError`` names
 what is wrong with a record); ``submit(kafka, jobs)`` writes them to the jobs topic (key =
-stream id, so one stream's jobs keep their order) and returns the partition of each.
+stream id), spread round-robin over its partitions from a random one (hashing a handful of
+stream ids leaves partitions, hence workers, idle), and returns the partition of each.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import random
 import time
 import uuid
 from collections.abc import Sequence
@@ -106,9 +108,16 @@ def submit(kafka: JobsKafka, jobs: Sequence[Job], *, partitions: int) -> list[in
     kafka.ensure_topics(partitions)
     producer = kafka.producer()
     try:
+        parts = sorted(producer.partitions_for(kafka.jobs_topic))
+        first = random.randrange(len(parts))
         futures = [
-            producer.send(kafka.jobs_topic, key=job.stream_id.encode(), value=job.to_bytes())
-            for job in jobs
+            producer.send(
+                kafka.jobs_topic,
+                key=job.stream_id.encode(),
+                value=job.to_bytes(),
+                partition=parts[(first + i) % len(parts)],
+            )
+            for i, job in enumerate(jobs)
         ]
         producer.flush()
         return [f.get(timeout=30).partition for f in futures]

@@ -57,3 +57,18 @@ def test_worker_refuses_a_missing_config(capsys):
     code = main(["worker", "--bootstrap", "127.0.0.1:1", "-c", "no/such.yaml"])
     assert code == 2
     assert "no/such.yaml not found" in capsys.readouterr().err
+
+
+def test_submit_spreads_jobs_over_every_partition_and_jobs_lists_them_queued(capsys):
+    from devtools.broker import EmbeddedBroker
+
+    with EmbeddedBroker() as broker:
+        args = ["--bootstrap", broker.bootstrap_servers, "--jobs-topic", "j"]
+        sources = [f"/videos/cam{i}.mp4" for i in range(6)]
+        assert main(["submit", *args, "--partitions", "3", *sources]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        parts = sorted(int(line.split("partition ")[1].split()[0]) for line in lines[:6])
+        assert parts == [0, 0, 1, 1, 2, 2]  # round-robin, whatever the stream ids hash to
+        assert main(["jobs", *args]) == 0
+        listing = capsys.readouterr().out
+        assert listing.count(" queued") == 6 and "jobs 6: queued 6" in listing
