@@ -71,4 +71,4 @@ def test_submit_spreads_jobs_over_every_partition_and_jobs_lists_them_queued(cap
         assert parts == [0, 0, 1, 1, 2, 2]  # round-robin, whatever the stream ids hash to
         assert main(["jobs", *args]) == 0
         listing = capsys.readouterr().out
-        assert listing.count(" queued") == 6 and "jobs 6: queued 6" in listing
+        assert listing.count("  queued\n") == 6 and "jobs 6: queued 6" in listing
