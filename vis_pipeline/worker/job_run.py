@@ -18,6 +18,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from kafka.errors import KafkaError
+
 from streams.sinks import SinkError
 from streams.sources import SourceError
 from vis.config import ConfigError
@@ -104,7 +106,7 @@ class JobRun:
         try:
             prior = ctx.status.latest(job.job_id)
             if prior is not None and prior.state in ("done", "failed"):
-                self.frames = 0  # finished before (its offset was not committed): skip it
+                # finished before, its offset not committed (e.g. a job after it ran long)
                 self._end(prior.state, prior.reason, publish=False)
                 return
             ctx.status.publish(job, "running")
@@ -133,30 +135,24 @@ class JobRun:
                 self._end("done")
         except BAD_INPUT as exc:
             self._end("failed", str(exc))
-        except SinkError as exc:
+        except (SinkError, TimeoutError, KafkaError) as exc:  # not the job's fault: kept
             self._end("sink", str(exc))
         except Exception as exc:  # noqa: BLE001 - a job must not take the worker down
             log.exception("job %s crashed", job.job_id)
             self._end("failed", f"internal error: {exc!r}")
 
     def _end(self, outcome: str, reason: str = "", *, publish: bool = True) -> None:
+        """Publish the final state (a job whose state cannot be published stays uncommitted:
+        ``sink``), log the end line, then set ``outcome`` (the worker acts on it)."""
         job = self.job
         seconds = time.monotonic() - self.started
-        if not publish:
-            pass
-        elif outcome in ("done", "failed"):
+        if publish and outcome in ("done", "failed", "stopped"):
             try:
-                self.context.status.publish(job, outcome, reason=reason)
-            except Exception as exc:  # noqa: BLE001 - the job is re-run, skipped as finished
+                self.context.status.publish(job, outcome, reason=reason, frame=self.last_checkpoint)
+            except Exception as exc:  # noqa: BLE001 - the job is re-run (or skipped as done)
                 log.warning("job %s: its state could not be published: %s", job.job_id, exc)
-                outcome, reason = "sink", f"status topic: {exc}"
-        elif outcome == "stopped":
-            try:
-                self.context.status.publish(
-                    job, "stopped", reason=reason, frame=self.last_checkpoint
-                )
-            except Exception:  # noqa: BLE001 - informative only
-                pass
+                if outcome != "stopped":
+                    outcome, reason = "sink", f"status topic: {exc}"
         self.reason = reason
         status.info(
             "job %s (%s) %s t=%.3f after %.1f s, %d frames%s",
