@@ -48,6 +48,8 @@ def _args(broker: EmbeddedBroker, jobs_topic: str) -> list[str]:
         broker.bootstrap_servers,
         "--jobs-topic",
         jobs_topic,
+        "--group",
+        f"{jobs_topic}-workers",  # a group per study: members of the last one may linger
         "-c",
         "configs/demo.yaml",
         "--log-level",
