@@ -10,9 +10,9 @@ Kafka only), clips cut from the sample video (640x360).
 1. Throughput: K workers (1, then 2) are started and have joined the group; then ``--jobs``
    clips of ``--frames`` frames are submitted; seconds from the submission until
    ``vis-pipeline jobs`` reports every job done. fps = frames / seconds.
-2. Takeover: 2 workers, 2 clips of ``--takeover-frames`` frames. Right after the worker
-   running a job writes its checkpoint after frame 29, it is killed (SIGKILL), or stopped
-   (SIGTERM); measured until the other worker is assigned the partition (the group noticed)
+2. Takeover: 2 workers, 1 clip of ``--takeover-frames`` frames. Right after the worker
+   running the job writes its checkpoint after frame 29, it is killed (SIGKILL), or stopped
+   (SIGTERM); measured until the idle worker is assigned the partition (the group noticed)
    and until it resumes the job from the checkpoint (its state read back from Kafka).
 3. Checkpoint records: sizes of the values in the checkpoints topic.
 
@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import statistics
 import signal
 import tempfile
 import time
@@ -62,6 +64,8 @@ def _start(n: int, args: list[str]) -> list[WorkerProcess]:
     workers = [WorkerProcess(f"w{i}", args) for i in range(n)]
     for w in workers:
         if w.wait_for(ASSIGNED, 120) is None:
+            for x in workers:
+                x.stop()
             raise RuntimeError(f"{w.name} did not join: {w.lines[-5:]}")
     time.sleep(1.0)
     return workers
@@ -82,6 +86,7 @@ def throughput(broker: EmbeddedBroker, clips: list[Path], frames: int, n_workers
     kafka = JobsKafka(broker.bootstrap_servers, topic)
     kafka.ensure_topics(6)
     workers = _start(n_workers, _args(broker, topic))
+    load_before = round(os.getloadavg()[0], 2)
     try:
         jobs = make_jobs([str(c) for c in clips])
         started = time.time()
@@ -94,6 +99,7 @@ def throughput(broker: EmbeddedBroker, clips: list[Path], frames: int, n_workers
     per_worker = {w.name: sum(e[2] == "done" for e in w.events()) for w in workers}
     row = {
         "workers": n_workers,
+        "loadavg_1min_before": load_before,
         "jobs": len(jobs),
         "frames": len(jobs) * frames,
         "seconds": round(seconds, 2),
@@ -172,26 +178,31 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jobs", type=int, default=8)
     p.add_argument("--frames", type=int, default=60)
     p.add_argument("--takeover-frames", type=int, default=150)
+    p.add_argument("--repeats", type=int, default=2, help="1- and 2-worker runs, alternating")
     args = p.parse_args(argv)
     setup_logging()
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
     tmp = Path(tempfile.mkdtemp(prefix="bench-workers-"))
     clips = write_clips(tmp / "clips", args.jobs, args.frames, start_step=9)
-    long_clips = write_clips(tmp / "long", 2, args.takeover_frames, start_step=0)
+    long_clips = write_clips(tmp / "long", 1, args.takeover_frames)  # one job, one idle worker
     with EmbeddedBroker() as broker:
-        rows = [throughput(broker, clips, args.frames, n) for n in (1, 2)]
+        rows = [
+            throughput(broker, clips, args.frames, n) for _ in range(args.repeats) for n in (1, 2)
+        ]
         moves = [takeover(broker, long_clips, s) for s in (signal.SIGKILL, signal.SIGTERM)]
         sizes = checkpoint_sizes(broker)
-    speedup = round(rows[1]["fps"] / rows[0]["fps"], 2)
+    median = {n: statistics.median(r["fps"] for r in rows if r["workers"] == n) for n in (1, 2)}
+    speedup = round(median[2] / median[1], 2)
     md = [
-        "| workers | jobs | frames | seconds | fps | jobs per worker | vs 1 worker |",
-        "|---|---|---|---|---|---|---|",
+        "| run | workers | jobs | frames | seconds | fps | jobs per worker | load avg before |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for r in rows:
+    for i, r in enumerate(rows):
         md.append(
-            f"| {r['workers']} | {r['jobs']} | {r['frames']} | {r['seconds']} | {r['fps']} | "
-            f"{r['jobs_per_worker']} | {round(r['fps'] / rows[0]['fps'], 2)}x |"
+            f"| {i + 1} | {r['workers']} | {r['jobs']} | {r['frames']} | {r['seconds']} | "
+            f"{r['fps']} | {r['jobs_per_worker']} | {r['loadavg_1min_before']} |"
         )
+    md.append(f"\nMedian fps: 1 worker {median[1]}, 2 workers {median[2]}: **{speedup}x**.")
     md += [
         "",
         "| worker stopped by | until the other worker has its partition (s) "

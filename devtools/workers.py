@@ -19,6 +19,8 @@ from pathlib import Path
 
 import cv2
 
+from devtools.broker import _die_with_parent
+
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample" / "sample.mp4"
 _EVENT = re.compile(r"job (\w+) \((.+?)\) (\w+) t=([0-9.]+)")
@@ -62,7 +64,8 @@ def worker_overrides(bootstrap: str, frames_topic: str) -> list[str]:
 
 
 class WorkerProcess:
-    """``vis-pipeline worker`` in a subprocess; ``lines`` holds its stderr as it comes."""
+    """``vis-pipeline worker`` in a subprocess; ``lines`` holds its stderr as it comes. The
+    process is killed when the thread that started it ends (no orphans after a failure)."""
 
     def __init__(self, name: str, args: list[str], *, cwd: Path = ROOT) -> None:
         self.name = name
@@ -74,6 +77,7 @@ class WorkerProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - one prctl call, no locks
         )
         self.lines: list[str] = []
         self.times: list[float] = []  # time.time() when each line arrived
