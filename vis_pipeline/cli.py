@@ -41,12 +41,8 @@ from vis_pipeline.config import load_config
 from vis_pipeline.runner import run
 from vis_pipeline.summary import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_SINK
 
-status = logging.getLogger("vis.status")
-WORKER_COMMANDS = (
-    "submit",
-    "worker",
-    "jobs",
-)  # see vis_pipeline/worker/cli.py  # periodic per-stream status lines, always INFO
+status = logging.getLogger("vis.status")  # periodic per-stream status lines, always INFO
+WORKER_COMMANDS = ("submit", "worker", "jobs")  # handled by vis_pipeline/worker/cli.py
 
 
 def _quiet_decoder_logs() -> None:

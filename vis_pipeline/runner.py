@@ -95,7 +95,10 @@ def run(
         if failure is not None:
             stop.set()
         else:  # stopped (signal, worker shutdown): checkpoint at the last delivered frame
-            scheduler.settle()
+            try:
+                scheduler.settle()
+            except Exception:  # noqa: BLE001 - the streams resume from their last checkpoint
+                log.exception("could not checkpoint the stopped streams at their last frame")
         scheduler.abandon_active()  # interrupted: record what was processed
         writer.finish()
         stop.set()
