@@ -1,6 +1,6 @@
 """Checkpoints in the compacted Kafka topic: data only, the latest per job, across workers.
 
-Against the real embedded broker (tests/streams/kafka/conftest.py's ``broker``)."""
+Against the real embedded broker (one for the module, on loopback)."""
 
 from __future__ import annotations
 
