@@ -44,6 +44,7 @@ from vis_pipeline.runner import run
 from vis_pipeline.summary import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_SINK
 
 status = logging.getLogger("vis.status")  # periodic per-stream status lines, always INFO
+WORKER_COMMANDS = ("submit", "worker", "jobs")  # handled by vis_pipeline/worker/cli.py
 
 
 def _quiet_decoder_logs() -> None:
@@ -108,10 +109,15 @@ def _setup_logging(level: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """The command line: parse, run, print the summary; returns the exit code. A first
-    argument ``export`` or ``review`` runs that subcommand instead."""
+    argument ``export`` or ``review`` (annotation workflow), or ``submit``, ``worker`` or
+    ``jobs`` (workers of a Kafka consumer group) runs that subcommand instead."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] in ("export", "review"):
         return _subcommand(argv[0], argv[1:])
+    if argv and argv[0] in WORKER_COMMANDS:  # vis-pipeline submit | worker | jobs
+        from vis_pipeline.worker.cli import main as worker_main
+
+        return worker_main(argv)
     args = build_parser().parse_args(argv)
     _setup_logging(args.log_level)
     _quiet_decoder_logs()

@@ -22,7 +22,7 @@ import logging
 import os
 import zipfile
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 import numpy as np
 
@@ -151,6 +151,17 @@ def _write_atomically(path: Path, write: Any) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     tmp.replace(path)
+
+
+class CheckpointStore(Protocol):
+    """Where a run keeps checkpoints and finished markers (``ResumeStore``: a folder; the
+    workers' Kafka topic: ``vis_pipeline/worker/checkpoints.py``)."""
+
+    def save(self, stream_id: str, frame_index: int, state: EncodedState) -> None: ...
+
+    def resume_point(self, stream_id: str) -> ResumePoint: ...
+
+    def mark_done(self, stream_id: str, summary: dict) -> None: ...
 
 
 class ResumeStore:

@@ -26,7 +26,7 @@ from vis.detection.factory import build_detector
 from vis_pipeline.config import PipelineConfig
 from vis_pipeline.inputs import StreamInput, declared_frames, expand_inputs
 from vis_pipeline.progress import ProgressBars
-from vis_pipeline.resume import OverlayRedraw, ResumeError, open_store
+from vis_pipeline.resume import CheckpointStore, OverlayRedraw, ResumeError, open_store
 from vis_pipeline.scheduler import Scheduler
 from vis_pipeline.stream_run import RunContext, StreamRun
 from vis_pipeline.summary import EXIT_INPUT, EXIT_SINK, RunSummary
@@ -42,6 +42,7 @@ def run(
     stop: threading.Event | None = None,
     extra_sinks: list[Sink] | None = None,
     restart: bool = False,
+    store: CheckpointStore | None = None,
 ) -> RunSummary:
     """Run every source of ``cfg``.
 
@@ -51,6 +52,8 @@ def run(
         stop: set it to end the run early (everything processed is still delivered).
         extra_sinks: sinks that receive every result besides the configured ones.
         restart: forget checkpoints and finished markers of these inputs first.
+        store: where checkpoints and finished markers go instead of ``<output>/.state``
+            (e.g. a Kafka topic, ``vis_pipeline/worker``); used only when ``resume`` is on.
     """
     stop = stop or threading.Event()
     inputs, errors = expand_inputs(cfg)
@@ -58,7 +61,8 @@ def run(
     out_dir = Path(cfg.output)
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = RunSummary(failed_inputs=list(errors))
-    store = open_store(cfg, [item.stream_id for item in inputs], restart=restart)
+    if store is None or not cfg.resume:
+        store = open_store(cfg, [item.stream_id for item in inputs], restart=restart)
     sinks: list[Sink] = list(extra_sinks or [])
     if cfg.sinks.jsonl:
         sinks.append(JsonlSink(out_dir, resume=True))
@@ -93,6 +97,11 @@ def run(
     finally:
         if failure is not None:
             stop.set()
+        else:  # stopped (signal, worker shutdown): checkpoint at the last delivered frame
+            try:
+                scheduler.settle()
+            except Exception:  # noqa: BLE001 - the streams resume from their last checkpoint
+                log.exception("could not checkpoint the stopped streams at their last frame")
         scheduler.abandon_active()  # interrupted: record what was processed
         writer.finish()
         stop.set()

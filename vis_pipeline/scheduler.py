@@ -64,6 +64,7 @@ class Scheduler:
         self.active: list[StreamRun] = []
         self.finished: list[StreamRun] = []
         self.detector_calls = 0
+        self._settling = False
 
     def run(self) -> None:
         """Serve the streams until all are done or ``stop`` is set."""
@@ -88,6 +89,33 @@ class Scheduler:
                     self.context.activity.clear()
         except _Stopped:
             return
+
+    def settle(self) -> None:
+        """The run was stopped: finish the frames already in each offline stream's buffer
+        (detector included), then checkpoint the stream after its last delivered frame, so a
+        stopped job resumes without repeating a result. Nothing new is read."""
+        if self.context.store is None or self.writer.errors:
+            return
+        self._settling = True
+        for stream in self.active:
+            if stream.live or stream.failure is not None:
+                continue
+            while stream.buffer:
+                if not stream.head_ready():
+                    pending = stream.pending_keyframes()[: self.batch_size]
+                    self._detect([(stream, frame) for frame in pending])
+                self._process_head(stream)
+            # offline: the frames held for the next keyframe go out as tracked forward, so
+            # the state below is the state after the last delivered frame
+            self._send_results(stream, stream.processor.finish())
+            if stream.delivered > stream.resume_from:
+                state = encode_state(stream.processor.state_dict())
+                self.writer.put(
+                    CheckpointMsg(stream.stream_id, stream.delivered, state), after_stop=True
+                )
+                log.info(
+                    "%s: stopped, checkpoint after frame %d", stream.stream_id, stream.delivered
+                )
 
     def abandon_active(self) -> None:
         """The run stopped: record the streams still active as they are (no stream end); the
@@ -154,7 +182,10 @@ class Scheduler:
         point = stream.processor.take_checkpoint()
         if point is not None:
             index, state = point
-            self.writer.put(CheckpointMsg(stream.stream_id, index, encode_state(state)))
+            self.writer.put(
+                CheckpointMsg(stream.stream_id, index, encode_state(state)),
+                after_stop=self._settling,
+            )
         if self.bars is not None:
             self.bars.frame_done(stream)
         return True
@@ -162,6 +193,7 @@ class Scheduler:
     def _send_results(self, stream: StreamRun, ready: list[tuple[FrameResult, Frame]]) -> None:
         for result, frame in ready:
             self._send(ResultMsg(result, frame.image))
+            stream.delivered = frame.index
             stream.latency.add("end_to_end", time.monotonic() - frame.captured_at)
 
     def _checkpoint_due(self, stream: StreamRun) -> bool:
@@ -193,5 +225,5 @@ class Scheduler:
             self.active += self.admit(self.active)
 
     def _send(self, msg: WriterMsg) -> None:
-        if not self.writer.put(msg):
+        if not self.writer.put(msg, after_stop=self._settling):
             raise _Stopped

@@ -48,7 +48,7 @@ class RunContext:
     labels: list[str]
     stop: threading.Event
     activity: threading.Event
-    store: resume.ResumeStore | None
+    store: resume.CheckpointStore | None
     redraw_overlay: bool
 
 
@@ -80,6 +80,7 @@ class StreamRun:
             point = context.store.resume_point(stream_input.stream_id)
         self.complete = point.complete
         self.resume_from = point.frame_index
+        self.delivered = point.frame_index  # the last frame whose result went to the writer
         if self.complete:
             log.info(
                 "%s: already complete in %s, skipped (--restart to redo)",

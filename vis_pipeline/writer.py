@@ -23,7 +23,7 @@ from vis_pipeline.messages import (
     StreamDoneMsg,
     WriterMsg,
 )
-from vis_pipeline.resume import OverlayRedraw, ResumeStore
+from vis_pipeline.resume import CheckpointStore, OverlayRedraw
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class Writer:
         *,
         stop: threading.Event,
         queue_size: int,
-        store: ResumeStore | None = None,
+        store: CheckpointStore | None = None,
         redraw: OverlayRedraw | None = None,
     ) -> None:
         self.sinks = sinks
@@ -60,14 +60,16 @@ class Writer:
     def start(self) -> None:
         self.thread.start()
 
-    def put(self, msg: WriterMsg) -> bool:
-        """Queue ``msg``, waiting for room; False (not queued) once the run has stopped."""
+    def put(self, msg: WriterMsg, *, after_stop: bool = False) -> bool:
+        """Queue ``msg``, waiting for room; False (not queued) once the run has stopped,
+        unless ``after_stop`` (settling a stopped run: the thread drains its queue until
+        ``STOP``, so waiting for room always ends)."""
         while True:
             try:
                 self.queue.put(msg, timeout=0.2)
                 return True
             except queue.Full:
-                if self.stop.is_set():
+                if self.stop.is_set() and not after_stop:
                     return False
 
     def finish(self) -> None:
