@@ -61,13 +61,16 @@ class OfflineStreamProcessor(StreamProcessor):
         self.held: list[_Held] = []
         self.backfilled = 0  # instances added to frames before their track's first keyframe
         self._boundary: tuple[int, dict] | None = None
+        self._last_boundary: tuple[int, dict] | None = None
 
     def emit(self, frame: Frame, detections: Detections | None) -> list[tuple[FrameResult, Frame]]:
         keyframe = detections is not None
-        if keyframe and self.held and self._checkpoint_wanted:
+        if keyframe and self.held:
             # the state after the last held frame: resuming after it redoes this keyframe
-            self._boundary = (self.held[-1].frame.index, copy.deepcopy(self.state_dict()))
-            self._checkpoint_wanted = False
+            self._last_boundary = (self.held[-1].frame.index, copy.deepcopy(self.state_dict()))
+            if self._checkpoint_wanted:
+                self._boundary = self._last_boundary
+                self._checkpoint_wanted = False
         instances = self.track(frame, detections)
         now = _Held(frame, self.gray, instances, keyframe)
         if not keyframe or not self.held:
@@ -98,6 +101,13 @@ class OfflineStreamProcessor(StreamProcessor):
     def take_checkpoint(self) -> tuple[int, dict] | None:
         point, self._boundary = self._boundary, None
         return point
+
+    def stop_point(self) -> tuple[int, dict] | None:
+        """The last boundary before a keyframe: its frames are all out; the frames held since
+        are dropped (a resumed run redoes them from that keyframe, as an uninterrupted run
+        would)."""
+        self.held = []
+        return self._last_boundary
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)

@@ -128,6 +128,13 @@ class StreamProcessor:
         self._checkpoint_wanted = False
         return self._prev_index, self.state_dict()
 
+    def stop_point(self) -> tuple[int, dict] | None:
+        """The run stops: (last frame whose result is out, state to resume after it), None
+        before the first frame. Here every tracked frame's result is out."""
+        if self._prev_index < 0:
+            return None
+        return self._prev_index, self.state_dict()
+
     def process(self, frame: Frame, detections: Detections | None) -> FrameResult:
         """Track one frame; ``detections`` on keyframes, None between them."""
         instances = self.track(frame, detections)

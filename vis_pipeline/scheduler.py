@@ -91,9 +91,10 @@ class Scheduler:
             return
 
     def settle(self) -> None:
-        """The run was stopped: finish the frames already in each offline stream's buffer
-        (detector included), then checkpoint the stream after its last delivered frame, so a
-        stopped job resumes without repeating a result. Nothing new is read."""
+        """The run was stopped: finish the frames already in each file stream's buffer
+        (detector included), then checkpoint the stream after its last delivered frame (in
+        offline mode: the last frame before its latest keyframe), so a stopped job resumes
+        without repeating a result. Nothing new is read."""
         if self.context.store is None or self.writer.errors:
             return
         self._settling = True
@@ -105,17 +106,14 @@ class Scheduler:
                     pending = stream.pending_keyframes()[: self.batch_size]
                     self._detect([(stream, frame) for frame in pending])
                 self._process_head(stream)
-            # offline: the frames held for the next keyframe go out as tracked forward, so
-            # the state below is the state after the last delivered frame
-            self._send_results(stream, stream.processor.finish())
-            if stream.delivered > stream.resume_from:
-                state = encode_state(stream.processor.state_dict())
+            # offline: the frames held since the last keyframe are dropped and redone on resume
+            point = stream.processor.stop_point()
+            if point is not None and point[0] > stream.resume_from:
+                index, state = point
                 self.writer.put(
-                    CheckpointMsg(stream.stream_id, stream.delivered, state), after_stop=True
+                    CheckpointMsg(stream.stream_id, index, encode_state(state)), after_stop=True
                 )
-                log.info(
-                    "%s: stopped, checkpoint after frame %d", stream.stream_id, stream.delivered
-                )
+                log.info("%s: stopped, checkpoint after frame %d", stream.stream_id, index)
 
     def abandon_active(self) -> None:
         """The run stopped: record the streams still active as they are (no stream end); the
