@@ -24,8 +24,9 @@ class DetectorConfig:
     engine: ``torch`` (eager PyTorch), ``onnxruntime`` or ``openvino`` (``maskrcnn``: the
         model exported to ONNX once, cached beside the checkpoint; ``yolo_seg_onnx`` needs
         one of the two ONNX engines).
-    precision: ``fp32`` or ``int8`` (ONNX engines: the export statically quantised, see
-        ``onnx_maskrcnn``).
+    precision: ``fp32`` or ``int8`` (ONNX engines, ``maskrcnn``: the export statically
+        quantised, see ``quantize.py``).
+    calibration_images: ``int8``: a folder of real frames to calibrate activation ranges on.
     rpn_pre_nms_top_n, rpn_post_nms_top_n: RPN proposals per image at test time before /
         after NMS (null = the model's own).
     nms_iou: ``yolo_seg_onnx``: per-class NMS IoU.
@@ -52,6 +53,7 @@ class DetectorConfig:
     type: Literal["maskrcnn", "yolo_seg_onnx", "precomputed"] = "maskrcnn"
     engine: Literal["torch", "onnxruntime", "openvino"] = "torch"
     precision: Literal["fp32", "int8"] = "fp32"
+    calibration_images: str | None = None
     weights: str | None = "demo"
     arch: str = "resnet50_fpn"
     num_classes: int | None = None
@@ -102,6 +104,12 @@ class DetectorConfig:
             "detector.precision",
             self.precision,
             "int8 needs detector.engine onnxruntime or openvino",
+        )
+        require(
+            self.precision == "fp32" or bool(self.calibration_images),
+            "detector.precision",
+            self.precision,
+            "needs detector.calibration_images (a folder of real frames like the camera's)",
         )
         if self.type == "yolo_seg_onnx":
             require(

@@ -139,7 +139,8 @@ def build_onnx_maskrcnn(cfg) -> OnnxMaskRCNNDetector:
         if cfg.precision == "int8":
             from vis.detection.quantize import quantized
 
-            path = quantized(path, calibration=cfg.calibration_images, threads=cfg.threads)
+            sizes = (torch_det.min_size, int(torch_det.model.transform.max_size))
+            path = quantized(path, calibration=cfg.calibration_images, sizes=sizes, batch=batch)
         return open_session(path, engine=cfg.engine, threads=cfg.threads)
 
     return OnnxMaskRCNNDetector(
