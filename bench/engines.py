@@ -1,14 +1,17 @@
 """Detector speed on a CPU: eager torch against ONNX Runtime and OpenVINO (fp32 and INT8), and
 the speed levers (input size, RPN proposals, score cut, detections, threads) against mask AP.
 
-    .venv/bin/python -m bench.engines                 # everything (about 20 min here)
+    .venv/bin/python -m bench.engines                 # everything (about 40 min here)
     .venv/bin/python -m bench.engines --parts levers  # one part: engines, r50, levers, int8
 
 Needs the shared real data beside the checkout (``../shared/data``): DAVIS ``lucia`` frames
 (real video, resized to 640x360 and 1280x720) for the timings, the held-out Penn-Fudan and
 COCO128 images of ``tools/train.py``'s split for mask AP. Engines being compared run
 interleaved (one call each in turn) so that load from other jobs falls on all of them alike;
-ms/frame is the median over the calls after a warm-up call. Writes
+ms/frame is the median over the calls after a warm-up call. One thread per engine by default:
+on a machine whose cores are oversubscribed by other jobs, two OpenMP threads made eager
+torch 3-9x slower per frame (barrier spinning) while the ONNX engines lost far less, which
+would flatter the engines (``--threads 2`` measures it anyway). Writes
 ``bench/results/engines.json`` and ``bench/results/engines.md``.
 """
 
@@ -119,30 +122,8 @@ def held_out_samples():
     return holdout_split(samples, fraction=0.2, seed=0)
 
 
-def mask_ap(cfg: DetectorConfig, samples) -> tuple[dict, float]:
-    """Held-out mask AP (per dataset, all classes) and median ms/image of ``cfg``."""
-    from vis_train.evaluate import evaluate_predictions
-
-    det = build_detector(cfg)
-    det.detect([cv2.imread(str(samples[0].path))])  # export / compile outside the timing
-    times: list[float] = []
-
-    def predict(rgb: np.ndarray):
-        t0 = time.perf_counter()
-        (d,) = det.detect([np.ascontiguousarray(rgb[:, :, ::-1])])
-        times.append((time.perf_counter() - t0) * 1000)
-        if not len(d):
-            return []
-        rles = mask_utils.encode(np.asfortranarray(d.masks.transpose(1, 2, 0).astype(np.uint8)))
-        return list(zip(rles, d.class_ids.tolist(), d.scores.tolist()))
-
-    res = evaluate_predictions(predict, samples, ["person", "car"], progress=False)
-    ap = {name: r["all"]["mask_AP"] for name, r in res.items() if r["all"]}
-    return ap, round(statistics.median(times), 1)
-
-
 LEVERS = [
-    ("defaults (480/800, RPN 500/300, score 0.05, 50 dets, 2 threads)", {}),
+    ("defaults (480/800, RPN 500/300, score 0.05, 50 dets)", {}),
     ("min_size 320", {"min_size": 320, "max_size": 544}),
     ("min_size 400", {"min_size": 400, "max_size": 672}),
     ("min_size 560", {"min_size": 560, "max_size": 928}),
@@ -151,17 +132,56 @@ LEVERS = [
     ("score cut 0.3 before the mask head", {"score_threshold": 0.3}),
     ("score cut 0.5 before the mask head", {"score_threshold": 0.5}),
     ("detections per image 10", {"max_detections": 10}),
-    ("1 thread", {"threads": 1}),
 ]
 
 
 def levers_part(base: DetectorConfig, samples, levers=LEVERS) -> list[dict]:
+    """Mask AP and median ms/image of each setting on ``samples``; the settings take turns
+    on every image (so machine load falls on all alike)."""
+    from vis_train.evaluate import evaluate_predictions
+
+    dets = {name: build_detector(dataclasses.replace(base, **change)) for name, change in levers}
+    first = cv2.imread(str(samples[0].path))
+    for det in dets.values():
+        det.detect([first])  # export / compile outside the timing
+    preds: dict[str, list] = {name: [] for name in dets}
+    times: dict[str, list[float]] = {name: [] for name in dets}
+    for sample in tqdm(samples, desc="held-out images", unit="img"):
+        bgr = cv2.imread(str(sample.path))
+        for name, det in dets.items():
+            t0 = time.perf_counter()
+            (d,) = det.detect([bgr])
+            times[name].append((time.perf_counter() - t0) * 1000)
+            preds[name].append(rle_predictions(d))
     rows = []
-    for name, change in tqdm(levers, desc="levers", unit="setting"):
-        ap, ms = mask_ap(dataclasses.replace(base, **change), samples)
+    for name, change in levers:
+        replay = iter(preds[name])
+        res = evaluate_predictions(
+            lambda _img, r=replay: next(r), samples, ["person", "car"], progress=False
+        )
+        ap = {ds: r["all"]["mask_AP"] for ds, r in res.items() if r["all"]}
+        ms = round(statistics.median(times[name]), 1)
         rows.append({"setting": name, "change": change, "ms_per_image": ms, "mask_AP": ap})
         print(rows[-1], flush=True)
     return rows
+
+
+def rle_predictions(d) -> list[tuple[dict, int, float]]:
+    if not len(d):
+        return []
+    rles = mask_utils.encode(np.asfortranarray(d.masks.transpose(1, 2, 0).astype(np.uint8)))
+    return list(zip(rles, d.class_ids.tolist(), d.scores.tolist()))
+
+
+def calibration_folder(train) -> Path:
+    """32 training-split images (never the held-out ones), linked into one folder."""
+    folder = TMP / "calibration"
+    folder.mkdir(parents=True, exist_ok=True)
+    for s in train[:: max(len(train) // 32, 1)][:32]:
+        link = folder / f"{s.dataset}_{s.path.name}"
+        if not link.exists():
+            link.symlink_to(s.path)
+    return folder
 
 
 def markdown(payload: dict) -> str:
@@ -202,7 +222,7 @@ def markdown(payload: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--parts", default="engines,r50,levers,int8")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--lever-engine", default="onnxruntime")
     args = ap.parse_args(argv)
@@ -213,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     base = DetectorConfig(weights="people_cars", threads=args.threads, score_threshold=0.05)
     payload = {
         "date": time.strftime("%Y-%m-%d"),
+        "load_average_at_start": round(__import__("os").getloadavg()[0], 1),
         "threads": args.threads,
         "lever_engine": args.lever_engine,
     }
@@ -231,15 +252,24 @@ def main(argv: list[str] | None = None) -> int:
             engines_part(r50, SIZES[1:], (1,), args.reps, "R50-FPN (init weights)")
         )
     if "levers" in parts or "int8" in parts:
-        _, held = held_out_samples()
+        train, held = held_out_samples()
         lever_base = dataclasses.replace(base, engine=args.lever_engine)
         if "levers" in parts:
-            payload["levers"] = levers_part(lever_base, held)
+            other = 2 if args.threads == 1 else 1
+            levers = [*LEVERS, (f"{other} thread(s)", {"threads": other})]
+            payload["levers"] = levers_part(lever_base, held, levers)
         if "int8" in parts:
+            int8 = {"precision": "int8", "calibration_images": str(calibration_folder(train))}
             payload["int8"] = levers_part(
                 lever_base,
                 held,
-                [("fp32", {}), ("int8 (static, calibrated)", {"precision": "int8"})],
+                [
+                    ("torch fp32", {"engine": "torch"}),
+                    ("onnxruntime fp32", {"engine": "onnxruntime"}),
+                    ("onnxruntime int8", {"engine": "onnxruntime", **int8}),
+                    ("openvino fp32", {"engine": "openvino"}),
+                    ("openvino int8", {"engine": "openvino", **int8}),
+                ],
             )
     write_report("engines", payload, markdown(payload))
     print(f"bench.engines: done in {time.perf_counter() - t0:.0f} s: bench/results/engines.md")

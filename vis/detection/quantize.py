@@ -4,8 +4,11 @@ Contract: ``quantized(fp32_path, calibration=folder)`` returns the path of an IN
 graph (``<name>-int8-<key>.onnx`` beside it), made on first use with ONNX Runtime's static
 quantiser: per-channel symmetric weights and per-tensor activation ranges (min/max) observed
 while running the fp32 graph on up to ``MAX_CALIBRATION_IMAGES`` images of the folder, in QDQ
-form, so that both ONNX Runtime and OpenVINO run it. Only convolutions and fully connected
-layers are quantised; proposals, NMS, RoIAlign and the mask probabilities stay float.
+form, so that both ONNX Runtime and OpenVINO run it. Only the backbone's and the FPN's
+convolutions are quantised: on the shipped people_cars model, quantising the RPN and RoI heads
+as well cost another point of mask AP for no measurable speed (bench/results/engines.md);
+proposals, NMS, RoIAlign and the mask probabilities stay float. (Percentile and entropy
+calibration fail on this graph: its RoI tensors change shape from image to image.)
 The key covers the calibration images' names and sizes: new images make a new copy.
 """
 
@@ -98,12 +101,20 @@ def quantized(
     pre = tmp + ".pre.onnx"
     try:
         quant_pre_process(str(fp32_path), pre, skip_symbolic_shape=True)
+        import onnx
+
+        heads = [
+            n.name
+            for n in onnx.load(pre).graph.node
+            if n.op_type == "Conv" and ("roi_heads" in n.name or "rpn" in n.name)
+        ]
         quantize_static(
             pre,
             tmp,
             _Reader(files, sizes, batch),
             quant_format=QuantFormat.QDQ,
-            op_types_to_quantize=["Conv", "Gemm", "MatMul"],
+            op_types_to_quantize=["Conv"],
+            nodes_to_exclude=heads,
             per_channel=True,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,

@@ -148,3 +148,49 @@ def test_people_cars_engine_equals_torch_on_real_images(engine):
         assert_same_detections(want, got, f"{engine} {k}")
         found += len(want)
     assert found >= 5
+
+
+@pytest.mark.slow
+def test_int8_quantises_the_backbone_and_keeps_the_detections(demo_copy, tmp_path):
+    import onnx
+
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    frames = render_sequence(SceneConfig(n_frames=40, seed=777, n_objects=5, spawn_rate=0.0))
+    for i, f in enumerate(frames):
+        if i % 5 == 0:
+            cv2.imwrite(str(calib / f"{i:03d}.png"), f.image)
+    held = render_sequence(SceneConfig(n_frames=9, seed=31337, n_objects=5, spawn_rate=0.0))
+    held = [f.image for i, f in enumerate(held) if i % 4 == 0]
+    base = dict(weights=str(demo_copy), threads=1, engine="onnxruntime", score_threshold=0.5)
+    fp32 = build_detector(DetectorConfig(**base)).detect(held)
+    int8_det = build_detector(
+        DetectorConfig(**base, precision="int8", calibration_images=str(calib))
+    )
+    int8 = int8_det.detect(held)
+    (path,) = (demo_copy.parent / ".engine-cache").glob("*-int8-*.onnx")
+    quantised = {
+        n.input[0] for n in onnx.load(str(path)).graph.node if n.op_type == "DequantizeLinear"
+    }
+    assert any("backbone" in name for name in quantised)
+    assert not any("roi_heads" in name or "rpn" in name for name in quantised)
+    matched = total = 0
+    for a, b in zip(fp32, int8):
+        for m in a.masks:
+            total += 1
+            ious = [(m & n).sum() / max((m | n).sum(), 1) for n in b.masks]
+            matched += bool(ious) and max(ious) >= 0.8
+    assert total >= 6 and matched / total >= 0.8, f"{matched} of {total} kept"
+
+
+def test_int8_calibration_folder_errors(tmp_path):
+    from vis.detection.engines import EngineError
+    from vis.detection.quantize import calibration_files
+
+    with pytest.raises(ConfigError, match="calibration_images"):
+        DetectorConfig(engine="onnxruntime", precision="int8")
+    with pytest.raises(EngineError, match="holds no .jpg/.png images"):
+        calibration_files(tmp_path)
+    for i in range(40):
+        (tmp_path / f"{i:02d}.jpg").touch()
+    assert len(calibration_files(tmp_path)) == 32
