@@ -15,11 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
+from vis.detection.models import WeightsError
+
 ENGINES = ("onnxruntime", "openvino")
 
 
-class EngineError(RuntimeError):
-    """An inference engine is missing or cannot load a model."""
+class EngineError(WeightsError):
+    """An inference engine is missing or cannot load a model (a ``WeightsError``, so the CLI
+    reports it in one line and exits 2)."""
 
 
 class Session(abc.ABC):

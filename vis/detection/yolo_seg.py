@@ -20,6 +20,7 @@ import numpy as np
 
 from vis.detection.base import Detector
 from vis.detection.engines import Session, class_names
+from vis.detection.models import WeightsError
 from vis.ops.boxes import nms
 from vis.types import Detections, Frame
 
@@ -27,7 +28,7 @@ PAD_VALUE = 114
 MASK_DIM = 32
 
 
-class YoloSegError(ValueError):
+class YoloSegError(WeightsError):
     """The ONNX graph does not have the YOLO-seg layout, or its labels do not fit."""
 
 
@@ -116,6 +117,8 @@ class YoloSegDetector(Detector):
         self.embedder = embedder
         self._classes = list(classes) if classes else None
         self._allowed: np.ndarray | None = None
+        # one grey frame now: a wrong output layout or label count fails at start, not later
+        self.detect(np.full((*self.input_size, 3), PAD_VALUE, np.uint8))
 
     def detect_frames(self, frames: Sequence[Frame]) -> list[Detections]:
         return [self.detect(f.image) for f in frames]

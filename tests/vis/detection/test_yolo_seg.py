@@ -130,3 +130,52 @@ def test_bad_inputs_are_one_line_errors(tmp_path, model_path):
     bad.write_bytes(b"not a graph")
     with pytest.raises(EngineError, match="cannot load"):
         open_session(bad)
+
+
+def test_pipeline_runs_the_yolo_model(model_path, tmp_path, capsys):
+    """The whole CLI with ``detector.type: yolo_seg_onnx`` on a square jumping one grid cell
+    per frame: one red detection per frame, where the square is, with a track id."""
+    import json
+
+    import cv2
+
+    from vis.schema import decode_record
+    from vis_pipeline.cli import main
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i, x in enumerate(range(0, 84, 12)):  # 12 px steps stay on the model's 8 px grid
+        img, _ = scene([((x, 12, x + 12, 24), (0, 0, 255))])
+        cv2.imwrite(str(frames / f"{i}.png"), img)
+    args = ["--config", "configs/demo.yaml", "--source", str(frames), "--stream-id", "s"]
+    args += ["--output", str(tmp_path / "out"), "--no-progress"]
+    for setting in (
+        "detector.type=yolo_seg_onnx",
+        f"detector.weights={model_path}",
+        "detector.engine=onnxruntime",
+        "keyframes.interval=1",
+        "sinks.overlay=false",
+    ):
+        args += ["--set", setting]
+    assert main(args) == 0, capsys.readouterr().err
+    lines = (tmp_path / "out" / "s.jsonl").read_text().splitlines()
+    records = [decode_record(json.loads(line)) for line in lines]
+    assert len(records) == 7
+    assert all(len(r.detections) == 1 for r in records)
+    assert all(int(r.detections.track_ids[0]) >= 0 for r in records)
+    assert all(int(r.detections.class_ids[0]) == 1 for r in records)  # red
+    xs = [float(r.detections.xyxy[0, 0]) for r in records]
+    np.testing.assert_allclose(xs, list(range(0, 84, 12)), atol=1.0)
+
+
+def test_cli_names_a_missing_onnx_file_and_exits_2(tmp_path, capsys):
+    from vis_pipeline.cli import main
+
+    missing = tmp_path / "none.onnx"
+    args = ["--config", "configs/demo.yaml", "--output", str(tmp_path), "--no-progress"]
+    for setting in ("detector.type=yolo_seg_onnx", f"detector.weights={missing}"):
+        args += ["--set", setting]
+    args += ["--set", "detector.engine=onnxruntime"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert str(missing) in err and "not found" in err and len(err.splitlines()) == 1
