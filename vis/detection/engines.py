@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import ast
+import os
 from pathlib import Path
 
 import numpy as np
@@ -73,9 +74,12 @@ class OpenVinoSession(Session):
         core = ov.Core()
         try:
             model = core.read_model(str(path))
-            self._compiled = core.compile_model(
-                model, "CPU", {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"}
-            )
+            config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"}
+            cache = path.parent / ".openvino-cache"
+            if os.access(path.parent, os.W_OK):
+                # compiled blobs: later processes skip most of the compile
+                config["CACHE_DIR"] = str(cache)
+            self._compiled = core.compile_model(model, "CPU", config)
         except Exception as exc:  # noqa: BLE001 - OpenVINO raises RuntimeError subclasses
             raise EngineError(
                 f"openvino cannot load {path} ({_first_line(exc)}): re-export the model "

@@ -51,7 +51,9 @@ class DetectorConfig:
     """
 
     type: Literal["maskrcnn", "yolo_seg_onnx", "precomputed"] = "maskrcnn"
-    engine: Literal["torch", "onnxruntime", "openvino"] = "torch"
+    # the fastest engine here that gives the same detections as torch (docs/benchmarks.md
+    # section 7)
+    engine: Literal["torch", "onnxruntime", "openvino"] = "openvino"
     precision: Literal["fp32", "int8"] = "fp32"
     calibration_images: str | None = None
     weights: str | None = "demo"
@@ -99,6 +101,12 @@ class DetectorConfig:
             value = getattr(self, key)
             require(value is None or value >= 1, f"detector.{key}", value, "must be >= 1")
         require(0.0 < self.nms_iou <= 1.0, "detector.nms_iou", self.nms_iou, "must be in (0, 1]")
+        require(
+            self.engine == "torch" or self.device == "cpu" or self.type == "precomputed",
+            "detector.engine",
+            self.engine,
+            "runs on the CPU: set detector.engine: torch to use detector.device cuda",
+        )
         require(
             self.precision == "fp32" or self.engine != "torch",
             "detector.precision",

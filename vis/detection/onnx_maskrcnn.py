@@ -143,7 +143,7 @@ def build_onnx_maskrcnn(cfg) -> OnnxMaskRCNNDetector:
             path = quantized(path, calibration=cfg.calibration_images, sizes=sizes, batch=batch)
         return open_session(path, engine=cfg.engine, threads=cfg.threads)
 
-    return OnnxMaskRCNNDetector(
+    detector = OnnxMaskRCNNDetector(
         sessions=open_batch,
         labels=torch_det.labels,
         sizes=(torch_det.min_size, int(torch_det.model.transform.max_size)),
@@ -152,3 +152,7 @@ def build_onnx_maskrcnn(cfg) -> OnnxMaskRCNNDetector:
         mask_threshold=torch_det.mask_threshold,
         histogram=torch_det._histogram,
     )
+    # export / load now, not at the first keyframe of a live stream
+    for batch in sorted({1, cfg.batch_size}):
+        detector.session(batch)
+    return detector

@@ -98,7 +98,7 @@ def test_export_is_cached_per_checkpoint_and_settings(demo_copy, synthetic_frame
 
 def test_int8_needs_an_onnx_engine():
     with pytest.raises(ConfigError, match="detector.precision.*onnxruntime or openvino"):
-        DetectorConfig(precision="int8")
+        DetectorConfig(precision="int8", engine="torch", calibration_images="frames")
 
 
 @pytest.mark.parametrize(

@@ -123,7 +123,7 @@ def test_bad_inputs_are_one_line_errors(tmp_path, model_path):
     with pytest.raises(ConfigError, match="detector.weights.*an .onnx file"):
         DetectorConfig(type="yolo_seg_onnx", weights="demo", engine="onnxruntime")
     with pytest.raises(ConfigError, match="detector.engine.*onnxruntime or openvino"):
-        DetectorConfig(type="yolo_seg_onnx", weights=str(model_path))
+        DetectorConfig(type="yolo_seg_onnx", weights=str(model_path), engine="torch")
     with pytest.raises(EngineError, match="not found"):
         open_session(tmp_path / "missing.onnx")
     bad = tmp_path / "bad.onnx"

@@ -57,17 +57,21 @@ class TinyYoloSeg(nn.Module):
 
 def export(path: Path, *, names: str | None = NAMES) -> Path:
     """Write the tiny model to ``path`` (ONNX, with Ultralytics-style ``names`` metadata)."""
+    import warnings
+
     import onnx
 
-    torch.onnx.export(
-        TinyYoloSeg().eval(),
-        (torch.zeros(1, 3, SIZE, SIZE),),
-        str(path),
-        dynamo=False,
-        opset_version=17,
-        input_names=["images"],
-        output_names=["output0", "output1"],
-    )
+    with warnings.catch_warnings():  # the TorchScript exporter's deprecation notices
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            TinyYoloSeg().eval(),
+            (torch.zeros(1, 3, SIZE, SIZE),),
+            str(path),
+            dynamo=False,
+            opset_version=17,
+            input_names=["images"],
+            output_names=["output0", "output1"],
+        )
     if names is not None:
         model = onnx.load(str(path))
         onnx.helper.set_model_props(model, {"names": names, "stride": str(STRIDE)})
