@@ -97,10 +97,10 @@ def engines_part(cfg: DetectorConfig, sizes, batch_sizes, reps: int, label: str)
 def random_r50_checkpoint() -> Path:
     """torchvision's R50-FPN Mask R-CNN architecture (91 COCO classes) with its initial
     weights, saved once: the COCO weights cannot be fetched on this machine. The backbone,
-    RPN and box head cost the same whatever the weights; with initial weights no class
-    score passes 0.05, so the mask head (a small part of R50's cost) does not run. (A score
-    cut of 0 would send 1000 proposals x 90 classes to the final NMS, which ONNX Runtime's
-    NonMaxSuppression takes ~30 s for: not a case real weights meet.)"""
+    RPN and box head cost the same whatever the weights; how many boxes reach the final NMS
+    and the mask head differs from a trained model's. (A score cut of 0 sends 1000
+    proposals x 90 classes to the final NMS, which ONNX Runtime's NonMaxSuppression takes
+    ~30 s for; the bench uses 0.05.)"""
     import torch
     from torchvision.models.detection import maskrcnn_resnet50_fpn
 
@@ -188,7 +188,10 @@ def calibration_folder(train) -> Path:
 
 
 def markdown(payload: dict) -> str:
-    out = [f"# Detector engines ({payload['date']}, {payload['threads']} threads)\n"]
+    out = [
+        f"# Detector engines ({payload['date']}, {payload['threads']} thread(s) per engine, "
+        f"load average {payload.get('load_average_at_start', '?')} at the start)\n"
+    ]
     rows = payload.get("engines", []) + payload.get("r50", [])
     if rows:
         out += [
@@ -207,10 +210,13 @@ def markdown(payload: dict) -> str:
                 f"{ms['onnxruntime']} ({sp['onnxruntime']}x) | {ms['openvino']} "
                 f"({sp['openvino']}x) | {same} |"
             )
-    for key, title in (("levers", "Speed levers"), ("int8", "INT8")):
+    for key, title in (
+        ("levers", f"Speed levers: people_cars on {payload['lever_engine']}"),
+        ("int8", "INT8 against fp32: people_cars"),
+    ):
         if payload.get(key):
             out += [
-                f"\n## {title}: people_cars, {payload['lever_engine']}, held-out images\n",
+                f"\n## {title}, 60 held-out images (34 Penn-Fudan, 26 COCO128)\n",
                 "| setting | ms/image | mask AP Penn-Fudan | mask AP COCO128 |",
                 "|---|---|---|---|",
             ]

@@ -203,14 +203,14 @@ def build_detector(cfg: DetectorConfig) -> Detector:
 def _build_yolo_seg(cfg: DetectorConfig) -> Detector:
     from vis.detection.detector import HistogramEmbedder
     from vis.detection.engines import open_session
-    from vis.detection.yolo_seg import YoloSegDetector
+    from vis.detection.yolo_seg import YoloSegDetector, YoloSegThresholds
 
     return YoloSegDetector(
         session=open_session(cfg.weights, engine=cfg.engine, threads=cfg.threads),
         labels=cfg.labels,
-        score_threshold=cfg.score_threshold,
-        iou_threshold=cfg.nms_iou,
-        max_detections=cfg.max_detections,
+        thresholds=YoloSegThresholds(
+            score=cfg.score_threshold, iou=cfg.nms_iou, max_detections=cfg.max_detections
+        ),
         classes=cfg.classes,
         embedder=HistogramEmbedder(),
     )

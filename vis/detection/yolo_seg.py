@@ -69,6 +69,17 @@ def letterbox(image: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, Let
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class YoloSegThresholds:
+    """score: minimum class score; iou: per-class NMS IoU; max_detections: kept per frame
+    (highest scores); mask: soft-mask threshold of the binary masks."""
+
+    score: float = 0.25
+    iou: float = 0.7
+    max_detections: int = 50
+    mask: float = 0.5
+
+
 class YoloSegDetector(Detector):
     """Ultralytics-layout YOLO segmentation model run by an ONNX engine.
 
@@ -76,10 +87,7 @@ class YoloSegDetector(Detector):
         session: the loaded graph (``engines.open_session``).
         labels: class names (first class first); None = the graph's ``names`` metadata,
             else ``class_<k>``.
-        score_threshold: minimum class score.
-        iou_threshold: NMS IoU (per class).
-        max_detections: detections kept per frame (highest scores).
-        mask_threshold: soft-mask threshold for the binary masks.
+        thresholds: score, NMS IoU, detections per frame, mask threshold.
         classes: allow-list of class names or 1-based class ids (None = all).
         embedder: appearance embedder (``HistogramEmbedder``-like: ``dim``, ``embed``).
     """
@@ -89,10 +97,7 @@ class YoloSegDetector(Detector):
         *,
         session: Session,
         labels: Sequence[str] | None = None,
-        score_threshold: float = 0.25,
-        iou_threshold: float = 0.7,
-        max_detections: int = 50,
-        mask_threshold: float = 0.5,
+        thresholds: YoloSegThresholds = YoloSegThresholds(),
         classes: Sequence[str | int] | None = None,
         embedder=None,
     ) -> None:
@@ -107,13 +112,15 @@ class YoloSegDetector(Detector):
         if len(shape) != 4 or shape[2] is None or shape[3] is None:
             raise YoloSegError(f"the graph input must be [1, 3, H, W] with a fixed size: {shape}")
         self.input_size = (int(shape[2]), int(shape[3]))
+        # a graph exported with a dynamic batch axis takes all pending keyframes in one call
+        self.batched = shape[0] is None
         names = list(labels) if labels else class_names(session.metadata)
         self._names = names
         self.labels = ["__background__", *names] if names else []
-        self.score_threshold = score_threshold
-        self.iou_threshold = iou_threshold
-        self.max_detections = max_detections
-        self.mask_threshold = mask_threshold
+        self.score_threshold = thresholds.score
+        self.iou_threshold = thresholds.iou
+        self.max_detections = thresholds.max_detections
+        self.mask_threshold = thresholds.mask
         self.embedder = embedder
         self._classes = list(classes) if classes else None
         self._allowed: np.ndarray | None = None
@@ -121,7 +128,15 @@ class YoloSegDetector(Detector):
         self.detect(np.full((*self.input_size, 3), PAD_VALUE, np.uint8))
 
     def detect_frames(self, frames: Sequence[Frame]) -> list[Detections]:
-        return [self.detect(f.image) for f in frames]
+        if not self.batched or len(frames) < 2:
+            return [self.detect(f.image) for f in frames]
+        boxed = [letterbox(f.image, self.input_size) for f in frames]
+        x = np.stack([b[:, :, ::-1].transpose(2, 0, 1) for b, _ in boxed]).astype(np.float32)
+        preds, protos = self.session.run({self.session.input_names[0]: x / 255.0})
+        return [
+            self.decode(preds[i : i + 1], protos[i : i + 1], lb, f.image)
+            for i, ((_, lb), f) in enumerate(zip(boxed, frames))
+        ]
 
     def detect(self, image: np.ndarray) -> Detections:
         """Detections in one (H, W, 3) uint8 BGR image."""

@@ -61,6 +61,29 @@ def test_decodes_the_boxes_classes_and_masks_the_weights_imply(model_path, engin
     assert float(d.embeddings[0] @ d.embeddings[1]) < 0.9
 
 
+@pytest.mark.parametrize("engine", ["onnxruntime", "openvino"])
+def test_a_dynamic_batch_graph_takes_all_frames_in_one_call(tmp_path, engine):
+    path = tiny_yolo_seg.export(tmp_path / "batched.onnx", dynamic_batch=True)
+    det = YoloSegDetector(session=open_session(path, engine=engine))
+    assert det.batched
+    calls = []
+    run = det.session.run
+    det.session.run = lambda feeds: calls.append(len(feeds["images"])) or run(feeds)
+    images = [
+        scene([(RED_BOX, (0, 0, 255))])[0],
+        scene([(GREEN_BOX, (0, 255, 0))])[0],
+        np.full((48, 96, 3), GREY, np.uint8),
+    ]
+    got = det.detect_frames([Frame("s", i, 0.0, im) for i, im in enumerate(images)])
+    assert calls == [3]
+    for im, d in zip(images, got):
+        want = det.detect(im)
+        np.testing.assert_allclose(d.xyxy, want.xyxy, atol=1e-4)
+        np.testing.assert_array_equal(d.class_ids, want.class_ids)
+        np.testing.assert_array_equal(d.masks, want.masks)
+    assert [len(d) for d in got] == [1, 1, 0]
+
+
 def test_grey_frame_and_partly_covered_cells_give_nothing(model_path):
     det = YoloSegDetector(session=open_session(model_path))
     img, _ = scene([((30, 12, 42, 24), (0, 0, 255))])  # half of each of two cells

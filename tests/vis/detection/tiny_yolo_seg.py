@@ -48,15 +48,17 @@ class TinyYoloSeg(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         scores = torch.sigmoid(self.cls(x)).flatten(2)
-        out0 = torch.cat([self.boxes, scores, self.coef], dim=1)
+        n = x.shape[0]
+        out0 = torch.cat([self.boxes.expand(n, -1, -1), scores, self.coef.expand(n, -1, -1)], 1)
         p = F.avg_pool2d(x, 4)
         proto0 = 20.0 * (p.amax(dim=1) - p.amin(dim=1)) - 10.0
         protos = torch.cat([proto0[:, None], torch.zeros_like(p[:, :1]).repeat(1, 31, 1, 1)], 1)
         return out0, protos
 
 
-def export(path: Path, *, names: str | None = NAMES) -> Path:
-    """Write the tiny model to ``path`` (ONNX, with Ultralytics-style ``names`` metadata)."""
+def export(path: Path, *, names: str | None = NAMES, dynamic_batch: bool = False) -> Path:
+    """Write the tiny model to ``path`` (ONNX, with Ultralytics-style ``names`` metadata;
+    batch 1, or any batch with ``dynamic_batch``)."""
     import warnings
 
     import onnx
@@ -71,6 +73,11 @@ def export(path: Path, *, names: str | None = NAMES) -> Path:
             opset_version=17,
             input_names=["images"],
             output_names=["output0", "output1"],
+            dynamic_axes=(
+                {"images": {0: "batch"}, "output0": {0: "batch"}, "output1": {0: "batch"}}
+                if dynamic_batch
+                else None
+            ),
         )
     if names is not None:
         model = onnx.load(str(path))
