@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -82,6 +82,20 @@ def evaluate(
     model.eval()
     model.roi_heads.score_thresh = score_threshold
     model.roi_heads.detections_per_img = max_detections
+    return evaluate_predictions(
+        lambda image: predict(model, image), samples, labels, progress=progress
+    )
+
+
+def evaluate_predictions(
+    predictor: Callable[[np.ndarray], list[tuple[dict, int, float]]],
+    samples: Sequence[Sample],
+    labels: Sequence[str],
+    *,
+    progress: bool = True,
+) -> dict[str, dict]:
+    """``evaluate`` for any predictor: ``predictor(image)`` takes an (H, W, 3) uint8 RGB image
+    and returns [(RLE, class id, score), ...] (class id 1 = ``labels[0]``)."""
     per_dataset: dict[str, tuple[list, list, list]] = {}
     for sample in tqdm(samples, desc="held-out AP", unit="img", disable=not progress):
         images, anns, dets = per_dataset.setdefault(sample.dataset, ([], [], []))
@@ -101,7 +115,7 @@ def evaluate(
                     "iscrowd": int(inst.iscrowd),
                 }
             )
-        for rle, c, s in predict(model, read_image(sample)):
+        for rle, c, s in predictor(read_image(sample)):
             dets.append(
                 {
                     "image_id": img_id,

@@ -12,13 +12,24 @@ from typing import Literal
 
 from vis.config import require
 from vis.detection.base import Detector
-from vis.detection.models import ARCHS
+from vis.detection.models import ARCHS, set_rpn_top_n
 
 
 @dataclasses.dataclass(frozen=True)
 class DetectorConfig:
     """Attributes:
-    type: ``maskrcnn`` (run the model on keyframes) or ``precomputed`` (read ``path``).
+    type: ``maskrcnn`` (run the model on keyframes), ``yolo_seg_onnx`` (an ONNX export with
+        the Ultralytics segmentation layout, ``weights`` = the .onnx file) or ``precomputed``
+        (read ``path``).
+    engine: ``torch`` (eager PyTorch), ``onnxruntime`` or ``openvino`` (``maskrcnn``: the
+        model exported to ONNX once, cached beside the checkpoint; ``yolo_seg_onnx`` needs
+        one of the two ONNX engines).
+    precision: ``fp32`` or ``int8`` (ONNX engines, ``maskrcnn``: the export statically
+        quantised, see ``quantize.py``).
+    calibration_images: ``int8``: a folder of real frames to calibrate activation ranges on.
+    rpn_pre_nms_top_n, rpn_post_nms_top_n: RPN proposals per image at test time before /
+        after NMS (null = the model's own).
+    nms_iou: ``yolo_seg_onnx``: per-class NMS IoU.
     weights: ``coco``, ``coco_v2``, ``demo``, ``people_cars`` or a state-dict checkpoint path
         (``maskrcnn``;
         for ``precomputed`` the model whose box head embeds the given boxes, or null to use
@@ -39,7 +50,12 @@ class DetectorConfig:
         or ``histogram``.
     """
 
-    type: Literal["maskrcnn", "precomputed"] = "maskrcnn"
+    type: Literal["maskrcnn", "yolo_seg_onnx", "precomputed"] = "maskrcnn"
+    # the fastest engine here that gives the same detections as torch (docs/benchmarks.md
+    # section 7)
+    engine: Literal["torch", "onnxruntime", "openvino"] = "openvino"
+    precision: Literal["fp32", "int8"] = "fp32"
+    calibration_images: str | None = None
     weights: str | None = "demo"
     arch: str = "resnet50_fpn"
     num_classes: int | None = None
@@ -49,6 +65,9 @@ class DetectorConfig:
     classes: list[str | int] | None = None
     min_size: int | None = None
     max_size: int | None = None
+    rpn_pre_nms_top_n: int | None = None
+    rpn_post_nms_top_n: int | None = None
+    nms_iou: float = 0.7
     device: str = "cpu"
     fp16: bool = True
     batch_size: int = 1
@@ -78,7 +97,42 @@ class DetectorConfig:
             self.device,
             "must be cpu or cuda[:N]",
         )
-        if self.type == "maskrcnn":
+        for key in ("rpn_pre_nms_top_n", "rpn_post_nms_top_n"):
+            value = getattr(self, key)
+            require(value is None or value >= 1, f"detector.{key}", value, "must be >= 1")
+        require(0.0 < self.nms_iou <= 1.0, "detector.nms_iou", self.nms_iou, "must be in (0, 1]")
+        require(
+            self.engine == "torch" or self.device == "cpu" or self.type == "precomputed",
+            "detector.engine",
+            self.engine,
+            "runs on the CPU: set detector.engine: torch to use detector.device cuda",
+        )
+        require(
+            self.precision == "fp32" or self.engine != "torch",
+            "detector.precision",
+            self.precision,
+            "int8 needs detector.engine onnxruntime or openvino",
+        )
+        require(
+            self.precision == "fp32" or bool(self.calibration_images),
+            "detector.precision",
+            self.precision,
+            "needs detector.calibration_images (a folder of real frames like the camera's)",
+        )
+        if self.type == "yolo_seg_onnx":
+            require(
+                self.engine != "torch",
+                "detector.engine",
+                self.engine,
+                "must be onnxruntime or openvino for type yolo_seg_onnx",
+            )
+            require(
+                bool(self.weights) and str(self.weights).endswith(".onnx"),
+                "detector.weights",
+                self.weights,
+                "must be the path of an .onnx file for type yolo_seg_onnx",
+            )
+        elif self.type == "maskrcnn":
             require(
                 bool(self.weights),
                 "detector.weights",
@@ -109,6 +163,12 @@ def build_detector(cfg: DetectorConfig) -> Detector:
     from vis.detection.precomputed import PrecomputedDetector
 
     torch.set_num_threads(cfg.threads)
+    if cfg.type == "yolo_seg_onnx":
+        return _build_yolo_seg(cfg)
+    if cfg.type == "maskrcnn" and cfg.engine != "torch":
+        from vis.detection.onnx_maskrcnn import build_onnx_maskrcnn
+
+        return build_onnx_maskrcnn(cfg)
     model = None
     if cfg.type == "maskrcnn" or cfg.embedder == "box_head":
         model = MaskRCNNDetector.from_weights(
@@ -125,6 +185,8 @@ def build_detector(cfg: DetectorConfig) -> Detector:
             fp16=cfg.fp16,
             appearance=cfg.appearance,
         )
+    if model is not None:
+        set_rpn_top_n(model.model, cfg.rpn_pre_nms_top_n, cfg.rpn_post_nms_top_n)
     if cfg.type == "maskrcnn":
         return model
     embedder = BoxHeadEmbedder(model) if cfg.embedder == "box_head" else HistogramEmbedder()
@@ -135,4 +197,20 @@ def build_detector(cfg: DetectorConfig) -> Detector:
     )
     return PrecomputedDetector(
         path=cfg.path, embedder=embedder, labels=labels, score_threshold=cfg.score_threshold
+    )
+
+
+def _build_yolo_seg(cfg: DetectorConfig) -> Detector:
+    from vis.detection.detector import HistogramEmbedder
+    from vis.detection.engines import open_session
+    from vis.detection.yolo_seg import YoloSegDetector, YoloSegThresholds
+
+    return YoloSegDetector(
+        session=open_session(cfg.weights, engine=cfg.engine, threads=cfg.threads),
+        labels=cfg.labels,
+        thresholds=YoloSegThresholds(
+            score=cfg.score_threshold, iou=cfg.nms_iou, max_detections=cfg.max_detections
+        ),
+        classes=cfg.classes,
+        embedder=HistogramEmbedder(),
     )

@@ -494,6 +494,14 @@ def load_model(
     return model.eval(), ["__background__", *labels]
 
 
+def set_rpn_top_n(model: MaskRCNN, pre_nms: int | None, post_nms: int | None) -> None:
+    """Set the RPN's test-time proposal counts per image (None keeps the model's own)."""
+    if pre_nms is not None:
+        model.rpn._pre_nms_top_n["testing"] = int(pre_nms)
+    if post_nms is not None:
+        model.rpn._post_nms_top_n["testing"] = int(post_nms)
+
+
 def _num_classes_in(state: dict, path: Path) -> int:
     key = "roi_heads.box_predictor.cls_score.weight"
     if key not in state:

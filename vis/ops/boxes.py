@@ -60,3 +60,38 @@ def cxcysr_to_xyxy(state: np.ndarray) -> np.ndarray:
     return np.array(
         [state[0] - w / 2, state[1] - h / 2, state[0] + w / 2, state[1] + h / 2], np.float64
     )
+
+
+def nms(
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    iou_threshold: float,
+    class_ids: np.ndarray | None = None,
+) -> np.ndarray:
+    """Greedy non-maximum suppression.
+
+    Args:
+        boxes: (N, 4) x1, y1, x2, y2.
+        scores: (N,).
+        iou_threshold: a box overlapping a kept, higher-scoring box by more than this IoU is
+            dropped.
+        class_ids: (N,) optional; boxes of different classes never suppress each other.
+
+    Returns:
+        (K,) int64 indices of the kept boxes, highest score first.
+    """
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    order = np.argsort(-np.asarray(scores, np.float64).reshape(-1), kind="stable")
+    if class_ids is not None and len(boxes):
+        # shift each class into its own region of the plane so classes never overlap
+        span = float(boxes.max() - boxes.min()) + 1.0
+        boxes = boxes + (np.asarray(class_ids, np.float64).reshape(-1, 1) * span)
+    keep: list[int] = []
+    while len(order):
+        i = int(order[0])
+        keep.append(i)
+        if len(order) == 1:
+            break
+        ious = box_iou(boxes[i : i + 1], boxes[order[1:]])[0]
+        order = order[1:][ious <= iou_threshold]
+    return np.asarray(keep, np.int64)

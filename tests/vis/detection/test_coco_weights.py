@@ -104,6 +104,7 @@ def test_cached_coco_checkpoint_loads_and_runs(hub, network, r50_checkpoint):
             score_threshold=0.0,
             max_detections=5,
             threads=2,
+            engine="torch",  # the test inspects the torch model itself
         )
     )
     assert det.labels[0] == "__background__" and det.labels[1] == "person" and len(det.labels) == 91

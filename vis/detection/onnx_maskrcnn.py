@@ -1,0 +1,158 @@
+"""Mask R-CNN run by an ONNX engine (``detector.engine: onnxruntime | openvino``).
+
+Contract: ``build_onnx_maskrcnn(cfg)`` loads the configured model with torch once, exports it
+(``onnx_export.cached_export``; reused from the cache on later runs) and returns an
+``OnnxMaskRCNNDetector``: the same ``Detections`` as ``MaskRCNNDetector`` (boxes, masks pasted
+into the frame, scores, class ids, box-head Re-ID embeddings, fused with the colour histogram
+when ``appearance`` is ``fused``), computed by ONNX Runtime or OpenVINO. Frames of one size
+go through the engine together, up to ``batch_size`` per call (one graph per batch size).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from vis.detection.base import Detector
+from vis.detection.engines import Session, open_session
+from vis.detection.onnx_export import paste_masks, resized_size
+from vis.types import Detections, Frame
+
+
+class OnnxMaskRCNNDetector(Detector):
+    """Args:
+    sessions: ``batch -> Session`` for the exported graph of that batch size (called
+        lazily; the result is kept).
+    labels: label per class index (index 0 = background).
+    sizes: the model's (min_size, max_size) resize bounds.
+    batch_size: most frames per engine call.
+    allowed: class ids to keep (None = all).
+    mask_threshold: soft-mask threshold for the binary masks.
+    histogram: colour-histogram embedder fused with the box-head embedding, or None.
+    """
+
+    def __init__(
+        self,
+        *,
+        sessions: Callable[[int], Session],
+        labels: Sequence[str],
+        sizes: tuple[int, int],
+        batch_size: int = 1,
+        allowed: set[int] | None = None,
+        mask_threshold: float = 0.5,
+        histogram=None,
+    ) -> None:
+        self._open = sessions
+        self._sessions: dict[int, Session] = {}
+        self.labels = list(labels)
+        self.min_size, self.max_size = sizes
+        self.batch_size = batch_size
+        self.allowed = allowed
+        self.mask_threshold = mask_threshold
+        self._histogram = histogram
+
+    def session(self, batch: int) -> Session:
+        if batch not in self._sessions:
+            self._sessions[batch] = self._open(batch)
+        return self._sessions[batch]
+
+    def detect_frames(self, frames: Sequence[Frame]) -> list[Detections]:
+        return self.detect([f.image for f in frames])
+
+    def detect(self, images: Sequence[np.ndarray]) -> list[Detections]:
+        """One ``Detections`` per (H, W, 3) uint8 BGR image, in order."""
+        out: list[Detections | None] = [None] * len(images)
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for i, im in enumerate(images):
+            if im.ndim != 3 or im.shape[2] != 3 or im.dtype != np.uint8:
+                raise ValueError(f"image must be (H, W, 3) uint8 BGR, got {im.shape} {im.dtype}")
+            by_shape.setdefault(im.shape, []).append(i)
+        for idx in by_shape.values():
+            for start in range(0, len(idx), self.batch_size):
+                chunk = idx[start : start + self.batch_size]
+                for i, det in zip(chunk, self._run([images[i] for i in chunk])):
+                    out[i] = det
+        return out  # type: ignore[return-value]
+
+    def _run(self, images: list[np.ndarray]) -> list[Detections]:
+        x = np.stack([im[:, :, ::-1].transpose(2, 0, 1) for im in images]).astype(np.float32)
+        x /= 255.0
+        h, w = images[0].shape[:2]
+        rh, rw = resized_size((h, w), self.min_size, self.max_size)
+        feeds = {"images": x, "resized": np.zeros((0, rh, rw), np.uint8)}
+        boxes, scores, labels, masks, emb, index = self.session(len(images)).run(feeds)
+        dets = []
+        for i, img in enumerate(images):
+            keep = index == i
+            if self.allowed is not None:
+                keep &= np.isin(labels, list(self.allowed))
+            probs = paste_masks(masks[keep, 0], boxes[keep], (h, w))
+            det = Detections(
+                xyxy=boxes[keep],
+                masks=probs >= self.mask_threshold,
+                scores=scores[keep],
+                class_ids=labels[keep],
+                embeddings=emb[keep],
+                mask_probs=probs,
+            )
+            if self._histogram is not None:
+                from vis.detection.detector import fuse
+
+                det.embeddings = fuse(det.embeddings, self._histogram.embed(img, det))
+            dets.append(det)
+        return dets
+
+
+def build_onnx_maskrcnn(cfg) -> OnnxMaskRCNNDetector:
+    """``cfg`` (a ``DetectorConfig`` with ``engine`` onnxruntime or openvino) -> detector.
+
+    The model is built and loaded with torch exactly as for ``engine: torch`` (same
+    thresholds, sizes and proposal counts), then exported per batch size on first use.
+    """
+    from vis.detection.detector import MaskRCNNDetector
+    from vis.detection.models import SHIPPED_CHECKPOINTS, coco_weights_file, set_rpn_top_n
+    from vis.detection.onnx_export import cached_export
+
+    torch_det = MaskRCNNDetector.from_weights(
+        weights=cfg.weights,
+        arch=cfg.arch,
+        num_classes=cfg.num_classes,
+        labels=cfg.labels,
+        min_size=cfg.min_size,
+        max_size=cfg.max_size,
+        score_threshold=cfg.score_threshold,
+        max_detections=cfg.max_detections,
+        classes=cfg.classes,
+        appearance=cfg.appearance,
+    )
+    set_rpn_top_n(torch_det.model, cfg.rpn_pre_nms_top_n, cfg.rpn_post_nms_top_n)
+    if cfg.weights in ("coco", "coco_v2"):
+        arch = "resnet50_fpn_v2" if cfg.weights == "coco_v2" else cfg.arch
+        weights_file = coco_weights_file(arch)
+    else:
+        weights_file = SHIPPED_CHECKPOINTS.get(cfg.weights) or Path(cfg.weights).expanduser()
+
+    def open_batch(batch: int) -> Session:
+        path = cached_export(torch_det.model, weights_file=weights_file, batch=batch)
+        if cfg.precision == "int8":
+            from vis.detection.quantize import quantized
+
+            sizes = (torch_det.min_size, int(torch_det.model.transform.max_size))
+            path = quantized(path, calibration=cfg.calibration_images, sizes=sizes, batch=batch)
+        return open_session(path, engine=cfg.engine, threads=cfg.threads)
+
+    detector = OnnxMaskRCNNDetector(
+        sessions=open_batch,
+        labels=torch_det.labels,
+        sizes=(torch_det.min_size, int(torch_det.model.transform.max_size)),
+        batch_size=cfg.batch_size,
+        allowed=torch_det.allowed,
+        mask_threshold=torch_det.mask_threshold,
+        histogram=torch_det._histogram,
+    )
+    # export / load now, not at the first keyframe of a live stream
+    for batch in sorted({1, cfg.batch_size}):
+        detector.session(batch)
+    return detector
