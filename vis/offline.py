@@ -35,6 +35,9 @@ from vis.types import Detections, Frame, FrameResult, TrackedInstance
 #: a mask carried back into a frame is left out where it overlaps an instance already there
 #: by more than this IoU (the same object under another track)
 BACKFILL_MAX_IOU = 0.5
+#: ... and where the mean brightness under it differs from the object's at the later keyframe
+#: by more than this many grey levels (the flow could not follow it: it is on something else)
+BACKFILL_MAX_SHIFT = 20.0
 
 
 @dataclasses.dataclass
@@ -115,22 +118,23 @@ class OfflineStreamProcessor(StreamProcessor):
 
     # -- one span: held[0] (a keyframe) .. the frame before ``key`` --------------------------
     def _close_span(self, held: list[_Held], key: _Held) -> list[tuple[FrameResult, Frame]]:
-        a, b = held[0].frame.index, key.frame.index
         back = self._carry_back(held, key)
         first_frame = {t.track_id: t.first_frame for t in self.tracker.tracks}
         at_start = {i.track_id for i in held[0].instances}
-        at_key = {i.track_id: i for i in key.instances}
+        b = key.frame.index
         born = {
-            tid
-            for tid in at_key
-            if self.backfill and first_frame.get(tid) == b and tid not in at_start
+            i.track_id
+            for i in key.instances
+            if self.backfill and first_frame.get(i.track_id) == b and i.track_id not in at_start
         }
+        span = _Span(held[0].frame.index, key, {i.track_id: i for i in key.instances}, born)
+        span.fill = at_start | born
         out = []
         for j, h in enumerate(held):
             backward = back[j] if back is not None else {}
-            instances = self._merge(h, backward, at_key, at_start | born, born, j, b - a, a)
+            instances = self._merge(h, j, backward, span)
             interior = j > 0 and back is not None
-            sources = (a, b) if interior else ((a,) if j > 0 else ())
+            sources = (span.a, b) if interior else ((span.a,) if j > 0 else ())
             if not interior and j == 0 and len(instances) > len(h.instances):
                 sources = (b,)  # backfilled births on the earlier keyframe
             out.append(
@@ -155,20 +159,11 @@ class OfflineStreamProcessor(StreamProcessor):
         back = carry(start, grays[::-1], self.propagator, min_area=self.propagation.min_area)
         return back[::-1]  # back[j] is held[j]
 
-    def _merge(
-        self,
-        h: _Held,
-        backward: dict,
-        at_key: dict[int, TrackedInstance],
-        fill: set[int],
-        born: set[int],
-        j: int,
-        span: int,
-        a: int,
-    ) -> list[TrackedInstance]:
+    def _merge(self, h: _Held, j: int, backward: dict, span: _Span) -> list[TrackedInstance]:
         """The held frame's instances with the backward masks fused in (interior frames) and
-        backward-only masks added for the tracks in ``fill`` that forward tracking lacks."""
-        w = forward_weight(h.frame.index - a, span)
+        backward-only masks added for the tracks in ``span.fill`` that forward tracking
+        lacks, where they still look like the object at the later keyframe."""
+        w = forward_weight(h.frame.index - span.a, span.key.frame.index - span.a)
         merged = []
         for inst in h.instances:
             bm = backward.get(inst.track_id) if j > 0 else None
@@ -181,15 +176,39 @@ class OfflineStreamProcessor(StreamProcessor):
             merged.append(dataclasses.replace(fused, agreement=agreement))
         present = {i.track_id for i in merged}
         added = []
-        for tid in sorted(fill - present):
+        for tid in sorted(span.fill - present):
             bm = backward.get(tid)
-            if bm is None or (j == 0 and tid not in born):
+            if bm is None or (j == 0 and tid not in span.born):
                 continue
             if merged and mask_iou([bm], [i.mask for i in merged]).max() > BACKFILL_MAX_IOU:
                 continue  # another track already covers this object here
-            added.append(_with_mask(at_key[tid], bm))
-        self.backfilled += sum(1 for i in added if i.track_id in born)
+            if not _looks_alike(bm, h.gray, span.at_key[tid].mask, span.key.gray):
+                continue  # the flow left the mask on something else (the object jumped)
+            added.append(_with_mask(span.at_key[tid], bm))
+        self.backfilled += sum(1 for i in added if i.track_id in span.born)
         return sorted(merged + added, key=lambda i: i.track_id)
+
+
+@dataclasses.dataclass
+class _Span:
+    """What the frames of one span share: its first frame, the later keyframe, the tracks at
+    that keyframe, those born there, and the tracks that may be carried back alone."""
+
+    a: int
+    key: _Held
+    at_key: dict[int, TrackedInstance]
+    born: set[int]
+    fill: set[int] = dataclasses.field(default_factory=set)
+
+
+def _looks_alike(mask: BoxMask, gray: np.ndarray, ref: BoxMask, ref_gray: np.ndarray) -> bool:
+    """Whether the pixels under ``mask`` in ``gray`` have about the mean brightness of the
+    object under ``ref`` in ``ref_gray`` (within ``BACKFILL_MAX_SHIFT`` grey levels)."""
+    a = gray[mask.y0 : mask.y1, mask.x0 : mask.x1][mask.bits]
+    b = ref_gray[ref.y0 : ref.y1, ref.x0 : ref.x1][ref.bits]
+    if a.size == 0 or b.size == 0:
+        return False
+    return abs(float(a.mean()) - float(b.mean())) <= BACKFILL_MAX_SHIFT
 
 
 def _with_mask(inst: TrackedInstance, mask: BoxMask) -> TrackedInstance:

@@ -170,3 +170,19 @@ def test_checkpoint_is_taken_before_a_keyframe_and_restores_to_one():
     for (r, _), expected in zip(resumed, first[10:]):
         assert r.detections.track_ids.tolist() == expected.detections.track_ids.tolist()
         assert np.array_equal(r.detections.masks, expected.detections.masks)
+
+
+def test_a_birth_the_flow_cannot_follow_is_not_carried_back_onto_the_background():
+    """A bright disk on a dark floor jumps 90 px between two keyframes and gets a new track
+    there; carried back, its mask stays where it landed, on the dark floor, and is left out
+    by the brightness check (one instance a frame)."""
+    masks = [disk_mask(H, W, 60, 90, 18), disk_mask(H, W, 150, 90, 18)]
+    frames = []
+    for i, m in enumerate(masks):
+        img = np.full((H, W, 3), 30, np.uint8)
+        img[m] = 220
+        frames.append(Frame("s", i, i * 40.0, img))
+    dets_at = {0: detections([masks[0]]), 1: detections([masks[1]])}
+    out = run(make(True, 1, warp="dense"), frames, dets_at)
+    assert [len(r.detections) for r in out] == [1, 1]
+    assert out[0].detections.track_ids.tolist() != out[1].detections.track_ids.tolist()
