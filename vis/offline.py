@@ -108,7 +108,9 @@ class OfflineStreamProcessor(StreamProcessor):
     def stop_point(self) -> tuple[int, dict] | None:
         """The last boundary before a keyframe: its frames are all out; the frames held since
         are dropped (a resumed run redoes them from that keyframe, as an uninterrupted run
-        would)."""
+        would); the frame counts then count only the frames whose results are out."""
+        self.frames -= len(self.held)
+        self.keyframes -= sum(h.keyframe for h in self.held)
         self.held = []
         return self._last_boundary
 
