@@ -8,11 +8,14 @@ Contract: ``build_detector(DetectorConfig(...))`` returns a ``Detector`` (``labe
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from vis.config import require
 from vis.detection.base import Detector
 from vis.detection.models import ARCHS, set_rpn_top_n
+
+if TYPE_CHECKING:
+    from vis.detection.detector import MaskRCNNDetector
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,7 +162,7 @@ def build_detector(cfg: DetectorConfig) -> Detector:
     """Construct the detector ``cfg`` describes."""
     import torch
 
-    from vis.detection.detector import BoxHeadEmbedder, HistogramEmbedder, MaskRCNNDetector
+    from vis.detection.detector import BoxHeadEmbedder, HistogramEmbedder
     from vis.detection.precomputed import PrecomputedDetector
 
     torch.set_num_threads(cfg.threads)
@@ -171,22 +174,7 @@ def build_detector(cfg: DetectorConfig) -> Detector:
         return build_onnx_maskrcnn(cfg)
     model = None
     if cfg.type == "maskrcnn" or cfg.embedder == "box_head":
-        model = MaskRCNNDetector.from_weights(
-            weights=cfg.weights,
-            arch=cfg.arch,
-            num_classes=cfg.num_classes,
-            labels=cfg.labels,
-            min_size=cfg.min_size,
-            max_size=cfg.max_size,
-            score_threshold=cfg.score_threshold,
-            max_detections=cfg.max_detections,
-            classes=cfg.classes,
-            device=cfg.device,
-            fp16=cfg.fp16,
-            appearance=cfg.appearance,
-        )
-    if model is not None:
-        set_rpn_top_n(model.model, cfg.rpn_pre_nms_top_n, cfg.rpn_post_nms_top_n)
+        model = build_torch_maskrcnn(cfg, device=cfg.device, fp16=cfg.fp16)
     if cfg.type == "maskrcnn":
         return model
     embedder = BoxHeadEmbedder(model) if cfg.embedder == "box_head" else HistogramEmbedder()
@@ -198,6 +186,28 @@ def build_detector(cfg: DetectorConfig) -> Detector:
     return PrecomputedDetector(
         path=cfg.path, embedder=embedder, labels=labels, score_threshold=cfg.score_threshold
     )
+
+
+def build_torch_maskrcnn(cfg: DetectorConfig, **device) -> MaskRCNNDetector:
+    """The configured Mask R-CNN in eager torch (weights, sizes, thresholds, RPN top-n);
+    ``device`` takes ``device`` and ``fp16``."""
+    from vis.detection.detector import MaskRCNNDetector
+
+    model = MaskRCNNDetector.from_weights(
+        weights=cfg.weights,
+        arch=cfg.arch,
+        num_classes=cfg.num_classes,
+        labels=cfg.labels,
+        min_size=cfg.min_size,
+        max_size=cfg.max_size,
+        score_threshold=cfg.score_threshold,
+        max_detections=cfg.max_detections,
+        classes=cfg.classes,
+        appearance=cfg.appearance,
+        **device,
+    )
+    set_rpn_top_n(model.model, cfg.rpn_pre_nms_top_n, cfg.rpn_post_nms_top_n)
+    return model
 
 
 def _build_yolo_seg(cfg: DetectorConfig) -> Detector:

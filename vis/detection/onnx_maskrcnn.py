@@ -111,23 +111,11 @@ def build_onnx_maskrcnn(cfg) -> OnnxMaskRCNNDetector:
     The model is built and loaded with torch exactly as for ``engine: torch`` (same
     thresholds, sizes and proposal counts), then exported per batch size on first use.
     """
-    from vis.detection.detector import MaskRCNNDetector
-    from vis.detection.models import SHIPPED_CHECKPOINTS, coco_weights_file, set_rpn_top_n
+    from vis.detection.factory import build_torch_maskrcnn
+    from vis.detection.models import SHIPPED_CHECKPOINTS, coco_weights_file
     from vis.detection.onnx_export import cached_export
 
-    torch_det = MaskRCNNDetector.from_weights(
-        weights=cfg.weights,
-        arch=cfg.arch,
-        num_classes=cfg.num_classes,
-        labels=cfg.labels,
-        min_size=cfg.min_size,
-        max_size=cfg.max_size,
-        score_threshold=cfg.score_threshold,
-        max_detections=cfg.max_detections,
-        classes=cfg.classes,
-        appearance=cfg.appearance,
-    )
-    set_rpn_top_n(torch_det.model, cfg.rpn_pre_nms_top_n, cfg.rpn_post_nms_top_n)
+    torch_det = build_torch_maskrcnn(cfg)
     if cfg.weights in ("coco", "coco_v2"):
         arch = "resnet50_fpn_v2" if cfg.weights == "coco_v2" else cfg.arch
         weights_file = coco_weights_file(arch)
