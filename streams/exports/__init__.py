@@ -20,7 +20,7 @@ from streams.exports.coco import write_coco, write_ytvis
 from streams.exports.common import ExportResult, frame_file
 from streams.exports.cvat import write_cvat
 from streams.exports.mots import write_mot_txt, write_mots_png, write_mots_txt
-from streams.exports.records import ExportError, RunRecords
+from streams.exports.records import ExportError, RunRecords, video_frames
 from streams.sinks.paths import export_path
 
 Writer = Callable[..., ExportResult]
@@ -76,29 +76,12 @@ def write_frames(
     """Decode ``video`` and write the frames ``run`` has records of as JPEGs named by
     ``frame_file``; returns how many. ``ExportError`` if the video cannot be read or ends
     before the last record's frame."""
-    cap = cv2.VideoCapture(str(video))
-    if not cap.isOpened():
-        raise ExportError(f"cannot open video {video}: give the video the run processed")
     wanted = set(run.frame_indices)
-    last = run.frame_indices[-1]
     written = 0
     bar = tqdm(total=len(wanted), desc="frames", unit="frame", disable=not show_progress,
                file=sys.stderr)  # fmt: skip
     try:
-        for index in range(last + 1):
-            ok, image = cap.read()
-            if not ok:
-                raise ExportError(
-                    f"video {video} ends at frame {index} but the records go to frame {last}: "
-                    "give the video the run processed"
-                )
-            if index not in wanted:
-                continue
-            if image.shape[:2] != (run.height, run.width):
-                raise ExportError(
-                    f"video {video} is {image.shape[1]}x{image.shape[0]}, the records "
-                    f"{run.width}x{run.height}: give the video the run processed"
-                )
+        for index, image in video_frames(run, video, wanted):
             path = images_dir / frame_file(run.stream_id, index)
             path.parent.mkdir(parents=True, exist_ok=True)
             if not cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, 95]):
@@ -106,7 +89,6 @@ def write_frames(
             written += 1
             bar.update()
     finally:
-        cap.release()
         bar.close()
     return written
 

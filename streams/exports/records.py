@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -133,3 +133,34 @@ def _read(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                     "give the JSONL file a run wrote"
                 ) from None
             yield lineno, rec
+
+
+def video_frames(
+    run: RunRecords, video: str | Path, wanted: Collection[int]
+) -> Iterator[tuple[int, Any]]:
+    """Decode ``video`` up to the last of the ``wanted`` frame indices and yield ``(index,
+    BGR image)`` for those. ``ExportError`` if the video cannot be opened, ends before the
+    last wanted frame, or has another size than the records."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(video))
+    if not cap.isOpened():
+        raise ExportError(f"cannot open video {video}: give the video the run processed")
+    try:
+        last = max(wanted, default=-1)
+        for index in range(last + 1):
+            ok, image = cap.read()
+            if not ok:
+                raise ExportError(
+                    f"video {video} ends at frame {index} but the records go to frame {last}: "
+                    "give the video the run processed"
+                )
+            if image.shape[:2] != (run.height, run.width):
+                raise ExportError(
+                    f"video {video} is {image.shape[1]}x{image.shape[0]}, the records "
+                    f"{run.width}x{run.height}: give the video the run processed"
+                )
+            if index in wanted:
+                yield index, image
+    finally:
+        cap.release()

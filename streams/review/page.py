@@ -21,7 +21,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from streams.exports.records import ExportError, RunRecords
+from streams.exports.records import RunRecords, video_frames
 from streams.review.scoring import RunQuality, score_run, scored_frames, write_quality_jsonl
 from streams.sinks.paths import safe_name
 from vis.quality import InstanceQuality
@@ -125,27 +125,9 @@ def _cut_thumbnails(video: str | Path, run: RunRecords, rows: list[Row], out: Pa
             wanted.setdefault(r.worst.frame, []).append((r.track_id, r.worst, "worst", 200))
         for s in {s.frame: s for s in r.strip if s is not None}.values():
             wanted.setdefault(s.frame, []).append((r.track_id, s, "strip", 72))
-    cap = cv2.VideoCapture(str(video))
-    if not cap.isOpened():
-        raise ExportError(f"cannot open video {video}: give the video the run processed")
-    try:
-        last = max(wanted, default=-1)
-        for index in range(last + 1):
-            ok, image = cap.read()
-            if not ok:
-                raise ExportError(
-                    f"video {video} ends at frame {index} but the records go to frame {last}: "
-                    "give the video the run processed"
-                )
-            if image.shape[:2] != (run.height, run.width):
-                raise ExportError(
-                    f"video {video} is {image.shape[1]}x{image.shape[0]}, the records "
-                    f"{run.width}x{run.height}: give the video the run processed"
-                )
-            for tid, shot, kind, size in wanted.get(index, []):
-                cv2.imwrite(str(out / shot.thumb(tid, kind)), _draw(image, shot, size))
-    finally:
-        cap.release()
+    for index, image in video_frames(run, video, wanted):
+        for tid, shot, kind, size in wanted[index]:
+            cv2.imwrite(str(out / shot.thumb(tid, kind)), _draw(image, shot, size))
 
 
 CSV_FIELDS = ["rank", "track_id", "label", "first_frame", "last_frame", "frames",
