@@ -85,14 +85,13 @@ class OfflineStreamProcessor(StreamProcessor):
         return out
 
     def finish(self) -> list[tuple[FrameResult, Frame]]:
-        start = self.held[0].frame.index if self.held else None
         out = [
             (
                 self.result(
                     h.frame,
                     h.instances,
                     keyframe=h.keyframe,
-                    propagated_from=() if h.keyframe or start is None else (start,),
+                    propagated_from=() if h.keyframe else (self.held[0].frame.index,),
                 ),
                 h.frame,
             )
@@ -129,16 +128,16 @@ class OfflineStreamProcessor(StreamProcessor):
             for i in key.instances
             if self.backfill and first_frame.get(i.track_id) == b and i.track_id not in at_start
         }
-        span = _Span(held[0].frame.index, key, {i.track_id: i for i in key.instances}, born)
-        span.fill = at_start | born
+        at_key = {i.track_id: i for i in key.instances}
+        span = _Span(held[0].frame.index, key, at_key, born, at_start | born)
         out = []
         for j, h in enumerate(held):
             backward = back[j] if back is not None else {}
             instances = self._merge(h, j, backward, span)
-            interior = j > 0 and back is not None
-            sources = (span.a, b) if interior else ((span.a,) if j > 0 else ())
-            if not interior and j == 0 and len(instances) > len(h.instances):
-                sources = (b,)  # backfilled births on the earlier keyframe
+            if j > 0:
+                sources = (span.a, b) if back is not None else (span.a,)
+            else:  # the earlier keyframe: only births carried back to it came from ``b``
+                sources = (b,) if len(instances) > len(h.instances) else ()
             out.append(
                 (
                     self.result(h.frame, instances, keyframe=h.keyframe, propagated_from=sources),
@@ -200,7 +199,7 @@ class _Span:
     key: _Held
     at_key: dict[int, TrackedInstance]
     born: set[int]
-    fill: set[int] = dataclasses.field(default_factory=set)
+    fill: set[int]
 
 
 def _looks_alike(mask: BoxMask, gray: np.ndarray, ref: BoxMask, ref_gray: np.ndarray) -> bool:

@@ -123,10 +123,10 @@ class StreamProcessor:
     def take_checkpoint(self) -> tuple[int, dict] | None:
         """(last frame whose result was emitted, state to resume after it) once requested and
         consistent; the state's arrays must be copied before the next frame. Here: at once."""
-        if not self._checkpoint_wanted or self._prev_index < 0:
-            return None
-        self._checkpoint_wanted = False
-        return self._prev_index, self.state_dict()
+        point = self.stop_point() if self._checkpoint_wanted else None
+        if point is not None:
+            self._checkpoint_wanted = False
+        return point
 
     def stop_point(self) -> tuple[int, dict] | None:
         """The run stops: (last frame whose result is out, state to resume after it), None
