@@ -146,6 +146,7 @@ class Detections:
             track_ids=self.track_ids[index],
             mask_probs=None if self.mask_probs is None else self.mask_probs[index],
             mask_confidence=None if self.mask_confidence is None else self.mask_confidence[index],
+            agreement=None if self.agreement is None else self.agreement[index],
         )
 
     @staticmethod
@@ -156,10 +157,11 @@ class Detections:
         probs = (
             [p.mask_probs for p in parts] if all(p.mask_probs is not None for p in parts) else None
         )
-        conf = (
-            [p.mask_confidence for p in parts]
-            if all(p.mask_confidence is not None for p in parts)
+        conf, agree = (
+            [getattr(p, k) for p in parts]
+            if all(getattr(p, k) is not None for p in parts)
             else None
+            for k in ("mask_confidence", "agreement")
         )
         return Detections(
             xyxy=np.concatenate([p.xyxy for p in parts]),
@@ -170,6 +172,7 @@ class Detections:
             track_ids=np.concatenate([p.track_ids for p in parts]),
             mask_probs=None if probs is None else np.concatenate(probs),
             mask_confidence=None if conf is None else np.concatenate(conf),
+            agreement=None if agree is None else np.concatenate(agree),
         )
 
 

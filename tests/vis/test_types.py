@@ -48,3 +48,15 @@ def test_concatenate_keeps_order_and_handles_empty():
     c = Detections.concatenate([a, Detections.empty(8, 10), b], 8, 10)
     assert c.track_ids.tolist() == [1, 2, 3, 4, 5]
     assert len(Detections.concatenate([], 8, 10)) == 0
+
+
+def test_per_instance_signals_survive_indexing_and_concatenation():
+    a, b = make(2), make(1)
+    a.mask_confidence, a.agreement = np.array([0.9, 0.8]), np.array([np.nan, 0.5])
+    b.mask_confidence, b.agreement = np.array([0.7]), np.array([0.25])
+    assert a[1].mask_confidence.tolist() == pytest.approx([0.8])
+    assert a[1].agreement.tolist() == [0.5]
+    c = Detections.concatenate([a, b], 8, 10)
+    assert c.mask_confidence.tolist() == pytest.approx([0.9, 0.8, 0.7])
+    assert np.isnan(c.agreement[0]) and c.agreement[1:].tolist() == [0.5, 0.25]
+    assert Detections.concatenate([a, make(1)], 8, 10).agreement is None  # not on every part
