@@ -81,9 +81,9 @@ def score_sequence(
     seconds = 0.0
     scored = 0
     for a in keys:
-        b = min(a + interval, len(grays) - 1) if a + interval < len(grays) else None
+        b = a + interval if a + interval < len(grays) else None
         end = b if b is not None else len(grays) - 1
-        if end <= a + 0:
+        if end <= a:
             continue
         t0 = time.perf_counter()
         fwd = carry(_start(gt[a]), grays[a : end + 1], prop)
