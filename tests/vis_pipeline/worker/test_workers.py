@@ -125,20 +125,25 @@ def test_three_workers_six_jobs_every_frame_once_and_a_corrupt_video_fails(tmp_p
     assert len({w for names in ran.values() for w in names}) >= 2  # the work was shared
 
 
+def _at_checkpoint(workers, frame, act):
+    """Wait (up to 120 s) for a worker to log a job's checkpoint after ``frame`` and ``act``
+    on that worker at once; returns (worker, log match), or (None, None)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        for w in workers:
+            m = w.wait_for(CHECKPOINT + r"$", 0.05)
+            if m and int(m[3]) == frame:
+                act(w)
+                return w, m
+    return None, None
+
+
 def test_kill9_worker_mid_job_its_job_resumes_elsewhere_with_its_tracks(tmp_path, cluster):
     clips = write_clips(tmp_path / "in", 6, 40)
     cluster.submit(clips)
     workers = cluster.start(3)
-    victim, hit = None, None
-    deadline = time.monotonic() + 120
-    while hit is None and time.monotonic() < deadline:
-        for w in workers:
-            m = w.wait_for(CHECKPOINT + r"$", 0.05)
-            if m and int(m[3]) == 9:
-                victim, hit = w, m
-                w.proc.kill()
-                killed_at = time.time()
-                break
+    victim, hit = _at_checkpoint(workers, 9, lambda w: w.proc.kill())
+    killed_at = time.time()
     assert victim is not None, "no worker checkpointed a job mid-way"
     victim.proc.wait()
     job_id, stream = hit[1], hit[2]
@@ -182,15 +187,7 @@ def test_sigterm_worker_hands_its_job_over_without_duplicates(tmp_path, cluster)
     clips = write_clips(tmp_path / "in", 4, 40)
     cluster.submit(clips)
     workers = cluster.start(2)
-    victim, hit = None, None
-    deadline = time.monotonic() + 120
-    while hit is None and time.monotonic() < deadline:
-        for w in workers:
-            m = w.wait_for(CHECKPOINT + r"$", 0.05)
-            if m and int(m[3]) == 9:
-                victim, hit = w, m
-                w.signal(signal.SIGTERM)
-                break
+    victim, hit = _at_checkpoint(workers, 9, lambda w: w.signal(signal.SIGTERM))
     assert victim is not None, "no worker checkpointed a job mid-way"
     assert victim.stop() == 0
     assert victim.wait_for(rf"job {hit[1]} \({hit[2]}\) stopped", 1)
