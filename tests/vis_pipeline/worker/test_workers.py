@@ -189,7 +189,8 @@ def test_sigterm_worker_hands_its_job_over_without_duplicates(tmp_path, cluster)
     workers = cluster.start(2)
     victim, hit = _at_checkpoint(workers, 9, lambda w: w.signal(signal.SIGTERM))
     assert victim is not None, "no worker checkpointed a job mid-way"
-    assert victim.stop() == 0
+    code = victim.stop()
+    assert code == 0, "worker log before the kill:\n" + "\n".join(victim.lines[-40:])
     assert victim.wait_for(rf"job {hit[1]} \({hit[2]}\) stopped", 1)
     rows = cluster.wait_finished(4)
     assert all(r["state"] == "done" for r in rows)
