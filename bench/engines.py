@@ -172,7 +172,7 @@ def levers_part(base: DetectorConfig, samples, levers=LEVERS) -> list[dict]:
 def rle_predictions(d) -> list[tuple[dict, int, float]]:
     if not len(d):
         return []
-    rles = mask_utils.encode(np.asfortranarray(d.masks.transpose(1, 2, 0).astype(np.uint8)))
+    rles = mask_utils.encode(np.asfortranarray(d.full_masks().transpose(1, 2, 0).astype(np.uint8)))
     return list(zip(rles, d.class_ids.tolist(), d.scores.tolist()))
 
 

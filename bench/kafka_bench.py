@@ -4,8 +4,9 @@ Contract: ``python bench/kafka_bench.py`` starts an embedded tansu broker on loo
 builds 720p (1280x720) frame results with 20 ragged instance masks from the synthetic scene
 generator, and measures, for each available compression codec:
 
-* bytes per frame: the ``vis.frame/1`` JSON and that value compressed alone by the codec,
-  plus kafka-python's own batch compression ratio;
+* bytes per frame and encoding time of ``vis.frame/2`` (box-relative masks, the default) and
+  ``vis.frame/1`` (full-frame masks), each value compressed alone by the codec, plus
+  kafka-python's own batch compression ratio;
 * publish throughput: frame results per second through ``KafkaSink`` (RLE + JSON encoding
   included, until every record is acknowledged) and through a bare producer with the values
   already encoded;
@@ -22,6 +23,7 @@ import json
 import logging
 import os
 import platform
+import subprocess
 import sys
 import threading
 import time
@@ -40,7 +42,9 @@ from kafka import codec as kcodec  # noqa: E402 - after the sys.path line
 from devtools.broker import EmbeddedBroker  # noqa: E402 - after the sys.path line
 from streams.kafka import FrameReader, KafkaSink  # noqa: E402 - after the sys.path line
 from vis_eval.synthetic import CLASS_NAMES, SceneConfig, render_sequence  # noqa: E402 - after the sys.path line
-from vis.schema import dumps_record, encode_masks  # noqa: E402 - after the sys.path line
+from vis.detection.onnx_export import paste_masks  # noqa: E402 - after the sys.path line
+from vis.ops.rle import encode_box  # noqa: E402 - after the sys.path line
+from vis.schema import dumps_record  # noqa: E402 - after the sys.path line
 from vis.types import Detections, FrameResult  # noqa: E402 - after the sys.path line
 
 log = logging.getLogger("kafka_bench")
@@ -50,10 +54,12 @@ WIDTH, HEIGHT, INSTANCES = 1280, 720, 20
 
 #: mask profiles: object radius range, outline blur sigma and noise amplitude. ``ragged``
 #: gives ~2.8 KB of RLE per instance, ``heavy`` ~6 KB (a ragged person mask at 720p is
-#: ~6.6 KB, see shared FACTS).
+#: ~6.6 KB, see shared FACTS); ``mask_head`` is each object as a Mask R-CNN outputs it (its
+#: mask resampled to the head's 28 x 28 grid in its box and pasted back bilinearly).
 PROFILES = {
     "ragged": {"size_range": (60.0, 160.0), "sigma": 3.0, "amp": 0.45},
     "heavy": {"size_range": (100.0, 220.0), "sigma": 6.0, "amp": 0.48},
+    "mask_head": {"size_range": (60.0, 160.0), "head": 28},
 }
 
 
@@ -78,20 +84,10 @@ def ragged_frames(n: int, profile: str = "ragged", seed: int = 0) -> list[FrameR
         blur_prob=0.0,
     )
     rng = np.random.default_rng(seed)
-    amp = prof["amp"]
     out = []
     for f in render_sequence(cfg):
         keep = np.argsort(-f.masks.sum(axis=(1, 2)))[:INSTANCES]
-        masks = np.stack(
-            [
-                (
-                    cv2.GaussianBlur(f.masks[i].astype(np.float32), (0, 0), prof["sigma"])
-                    + rng.uniform(-amp, amp, (HEIGHT, WIDTH)).astype(np.float32)
-                )
-                > 0.5
-                for i in keep
-            ]
-        )
+        masks = np.stack([_outline(f.masks[i], prof, rng) for i in keep])
         boxes = np.zeros((len(keep), 4), np.float32)
         for j, m in enumerate(masks):
             ys, xs = np.nonzero(m)
@@ -109,6 +105,22 @@ def ragged_frames(n: int, profile: str = "ragged", seed: int = 0) -> list[FrameR
             )
         )
     return out
+
+
+def _outline(mask: np.ndarray, prof: dict, rng: np.random.Generator) -> np.ndarray:
+    """One (H, W) bool object mask given the profile's outline."""
+    if "head" in prof:
+        ys, xs = np.nonzero(mask)
+        box = np.array([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]], np.float32)
+        x0, y0, x1, y1 = (int(v) for v in box[0])
+        cell = cv2.resize(
+            mask[y0:y1, x0:x1].astype(np.float32),
+            (prof["head"], prof["head"]),
+            interpolation=cv2.INTER_AREA,
+        )
+        return paste_masks(cell[None], box, mask.shape)[0].to_full()
+    soft = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), prof["sigma"])
+    return soft + rng.uniform(-prof["amp"], prof["amp"], mask.shape).astype(np.float32) > 0.5
 
 
 def renumber(frames: list[FrameResult], total: int, stream_id: str = "cam0") -> list[FrameResult]:
@@ -149,13 +161,16 @@ def pct(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q)) if values else float("nan")
 
 
-def measure_sizes(frames: list[FrameResult]) -> dict:
+def measure_sizes(frames: list[FrameResult], version: int) -> dict:
+    """Bytes and encoding time of ``vis.frame/<version>`` records of ``frames``."""
+    fresh = renumber(frames, len(frames))  # results without a cached encoding
     t0 = time.perf_counter()
-    values = [dumps_record(f).encode() for f in frames]
+    values = [dumps_record(f, version=version).encode() for f in fresh]
     encode_ms = (time.perf_counter() - t0) * 1000 / len(frames)
-    rle = [len(r["counts"]) for f in frames for r in encode_masks(f.detections.masks)]
+    rle = [len(encode_box(m)["counts"]) for f in frames for m in f.detections.masks]
     raw_mask = WIDTH * HEIGHT / 8
     out = {
+        "version": version,
         "frames": len(frames),
         "instances_per_frame": float(np.mean([len(f.detections) for f in frames])),
         "rle_bytes_per_instance_mean": float(np.mean(rle)),
@@ -187,9 +202,9 @@ def _producer_compression_ratio(sink: KafkaSink) -> float | None:
 
 
 def measure_throughput(
-    broker: EmbeddedBroker, frames: list[FrameResult], codec: str, tag: str = ""
+    broker: EmbeddedBroker, frames: list[FrameResult], codec: str, tag: str = "", version: int = 2
 ) -> dict:
-    topic = f"bench.tp.{tag}{codec}"
+    topic = f"bench.tp.{tag}{codec}.v{version}"
     broker.create_topics({topic: 1})
     sink = KafkaSink(
         bootstrap_servers=broker.bootstrap_servers,
@@ -198,6 +213,7 @@ def measure_throughput(
         compression=codec,
         linger_ms=5,
         client_id=f"bench-{codec}",
+        record_version=version,
     )
     t0 = time.perf_counter()
     for f in frames:
@@ -209,8 +225,8 @@ def measure_throughput(
     st = sink.stats()
     assert st["sent"] == len(frames), st
 
-    values = [dumps_record(f).encode() for f in frames]
-    topic2 = f"bench.raw.{tag}{codec}"
+    values = [dumps_record(f, version=version).encode() for f in frames]
+    topic2 = f"bench.raw.{tag}{codec}.v{version}"
     broker.create_topics({topic2: 1})
     producer = KafkaProducer(
         bootstrap_servers=broker.bootstrap_servers,
@@ -294,28 +310,36 @@ def measure_latency(
 
 
 def _table(prof: dict) -> list[str]:
-    s = prof["sizes"]
+    s1, s2 = prof["sizes"]["1"], prof["sizes"]["2"]
     lines = [
         (
-            f"{WIDTH}x{HEIGHT}, {s['instances_per_frame']:.0f} instances per frame: RLE "
-            f"{s['rle_bytes_per_instance_mean'] / 1024:.1f} KB per instance on average (p90 "
-            f"{s['rle_bytes_per_instance_p90'] / 1024:.1f} KB; raw bitmask "
-            f"{s['raw_bitmask_bytes_per_instance'] / 1024:.0f} KB). `vis.frame/1` JSON: "
-            f"{s['json_bytes_per_frame_mean'] / 1024:.1f} KB per frame (max "
-            f"{s['json_bytes_per_frame_max'] / 1024:.1f} KB); RLE + JSON encoding "
-            f"{s['encode_ms_per_frame']:.1f} ms per frame."
+            f"{WIDTH}x{HEIGHT}, {s2['instances_per_frame']:.0f} instances per frame: RLE of the "
+            f"tight crop {s2['rle_bytes_per_instance_mean'] / 1024:.2f} KB per instance on "
+            f"average (p90 {s2['rle_bytes_per_instance_p90'] / 1024:.2f} KB; raw full-frame "
+            f"bitmask {s2['raw_bitmask_bytes_per_instance'] / 1024:.0f} KB)."
         ),
         "",
-        (
-            "| codec | bytes/frame (record compressed alone) | ratio | batch ratio (kafka-python) "
-            "| compress ms/frame | KafkaSink frames/s | bare producer frames/s "
-            "| write->read p50 / p99 ms | producer ts->read p50 / p99 ms |"
-        ),
-        "|---|---|---|---|---|---|---|---|---|",
+        "| record | JSON KB/frame (max) | encode ms/frame | zstd KB/frame | gzip KB/frame |",
+        "|---|---|---|---|---|",
     ]
-    for c, cs in s["codecs"].items():
-        tp = prof["throughput"].get(c, {})
-        lat = prof["latency"].get(c)
+    for s in (s2, s1):
+        zs = s["codecs"].get("zstd", {}).get("bytes_per_frame_mean", float("nan"))
+        gz = s["codecs"]["gzip"]["bytes_per_frame_mean"]
+        lines.append(
+            f"| vis.frame/{s['version']} | {s['json_bytes_per_frame_mean'] / 1024:.1f} "
+            f"({s['json_bytes_per_frame_max'] / 1024:.1f}) | {s['encode_ms_per_frame']:.2f} | "
+            f"{zs / 1024:.1f} | {gz / 1024:.1f} |"
+        )
+    lines += [
+        "",
+        (
+            "| codec | record | KafkaSink frames/s | bare producer frames/s | batch ratio "
+            "(kafka-python) | write->read p50 / p99 ms | producer ts->read p50 / p99 ms |"
+        ),
+        "|---|---|---|---|---|---|---|",
+    ]
+    for key, tp in prof["throughput"].items():
+        lat = prof["latency"].get(key)
         br = tp.get("batch_compression_ratio")
         lat_cells = (
             "- | -"
@@ -324,11 +348,11 @@ def _table(prof: dict) -> list[str]:
             f"{lat['produced_to_read_ms_p50']:.1f} / "
             f"{lat['produced_to_read_ms_p99']:.1f}"
         )
+        codec, version = key.split("/")
         lines.append(
-            f"| {c} | {cs['bytes_per_frame_mean'] / 1024:.1f} KB | {cs['ratio']:.2f} | "
-            f"{'-' if br is None else f'{br:.2f}'} | {cs['compress_ms_per_frame']:.2f} | "
-            f"{tp.get('sink_frames_per_s', float('nan')):.1f} | "
-            f"{tp.get('producer_frames_per_s', float('nan')):.0f} | {lat_cells} |"
+            f"| {codec} | vis.frame/{version} | {tp['sink_frames_per_s']:.1f} | "
+            f"{tp['producer_frames_per_s']:.0f} | {'-' if br is None else f'{br:.2f}'} | "
+            f"{lat_cells} |"
         )
     return lines
 
@@ -338,8 +362,8 @@ def to_markdown(res: dict) -> str:
         (
             f"Kafka output benchmark ({res['date']}, {res['machine']}, {res['cpus']} CPUs; "
             f"loopback {res['tansu']}, kafka-python {res['kafka_python']}; load average "
-            f"{res['loadavg_start']:.2f} at start, {res['loadavg_end']:.2f} at end: a model "
-            "training job shared the machine, so CPU-bound numbers are pessimistic)."
+            f"{res['loadavg_start']:.2f} at start, {res['loadavg_end']:.2f} at end; commit "
+            f"{res.get('commit', '?')})."
         ),
         "",
     ]
@@ -351,7 +375,8 @@ def to_markdown(res: dict) -> str:
         (
             f"Throughput: frames ({counts}) written as fast as possible, acks=all, "
             "linger_ms=5, one partition; `KafkaSink` includes RLE + JSON encoding in "
-            "`write()`, the bare producer sends values encoded beforehand. Latency: "
+            "`write()` (each frame a fresh result: nothing cached), the bare producer sends "
+            "values encoded beforehand. Latency (zstd, vis.frame/2): "
             f"{lat0['frames']} frames at {lat0['fps']:.0f} frames/s with a consumer "
             "polling the same broker; `write->read` starts when `write()` is called, "
             "`producer ts->read` at the record's Kafka timestamp (ms resolution)."
@@ -395,9 +420,13 @@ def main(argv: list[str] | None = None) -> int:
         "loadavg_start": os.getloadavg()[0],
         "kafka_python": kafka.__version__,
         "tansu": _tansu_name(),
+        "commit": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
+        ).stdout.strip(),
         "profiles": {},
     }
     runs = {
+        "mask_head": (args.throughput_frames, 0),
         "ragged": (args.throughput_frames, args.latency_frames),
         "heavy": (args.heavy_frames, 0),
     }
@@ -408,19 +437,24 @@ def main(argv: list[str] | None = None) -> int:
             prof: dict = {
                 "mask_profile": PROFILES[name],
                 "throughput_frames": n_tp,
-                "sizes": measure_sizes(base),
+                "sizes": {str(v): measure_sizes(base, v) for v in (1, 2)},
                 "throughput": {},
                 "latency": {},
             }
-            for c in codecs():
-                log.info("%s: throughput %s", name, c)
-                prof["throughput"][c] = measure_throughput(
-                    broker, renumber(base, n_tp), c, f"{name}."
+            for c, v in [(c, 2) for c in codecs()] + [("zstd", 1)]:
+                if c not in codecs():
+                    continue
+                log.info("%s: throughput %s vis.frame/%d", name, c, v)
+                key = f"{c}/{v}"
+                prof["throughput"][key] = measure_throughput(
+                    broker, renumber(base, n_tp), c, f"{name}.", v
                 )
-                if n_lat:
+                if n_lat and key == "zstd/2":
                     log.info("%s: latency %s", name, c)
-                    prof["latency"][c] = measure_latency(broker, renumber(base, n_lat), c, args.fps)
-                log.info("%s %s: %s %s", name, c, prof["throughput"][c], prof["latency"].get(c))
+                    prof["latency"][key] = measure_latency(
+                        broker, renumber(base, n_lat), c, args.fps
+                    )
+                log.info("%s %s: %s", name, key, prof["throughput"][key])
             res["profiles"][name] = prof
     res["loadavg_end"] = os.getloadavg()[0]
     out.mkdir(parents=True, exist_ok=True)

@@ -62,7 +62,6 @@ def _scene_dets(n: int, frame: int, rng_state: dict, h: int = 720, w: int = 1280
         scores=np.full(n, 0.9, np.float32),
         class_ids=np.ones(n, np.int64),
         embeddings=emb.astype(np.float32),
-        mask_probs=masks.astype(np.float32),
     )
 
 

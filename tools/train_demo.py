@@ -124,7 +124,7 @@ def evaluate_ap(checkpoint: Path, n_images: int, seed: int) -> dict[str, float]:
         frame = SceneRenderer(cfg).render(int(rng.integers(0, 60)))
         gts.append((frame.masks, frame.class_ids))
         d = det.detect([frame.image])[0]
-        preds.append((d.masks, d.class_ids, d.scores))
+        preds.append((d.full_masks(), d.class_ids, d.scores))
     return coco_mask_ap(gts, preds, class_names=CLASS_NAMES)
 
 

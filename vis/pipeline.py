@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from vis.keyframes import KeyframeConfig, make_schedule
-from vis.ops.masks import BoxMask, suppress_duplicates
+from vis.ops.masks import suppress_duplicates
 from vis.propagation import PropagationConfig, Propagator
 from vis.tracking.tracker import Tracker, TrackerConfig
 from vis.types import Detections, Frame, FrameResult, TrackedInstance
@@ -212,8 +212,7 @@ class StreamProcessor:
         limit = self.tracker.config.duplicate_iou
         if len(dets) < 2 or limit >= 1.0:
             return dets
-        masks = [BoxMask.crop_or_empty(m) for m in dets.masks]
-        keep = suppress_duplicates(masks, dets.scores, limit)
+        keep = suppress_duplicates(dets.masks, dets.scores, limit)
         return dets if len(keep) == len(dets) else dets[keep]
 
     # -- checkpoints -------------------------------------------------------------------

@@ -17,6 +17,8 @@ from collections import Counter
 
 import numpy as np
 
+from vis.ops.masks import BoxMask
+from vis.ops.masks import mask_iou as box_mask_iou
 from vis.types import FrameResult
 
 #: weights of the doubt terms in ``review_score`` (they sum to 1); see docs/quality.md
@@ -114,24 +116,21 @@ def _centre_jump(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.hypot(*(ca - cb))) / diag
 
 
-def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
-    """IoU of two (H, W) bool masks (0 if both are empty)."""
-    union = np.count_nonzero(a | b)
-    return np.count_nonzero(a & b) / union if union else 0.0
+def mask_iou(a: BoxMask, b: BoxMask) -> float:
+    """IoU of two box-local masks (0 if both are empty)."""
+    return float(box_mask_iou([a], [b])[0, 0])
 
 
-def shape_iou(a: np.ndarray, b: np.ndarray) -> float:
-    """IoU of two (H, W) bool masks after moving ``a``'s centroid onto ``b``'s: how much
-    the shape changed, whatever the motion."""
-    ya, xa = np.nonzero(a)
-    yb, xb = np.nonzero(b)
+def shape_iou(a: BoxMask, b: BoxMask) -> float:
+    """IoU of two masks after moving ``a``'s centroid onto ``b``'s: how much the shape
+    changed, whatever the motion (pixels moved out of the image are lost)."""
+    ya, xa = np.nonzero(a.bits)
+    yb, xb = np.nonzero(b.bits)
     if len(ya) == 0 or len(yb) == 0:
         return 0.0
-    dy, dx = round(yb.mean() - ya.mean()), round(xb.mean() - xa.mean())
-    ya, xa = ya + dy, xa + dx
-    keep = (ya >= 0) & (ya < a.shape[0]) & (xa >= 0) & (xa < a.shape[1])
-    moved = np.zeros_like(a)
-    moved[ya[keep], xa[keep]] = True
+    dy = int(round(yb.mean() + b.y0 - ya.mean() - a.y0))
+    dx = int(round(xb.mean() + b.x0 - xa.mean() - a.x0))
+    moved = BoxMask.from_window(a.bits.astype(np.float32), a.x0 + dx, a.y0 + dy, a.image_size)
     return mask_iou(moved, b)
 
 

@@ -1,9 +1,12 @@
-"""The ``vis.frame/1`` per-frame record: encode a ``FrameResult`` to a JSON-ready dict and back.
+"""The per-frame record: encode a ``FrameResult`` to a JSON-ready dict and back.
 
-Contract: ``decode_record(encode_record(r))`` reproduces ``r``'s ids, classes, scores, boxes
-and masks exactly (masks are COCO compressed RLE). ``decode_record`` raises
-``SchemaError`` for anything that is not a valid ``vis.frame/1`` record. Described for
-users in docs/schema.md and docs/vis.frame.v1.schema.json.
+Two versions, both read everywhere: ``vis.frame/2`` (written by default) stores each mask as
+a COCO RLE of its tight crop with the crop's offset (``vis.ops.rle``), ``vis.frame/1`` as a
+full-frame COCO RLE; nothing else differs. Contract: ``decode_record(encode_record(r))``
+reproduces ``r``'s ids, classes, scores, boxes and binary masks exactly.
+``decode_record`` raises ``SchemaError`` for anything that is not a valid record. A result is
+encoded once per version (``record_of``/``json_of`` cache it on the result) and every sink
+shares that encoding. Described for users in docs/schema.md and docs/vis.frame.v*.schema.json.
 """
 
 from __future__ import annotations
@@ -12,68 +15,100 @@ import json
 from typing import Any
 
 import numpy as np
-from pycocotools import mask as mask_utils
 
+from vis.ops import rle as rle_ops
+from vis.ops.masks import BoxMask
 from vis.types import Detections, FrameResult
 
-SCHEMA = "vis.frame/1"
+SCHEMA_V1 = "vis.frame/1"
+SCHEMA_V2 = "vis.frame/2"
+#: the version written unless a sink is told otherwise (``sinks.record_version``)
+SCHEMA = SCHEMA_V2
+SCHEMAS = {1: SCHEMA_V1, 2: SCHEMA_V2}
 
 
 class SchemaError(ValueError):
-    """A record that is not a valid ``vis.frame/1`` object."""
+    """A record that is not a valid ``vis.frame`` object."""
 
 
 def encode_masks(masks: np.ndarray) -> list[dict[str, Any]]:
-    """(N, H, W) bool -> N COCO RLE dicts with ``counts`` as str."""
-    if len(masks) == 0:
-        return []
-    rles = mask_utils.encode(np.asfortranarray(masks.transpose(1, 2, 0).astype(np.uint8)))
-    return [
-        {"size": [int(r["size"][0]), int(r["size"][1])], "counts": r["counts"].decode("ascii")}
-        for r in rles
-    ]
+    """(N, H, W) bool -> N full-frame COCO RLE dicts with ``counts`` as str."""
+    return rle_ops.encode_full(masks)
 
 
-def decode_mask(rle: dict[str, Any]) -> np.ndarray:
-    """One COCO RLE dict -> (H, W) bool. Raises ``SchemaError`` on a malformed RLE."""
+def decode_mask(rle: dict[str, Any], image_size: tuple[int, int] | None = None) -> np.ndarray:
+    """One mask dict (either form; a box-relative one needs ``image_size``) -> (H, W) bool.
+    Raises ``SchemaError`` on a malformed mask."""
     try:
-        h, w = (int(v) for v in rle["size"])
-        counts = rle["counts"]
-        if not isinstance(counts, str):
-            raise TypeError("counts must be a string")
-        m = mask_utils.decode({"size": [h, w], "counts": counts.encode("ascii")})
-    except Exception as exc:  # noqa: BLE001 - pycocotools raises many types
+        if rle_ops.is_box_relative(rle):
+            if image_size is None:
+                raise ValueError("a box-relative mask needs the frame size")
+            return rle_ops.to_full(rle, image_size)
+        return rle_ops.decode_full(rle)
+    except (ValueError, TypeError, AttributeError) as exc:
         raise SchemaError(f"bad RLE mask: {exc}") from exc
-    if m.shape != (h, w) or int(
-        mask_utils.area({"size": [h, w], "counts": counts.encode()})
-    ) != int(m.sum()):
-        raise SchemaError("bad RLE mask: decoded size does not match")
-    return m.astype(bool)
 
 
-def encode_record(result: FrameResult) -> dict[str, Any]:
-    """``FrameResult`` -> ``vis.frame/1`` dict (JSON-serialisable)."""
-    d = result.detections
-    rles = encode_masks(d.masks)
-    instances = []
-    for i in range(len(d)):
-        cid = int(d.class_ids[i])
-        instances.append(
-            {
-                "track_id": int(d.track_ids[i]),
-                "class_id": cid,
-                "label": result.labels[cid] if 0 <= cid < len(result.labels) else str(cid),
-                "score": round(float(d.scores[i]), 4),
-                "bbox": [round(float(v), 2) for v in d.xyxy[i]],
-                "mask": rles[i],
-            }
-        )
-        if d.mask_confidence is not None:
-            instances[-1]["mask_confidence"] = round(float(d.mask_confidence[i]), 4)
-        if d.agreement is not None and np.isfinite(d.agreement[i]):
-            instances[-1]["agreement"] = round(float(d.agreement[i]), 4)
+def instance_mask(rle: dict[str, Any], image_size: tuple[int, int]) -> BoxMask:
+    """One mask dict (either form) -> ``BoxMask``; raises ``SchemaError`` when malformed."""
+    try:
+        return rle_ops.decode_box(rle, image_size)
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise SchemaError(f"bad RLE mask: {exc}") from exc
+
+
+def full_rle(rle: dict[str, Any], image_size: tuple[int, int]) -> dict[str, Any]:
+    """One mask dict (either form) -> the full-frame COCO RLE dict (for COCO-style files)."""
+    try:
+        return rle_ops.to_full_rle(rle, image_size)
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise SchemaError(f"bad RLE mask: {exc}") from exc
+
+
+def as_v1(record: dict[str, Any]) -> dict[str, Any]:
+    """A valid record of either version -> the same frame as ``vis.frame/1`` (full-frame
+    masks; a v1 record is returned as is). For readers that store COCO-style masks."""
+    if record["schema"] == SCHEMA_V1:
+        return record
+    size = (record["height"], record["width"])
     return {
-        "schema": SCHEMA,
+        **record,
+        "schema": SCHEMA_V1,
+        "instances": [
+            {**inst, "mask": full_rle(inst["mask"], size)} for inst in record["instances"]
+        ],
+    }
+
+
+def encode_record(result: FrameResult, *, version: int = 2) -> dict[str, Any]:
+    """``FrameResult`` -> ``vis.frame/<version>`` dict (JSON-serialisable)."""
+    if version not in SCHEMAS:
+        raise ValueError(f"record version {version!r}: choose 1 or 2")
+    d = result.detections
+    encode = rle_ops.encode_box if version == 2 else rle_ops.encode_box_as_full
+    boxes = np.round(d.xyxy.astype(np.float64), 2).tolist()
+    scores = np.round(d.scores.astype(np.float64), 4).tolist()
+    conf = (
+        None if d.mask_confidence is None else np.round(d.mask_confidence.astype(np.float64), 4)
+    )
+    agree = None if d.agreement is None else np.round(d.agreement.astype(np.float64), 4)
+    instances = []
+    for i, (tid, cid) in enumerate(zip(d.track_ids.tolist(), d.class_ids.tolist())):
+        inst = {
+            "track_id": tid,
+            "class_id": cid,
+            "label": result.labels[cid] if 0 <= cid < len(result.labels) else str(cid),
+            "score": scores[i],
+            "bbox": boxes[i],
+            "mask": encode(d.masks[i]),
+        }
+        if conf is not None:
+            inst["mask_confidence"] = float(conf[i])
+        if agree is not None and np.isfinite(agree[i]):
+            inst["agreement"] = float(agree[i])
+        instances.append(inst)
+    return {
+        "schema": SCHEMAS[version],
         "stream_id": result.stream_id,
         "frame_index": int(result.frame_index),
         "timestamp_ms": round(float(result.timestamp_ms), 3),
@@ -85,9 +120,31 @@ def encode_record(result: FrameResult) -> dict[str, Any]:
     }
 
 
-def dumps_record(result: FrameResult) -> str:
+def record_of(result: FrameResult, *, version: int = 2) -> dict[str, Any]:
+    """``encode_record``, computed once per result and version and shared by every caller
+    (treat the dict as read-only)."""
+    key = ("record", version)
+    if key not in result.encodings:
+        result.encodings[key] = encode_record(result, version=version)
+    return result.encodings[key]
+
+
+def json_of(result: FrameResult, *, version: int = 2) -> bytes:
+    """The record as one compact UTF-8 JSON line (no newline), computed once per result."""
+    key = ("json", version)
+    if key not in result.encodings:
+        result.encodings[key] = dumps_json(record_of(result, version=version))
+    return result.encodings[key]
+
+
+def dumps_json(obj: Any) -> bytes:
+    """Compact JSON bytes (the one formatting of every record the product writes)."""
+    return json.dumps(obj, separators=(",", ":")).encode("utf-8")
+
+
+def dumps_record(result: FrameResult, *, version: int = 2) -> str:
     """``FrameResult`` -> one compact JSON line (no newline)."""
-    return json.dumps(encode_record(result), separators=(",", ":"))
+    return json_of(result, version=version).decode("utf-8")
 
 
 def _require(obj: dict, key: str, types: type | tuple[type, ...]) -> Any:
@@ -102,12 +159,13 @@ def _require(obj: dict, key: str, types: type | tuple[type, ...]) -> Any:
 
 
 def validate_record(obj: Any) -> dict[str, Any]:
-    """Check the structure of a decoded JSON object; return it or raise ``SchemaError``."""
+    """Check the structure of a decoded JSON object; return it or raise ``SchemaError``.
+    Masks are checked for form and bounds, not decoded."""
     if not isinstance(obj, dict):
         raise SchemaError(f"record is a {type(obj).__name__}, not an object")
     schema = obj.get("schema")
-    if schema != SCHEMA:
-        raise SchemaError(f"schema is {schema!r}, expected {SCHEMA!r}")
+    if schema not in SCHEMAS.values():
+        raise SchemaError(f"schema is {schema!r}, expected one of {sorted(SCHEMAS.values())}")
     _require(obj, "stream_id", str)
     _require(obj, "frame_index", int)
     _require(obj, "timestamp_ms", (int, float))
@@ -130,18 +188,36 @@ def validate_record(obj: Any) -> dict[str, Any]:
             v = inst.get(key, 0.0)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
                 raise SchemaError(f"field {key!r} must be a number in [0, 1]")
-        mask = _require(inst, "mask", dict)
-        if list(mask.get("size", [])) != [h, w]:
-            raise SchemaError(f"mask size {mask.get('size')} != frame [{h}, {w}]")
+        _check_mask(_require(inst, "mask", dict), schema, w, h)
     return obj
 
 
+def _check_mask(mask: dict[str, Any], schema: str, w: int, h: int) -> None:
+    size = list(mask.get("size", []))
+    if schema == SCHEMA_V1:
+        if size != [h, w]:
+            raise SchemaError(f"mask size {mask.get('size')} != frame [{h}, {w}]")
+        return
+    x, y = mask.get("x"), mask.get("y")
+    ok = (
+        len(size) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in (x, y, *size))
+        and x >= 0
+        and y >= 0
+        and min(size) >= 0
+        and x + size[1] <= w
+        and y + size[0] <= h
+    )
+    if not ok:
+        raise SchemaError(f"mask crop x={x} y={y} size={size} is not inside the {w}x{h} frame")
+
+
 def decode_record(obj: dict[str, Any] | str | bytes, *, with_masks: bool = True) -> FrameResult:
-    """``vis.frame/1`` dict (or JSON text) -> ``FrameResult``.
+    """``vis.frame/1`` or ``/2`` dict (or JSON text) -> ``FrameResult`` (box-local masks).
 
     Args:
         obj: the record, parsed or as JSON text/bytes.
-        with_masks: decode the RLE masks (False leaves (N, 0, 0) masks: cheap summaries).
+        with_masks: decode the RLE masks (False leaves every mask empty: cheap summaries).
     """
     if isinstance(obj, (str, bytes)):
         try:
@@ -156,9 +232,9 @@ def decode_record(obj: dict[str, Any] | str | bytes, *, with_masks: bool = True)
     n_labels = max(labels_by_id, default=0) + 1
     labels = [labels_by_id.get(i, str(i)) for i in range(n_labels)]
     masks = (
-        np.stack([decode_mask(i["mask"]) for i in inst])
-        if with_masks and n
-        else np.zeros((n, h, w) if with_masks else (n, 0, 0), bool)
+        [instance_mask(i["mask"], (h, w)) for i in inst]
+        if with_masks
+        else [BoxMask.empty((h, w))] * n
     )
     dets = Detections(
         xyxy=np.array([i["bbox"] for i in inst], np.float32).reshape(n, 4),
@@ -172,6 +248,7 @@ def decode_record(obj: dict[str, Any] | str | bytes, *, with_masks: bool = True)
         agreement=np.array([i.get("agreement", np.nan) for i in inst], np.float32)
         if any("agreement" in i for i in inst)
         else None,
+        image_size=(h, w),
     )
     return FrameResult(
         stream_id=rec["stream_id"],

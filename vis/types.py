@@ -43,32 +43,36 @@ class Frame:
 
 @dataclasses.dataclass
 class Detections:
-    """A set of N instances in one frame.
+    """A set of N instances in one frame, each mask kept inside its box.
 
     Attributes:
         xyxy: (N, 4) float32 boxes, pixels, x1 y1 x2 y2.
-        masks: (N, H, W) bool full-frame masks.
+        masks: N ``BoxMask`` soft masks (a crop and its offset; the binary mask is
+            ``prob >= 0.5``). A (N, H, W) bool or float array is accepted too and cropped
+            on construction (around its non-zero pixels). Full-frame masks exist only where
+            asked: ``full_masks()``.
         scores: (N,) float32.
         class_ids: (N,) int64, the detector's label index (0 = background, never present).
         embeddings: (N, D) float32 L2-normalised appearance embeddings (D may be 0).
         track_ids: (N,) int64, -1 where unassigned.
-        mask_probs: optional (N, H, W) float32 soft masks in [0, 1] (keyframes only).
         mask_confidence: optional (N,) float32 in [0, 1]: how far each soft mask is from 0.5
             inside its box (mean of |2p - 1|; 1 = every pixel certain), set on tracked
             instances.
         agreement: optional (N,) float32: offline, the mask IoU of the forward and backward
             estimates fused into each instance's mask (NaN where not fused).
+        image_size: (H, W) of the frame; taken from the masks when not given (required for
+            an empty list).
     """
 
     xyxy: np.ndarray
-    masks: np.ndarray
+    masks: list[BoxMask]
     scores: np.ndarray
     class_ids: np.ndarray
     embeddings: np.ndarray | None = None
     track_ids: np.ndarray | None = None
-    mask_probs: np.ndarray | None = None
     mask_confidence: np.ndarray | None = None
     agreement: np.ndarray | None = None
+    image_size: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         n = len(self.xyxy)
@@ -77,7 +81,7 @@ class Detections:
         if self.mask_confidence is not None:
             self.mask_confidence = np.asarray(self.mask_confidence, np.float32).reshape(n)
         self.xyxy = np.asarray(self.xyxy, np.float32).reshape(n, 4)
-        self.masks = np.asarray(self.masks, bool)
+        self.masks = self._box_masks(self.masks, n)
         self.scores = np.asarray(self.scores, np.float32).reshape(n)
         self.class_ids = np.asarray(self.class_ids, np.int64).reshape(n)
         if self.embeddings is None:
@@ -88,33 +92,48 @@ class Detections:
         if self.track_ids is None:
             self.track_ids = np.full(n, -1, np.int64)
         self.track_ids = np.asarray(self.track_ids, np.int64).reshape(n)
-        if self.masks.ndim != 3 or len(self.masks) != n:
-            raise ValueError(f"masks must be (N={n}, H, W), got {self.masks.shape}")
-        if self.mask_probs is not None and self.mask_probs.shape != self.masks.shape:
-            raise ValueError(
-                f"mask_probs {self.mask_probs.shape} must match masks {self.masks.shape}"
-            )
+
+    def _box_masks(self, masks: Any, n: int) -> list[BoxMask]:
+        """Validate ``masks`` (BoxMasks or an (N, H, W) array) and set ``image_size``."""
+        if isinstance(masks, np.ndarray):
+            if masks.ndim != 3 or len(masks) != n:
+                raise ValueError(f"masks must be (N={n}, H, W), got {masks.shape}")
+            self.image_size = (int(masks.shape[1]), int(masks.shape[2]))
+            return [_crop_nonzero(m) for m in masks]
+        masks = list(masks)
+        if len(masks) != n:
+            raise ValueError(f"{len(masks)} masks for {n} boxes")
+        if self.image_size is None:
+            if not masks:
+                raise ValueError("an empty Detections needs image_size")
+            self.image_size = masks[0].image_size
+        self.image_size = (int(self.image_size[0]), int(self.image_size[1]))
+        for m in masks:
+            if tuple(m.image_size) != self.image_size:
+                raise ValueError(f"mask of a {m.image_size} image in a {self.image_size} frame")
+        return masks
 
     @classmethod
     def empty(cls, height: int, width: int, embedding_dim: int = 0) -> Detections:
         return cls(
             xyxy=np.zeros((0, 4), np.float32),
-            masks=np.zeros((0, height, width), bool),
+            masks=[],
             scores=np.zeros(0, np.float32),
             class_ids=np.zeros(0, np.int64),
             embeddings=np.zeros((0, embedding_dim), np.float32),
+            image_size=(height, width),
         )
 
     @classmethod
     def from_instances(
         cls, instances: list[TrackedInstance], height: int, width: int
     ) -> Detections:
-        """Tracked instances -> ``Detections`` with full-frame masks, in the given order."""
+        """Tracked instances -> ``Detections`` (masks stay box-local), in the given order."""
         if not instances:
             return cls.empty(height, width)
         return cls(
             xyxy=np.stack([i.box for i in instances]),
-            masks=np.stack([i.mask.to_full() for i in instances]),
+            masks=[i.mask for i in instances],
             scores=np.array([i.score for i in instances], np.float32),
             class_ids=np.array([i.class_id for i in instances], np.int64),
             embeddings=np.stack([i.embedding for i in instances]),
@@ -123,30 +142,35 @@ class Detections:
             agreement=np.array(
                 [np.nan if i.agreement is None else i.agreement for i in instances], np.float32
             ),
+            image_size=(height, width),
         )
 
     def __len__(self) -> int:
         return len(self.xyxy)
 
-    @property
-    def image_size(self) -> tuple[int, int]:
-        """(H, W) of the masks."""
-        return int(self.masks.shape[1]), int(self.masks.shape[2])
+    def full_masks(self) -> np.ndarray:
+        """(N, H, W) bool full-frame masks (costs N frames of memory: for sinks that draw or
+        score pixels, never on the processing path)."""
+        out = np.zeros((len(self), *self.image_size), bool)
+        for i, m in enumerate(self.masks):
+            out[i, m.y0 : m.y1, m.x0 : m.x1] = m.bits
+        return out
 
     def __getitem__(self, index: Any) -> Detections:
         """Select instances by boolean mask, integer array or slice."""
         if isinstance(index, (int, np.integer)):
             index = [int(index)]
+        rows = np.arange(len(self))[index]
         return Detections(
             xyxy=self.xyxy[index],
-            masks=self.masks[index],
+            masks=[self.masks[int(i)] for i in rows],
             scores=self.scores[index],
             class_ids=self.class_ids[index],
             embeddings=self.embeddings[index],
             track_ids=self.track_ids[index],
-            mask_probs=None if self.mask_probs is None else self.mask_probs[index],
             mask_confidence=None if self.mask_confidence is None else self.mask_confidence[index],
             agreement=None if self.agreement is None else self.agreement[index],
+            image_size=self.image_size,
         )
 
     @staticmethod
@@ -154,9 +178,6 @@ class Detections:
         parts = [p for p in parts if len(p)]
         if not parts:
             return Detections.empty(height, width)
-        probs = (
-            [p.mask_probs for p in parts] if all(p.mask_probs is not None for p in parts) else None
-        )
         conf, agree = (
             [getattr(p, k) for p in parts]
             if all(getattr(p, k) is not None for p in parts)
@@ -165,15 +186,27 @@ class Detections:
         )
         return Detections(
             xyxy=np.concatenate([p.xyxy for p in parts]),
-            masks=np.concatenate([p.masks for p in parts]),
+            masks=[m for p in parts for m in p.masks],
             scores=np.concatenate([p.scores for p in parts]),
             class_ids=np.concatenate([p.class_ids for p in parts]),
             embeddings=np.concatenate([p.embeddings for p in parts]),
             track_ids=np.concatenate([p.track_ids for p in parts]),
-            mask_probs=None if probs is None else np.concatenate(probs),
             mask_confidence=None if conf is None else np.concatenate(conf),
             agreement=None if agree is None else np.concatenate(agree),
+            image_size=(height, width),
         )
+
+
+def _crop_nonzero(full: np.ndarray) -> BoxMask:
+    """(H, W) bool or soft mask -> ``BoxMask`` around its non-zero pixels (soft values below
+    0.5 are kept: they count when a keyframe blends masks)."""
+    nz = full != 0
+    rows = np.flatnonzero(nz.any(axis=1))
+    if len(rows) == 0:
+        return BoxMask.empty(full.shape)
+    cols = np.flatnonzero(nz.any(axis=0))
+    y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    return BoxMask(int(x0), int(y0), full[y0:y1, x0:x1].astype(np.float32), full.shape)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -209,7 +242,7 @@ class TrackedInstance:
 
 @dataclasses.dataclass
 class FrameResult:
-    """The per-frame output of the pipeline (serialised as ``vis.frame/1``).
+    """The per-frame output of the pipeline (serialised as ``vis.frame/2`` or ``/1``).
 
     Attributes:
         stream_id, frame_index, timestamp_ms: from the ``Frame``.
@@ -219,6 +252,7 @@ class FrameResult:
         labels: label of each detector class index.
         propagated_from: on a frame between keyframes, the keyframe indices its masks were
             carried from (one: forward only; two: fused from both sides); empty on keyframes.
+        encodings: cache of the serialised record (see ``vis.schema``).
     """
 
     stream_id: str
@@ -230,3 +264,6 @@ class FrameResult:
     detections: Detections
     labels: list[str]
     propagated_from: tuple[int, ...] = ()
+    #: serialised forms (``vis.schema.record_of``/``json_of``), made once and shared by every
+    #: sink; a result is not changed after it is emitted
+    encodings: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from vis.schema import SCHEMA, SchemaError, encode_masks, validate_record
+from vis.schema import SCHEMA_V1, SchemaError, as_v1, encode_masks, validate_record
 
 #: TrackEval MOTSChallenge class id every instance is written with (class-agnostic scoring).
 TRACKEVAL_CLASS = 2
@@ -123,7 +123,7 @@ def read_jsonl(path: str | Path) -> TrackSequence:
             if not line.strip():
                 continue
             try:
-                rec = validate_record(json.loads(line))
+                rec = as_v1(validate_record(json.loads(line)))
             except (json.JSONDecodeError, SchemaError) as exc:
                 raise EvaluationError(
                     f"{path} line {n}: not a vis.frame/1 record ({exc})"
@@ -227,7 +227,7 @@ def jsonl_records(
         boxes = mask_utils.toBbox([i.rle for i in insts]) if insts else np.zeros((0, 4))
         out.append(
             {
-                "schema": SCHEMA,
+                "schema": SCHEMA_V1,
                 "stream_id": stream_id,
                 "frame_index": f,
                 "timestamp_ms": round(f * 1000.0 / fps, 3),

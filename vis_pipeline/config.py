@@ -31,6 +31,9 @@ class SinksConfig:
     kafka: Kafka sink settings (see docs/kafka.md); null = off.
     exports: annotation formats written when each stream ends (docs/exports.md); null = off.
     export_images: also write every frame as ``<output>/images/<stream>/<frame>.jpg``.
+    record_version: the frame records the JSONL and Kafka sinks write: 2 (``vis.frame/2``,
+        masks as box-relative RLE) or 1 (``vis.frame/1``, full-frame RLE, for consumers
+        that do not read version 2 yet).
     """
 
     jsonl: bool = True
@@ -38,8 +41,19 @@ class SinksConfig:
     kafka: dict[str, Any] | None = None
     exports: list[str] | None = None
     export_images: bool = False
+    record_version: int = 2
 
     def __post_init__(self) -> None:
+        if self.record_version not in (1, 2) or isinstance(self.record_version, bool):
+            raise ConfigError(
+                f"sinks.record_version: {self.record_version!r} is not a record version; "
+                "use 2 (box-relative masks) or 1 (full-frame masks)"
+            )
+        if "record_version" in (self.kafka or {}):
+            raise ConfigError(
+                "sinks.kafka.record_version: set sinks.record_version instead (one version "
+                "for every sink)"
+            )
         from streams.exports import FORMATS  # noqa: PLC0415
 
         for name in self.exports or []:

@@ -65,9 +65,10 @@ def run(
         store = open_store(cfg, [item.stream_id for item in inputs], restart=restart)
     sinks: list[Sink] = list(extra_sinks or [])
     if cfg.sinks.jsonl:
-        sinks.append(JsonlSink(out_dir, resume=True))
+        sinks.append(JsonlSink(out_dir, resume=True, record_version=cfg.sinks.record_version))
     if cfg.sinks.kafka is not None:
-        sinks.append(KafkaSink(from_mapping(KafkaSinkConfig, cfg.sinks.kafka, "sinks.kafka")))
+        kafka = from_mapping(KafkaSinkConfig, cfg.sinks.kafka, "sinks.kafka")
+        sinks.append(KafkaSink(kafka, record_version=cfg.sinks.record_version))
     if cfg.sinks.exports:  # after the JSONL sink: exports read the stream's finished JSONL
         sinks.append(ExportSink(out_dir, cfg.sinks.exports, images=cfg.sinks.export_images))
     overlay = OverlayVideoSink(out_dir) if cfg.sinks.overlay else None

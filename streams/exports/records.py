@@ -16,7 +16,7 @@ from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
-from vis.schema import SchemaError, validate_record
+from vis.schema import SchemaError, as_v1, validate_record
 
 
 class ExportError(ValueError):
@@ -126,10 +126,10 @@ def _read(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             if not line.strip():
                 continue
             try:
-                rec = validate_record(json.loads(line))
+                rec = as_v1(validate_record(json.loads(line)))
             except (json.JSONDecodeError, SchemaError) as exc:
                 raise ExportError(
-                    f"{path} line {lineno}: not a vis.frame/1 record ({exc}); "
+                    f"{path} line {lineno}: not a vis.frame record ({exc}); "
                     "give the JSONL file a run wrote"
                 ) from None
             yield lineno, rec

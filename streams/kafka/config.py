@@ -172,6 +172,9 @@ class KafkaSinkConfig:
         track_end_frames: a track ends after this many consecutive results of its stream
             without it (and at ``close``/``end_stream``).
         oversize_policy: ``split`` (parts, then coarsened masks) or ``error`` (``SinkError``).
+        record_version: frame records written as ``vis.frame/2`` (box-relative masks) or
+            ``vis.frame/1`` (full-frame masks); the pipeline sets it from
+            ``sinks.record_version``.
         topic_partitions: create missing topics with this many partitions at start (0: leave
             topic creation to the broker).
         security: ``KafkaSecurity``.
@@ -196,10 +199,12 @@ class KafkaSinkConfig:
     connect_timeout_s: float = 10.0
     track_end_frames: int = 30
     oversize_policy: Literal["split", "error"] = "split"
+    record_version: int = 2
     topic_partitions: int = 0
     security: KafkaSecurity = dataclasses.field(default_factory=KafkaSecurity)
 
     def __post_init__(self) -> None:
+        require(self.record_version in (1, 2), "record_version", self.record_version, "1 or 2")
         require(
             bool(self.bootstrap_servers.strip()),
             "bootstrap_servers",

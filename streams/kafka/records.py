@@ -18,7 +18,9 @@ from typing import Any
 import numpy as np
 
 from streams.kafka.tracks import tracked_instances
-from vis.schema import SchemaError, decode_mask, encode_masks, validate_record
+from vis.ops.masks import BoxMask
+from vis.ops.rle import encode_box, encode_box_as_full, is_box_relative
+from vis.schema import SchemaError, dumps_json, instance_mask, validate_record
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +37,6 @@ def headers(schema: str) -> list[tuple[str, bytes]]:
 
 
 # -- writing: the oversize policy ---------------------------------------------------------------
-def dumps_json(obj: Any) -> bytes:
-    """Compact JSON bytes, the same formatting as ``vis.schema.dumps_record``."""
-    return json.dumps(obj, separators=(",", ":")).encode("utf-8")
-
-
 def coarsen_mask(mask: np.ndarray, block: int) -> np.ndarray:
     """(H, W) bool -> (H, W) bool made of ``block`` x ``block`` cells (majority vote)."""
     h, w = mask.shape
@@ -52,24 +49,32 @@ def coarsen_mask(mask: np.ndarray, block: int) -> np.ndarray:
     return np.repeat(np.repeat(cells, block, axis=0), block, axis=1)[:h, :w]
 
 
-def _coarsen_instance(inst: dict[str, Any], room: int) -> dict[str, Any]:
-    """Re-encode one instance's mask at ever coarser blocks until its JSON fits ``room``."""
-    mask = decode_mask(inst["mask"])
-    h, w = mask.shape
+def _encode_like(mask: BoxMask, like: dict[str, Any]) -> dict[str, Any]:
+    """``mask`` in the form (box-relative or full-frame) of the mask dict ``like``."""
+    return encode_box(mask) if is_box_relative(like) else encode_box_as_full(mask)
+
+
+def _coarsen_instance(inst: dict[str, Any], room: int, size: tuple[int, int]) -> dict[str, Any]:
+    """Re-encode one instance's mask at ever coarser blocks until its JSON fits ``room``
+    (blocks aligned on the mask's crop; the mask keeps its form)."""
+    mask = instance_mask(inst["mask"], size)
     block = 2
-    while block <= max(h, w):
+    while block <= max(mask.prob.shape, default=0):
+        cells = coarsen_mask(mask.bits, block).astype(np.float32)
         new = {
             **inst,
-            "mask": encode_masks(coarsen_mask(mask, block)[None])[0],
+            "mask": _encode_like(dataclasses.replace(mask, prob=cells), inst["mask"]),
             "mask_coarsened": block,
         }
         if len(dumps_json(new)) <= room:
             return new
         block *= 2
-    box = np.zeros((h, w), bool)  # last resort: the filled box (always a few bytes)
+    # last resort: the filled box (always a few bytes)
     x1, y1, x2, y2 = (round(float(v)) for v in inst["bbox"])
-    box[max(0, y1) : max(0, y2), max(0, x1) : max(0, x2)] = True
-    return {**inst, "mask": encode_masks(box[None])[0], "mask_coarsened": -1}
+    x1, y1 = max(0, min(x1, size[1])), max(0, min(y1, size[0]))
+    x2, y2 = max(x1, min(x2, size[1])), max(y1, min(y2, size[0]))
+    box = BoxMask(x1, y1, np.ones((y2 - y1, x2 - x1), np.float32), size)
+    return {**inst, "mask": _encode_like(box, inst["mask"]), "mask_coarsened": -1}
 
 
 def fit_record(record: dict[str, Any], budget: int) -> tuple[list[bytes], int]:
@@ -97,7 +102,7 @@ def fit_record(record: dict[str, Any], budget: int) -> tuple[list[bytes], int]:
     for inst in record["instances"]:
         size = len(dumps_json(inst))
         if size > room:
-            inst = _coarsen_instance(inst, room)
+            inst = _coarsen_instance(inst, room, (record["height"], record["width"]))
             size = len(dumps_json(inst))
             coarsened += 1
         items.append((inst, size + 1))
@@ -217,7 +222,7 @@ class FrameAssembler:
             if not isinstance(inst.get("track_id", -1), int):
                 raise SchemaError("track_id is not an integer")
             if self.validate_masks:
-                decode_mask(inst["mask"])
+                instance_mask(inst["mask"], (rec["height"], rec["width"]))
         return rec
 
     def _join(self, rec: dict[str, Any]) -> dict[str, Any] | None:

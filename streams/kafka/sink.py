@@ -40,7 +40,7 @@ from streams.kafka.producer import (
 from streams.kafka.records import RECORD_OVERHEAD, dumps_json, fit_record, headers
 from streams.kafka.tracks import TRACK_SCHEMA, TrackEvents
 from streams.sinks.base import Sink, SinkError
-from vis.schema import SCHEMA, encode_record
+from vis.schema import SCHEMAS, json_of, record_of
 from vis.types import FrameResult
 
 log = logging.getLogger(__name__)
@@ -140,10 +140,11 @@ class KafkaSink(Sink):
             raise SinkError(f"kafka topic {self.config.topic!r}: write after close")
         self._raise_fatal()
         cfg = self.config
-        record = encode_record(result)
+        version = cfg.record_version
+        record = record_of(result, version=version)  # shared with the other sinks
         key = result.stream_id.encode("utf-8")
-        values, coarsened = self._fit(record)
-        msgs = [(cfg.topic, key, v, headers(SCHEMA)) for v in values]
+        values, coarsened = self._fit(record, json_of(result, version=version))
+        msgs = [(cfg.topic, key, v, headers(SCHEMAS[version])) for v in values]
         if cfg.tracks_topic is not None:
             msgs += [
                 (cfg.tracks_topic, key, dumps_json(ev), headers(TRACK_SCHEMA))
@@ -228,17 +229,17 @@ class KafkaSink(Sink):
         )
 
     # -- internals -------------------------------------------------------------------------
-    def _fit(self, record: dict[str, Any]) -> tuple[list[bytes], int]:
-        if self.config.oversize_policy == "error":
-            value = dumps_json(record)
-            if len(value) > self._budget:
-                raise SinkError(
-                    f"kafka topic {self.config.topic!r}: frame "
-                    f"{record['stream_id']}:{record['frame_index']} is "
-                    f"{len(value)} bytes, over max_request_size "
-                    f"{self.config.max_request_size} (oversize_policy=error)"
-                )
+    def _fit(self, record: dict[str, Any], value: bytes) -> tuple[list[bytes], int]:
+        """``record`` (serialised: ``value``) -> the values to send, coarsened masks."""
+        if len(value) <= self._budget:
             return [value], 0
+        if self.config.oversize_policy == "error":
+            raise SinkError(
+                f"kafka topic {self.config.topic!r}: frame "
+                f"{record['stream_id']}:{record['frame_index']} is "
+                f"{len(value)} bytes, over max_request_size "
+                f"{self.config.max_request_size} (oversize_policy=error)"
+            )
         return fit_record(record, self._budget)
 
     def _publish_track_events(self, events: list[dict[str, Any]]) -> None:

@@ -1,4 +1,4 @@
-"""``JsonlSink``: ``<output>/<stream_id>.jsonl``, one ``vis.frame/1`` line per frame.
+"""``JsonlSink``: ``<output>/<stream_id>.jsonl``, one ``vis.frame`` line per frame.
 
 Contract: every line is flushed when written, so a killed run keeps every frame whose line
 was written; ``close()`` flushes and is idempotent; a write that fails raises ``SinkError``
@@ -15,23 +15,30 @@ import numpy as np
 
 from streams.sinks.base import Sink, SinkError
 from streams.sinks.paths import jsonl_path
-from vis.schema import dumps_record
+from vis.schema import json_of
 from vis.types import FrameResult
 
 
 class JsonlSink(Sink):
-    """One ``vis.frame/1`` line per frame and stream, flushed per line.
+    """One ``vis.frame`` line per frame and stream, flushed per line.
 
     Args:
         output_dir: folder of the files (created).
         fsync_every: also ``fsync`` every this many lines (0 = never).
         resume: append to existing files (the runner cuts them back to the resume point
             first) instead of truncating them.
+        record_version: write ``vis.frame/2`` (box-relative masks) or ``vis.frame/1``.
     """
 
     def __init__(
-        self, output_dir: str | Path, *, fsync_every: int = 0, resume: bool = False
+        self,
+        output_dir: str | Path,
+        *,
+        fsync_every: int = 0,
+        resume: bool = False,
+        record_version: int = 2,
     ) -> None:
+        self.record_version = record_version
         self.output_dir = Path(output_dir)
         self.output_dir.mkdir(parents=True, exist_ok=True)
         self.fsync_every = fsync_every
@@ -56,7 +63,7 @@ class JsonlSink(Sink):
     def write(self, result: FrameResult, image: np.ndarray | None = None) -> None:
         f = self._file(result.stream_id)
         try:
-            f.write(dumps_record(result) + "\n")
+            f.write(json_of(result, version=self.record_version).decode("utf-8") + "\n")
             f.flush()
             self._count += 1
             if self.fsync_every and self._count % self.fsync_every == 0:

@@ -41,8 +41,10 @@ def render_overlay(image: np.ndarray, result: FrameResult, alpha: float = 0.5) -
     for i in range(len(d)):
         tid = int(d.track_ids[i])
         col = np.array(track_colour(tid), np.float32)
-        m = d.masks[i]
-        out[m] = (out[m] * (1 - alpha) + col * alpha).astype(np.uint8)
+        bm = d.masks[i]
+        view = out[bm.y0 : bm.y1, bm.x0 : bm.x1]  # only the mask's box is touched
+        m = bm.bits
+        view[m] = (view[m] * (1 - alpha) + col * alpha).astype(np.uint8)
         x1, y1, x2, y2 = (int(round(v)) for v in d.xyxy[i])
         c = tuple(int(v) for v in col)
         cv2.rectangle(out, (x1, y1), (x2, y2), c, 1)

@@ -366,7 +366,7 @@ def test_pipeline_reconnects_after_server_restart_and_keeps_ids(kind, tmp_path, 
     gt = read_mots_by_frame(SAMPLE_GT)
 
     def position(r):
-        return frame_position(dict(zip(r.detections.track_ids, r.detections.masks)), gt)
+        return frame_position(dict(zip(r.detections.track_ids, r.detections.full_masks())), gt)
 
     # the last frame before the outage and the first after it (a keyframe): the tracker
     # re-identifies the objects across the gap

@@ -71,7 +71,7 @@ def make(offline, interval, **kw):
 
 def best_iou(result, truth):
     d = result.detections
-    return max(((m & truth).sum() / max((m | truth).sum(), 1) for m in d.masks), default=0.0)
+    return max(((m & truth).sum() / max((m | truth).sum(), 1) for m in d.full_masks()), default=0.0)
 
 
 def test_an_object_missed_at_the_first_keyframe_is_output_from_its_first_frame():
@@ -169,7 +169,7 @@ def test_checkpoint_is_taken_before_a_keyframe_and_restores_to_one():
     first = run(make(True, 5, warp="dense"), frames, dets_at)
     for (r, _), expected in zip(resumed, first[10:]):
         assert r.detections.track_ids.tolist() == expected.detections.track_ids.tolist()
-        assert np.array_equal(r.detections.masks, expected.detections.masks)
+        assert np.array_equal(r.detections.full_masks(), expected.detections.full_masks())
 
 
 def test_a_birth_the_flow_cannot_follow_is_not_carried_back_onto_the_background():

@@ -93,8 +93,9 @@ def test_smoothing_settles_uncertain_boundary_pixels_from_the_previous_mask():
     spur = disk_mask(H, W, 124, 90, 5) & ~prev_full
     det[spur] = 0.6  # and mildly sure about a bump that was never there
     box = np.array([79, 69, 130, 111], np.float32)
-    raw = smooth_mask(det, box, prev, weight=1.0, min_area=10).to_full()
-    smoothed = smooth_mask(det, box, prev, weight=0.7, min_area=10).to_full()
+    soft = BoxMask.from_window(det, 0, 0, (H, W))  # the soft values below 0.5 count too
+    raw = smooth_mask(soft, box, prev, weight=1.0, min_area=10).to_full()
+    smoothed = smooth_mask(soft, box, prev, weight=0.7, min_area=10).to_full()
     assert raw[prev_full & (det == 0.45)].sum() == 0 and raw[spur].all()
     assert smoothed[prev_full].all()  # rim kept: 0.7 * 0.45 + 0.3 * 1 >= 0.5
     assert not smoothed[spur].any()  # bump dropped: 0.7 * 0.6 < 0.5

@@ -40,7 +40,7 @@ def match_quality(results, gt_by_frame):
                 continue
             total += 1
             best, best_iou = None, 0.0
-            for tid, pm in zip(d.track_ids, d.masks):
+            for tid, pm in zip(d.track_ids, d.full_masks()):
                 iou = (gm & pm).sum() / max((gm | pm).sum(), 1)
                 if iou > best_iou:
                     best, best_iou = int(tid), iou

@@ -90,7 +90,7 @@ def test_real_processor_state_round_trips_and_tracking_continues_identically(
         a, b = step(original, demo_detector, frame), step(resumed, demo_detector, frame)
         assert a.keyframe == b.keyframe
         assert np.array_equal(a.detections.track_ids, b.detections.track_ids)
-        assert np.array_equal(a.detections.masks, b.detections.masks)
+        assert np.array_equal(a.detections.full_masks(), b.detections.full_masks())
         assert np.array_equal(a.detections.xyxy, b.detections.xyxy)
 
 

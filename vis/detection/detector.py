@@ -19,6 +19,8 @@ from torchvision.models.detection import MaskRCNN
 
 from vis.detection.base import Detector
 from vis.detection.models import WeightsError, load_model
+from vis.detection.onnx_export import paste_masks
+from vis.ops.masks import at_threshold
 from vis.types import Detections, Frame
 
 log = logging.getLogger(__name__)
@@ -173,21 +175,19 @@ class MaskRCNNDetector(Detector):
                 for k in list(d):
                     d[k] = d[k][keep]
         embs = self._embed_boxes(feats, [d["boxes"] for d in dets], batch.image_sizes)
+        # the mask head's M x M maps are pasted into each box only, never into a full frame
+        heads = [d.pop("masks")[:, 0].float().cpu().numpy() for d in dets]
         dets = self.model.transform.postprocess(dets, batch.image_sizes, orig_sizes)
         out = []
-        for img, d, emb, (h, w) in zip(images, dets, embs, orig_sizes):
-            probs = (
-                d["masks"][:, 0].float().cpu().numpy()
-                if len(d["boxes"])
-                else np.zeros((0, h, w), np.float32)
-            )
+        for img, d, head, emb, (h, w) in zip(images, dets, heads, embs, orig_sizes):
+            boxes = d["boxes"].float().cpu().numpy()
             det = Detections(
-                xyxy=d["boxes"].float().cpu().numpy(),
-                masks=probs >= self.mask_threshold,
+                xyxy=boxes,
+                masks=at_threshold(paste_masks(head, boxes, (h, w)), self.mask_threshold),
                 scores=d["scores"].float().cpu().numpy(),
                 class_ids=d["labels"].cpu().numpy(),
                 embeddings=emb.cpu().numpy(),
-                mask_probs=probs,
+                image_size=(h, w),
             )
             if self._histogram is not None:
                 det.embeddings = fuse(det.embeddings, self._histogram.embed(img, det))
@@ -273,7 +273,8 @@ class HistogramEmbedder:
             if gain != 1.0:
                 crop = crop.copy()
                 crop[..., 2] = np.clip(crop[..., 2] * gain, 0, 255).astype(np.uint8)
-            m = dets.masks[i, y1:y2, x1:x2].astype(np.uint8)
+            m = dets.masks[i].window(x1, y1, x2, y2)[: crop.shape[0], : crop.shape[1]] >= 0.5
+            m = m.astype(np.uint8)
             if crop.size == 0 or not m.any():
                 continue
             edges = np.linspace(0, crop.shape[0], self.stripes + 1).round().astype(int)

@@ -36,6 +36,8 @@ from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.transform import resize_boxes
 
+from vis.ops.masks import BoxMask
+
 log = logging.getLogger(__name__)
 
 # bump when the graph's inputs, outputs or contents change: old cache entries are not reused
@@ -181,28 +183,25 @@ def export(model: MaskRCNN, path: Path, *, batch: int) -> None:
             os.unlink(tmp)
 
 
-def paste_masks(masks: np.ndarray, boxes: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """(N, M, M) mask-head probabilities into (N, H, W) frames at ``boxes`` (N, 4), the way
-    torchvision's ``paste_masks_in_image`` does (1-cell padding, integer boxes, bilinear)."""
+def paste_masks(masks: np.ndarray, boxes: np.ndarray, shape: tuple[int, int]) -> list[BoxMask]:
+    """(N, M, M) mask-head probabilities -> N box-local soft masks at ``boxes`` (N, 4) in a
+    frame of ``shape`` (H, W), with the values torchvision's ``paste_masks_in_image`` gives
+    (1-cell padding, integer boxes, bilinear); no full-frame array is made."""
     import cv2
 
     n = len(masks)
-    h, w = shape
-    out = np.zeros((n, h, w), np.float32)
     if n == 0:
-        return out
+        return []
     m = masks.shape[-1]
     padded = np.pad(masks.astype(np.float32), ((0, 0), (1, 1), (1, 1)))
     scale = (m + 2) / m
     half = (boxes[:, 2:] - boxes[:, :2]) * 0.5 * scale
     centre = (boxes[:, 2:] + boxes[:, :2]) * 0.5
     ib = np.concatenate([centre - half, centre + half], axis=1).astype(np.int64)  # trunc
+    out = []
     for i in range(n):
         x0, y0, x1, y1 = (int(v) for v in ib[i])
         bw, bh = max(x1 - x0 + 1, 1), max(y1 - y0 + 1, 1)
         resized = cv2.resize(padded[i], (bw, bh), interpolation=cv2.INTER_LINEAR)
-        xa, xb = max(x0, 0), min(x1 + 1, w)
-        ya, yb = max(y0, 0), min(y1 + 1, h)
-        if xb > xa and yb > ya:
-            out[i, ya:yb, xa:xb] = resized[ya - y0 : yb - y0, xa - x0 : xb - x0]
+        out.append(BoxMask.from_window(resized, x0, y0, shape))
     return out

@@ -18,6 +18,7 @@ import numpy as np
 from vis.detection.base import Detector
 from vis.detection.engines import Session, open_session
 from vis.detection.onnx_export import paste_masks, resized_size
+from vis.ops.masks import at_threshold
 from vis.types import Detections, Frame
 
 
@@ -88,14 +89,14 @@ class OnnxMaskRCNNDetector(Detector):
             keep = index == i
             if self.allowed is not None:
                 keep &= np.isin(labels, list(self.allowed))
-            probs = paste_masks(masks[keep, 0], boxes[keep], (h, w))
+            pasted = paste_masks(masks[keep, 0], boxes[keep], (h, w))
             det = Detections(
                 xyxy=boxes[keep],
-                masks=probs >= self.mask_threshold,
+                masks=at_threshold(pasted, self.mask_threshold),
                 scores=scores[keep],
                 class_ids=labels[keep],
                 embeddings=emb[keep],
-                mask_probs=probs,
+                image_size=(h, w),
             )
             if self._histogram is not None:
                 from vis.detection.detector import fuse

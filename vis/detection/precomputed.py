@@ -114,7 +114,6 @@ class PrecomputedDetector(Detector):
             )
         d = d[d.scores >= self.score_threshold]
         d.track_ids = np.full(len(d), -1, np.int64)
-        d.mask_probs = d.masks.astype(np.float32)
         d.embeddings = self.embedder.embed(image, d)
         return d
 

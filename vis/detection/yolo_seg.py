@@ -22,6 +22,7 @@ from vis.detection.base import Detector
 from vis.detection.engines import Session, class_names
 from vis.detection.models import WeightsError
 from vis.ops.boxes import nms
+from vis.ops.masks import BoxMask, at_threshold
 from vis.types import Detections, Frame
 
 PAD_VALUE = 114
@@ -171,15 +172,15 @@ class YoloSegDetector(Detector):
             cand, boxes = cand[ok], boxes[ok]
         keep = nms(boxes, score[cand], self.iou_threshold, class_idx[cand])[: self.max_detections]
         cand, boxes = cand[keep], boxes[keep]
-        probs = self._masks(
+        masks = self._masks(
             preds[4 + n_classes :, cand].T, protos, lb, lb.to_image(boxes, (h, w)), (h, w)
         )
         det = Detections(
             xyxy=lb.to_image(boxes, (h, w)),
-            masks=probs > self.mask_threshold,
+            masks=at_threshold(masks, self.mask_threshold),
             scores=score[cand],
             class_ids=class_idx[cand] + 1,
-            mask_probs=probs,
+            image_size=(h, w),
         )
         if self.embedder is not None:
             det.embeddings = self.embedder.embed(image, det)
@@ -215,11 +216,11 @@ class YoloSegDetector(Detector):
         lb: Letterbox,
         boxes: np.ndarray,
         shape: tuple[int, int],
-    ) -> np.ndarray:
-        """(N, 32) coefficients x (32, mh, mw) prototypes -> (N, H, W) soft masks in image
-        pixels, zero outside each instance's box (image pixels, ``boxes``)."""
+    ) -> list[BoxMask]:
+        """(N, 32) coefficients x (32, mh, mw) prototypes -> N soft masks in image pixels,
+        each inside its instance's box (image pixels, ``boxes``)."""
         n = len(coeffs)
-        out = np.zeros((n, *shape), np.float32)
+        out = [BoxMask.empty(shape)] * n
         if n == 0:
             return out
         _, mh, mw = protos.shape
@@ -248,5 +249,6 @@ class YoloSegDetector(Detector):
                 flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                 borderMode=cv2.BORDER_REPLICATE,
             )
-            out[i, ya:yb, xa:xb] = 1.0 / (1.0 + np.exp(-np.clip(region, -50, 50)))
+            prob = 1.0 / (1.0 + np.exp(-np.clip(region, -50, 50)))
+            out[i] = BoxMask.from_window(prob, xa, ya, shape)
         return out

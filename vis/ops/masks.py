@@ -86,11 +86,50 @@ class BoxMask:
             else box + np.array([self.x0, self.y0, self.x0, self.y0], np.float32)
         )
 
+    @classmethod
+    def from_window(
+        cls, prob: np.ndarray, x0: int, y0: int, image_size: tuple[int, int]
+    ) -> BoxMask:
+        """A soft mask given in the window at (x0, y0) of an image of ``image_size``, clipped
+        to the image. Its soft values below 0.5 are kept (they count when blending)."""
+        h, w = image_size
+        ph, pw = prob.shape
+        xa, ya, xb, yb = max(x0, 0), max(y0, 0), min(x0 + pw, w), min(y0 + ph, h)
+        if xb <= xa or yb <= ya:
+            return cls.empty(image_size)
+        inside = prob[ya - y0 : yb - y0, xa - x0 : xb - x0].astype(np.float32, copy=False)
+        return cls(int(xa), int(ya), inside, (int(h), int(w)))
+
+    def window(self, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+        """The soft mask over the image window [x0, x1) x [y0, y1) (0 outside the crop)."""
+        out = np.zeros((max(y1 - y0, 0), max(x1 - x0, 0)), np.float32)
+        xa, ya = max(x0, self.x0), max(y0, self.y0)
+        xb, yb = min(x1, self.x1), min(y1, self.y1)
+        if xb > xa and yb > ya:
+            out[ya - y0 : yb - y0, xa - x0 : xb - x0] = self.prob[
+                ya - self.y0 : yb - self.y0, xa - self.x0 : xb - self.x0
+            ]
+        return out
+
     def to_full(self) -> np.ndarray:
         """(H, W) bool full-image mask."""
         out = np.zeros(self.image_size, bool)
         out[self.y0 : self.y1, self.x0 : self.x1] = self.bits
         return out
+
+
+def at_threshold(masks: list[BoxMask], threshold: float) -> list[BoxMask]:
+    """Soft masks binarised at ``threshold`` -> the same masks rescaled so that the binary
+    mask is ``prob >= 0.5`` (piecewise linear, order kept; 0.5 returns them as they are)."""
+    if threshold == 0.5:
+        return masks
+    t = float(np.clip(threshold, 1e-6, 1 - 1e-6))
+    out = []
+    for m in masks:
+        p = m.prob
+        q = np.where(p < t, 0.5 * p / t, 0.5 + 0.5 * (p - t) / (1 - t)).astype(np.float32)
+        out.append(dataclasses.replace(m, prob=q))
+    return out
 
 
 def overlapping_pairs(a: list[BoxMask], b: list[BoxMask]) -> np.ndarray:
@@ -180,7 +219,7 @@ def clean_mask(prob: np.ndarray, *, min_area: int, threshold: float = 0.5) -> np
 
 
 def smooth_mask(
-    det_prob: np.ndarray,
+    det: BoxMask,
     det_box: np.ndarray,
     previous: BoxMask | None,
     *,
@@ -190,7 +229,7 @@ def smooth_mask(
     """Blend a keyframe detection's soft mask with the warped previous mask, then clean it.
 
     Args:
-        det_prob: (H, W) float32 soft mask of the detection.
+        det: the detection's soft mask.
         det_box: (4,) xyxy box of the detection (bounds the work).
         previous: the track's mask warped to this frame, or None.
         weight: weight of the detection (1 = take the detection as is).
@@ -199,7 +238,7 @@ def smooth_mask(
     Returns:
         The smoothed mask, or None if it is empty.
     """
-    h, w = det_prob.shape
+    h, w = det.image_size
     x0, y0 = int(max(np.floor(det_box[0]) - 2, 0)), int(max(np.floor(det_box[1]) - 2, 0))
     x1, y1 = int(min(np.ceil(det_box[2]) + 2, w)), int(min(np.ceil(det_box[3]) + 2, h))
     if previous is not None and weight < 1.0:
@@ -207,13 +246,9 @@ def smooth_mask(
         x1, y1 = max(x1, previous.x1), max(y1, previous.y1)
     if x1 <= x0 or y1 <= y0:
         return None
-    blend = det_prob[y0:y1, x0:x1].astype(np.float32)
+    blend = det.window(x0, y0, x1, y1)
     if previous is not None and weight < 1.0:
-        prev = np.zeros_like(blend)
-        prev[previous.y0 - y0 : previous.y1 - y0, previous.x0 - x0 : previous.x1 - x0] = (
-            previous.prob
-        )
-        blend = weight * blend + (1.0 - weight) * prev
+        blend = weight * blend + (1.0 - weight) * previous.window(x0, y0, x1, y1)
     bits = clean_mask(blend, min_area=min_area)
     prob = np.where(bits, np.maximum(blend, 0.5), np.minimum(blend, 0.499)).astype(np.float32)
     out = BoxMask.from_full(prob)

@@ -153,7 +153,7 @@ class Tracker:
         usable = np.flatnonzero(dets.scores >= cfg.low_score)
         masks = [BoxMask.empty(size)] * len(dets)
         for c in usable:
-            masks[c] = BoxMask.crop_or_empty(dets.masks[c])
+            masks[c] = dets.masks[c]
         kf = KeyframeDetections(dets, masks, usable, frame_index)
         high = dets.scores >= cfg.high_score
         by_state = {s: [t for t in self.tracks if t.state is s] for s in TrackState}
@@ -234,11 +234,12 @@ class Tracker:
         box = dets.xyxy[c]
         if not reid:
             learn_mask_trust(t, box, det_mask, use_kalman=cfg.use_kalman)
-        probs = (
-            dets.mask_probs[c] if dets.mask_probs is not None else dets.masks[c].astype(np.float32)
-        )
         new_mask = smooth_mask(
-            probs, box, None if reid else t.mask, weight=self.smoothing, min_area=self.min_mask_area
+            dets.masks[c],
+            box,
+            None if reid else t.mask,
+            weight=self.smoothing,
+            min_area=self.min_mask_area,
         )
         if new_mask is None:
             self._lose(t)
@@ -263,10 +264,9 @@ class Tracker:
             t.transition(TrackState.CONFIRMED)
 
     def _start(self, dets: Detections, c: int, frame_index: int) -> None:
-        probs = (
-            dets.mask_probs[c] if dets.mask_probs is not None else dets.masks[c].astype(np.float32)
+        mask = smooth_mask(
+            dets.masks[c], dets.xyxy[c], None, weight=1.0, min_area=self.min_mask_area
         )
-        mask = smooth_mask(probs, dets.xyxy[c], None, weight=1.0, min_area=self.min_mask_area)
         if mask is None or mask.area < self.min_mask_area:
             return
         t = Track(

@@ -50,7 +50,7 @@ def picture(result: FrameResult) -> np.ndarray:
     """The frame the records describe: the objects painted on a grey background (BGR)."""
     img = np.full((H, W, 3), 90, np.uint8)
     colours = {1: (40, 40, 220), 2: (220, 120, 30)}
-    for m, c in zip(result.detections.masks, result.detections.class_ids):
+    for m, c in zip(result.detections.full_masks(), result.detections.class_ids):
         img[m] = colours[int(c)]
     return img
 

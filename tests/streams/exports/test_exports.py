@@ -27,7 +27,7 @@ def dm():
 def _masks(story, f):
     """track id -> (class id, mask) of frame f as the run wrote it."""
     d = story.records[f].detections
-    return {int(t): (int(c), m) for t, c, m in zip(d.track_ids, d.class_ids, d.masks)}
+    return {int(t): (int(c), m) for t, c, m in zip(d.track_ids, d.class_ids, d.full_masks())}
 
 
 def _exclusive(story, f):
@@ -35,7 +35,7 @@ def _exclusive(story, f):
     d = story.records[f].detections
     owner = np.zeros((H, W), int)
     for i in np.argsort(d.scores, kind="stable"):
-        owner[d.masks[i]] = d.track_ids[i]
+        owner[d.masks[i].to_full()] = d.track_ids[i]
     return {int(t): owner == t for t in d.track_ids}
 
 
@@ -255,8 +255,8 @@ def test_every_format_in_one_call_and_frames_from_the_video(story, tmp_path):
     ("content", "message"),
     [
         ("", "no records"),
-        ('{"schema": "vis.frame/1"}\n', "line 1: not a vis.frame/1 record"),
-        ("not json\n", "line 1: not a vis.frame/1 record"),
+        ('{"schema": "vis.frame/1"}\n', "line 1: not a vis.frame record"),
+        ("not json\n", "line 1: not a vis.frame record"),
     ],
 )
 def test_bad_input_names_the_file_and_line(tmp_path, content, message):

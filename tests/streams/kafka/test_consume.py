@@ -41,7 +41,7 @@ def _sink(broker, topic, **kw):
 def test_malformed_records_are_counted_and_skipped(broker, topic):
     results = make_results(["cam-m"], 6)
     good = [encode_record(r) for r in results]
-    bad_schema = {**good[0], "schema": "vis.frame/2"}
+    bad_schema = {**good[0], "schema": "vis.frame/9"}
     bad_rle = json.loads(json.dumps(good[1]))
     bad_rle["instances"][0]["mask"]["counts"] = "!!not-rle!!"
     short_rle = json.loads(json.dumps(good[2]))

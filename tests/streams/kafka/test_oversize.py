@@ -11,7 +11,7 @@ from kafka import KafkaConsumer
 
 from streams.kafka import RECORD_OVERHEAD, KafkaSink, coarsen_mask, dumps_json, fit_record
 from streams.sinks import SinkError
-from vis.schema import decode_mask, encode_record
+from vis.schema import decode_mask, encode_record, instance_mask
 from vis.types import Detections, FrameResult
 
 from .conftest import LABELS, make_results, read_frames
@@ -25,7 +25,7 @@ def _ragged(result: FrameResult, seed: int = 0) -> FrameResult:
     rng = np.random.default_rng(seed)
     d = result.detections
     masks = []
-    for m in d.masks:
+    for m in d.full_masks():
         soft = cv2.GaussianBlur(m.astype(np.float32), (0, 0), 3.0)
         masks.append((soft + rng.uniform(-0.45, 0.45, m.shape).astype(np.float32)) > 0.5)
     dets = Detections(
@@ -56,7 +56,7 @@ def _with_noise_instance(result: FrameResult, track_id: int = 999) -> FrameResul
     d = result.detections
     dets = Detections(
         xyxy=np.concatenate([d.xyxy, [[40, 20, 300, 220]]]),
-        masks=np.concatenate([d.masks, noise[None]]),
+        masks=np.concatenate([d.full_masks(), noise[None]]),
         scores=np.concatenate([d.scores, [0.7]]),
         class_ids=np.concatenate([d.class_ids, [1]]),
         track_ids=np.concatenate([d.track_ids, [track_id]]),
@@ -109,8 +109,12 @@ def test_fit_record_coarsens_an_instance_too_big_for_any_record(big_frames):
     noisy = insts[-1]
     block = noisy["mask_coarsened"]
     assert block >= 2
-    original = decode_mask(rec["instances"][-1]["mask"])
-    assert np.array_equal(decode_mask(noisy["mask"]), coarsen_mask(original, block))
+    size = (rec["height"], rec["width"])
+    original = instance_mask(rec["instances"][-1]["mask"], size)  # blocks start at its crop
+    want = np.zeros(size, bool)
+    want[original.y0 : original.y1, original.x0 : original.x1] = coarsen_mask(original.bits, block)
+    assert np.array_equal(decode_mask(noisy["mask"], size), want)
+    assert {"x", "y"} <= set(noisy["mask"])  # still box-relative, as the record it came from
     assert all("mask_coarsened" not in i for i in insts[:-1])
 
 
@@ -161,7 +165,7 @@ def test_oversize_frames_through_the_broker(broker, topic, big_frames):
     assert got["instances"][:-1] == orig["instances"][:-1]
     assert got["instances"][-1]["mask_coarsened"] >= 2
     res = frames[1].result()
-    assert res.detections.masks.shape == (len(orig["instances"]), 720, 1280)
+    assert res.detections.full_masks().shape == (len(orig["instances"]), 720, 1280)
 
 
 def test_oversize_policy_error_raises(broker, topic, big_frames):

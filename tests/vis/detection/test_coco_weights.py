@@ -123,8 +123,8 @@ def test_cached_coco_checkpoint_loads_and_runs(hub, network, r50_checkpoint):
     assert isinstance(out, Detections)
     n = len(out.scores)
     assert n <= 5
-    assert out.xyxy.shape == (n, 4) and out.masks.shape == (n, 240, 320)
-    assert out.masks.dtype == bool and out.class_ids.shape == (n,)
+    assert out.xyxy.shape == (n, 4) and out.full_masks().shape == (n, 240, 320)
+    assert out.full_masks().dtype == bool and out.class_ids.shape == (n,)
     assert out.embeddings.shape[0] == n
     assert ((out.class_ids >= 1) & (out.class_ids <= 90)).all()
     det.close()

@@ -25,7 +25,7 @@ def test_detects_held_out_objects_with_good_masks(demo_detector, held_out):
             if gm.sum() < 300:  # heavily occluded slivers are not counted
                 continue
             total += 1
-            ious = [mask_iou(gm, pm) for pm, pc in zip(d.masks, d.class_ids) if pc == gc]
+            ious = [mask_iou(gm, pm) for pm, pc in zip(d.full_masks(), d.class_ids) if pc == gc]
             found += bool(ious) and max(ious) >= 0.5
     assert total >= 10
     assert found / total >= 0.7
@@ -36,11 +36,15 @@ def test_outputs_are_consistent(demo_detector, held_out):
     n = len(d)
     assert n > 0
     h, w = held_out[0].image.shape[:2]
-    assert d.masks.shape == (n, h, w) and d.mask_probs.shape == (n, h, w)
+    assert len(d.masks) == n and d.image_size == (h, w) and d.full_masks().shape == (n, h, w)
     assert d.embeddings.shape == (n, demo_detector.dim) == (n, 256)  # appearance=box_head
     assert np.allclose(np.linalg.norm(d.embeddings, axis=1), 1.0, atol=1e-4)
     assert (d.scores >= 0.5).all() and set(d.class_ids.tolist()) <= {1, 2, 3}
-    assert np.array_equal(d.masks, d.mask_probs >= 0.5)
+    # masks are box-local: each crop lies inside the image and around its box
+    for m, box in zip(d.masks, d.xyxy):
+        assert 0 <= m.x0 and 0 <= m.y0 and m.x1 <= w and m.y1 <= h
+        assert m.prob.shape[0] * m.prob.shape[1] < h * w
+        assert m.x0 <= box[0] + 1 and m.x1 >= box[2] - 1
     # embedding the same boxes again through the box head gives the same vectors
     again = demo_detector.embed_boxes([held_out[0].image], [d.xyxy])[0]
     assert np.allclose((again * d.embeddings).sum(1), 1.0, atol=1e-3)
@@ -135,3 +139,24 @@ def test_histogram_reidentifies_objects_after_the_light_dims(held_out, relative_
         assert len(d) >= 4 and correct == 1.0
     else:
         assert correct < 1.0
+
+
+def test_box_local_masks_equal_what_torchvision_pastes_into_the_frame(demo_detector, held_out):
+    """The detector pastes the mask head's output into each box only; the soft values and
+    the binary masks are the ones torchvision's own full-frame paste gives."""
+    import torch
+
+    image = held_out[1].image
+    d = demo_detector.detect([image])[0]
+    assert len(d) > 0
+    with torch.inference_mode():
+        x = torch.from_numpy(image[:, :, ::-1].copy()).permute(2, 0, 1).float() / 255.0
+        ref = demo_detector.model([x])[0]
+    np.testing.assert_allclose(d.xyxy, ref["boxes"].numpy(), atol=1e-3)
+    want = ref["masks"][:, 0].numpy()
+    for i, m in enumerate(d.masks):
+        np.testing.assert_allclose(m.prob, want[i, m.y0 : m.y1, m.x0 : m.x1], atol=1e-5)
+        outside = want[i].copy()
+        outside[m.y0 : m.y1, m.x0 : m.x1] = 0
+        assert outside.max() <= 1e-6  # nothing of the pasted mask lies outside the crop
+    np.testing.assert_array_equal(d.full_masks(), want >= 0.5)

@@ -31,7 +31,7 @@ def assert_same_detections(want, got, what):
     match = iou.argmax(axis=1)
     assert sorted(match.tolist()) == list(range(len(want))), f"{what}: ambiguous matching"
     for i, j in enumerate(match):
-        a, b = want.masks[i], got.masks[j]
+        a, b = want.masks[i].to_full(), got.masks[j].to_full()
         mask_iou = (a & b).sum() / max((a | b).sum(), 1)
         assert iou[i, j] >= 0.98, f"{what} #{i}: box IoU {iou[i, j]:.3f}"
         assert mask_iou >= 0.97, f"{what} #{i}: mask IoU {mask_iou:.3f}"
@@ -125,9 +125,13 @@ def test_paste_masks_matches_torchvision():
     want = paste_masks_in_image(
         torch.from_numpy(masks[:, None]), torch.from_numpy(boxes), (100, 120)
     )
-    got = paste_masks(masks, boxes, (100, 120))
-    np.testing.assert_allclose(got, want[:, 0].numpy(), atol=1e-5)
-    assert paste_masks(masks[:0], boxes[:0], (100, 120)).shape == (0, 100, 120)
+    got = paste_masks(masks, boxes, (100, 120))  # box-local: no full frame is made
+    full = np.stack([m.window(0, 0, 120, 100) for m in got])
+    np.testing.assert_allclose(full, want[:, 0].numpy(), atol=1e-5)
+    for m, w in zip(got, want[:, 0].numpy()):  # each crop covers its pasted box, no more
+        assert m.prob.size < w.size
+        assert (w[m.y0 : m.y1, m.x0 : m.x1] > 0).any() or not (w > 0).any()
+    assert paste_masks(masks[:0], boxes[:0], (100, 120)) == []
 
 
 @pytest.mark.slow
@@ -176,9 +180,9 @@ def test_int8_quantises_the_backbone_and_keeps_the_detections(demo_copy, tmp_pat
     assert not any("roi_heads" in name or "rpn" in name for name in quantised)
     matched = total = 0
     for a, b in zip(fp32, int8):
-        for m in a.masks:
+        for m in a.full_masks():
             total += 1
-            ious = [(m & n).sum() / max((m | n).sum(), 1) for n in b.masks]
+            ious = [(m & n).sum() / max((m | n).sum(), 1) for n in b.full_masks()]
             matched += bool(ious) and max(ious) >= 0.8
     assert total >= 6 and matched / total >= 0.8, f"{matched} of {total} kept"
 

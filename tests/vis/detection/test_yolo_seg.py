@@ -49,12 +49,12 @@ def test_decodes_the_boxes_classes_and_masks_the_weights_imply(model_path, engin
     assert d.class_ids[order].tolist() == [1, 2]
     np.testing.assert_allclose(d.xyxy[order], [RED_BOX, GREEN_BOX], atol=1e-3)
     assert (d.scores > 0.999).all()
-    for got, want in zip(d.masks[order], (red, green)):
+    for got, want in zip(d.full_masks()[order], (red, green)):
         # the square, less what bilinear upsampling of a 2x2-cell prototype rounds off
         # at its four corners (as Ultralytics' own decoding does); nothing outside it
         assert not (got & ~want).any()
         assert (got & want).sum() / want.sum() >= 0.9
-    assert d.mask_probs.shape == (2, 48, 96)
+    assert d.image_size == (48, 96) and all(m.prob.dtype == np.float32 for m in d.masks)
     # Re-ID comes from the colour histogram inside each mask (no RoI features here)
     assert d.embeddings.shape == (2, HistogramEmbedder().dim)
     np.testing.assert_array_equal(d.embeddings, HistogramEmbedder().embed(img, d))
@@ -80,7 +80,7 @@ def test_a_dynamic_batch_graph_takes_all_frames_in_one_call(tmp_path, engine):
         want = det.detect(im)
         np.testing.assert_allclose(d.xyxy, want.xyxy, atol=1e-4)
         np.testing.assert_array_equal(d.class_ids, want.class_ids)
-        np.testing.assert_array_equal(d.masks, want.masks)
+        np.testing.assert_array_equal(d.full_masks(), want.full_masks())
     assert [len(d) for d in got] == [1, 1, 0]
 
 

@@ -36,7 +36,6 @@ def people(objs: list[tuple[str, float, float]], score: float = 0.9) -> Detectio
         scores=np.full(n, score, np.float32),
         class_ids=np.ones(n, np.int64),
         embeddings=emb,
-        mask_probs=masks.astype(np.float32),
     )
 
 

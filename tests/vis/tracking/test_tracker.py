@@ -39,7 +39,6 @@ def dets(objs: list[tuple[str, float, float, float]], cls: int | list[int] = 1) 
         scores=np.full(n, 0.9),
         class_ids=np.broadcast_to(np.asarray(cls), (n,)).copy(),
         embeddings=emb,
-        mask_probs=masks.astype(np.float32),
     )
 
 
@@ -48,7 +47,7 @@ def step(tr: Tracker, i: int, objs, cls: int | list[int] = 1) -> dict[int, tuple
     tr.predict(i, image_size=(H, W))
     out = tr.update(dets(objs, cls), i)
     centres = {}
-    for tid, m in zip(out.track_ids, out.masks):
+    for tid, m in zip(out.track_ids, out.full_masks()):
         ys, xs = np.nonzero(m)
         centres[int(tid)] = (xs.mean(), ys.mean())
     return centres
@@ -63,7 +62,7 @@ def test_empty_frames_are_fine():
     for i in range(3):
         tr.predict(i, image_size=(H, W))
         out = tr.update(Detections.empty(H, W, 32), i)
-        assert len(out) == 0 and out.masks.shape == (0, H, W)
+        assert len(out) == 0 and out.full_masks().shape == (0, H, W)
     tr.predict(3, image_size=(H, W))
     assert len(tr.update(None, 3)) == 0
 
