@@ -88,9 +88,7 @@ def encode_record(result: FrameResult, *, version: int = 2) -> dict[str, Any]:
     encode = rle_ops.encode_box if version == 2 else rle_ops.encode_box_as_full
     boxes = np.round(d.xyxy.astype(np.float64), 2).tolist()
     scores = np.round(d.scores.astype(np.float64), 4).tolist()
-    conf = (
-        None if d.mask_confidence is None else np.round(d.mask_confidence.astype(np.float64), 4)
-    )
+    conf = None if d.mask_confidence is None else np.round(d.mask_confidence.astype(np.float64), 4)
     agree = None if d.agreement is None else np.round(d.agreement.astype(np.float64), 4)
     instances = []
     for i, (tid, cid) in enumerate(zip(d.track_ids.tolist(), d.class_ids.tolist())):
