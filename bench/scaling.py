@@ -35,7 +35,8 @@ from vis_eval.tables import markdown_table
 from vis.ops.masks import BoxMask
 from vis.propagation import PropagationConfig, Propagator
 from vis.tracking.tracker import Tracker, TrackerConfig
-from vis.types import Detections
+from vis.schema import json_of
+from vis.types import Detections, FrameResult
 
 log = logging.getLogger("bench.scaling")
 
@@ -65,35 +66,51 @@ def _scene_dets(n: int, frame: int, rng_state: dict, h: int = 720, w: int = 1280
     )
 
 
-def instances_study(counts: list[int], frames: int = 20, warmup: int = 5) -> list[dict]:
+def instances_study(
+    counts: list[int], frames: int = 20, warmup: int = 5, height: int = 1080
+) -> list[dict]:
+    """Tracker and record-encoding time per frame vs instances, at a 16:9 ``height``."""
+    w, h = RES[height]
+    s = h / 720
     rows = []
     for n in counts:
         rng = np.random.default_rng(n)
         state = {
-            "pos": np.stack([rng.uniform(60, 1220, n), rng.uniform(60, 660, n)], 1),
-            "vel": rng.normal(0, 1.4, (n, 2)),
-            "rad": rng.uniform(12, 24, n),
+            "pos": np.stack(
+                [rng.uniform(60 * s, w - 60 * s, n), rng.uniform(60 * s, h - 60 * s, n)], 1
+            ),
+            "vel": rng.normal(0, 1.4 * s, (n, 2)),
+            "rad": rng.uniform(12 * s, 24 * s, n),
             "app": rng.normal(size=(n, 64)),
             "rng": rng,
         }
-        dets = [_scene_dets(n, f, state) for f in range(warmup + frames)]
+        dets = [_scene_dets(n, f, state, h, w) for f in range(warmup + frames)]
         tr = Tracker(TrackerConfig(), min_mask_area=20, smoothing=0.7)
-        key, prop = [], []
+        key, prop, assoc, enc = [], [], [], []
         for f, d in enumerate(dets):
+            a0 = tr.association_s
             t0 = time.perf_counter()
-            tr.predict(2 * f, image_size=(720, 1280))
+            tr.predict(2 * f, image_size=(h, w))
             out = tr.update(d, 2 * f)
             t1 = time.perf_counter()
-            tr.predict(2 * f + 1, image_size=(720, 1280))
-            tr.update(None, 2 * f + 1)
+            a1 = tr.association_s
+            tr.predict(2 * f + 1, image_size=(h, w))
+            shown = tr.update(None, 2 * f + 1)
             t2 = time.perf_counter()
+            json_of(FrameResult("s", 2 * f + 1, 0.0, False, w, h, shown, ["bg", "obj"]))
+            t3 = time.perf_counter()
             if f >= warmup:
                 key.append(t1 - t0)
                 prop.append(t2 - t1)
+                assoc.append(a1 - a0)
+                enc.append(t3 - t2)
         rows.append(
             {
                 "instances": n,
                 "keyframe_ms": 1000 * float(np.mean(key)),
+                "association_ms": 1000 * float(np.mean(assoc)),
+                "encode_ms": 1000 * float(np.mean(enc)),
+                "resolution": f"{w}x{h}",
                 "propagated_ms": 1000 * float(np.mean(prop)),
                 "tracks_out": len(out),
             }
@@ -171,7 +188,7 @@ def plot(inst: list[dict], res: list[dict], path: Path) -> Path | None:
     a.plot(n, [r["propagated_ms"] for r in inst], "s--", label="propagated frame (Kalman)")
     a.set_xlabel("instances per frame")
     a.set_ylabel("tracker ms per frame")
-    a.set_title("Tracker update, 1280x720", fontsize=10)
+    a.set_title(f"Tracker update, {inst[0]['resolution']}", fontsize=10)
     a.legend(fontsize=8)
     methods = list(dict.fromkeys(r["method"] for r in res))
     for method in methods:
@@ -204,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--instances", type=int, nargs="+", default=[5, 10, 20, 50, 100])
     p.add_argument(
+        "--instances-height", type=int, default=1080, choices=sorted(RES), help="frame height"
+    )
+    p.add_argument(
         "--resolutions", type=int, nargs="+", default=[360, 540, 720, 1080], choices=sorted(RES)
     )
     p.add_argument(
@@ -213,18 +233,22 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     setup_logging()
     cv2.setNumThreads(2)
-    inst = instances_study(a.instances)
+    inst = instances_study(a.instances, height=a.instances_height)
     res = resolution_study(a.resolutions, a.methods)
     png = plot(inst, res, RESULTS / f"{a.name}.png")
     md = [
-        "Tracker time per frame vs instances (1280x720, 64-d embeddings):",
+        f"Tracker and encoding time per frame vs instances ({inst[0]['resolution']}, 64-d "
+        "embeddings; association = cost matrices + assignment, part of the keyframe update; "
+        "encoding = the propagated frame's `vis.frame/2` record, RLE + JSON):",
         "",
         markdown_table(
             inst,
             [
                 ("instances", "instances", "d"),
                 ("keyframe_ms", "keyframe update ms", ".2f"),
+                ("association_ms", "of which association ms", ".2f"),
                 ("propagated_ms", "propagated-frame update ms", ".3f"),
+                ("encode_ms", "record encoding ms", ".2f"),
             ],
         ),
         "",

@@ -10,6 +10,8 @@ so one setting holds at 7 fps and at 30 fps and across keyframe gaps.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from filterpy.kalman import KalmanFilter
 
@@ -45,11 +47,21 @@ def make_box_filter(box: np.ndarray) -> KalmanFilter:
     return kf
 
 
+@functools.lru_cache(maxsize=64)
 def _transition(dt_s: float) -> np.ndarray:
-    # F: position += velocity * dt.
+    # F: position += velocity * dt (one read-only matrix per dt, shared by every track).
     f = np.eye(8)
     f[:4, 4:] = np.eye(4) * dt_s
+    f.flags.writeable = False
     return f
+
+
+@functools.lru_cache(maxsize=64)
+def _unit_noise(dt_s: float, position_noise: float, velocity_noise: float) -> np.ndarray:
+    """``process_noise`` for a box one pixel high (Q scales with the height squared)."""
+    q = process_noise(dt_s, position_noise**2, velocity_noise**2)
+    q.flags.writeable = False
+    return q
 
 
 def process_noise(dt_s: float, position_var: float, velocity_var: float) -> np.ndarray:
@@ -78,7 +90,7 @@ def predict(
         return state_box(kf)
     h = max(float(kf.x[3, 0]), 1.0)
     kf.F = _transition(dt_s)
-    kf.predict(Q=process_noise(dt_s, (position_noise * h) ** 2, (velocity_noise * h) ** 2))
+    kf.predict(Q=_unit_noise(dt_s, position_noise, velocity_noise) * (h * h))
     kf.x[2, 0] = max(kf.x[2, 0], 1.0)  # the size stays positive
     kf.x[3, 0] = max(kf.x[3, 0], 1.0)
     return state_box(kf)

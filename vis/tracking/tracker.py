@@ -30,6 +30,8 @@ prediction has left the image. Ids count up from 1 per tracker (per stream), nev
 
 from __future__ import annotations
 
+import time
+
 from collections.abc import Callable
 
 import numpy as np
@@ -78,6 +80,9 @@ class Tracker:
         self._time_ms: float | None = None
         self._size = (0, 0)
         self.total_started = 0
+        #: seconds spent building cost matrices and solving assignments (a measurement,
+        #: never part of the state)
+        self.association_s = 0.0
 
     # -- per frame ---------------------------------------------------------------
     def predict(
@@ -203,7 +208,9 @@ class Tracker:
         cols = kf.left[eligible[kf.left]]
         if not tracks or not len(cols):
             return set()
+        t0 = time.perf_counter()
         m = linear_assignment(cost_fn(tracks, kf.candidates(cols)), max_cost)
+        self.association_s += time.perf_counter() - t0
         done = set()
         for r, c in m.pairs:
             self._match(
