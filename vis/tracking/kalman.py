@@ -127,14 +127,22 @@ def centre_distance2(kf: KalmanFilter, boxes: np.ndarray) -> np.ndarray:
     """(M, 4) xyxy -> (M,) squared Mahalanobis distance of their centres from the filter's
     predicted centre, under the predicted position covariance plus measurement noise (and at
     least ``GATE_FLOOR`` heights). Compare with ``GATE_CHI2_2D``."""
+    return centre_distance2_many([kf], boxes)[0]
+
+
+def centre_distance2_many(kfs: list[KalmanFilter], boxes: np.ndarray) -> np.ndarray:
+    """``centre_distance2`` of N filters at once: (M, 4) xyxy -> (N, M)."""
     b = np.asarray(boxes, np.float64).reshape(-1, 4)
-    if len(b) == 0:
-        return np.zeros(0)
-    d = (b[:, :2] + b[:, 2:]) / 2 - kf.x[:2, 0]
-    h = float(kf.x[3, 0])
-    s = kf.P[:2, :2] + _measurement_noise(h)[:2, :2] + np.eye(2) * (GATE_FLOOR * h) ** 2
+    if len(b) == 0 or not kfs:
+        return np.zeros((len(kfs), len(b)))
+    x = np.stack([kf.x[:4, 0] for kf in kfs])  # (N, 4) cx cy w h
+    cov = np.stack([kf.P[:2, :2] for kf in kfs])  # (N, 2, 2)
+    h = x[:, 3]
+    extra = (STD_MEASUREMENT * np.maximum(h, 1.0)) ** 2 + (GATE_FLOOR * h) ** 2
+    s = cov + extra[:, None, None] * np.eye(2)
     inv = np.linalg.inv(s)
-    return np.einsum("mi,ij,mj->m", d, inv, d)
+    d = ((b[:, :2] + b[:, 2:]) / 2)[None, :, :] - x[:, None, :2]  # (N, M, 2)
+    return np.einsum("nmi,nij,nmj->nm", d, inv, d)
 
 
 def speed(kf: KalmanFilter) -> float:

@@ -80,8 +80,8 @@ class PairCosts:
     def motion_ok(self, tracks: list[Track], dets: Candidates) -> np.ndarray | None:
         if not (self.config.motion_gate and self.config.use_kalman):
             return None
-        return np.stack(
-            [kalman.centre_distance2(t.kf, dets.xyxy) <= kalman.GATE_CHI2_2D for t in tracks]
+        return kalman.centre_distance2_many([t.kf for t in tracks], dets.xyxy) <= (
+            kalman.GATE_CHI2_2D
         )
 
     def same_class(self, tracks: list[Track], dets: Candidates) -> np.ndarray:
