@@ -8,6 +8,7 @@ never with the image area.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 
@@ -37,8 +38,9 @@ class BoxMask:
         h, w = self.image_size
         return self.x0 <= 0 or self.y0 <= 0 or self.x1 >= w or self.y1 >= h
 
-    @property
+    @functools.cached_property
     def bits(self) -> np.ndarray:
+        """(h, w) bool binary mask, computed once (a ``BoxMask`` is never changed in place)."""
         return self.prob >= 0.5
 
     @property
@@ -49,7 +51,7 @@ class BoxMask:
     def y1(self) -> int:
         return self.y0 + self.prob.shape[0]
 
-    @property
+    @functools.cached_property
     def area(self) -> int:
         return int(np.count_nonzero(self.bits))
 
