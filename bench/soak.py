@@ -12,15 +12,18 @@ as any camera: ``vis_pipeline.run`` with ``configs/live.yaml`` (live mode, the n
 ``detector.type: precomputed`` over the scene's ground truth (every object, each keyframe),
 so the soak measures tracking, propagation, encoding and the sinks, not a CNN. Sinks: JSONL
 (truncated every window after its size is counted and its last line validated, so the disk
-does not fill) and, with ``--kafka``, ``KafkaSink`` to the embedded tansu broker (which keeps
-every record in its own memory: its RSS is reported apart).
+does not fill) and ``KafkaSink`` to the embedded tansu broker (``devtools/broker.py``; it
+keeps every record in its own memory, so its RSS is sampled apart; ``--no-kafka`` leaves
+it out).
 
 Every window: this process's RSS, per-stage latency p50/p99/max over the window (every stage
 the pipeline's ``StageTimer``s record, plus ``end_to_end``: frame decoded -> result handed to
 the writer), frames read / processed / dropped, live tracks, and the largest depth seen of
-each queue (reader -> loop, loop -> writer) against its bound. The samples are read on the
-processing thread itself: the bench puts its sampler in the place of the live status
-reporter, which the loop calls every turn (``observed_run``).
+each queue (reader -> loop, loop -> writer) against its bound. A thread of the bench takes
+the samples on time from the pipeline's own counters (``StageTimer``s keep their latest
+samples and count every call: ``bench/soak_metrics.py``); the queue depths are noted every
+turn of the processing loop, where the bench's sampler stands in for the live status
+reporter and passes each call on to it (``observed_run``; no product code changes).
 
 Writes bench/results/soak.json, bench/results/soak.md and docs/soak.png (``--out`` and
 ``--plot`` move them). A run shorter than 30 minutes is labelled a smoke run.
@@ -59,27 +62,39 @@ SUMMARY_KEYS = ("exit_code", "error", "frames", "seconds", "streams", "sink_stat
 
 
 class Sampler:
-    """Takes a sample every ``every_s`` seconds; called by the processing loop every turn.
+    """Takes a sample every ``every_s`` seconds on a thread of its own (``start``/``close``);
+    the processing loop calls ``maybe_report`` every turn, where the largest queue depths
+    of the window are kept.
 
     Args:
         every_s: window length.
-        server_pid: the camera server's process (its RSS is sampled too), or None.
-        broker_pid: the Kafka broker's process, or None.
+        pids: other processes whose RSS is sampled too (``{"server": pid, ...}``).
     """
 
-    def __init__(self, every_s: float, server_pid: int | None, broker_pid: int | None) -> None:
+    def __init__(self, every_s: float, pids: dict[str, int]) -> None:
         self.every_s = every_s
-        self.pids = {"server": server_pid, "broker": broker_pid}
+        self.pids = pids
         self.samples: list[dict] = []
         self.started = time.monotonic()
         self.product_status = None  # the loop's own status reporter, still called
         self.writer = None
+        self.stream = None
         self._windows: StageWindows | None = None
         self._depth = {"reader": 0, "buffer": 0, "writer": 0}
         self._last = {"t": self.started, "in": 0, "out": 0, "dropped": 0}
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="soak-sampler", daemon=True)
 
     def attach(self, status, writer) -> None:
         self.product_status, self.writer = status, writer
+
+    def start(self) -> None:
+        self.started = self._last["t"] = time.monotonic()
+        self._thread.start()
+
+    def close(self) -> None:
+        self._done.set()
+        self._thread.join()
 
     # the StatusReporter interface, called by Scheduler.run every turn
     def maybe_report(self, streams: list) -> None:
@@ -87,14 +102,18 @@ class Sampler:
             self.product_status.maybe_report(streams)
         if len(streams) != 1:
             return
-        stream = streams[0]
+        stream = self.stream = streams[0]
         depth = self._depth
         depth["reader"] = max(depth["reader"], stream.queue.qsize())
         depth["buffer"] = max(depth["buffer"], len(stream.buffer))
         depth["writer"] = max(depth["writer"], self.writer.queue.qsize())
-        now = time.monotonic()
-        if now - self._last["t"] >= self.every_s:
-            self._sample(stream, now)
+
+    def _loop(self) -> None:
+        k = 1
+        while not self._done.wait(max(0.0, self.started + k * self.every_s - time.monotonic())):
+            k += 1
+            if self.stream is not None:
+                self._sample(self.stream, time.monotonic())
 
     def _sample(self, stream, now: float) -> None:
         if self._windows is None:
@@ -105,23 +124,23 @@ class Sampler:
         dropped = stream.dropped["dropped"]
         last = self._last
         span = now - last["t"]
+        depth, self._depth = self._depth, {k: 0 for k in self._depth}
         tracker = getattr(stream.processor, "tracker", None)
         self.samples.append(
             {
                 "t_s": round(now - self.started, 2),
+                "span_s": round(span, 2),
                 "rss_mb": round(rss_bytes() / MB, 1),
-                "other_rss_mb": {
-                    k: round(rss_bytes(p) / MB, 1) for k, p in self.pids.items() if p is not None
-                },
+                "other_rss_mb": {k: round(rss_bytes(p) / MB, 1) for k, p in self.pids.items()},
                 "frames_in": frames_in,
                 "frames_out": frames_out,
                 "dropped": dropped,
                 "keyframes": stream.processor.keyframes,
                 "fps_in": round((frames_in - last["in"]) / span, 2),
                 "fps_out": round((frames_out - last["out"]) / span, 2),
-                "dropped_in_window": dropped - last["dropped"],
+                "dropped_per_s": round((dropped - last["dropped"]) / span, 2),
                 "tracks": len(tracker.tracks) if hasattr(tracker, "tracks") else None,
-                "queue_max": dict(self._depth),
+                "queue_max": depth,
                 "queue_bound": {
                     "reader": stream.queue.maxsize,
                     "buffer": None,
@@ -131,7 +150,6 @@ class Sampler:
             }
         )
         self._last = {"t": now, "in": frames_in, "out": frames_out, "dropped": dropped}
-        self._depth = {k: 0 for k in self._depth}
 
 
 @contextlib.contextmanager
@@ -227,7 +245,8 @@ def run_soak(a: argparse.Namespace) -> dict:
         sources=[f"http://127.0.0.1:{port}/soak.mjpg"],
         output=str(out),
     )
-    sampler = Sampler(a.every_s, server.pid, broker.pid if broker else None)
+    pids = {"server": server.pid} | ({"broker": broker.pid} if broker else {})
+    sampler = Sampler(a.every_s, pids)
     looped: list[LoopedDetector] = []
 
     def wrap(first):
@@ -244,9 +263,13 @@ def run_soak(a: argparse.Namespace) -> dict:
                 name="soak-run",
             )
             thread.start()
-            _wait(seconds, a.every_s, sampler, rotation, thread)
-            stop.set()
-            thread.join(120)
+            sampler.start()
+            try:
+                _wait(seconds, a.every_s, sampler, rotation, thread)
+            finally:
+                sampler.close()
+                stop.set()
+                thread.join(120)
         rotation.rotate()
     finally:
         stop.set()
@@ -313,7 +336,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--clip-frames", type=int, default=125, help="rendered frames (loop: twice that, -2)"
     )
-    ap.add_argument("--kafka", action="store_true", help="also KafkaSink to an embedded broker")
+    ap.add_argument(
+        "--no-kafka",
+        dest="kafka",
+        action="store_false",
+        help="JSONL only (default: also KafkaSink to an embedded tansu broker)",
+    )
     ap.add_argument("--set", action="append", default=[], help="extra config override k=v")
     ap.add_argument("--out", type=Path, default=RESULTS, help="folder of soak.json / soak.md")
     ap.add_argument("--plot", type=Path, default=ROOT / "docs" / "soak.png", help="the PNG")

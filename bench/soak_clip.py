@@ -30,6 +30,7 @@ log = logging.getLogger("bench.soak")
 STAMP_BITS = 12
 _BLOCK, _STEP, _TOP = 12, 14, 4  # block side, pitch and top edge of the stamp, pixels
 LABELS = ["disk", "box", "star"]  # the synthetic classes 1..3
+RENDER_VERSION = 1  # part of the cache key: bump it when ``_render`` changes what it writes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,7 +60,8 @@ class ClipSpec:
         return max(2 * self.frames - 2, 1)
 
     def digest(self) -> str:
-        return hashlib.sha1(json.dumps(dataclasses.asdict(self)).encode()).hexdigest()[:10]
+        key = {**dataclasses.asdict(self), "render_version": RENDER_VERSION}
+        return hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]
 
 
 def loop_order(frames: int) -> list[int]:

@@ -114,14 +114,16 @@ def conclude(samples: list[dict], *, warmup_s: float = 60.0, span_s: float = 300
             since the stream started), ``rss_mb`` and ``stages`` (stage -> ``WindowStats`` as
             a dict).
         warmup_s: RSS growth is measured from the first sample at or after this time.
-        span_s: length of the early and late spans whose p99 are compared; shortened to a
-            third of the run when the run is shorter than three spans.
+        span_s: length of the early and late spans compared; shortened to a third of the
+            run when the run is shorter than three spans.
 
     Returns:
-        ``rss``: MB at the warm-up sample, at the end, the largest after the warm-up, growth
-        in % (end and largest vs warm-up) and the least-squares slope in MB per minute after
-        the warm-up; ``p99``: per stage, the median of the windows' p99 over the first and the
-        last span, and their ratio; ``span_s``: the span used.
+        ``rss``: MB at the warm-up sample and at the end and the growth between them in %;
+        the peak over the first span after the warm-up and over the last span and the growth
+        between those (robust to RSS that swings with large per-frame arrays); the
+        least-squares slope in MB per minute after the warm-up. ``p99``: per stage, the
+        median of the windows' p99 over the first and the last span of the run, and their
+        ratio. ``span_s``: the span used.
     """
     if not samples:
         raise ValueError("no samples: the run ended before its first window")
@@ -129,7 +131,9 @@ def conclude(samples: list[dict], *, warmup_s: float = 60.0, span_s: float = 300
     span = min(span_s, duration / 3)
     after = [s for s in samples if s["t_s"] >= warmup_s] or samples[-1:]
     base, end = after[0]["rss_mb"], after[-1]["rss_mb"]
-    peak = max(s["rss_mb"] for s in after)
+    t0 = after[0]["t_s"]
+    early_peak = max(s["rss_mb"] for s in after if s["t_s"] <= t0 + span)
+    late_peak = max(s["rss_mb"] for s in after if s["t_s"] > duration - span or s is after[-1])
     slope = 0.0
     if len(after) >= 3:
         t = np.array([s["t_s"] for s in after]) / 60.0
@@ -148,16 +152,21 @@ def conclude(samples: list[dict], *, warmup_s: float = 60.0, span_s: float = 300
         "duration_s": round(duration, 1),
         "span_s": round(span, 1),
         "rss": {
-            "warmup_t_s": after[0]["t_s"],
+            "warmup_t_s": t0,
             "at_warmup_mb": round(base, 1),
             "end_mb": round(end, 1),
-            "max_after_warmup_mb": round(peak, 1),
-            "growth_pct": round(100.0 * (end - base) / base, 2) if base else None,
-            "max_growth_pct": round(100.0 * (peak - base) / base, 2) if base else None,
+            "growth_pct": _pct(end, base),
+            "early_peak_mb": round(early_peak, 1),
+            "late_peak_mb": round(late_peak, 1),
+            "peak_growth_pct": _pct(late_peak, early_peak),
             "slope_mb_per_min": round(slope, 3),
         },
         "p99": p99,
     }
+
+
+def _pct(x: float, base: float) -> float | None:
+    return round(100.0 * (x - base) / base, 2) if base else None
 
 
 def _median_p99(samples: list[dict], stage: str) -> float:
