@@ -16,7 +16,8 @@ does not fill) and ``KafkaSink`` to the embedded tansu broker (``devtools/broker
 keeps every record in its own memory, so its RSS is sampled apart; ``--no-kafka`` leaves
 it out).
 
-Every window: this process's RSS, per-stage latency p50/p99/max over the window (every stage
+Every window: this process's RSS (at the window's end, and its smallest and largest of the
+per-second reads in the window), per-stage latency p50/p99/max over the window (every stage
 the pipeline's ``StageTimer``s record, plus ``end_to_end``: frame decoded -> result handed to
 the writer), frames read / processed / dropped, live tracks, and the largest depth seen of
 each queue (reader -> loop, loop -> writer) against its bound. A thread of the bench takes
@@ -81,6 +82,7 @@ class Sampler:
         self.stream = None
         self._windows: StageWindows | None = None
         self._depth = {"reader": 0, "buffer": 0, "writer": 0}
+        self._rss = (float("inf"), 0.0)  # smallest and largest RSS (MB) of the window
         self._last = {"t": self.started, "in": 0, "out": 0, "dropped": 0}
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="soak-sampler", daemon=True)
@@ -109,11 +111,18 @@ class Sampler:
         depth["writer"] = max(depth["writer"], self.writer.queue.qsize())
 
     def _loop(self) -> None:
-        k = 1
-        while not self._done.wait(max(0.0, self.started + k * self.every_s - time.monotonic())):
+        """RSS every second (its smallest and largest of the window are kept: it swings with
+        per-frame arrays), a whole sample at the end of every window."""
+        tick = min(1.0, self.every_s)
+        k, due = 1, self.started + self.every_s
+        while not self._done.wait(max(0.0, self.started + k * tick - time.monotonic())):
             k += 1
-            if self.stream is not None:
-                self._sample(self.stream, time.monotonic())
+            rss = rss_bytes() / MB
+            self._rss = (min(self._rss[0], rss), max(self._rss[1], rss))
+            if time.monotonic() >= due - 1e-3:
+                due += self.every_s
+                if self.stream is not None:
+                    self._sample(self.stream, time.monotonic())
 
     def _sample(self, stream, now: float) -> None:
         if self._windows is None:
@@ -125,12 +134,17 @@ class Sampler:
         last = self._last
         span = now - last["t"]
         depth, self._depth = self._depth, {k: 0 for k in self._depth}
+        rss = rss_bytes() / MB
+        low, high = min(self._rss[0], rss), max(self._rss[1], rss)
+        self._rss = (float("inf"), 0.0)
         tracker = getattr(stream.processor, "tracker", None)
         self.samples.append(
             {
                 "t_s": round(now - self.started, 2),
                 "span_s": round(span, 2),
-                "rss_mb": round(rss_bytes() / MB, 1),
+                "rss_mb": round(rss, 1),
+                "rss_min_mb": round(low, 1),
+                "rss_max_mb": round(high, 1),
                 "other_rss_mb": {k: round(rss_bytes(p) / MB, 1) for k, p in self.pids.items()},
                 "frames_in": frames_in,
                 "frames_out": frames_out,

@@ -111,7 +111,8 @@ def conclude(samples: list[dict], *, warmup_s: float = 60.0, span_s: float = 300
 
     Args:
         samples: one dict per window, in time order, with ``t_s`` (end of the window, seconds
-            since the stream started), ``rss_mb`` and ``stages`` (stage -> ``WindowStats`` as
+            since the stream started), ``rss_mb`` (at that time), optionally ``rss_max_mb``
+            (the largest RSS seen in the window) and ``stages`` (stage -> ``WindowStats`` as
             a dict).
         warmup_s: RSS growth is measured from the first sample at or after this time.
         span_s: length of the early and late spans compared; shortened to a third of the
@@ -119,8 +120,9 @@ def conclude(samples: list[dict], *, warmup_s: float = 60.0, span_s: float = 300
 
     Returns:
         ``rss``: MB at the warm-up sample and at the end and the growth between them in %;
-        the peak over the first span after the warm-up and over the last span and the growth
-        between those (robust to RSS that swings with large per-frame arrays); the
+        the peak (``rss_max_mb``, else ``rss_mb``) over the first span after the warm-up and
+        over the last span and the growth between those (robust to an RSS that swings with
+        large per-frame arrays); the
         least-squares slope in MB per minute after the warm-up. ``p99``: per stage, the
         median of the windows' p99 over the first and the last span of the run, and their
         ratio. ``span_s``: the span used.
@@ -132,8 +134,10 @@ def conclude(samples: list[dict], *, warmup_s: float = 60.0, span_s: float = 300
     after = [s for s in samples if s["t_s"] >= warmup_s] or samples[-1:]
     base, end = after[0]["rss_mb"], after[-1]["rss_mb"]
     t0 = after[0]["t_s"]
-    early_peak = max(s["rss_mb"] for s in after if s["t_s"] <= t0 + span)
-    late_peak = max(s["rss_mb"] for s in after if s["t_s"] > duration - span or s is after[-1])
+    early = [s for s in after if s["t_s"] <= t0 + span]
+    late = [s for s in after if s["t_s"] > duration - span] or after[-1:]
+    early_peak = max(s.get("rss_max_mb", s["rss_mb"]) for s in early)
+    late_peak = max(s.get("rss_max_mb", s["rss_mb"]) for s in late)
     slope = 0.0
     if len(after) >= 3:
         t = np.array([s["t_s"] for s in after]) / 60.0

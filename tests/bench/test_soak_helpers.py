@@ -47,7 +47,12 @@ def test_stage_windows_report_only_the_calls_since_the_last_take() -> None:
 
 
 def _sample(t: float, rss: float, p99: float) -> dict:
-    return {"t_s": t, "rss_mb": rss, "stages": {"track": {"n": 5, "p99_ms": p99}}}
+    return {
+        "t_s": t,
+        "rss_mb": rss,
+        "rss_max_mb": rss + 2,  # the window's largest per-second read
+        "stages": {"track": {"n": 5, "p99_ms": p99}},
+    }
 
 
 def test_conclude_measures_growth_after_warmup_and_compares_early_and_late_p99() -> None:
@@ -60,8 +65,8 @@ def test_conclude_measures_growth_after_warmup_and_compares_early_and_late_p99()
     assert r["growth_pct"] == pytest.approx(6.5)
     assert r["slope_mb_per_min"] == pytest.approx(1.0, abs=0.01)
     # peaks: the first 150 s after warm-up (60..210 s) vs the last 150 s (> 300 s)
-    assert r["early_peak_mb"] == pytest.approx(102.5) and r["late_peak_mb"] == pytest.approx(106.5)
-    assert r["peak_growth_pct"] == pytest.approx(100 * 4 / 102.5, abs=0.01)
+    assert r["early_peak_mb"] == pytest.approx(104.5) and r["late_peak_mb"] == pytest.approx(108.5)
+    assert r["peak_growth_pct"] == pytest.approx(100 * 4 / 104.5, abs=0.01)
     assert c["span_s"] == pytest.approx(150)  # a third of a 450-s run
     assert c["p99"]["track"] == {"first_ms": 10.0, "last_ms": 20.0, "last_over_first": 2.0}
     with pytest.raises(ValueError, match="no samples"):
