@@ -122,8 +122,8 @@ def conclude(samples: list[dict], *, warmup_s: float = 60.0, span_s: float = 300
         ``rss``: MB at the warm-up sample and at the end and the growth between them in %;
         the peak (``rss_max_mb``, else ``rss_mb``) over the first span after the warm-up and
         over the last span and the growth between those (robust to an RSS that swings with
-        large per-frame arrays); the
-        least-squares slope in MB per minute after the warm-up. ``p99``: per stage, the
+        large per-frame arrays); the least-squares slope of the window peaks in MB per minute
+        after the warm-up. ``p99``: per stage, the
         median of the windows' p99 over the first and the last span of the run, and their
         ratio. ``span_s``: the span used.
     """
@@ -141,7 +141,8 @@ def conclude(samples: list[dict], *, warmup_s: float = 60.0, span_s: float = 300
     slope = 0.0
     if len(after) >= 3:
         t = np.array([s["t_s"] for s in after]) / 60.0
-        slope = float(np.polyfit(t, [s["rss_mb"] for s in after], 1)[0])
+        peaks = [s.get("rss_max_mb", s["rss_mb"]) for s in after]
+        slope = float(np.polyfit(t, peaks, 1)[0])
     first = [s for s in samples if s["t_s"] <= span]
     last = [s for s in samples if s["t_s"] > duration - span]
     p99: dict[str, dict] = {}

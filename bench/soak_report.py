@@ -1,6 +1,6 @@
 """The soak bench's report: the markdown table and the plot, from the ``soak.json`` payload.
 
-    PYTHONPATH=. .venv/bin/python -m bench.soak_report   # redo soak.md and docs/soak.png
+    PYTHONPATH=. .venv/bin/python -m bench.soak_report  # soak.md, docs/soak.png from soak.json
 
 Contract: ``markdown(payload)`` returns the table text; ``plot(payload, path)`` writes the
 PNG (RSS, per-stage p99 latency and frame rates against time).
@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+
+from bench.soak_metrics import conclude
 
 RSS_GOAL_PCT = 5.0  # issue 15: RSS growth <= 5 % after the first minute
 FLAT_RATIO = 1.25  # p99 "flat": the late span's p99 within 25 % of the early span's
@@ -63,7 +65,8 @@ def markdown(payload: dict) -> str:
         f"| RSS peak (per-second reads), first {span} after warm-up -> last {span} | "
         f"{r['early_peak_mb']} -> {r['late_peak_mb']} MB ({_fmt(r['peak_growth_pct'], ' %')}) |",
         f"| goal: both growths <= {RSS_GOAL_PCT:g} % | {'met' if growth_ok else 'NOT met'} |",
-        f"| RSS trend after warm-up | {r['slope_mb_per_min']:+g} MB/min |",
+        f"| RSS trend after warm-up (window peaks, least squares) | "
+        f"{r['slope_mb_per_min']:+g} MB/min |",
         f"| frames read / processed / dropped | {frames_in} / {last['frames_out']} / {dropped} "
         f"({drop_pct:.1f} % dropped by the live buffer) |",
         f"| processed fps (whole run) | {_fmt(stream.get('fps'))} |",
@@ -160,7 +163,10 @@ def plot(payload: dict, path: Path) -> None:
 
 def main() -> int:
     root = Path(__file__).resolve().parents[1]
-    payload = json.loads((root / "bench" / "results" / "soak.json").read_text())
+    path = root / "bench" / "results" / "soak.json"
+    payload = json.loads(path.read_text())
+    payload["conclusions"] = conclude(payload["samples"])  # as the current helpers compute
+    path.write_text(json.dumps(payload, indent=1) + "\n")
     md = markdown(payload)
     header = (root / "bench" / "results" / "soak.md").read_text().split("\n", 1)[0]
     (root / "bench" / "results" / "soak.md").write_text(header + "\n" + md)
