@@ -52,6 +52,7 @@ from bench.common import RESULTS, ROOT, TMP, setup_logging, write_report
 from bench.soak_clip import LABELS, ClipSpec, LoopedDetector, ensure_clip
 from bench.soak_metrics import StageWindows, conclude, rss_bytes
 from bench.soak_report import markdown, plot
+from vis.config import ConfigError
 from vis.detection.factory import build_detector
 from vis_pipeline import load_config, run, runner
 
@@ -191,7 +192,7 @@ def serve(clip: Path, fps: float, port: int) -> subprocess.Popen:
     import imageio_ffmpeg
 
     url = f"http://127.0.0.1:{port}/soak.mjpg"
-    args = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-re"]
+    args = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "fatal", "-re"]
     args += ["-stream_loop", "-1", "-f", "mjpeg", "-framerate", f"{fps:g}", "-i", str(clip)]
     args += ["-c:v", "copy", "-f", "mpjpeg", "-listen", "1", url]
     return subprocess.Popen(args)
@@ -225,16 +226,9 @@ class JsonlRotation:
                 fh.truncate(0)
 
 
-def run_soak(a: argparse.Namespace) -> dict:
-    """The whole soak: clip, camera, broker, pipeline, samples; returns the payload."""
-    from devtools.broker import EmbeddedBroker, free_port
-
-    spec = ClipSpec(width=a.width, height=a.height, objects=a.objects, frames=a.clip_frames)
-    clip = ensure_clip(spec, TMP / "soak")
-    port = free_port()
-    server = serve(clip / "clip.mjpeg", spec.fps, port)
-    broker = EmbeddedBroker().start() if a.kafka else None
-    out = Path(tempfile.mkdtemp(prefix="vis-soak-"))
+def soak_config(clip: Path, url: str, out: Path, kafka: str | None, extra: list[str]):
+    """``configs/live.yaml`` on the camera ``url``, the clip's ground truth as detections,
+    JSONL into ``out`` and, with ``kafka`` (bootstrap servers), ``KafkaSink``; then ``extra``."""
     overrides = [
         "mode=live",
         "resume=false",
@@ -245,41 +239,51 @@ def run_soak(a: argparse.Namespace) -> dict:
         "sinks.jsonl=true",
         "sinks.overlay=false",
         "live.report_every_s=0",
-        *a.set,
     ]
-    if broker is not None:
-        topic = f"soak-{port}"
-        overrides.append(
-            f"sinks.kafka={{bootstrap_servers: '{broker.bootstrap_servers}', topic: {topic}}}"
-        )
-    time.sleep(0.5)
-    cfg = load_config(
-        ROOT / "configs" / "live.yaml",
-        overrides,
-        sources=[f"http://127.0.0.1:{port}/soak.mjpg"],
-        output=str(out),
-    )
-    pids = {"server": server.pid} | ({"broker": broker.pid} if broker else {})
-    sampler = Sampler(a.every_s, pids)
-    looped: list[LoopedDetector] = []
+    if kafka is not None:
+        overrides.append(f"sinks.kafka={{bootstrap_servers: '{kafka}', topic: vis.soak}}")
+    overrides += extra
+    cfg = load_config(ROOT / "configs" / "live.yaml", overrides, sources=[url], output=str(out))
+    return cfg, overrides
 
-    def wrap(first):
-        looped.append(LoopedDetector(lambda: build_detector(cfg.detector), spec.period, first))
-        return looped[0]
 
+def run_soak(a: argparse.Namespace) -> dict:
+    """The whole soak: clip, camera, broker, pipeline, samples; returns the payload."""
+    from devtools.broker import EmbeddedBroker, free_port
+
+    spec = ClipSpec(width=a.width, height=a.height, objects=a.objects, frames=a.clip_frames)
+    clip = ensure_clip(spec, TMP / "soak")
+    port = free_port()
+    out = Path(tempfile.mkdtemp(prefix="vis-soak-"))
     stop, box = threading.Event(), {}
-    rotation = JsonlRotation(out)
-    seconds = a.minutes * 60.0
+    looped: list[LoopedDetector] = []
+    server = serve(clip / "clip.mjpeg", spec.fps, port)
+    broker = None
     try:
+        broker = EmbeddedBroker().start() if a.kafka else None
+        url = f"http://127.0.0.1:{port}/soak.mjpg"
+        kafka = broker.bootstrap_servers if broker is not None else None
+        cfg, overrides = soak_config(clip, url, out, kafka, a.set)
+        pids = {"server": server.pid} | ({"broker": broker.pid} if broker else {})
+        sampler = Sampler(a.every_s, pids)
+
+        def wrap(first):
+            looped.append(LoopedDetector(lambda: build_detector(cfg.detector), spec.period, first))
+            return looped[0]
+
+        def pipeline() -> None:
+            try:
+                box["summary"] = run(cfg, progress=False, stop=stop)
+            except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+                box["error"] = exc
+
+        rotation = JsonlRotation(out)
         with observed_run(sampler, wrap):
-            thread = threading.Thread(
-                target=lambda: box.update(summary=run(cfg, progress=False, stop=stop)),
-                name="soak-run",
-            )
+            thread = threading.Thread(target=pipeline, name="soak-run")
             thread.start()
             sampler.start()
             try:
-                _wait(seconds, a.every_s, sampler, rotation, thread)
+                _wait(a.minutes * 60.0, a.every_s, sampler, rotation, thread)
             finally:
                 sampler.close()
                 stop.set()
@@ -294,6 +298,8 @@ def run_soak(a: argparse.Namespace) -> dict:
         for d in looped:
             d.close()
         shutil.rmtree(out, ignore_errors=True)
+    if "error" in box:
+        raise RuntimeError(f"the pipeline failed: {box['error']!r}") from box["error"]
     if "summary" not in box:
         raise RuntimeError("the pipeline did not finish within 120 s of the stop")
     summary = box["summary"].to_json()
@@ -368,7 +374,11 @@ def main(argv: list[str] | None = None) -> int:
             f"(got {a.clip_frames}, {a.objects}, {a.width}x{a.height})"
         )
     setup_logging()
-    payload = run_soak(a)
+    try:
+        payload = run_soak(a)
+    except ConfigError as exc:  # a bad --set
+        print(f"bench.soak: {exc}", file=sys.stderr)
+        return 2
     md = markdown(payload)
     if a.out == RESULTS:
         write_report("soak", payload, md)

@@ -69,7 +69,8 @@ def markdown(payload: dict) -> str:
         f"{r['slope_mb_per_min']:+g} MB/min |",
         f"| frames read / processed / dropped | {frames_in} / {last['frames_out']} / {dropped} "
         f"({drop_pct:.1f} % dropped by the live buffer) |",
-        f"| processed fps (whole run) | {_fmt(stream.get('fps'))} |",
+        f"| processed fps (whole run) / camera reconnects | {_fmt(stream.get('fps'))} / "
+        f"{_fmt(stream.get('reconnects'))} |",
         f"| keyframes (detector calls), by reason | {last['keyframes']} ({reasons}) |",
         f"| tracks started (whole run) / live at the end | {_fmt(stream.get('tracks'))} / "
         f"{_fmt(last['tracks'])} |",
