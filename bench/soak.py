@@ -252,7 +252,7 @@ def run_soak(a: argparse.Namespace) -> dict:
     from devtools.broker import EmbeddedBroker, free_port
 
     spec = ClipSpec(width=a.width, height=a.height, objects=a.objects, frames=a.clip_frames)
-    clip = ensure_clip(spec, TMP / "soak")
+    clip = ensure_clip(spec, a.clip_cache)
     port = free_port()
     out = Path(tempfile.mkdtemp(prefix="vis-soak-"))
     stop, box = threading.Event(), {}
@@ -355,6 +355,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--objects", type=int, default=50, help="objects in the scene")
     ap.add_argument(
         "--clip-frames", type=int, default=125, help="rendered frames (loop: twice that, -2)"
+    )
+    ap.add_argument(
+        "--clip-cache", type=Path, default=TMP / "soak", help="where rendered clips are kept"
     )
     ap.add_argument(
         "--no-kafka",
