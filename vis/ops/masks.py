@@ -153,23 +153,22 @@ def mask_iou(a: list[BoxMask], b: list[BoxMask]) -> np.ndarray:
     intersection of their crops; all other pairs are 0.
     """
     out = np.zeros((len(a), len(b)), np.float64)
-    pairs = overlapping_pairs(a, b)
-    if len(pairs) == 0:
-        return out
-    bits_a = {i: a[i].bits for i in set(pairs[:, 0].tolist())}
-    bits_b = {j: b[j].bits for j in set(pairs[:, 1].tolist())}
-    area_a = {i: np.count_nonzero(x) for i, x in bits_a.items()}
-    area_b = {j: np.count_nonzero(x) for j, x in bits_b.items()}
-    for i, j in pairs:
-        ma, mb = a[i], b[j]
-        x0, y0 = max(ma.x0, mb.x0), max(ma.y0, mb.y0)
-        x1, y1 = min(ma.x1, mb.x1), min(ma.y1, mb.y1)
-        wa = bits_a[i][y0 - ma.y0 : y1 - ma.y0, x0 - ma.x0 : x1 - ma.x0]
-        wb = bits_b[j][y0 - mb.y0 : y1 - mb.y0, x0 - mb.x0 : x1 - mb.x0]
-        inter = float(np.count_nonzero(wa & wb))
-        union = area_a[i] + area_b[j] - inter
-        out[i, j] = inter / union if union > 0 else 0.0
+    for i, j in overlapping_pairs(a, b):
+        out[i, j] = pair_iou(a[i], b[j])
     return out
+
+
+def pair_iou(ma: BoxMask, mb: BoxMask) -> float:
+    """IoU of two binary masks, comparing pixels only where their crops intersect."""
+    x0, y0 = max(ma.x0, mb.x0), max(ma.y0, mb.y0)
+    x1, y1 = min(ma.x1, mb.x1), min(ma.y1, mb.y1)
+    if x1 <= x0 or y1 <= y0:
+        return 0.0
+    wa = ma.bits[y0 - ma.y0 : y1 - ma.y0, x0 - ma.x0 : x1 - ma.x0]
+    wb = mb.bits[y0 - mb.y0 : y1 - mb.y0, x0 - mb.x0 : x1 - mb.x0]
+    inter = float(np.count_nonzero(wa & wb))
+    union = ma.area + mb.area - inter
+    return inter / union if union > 0 else 0.0
 
 
 def suppress_duplicates(masks: list[BoxMask], scores: np.ndarray, max_iou: float) -> np.ndarray:

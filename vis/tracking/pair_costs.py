@@ -13,7 +13,7 @@ import dataclasses
 import numpy as np
 
 from vis.ops.boxes import box_iou
-from vis.ops.masks import BoxMask, mask_iou
+from vis.ops.masks import BoxMask, mask_iou, pair_iou
 from vis.tracking import kalman
 from vis.tracking.association import (
     GATED,
@@ -163,6 +163,6 @@ def learn_mask_trust(
     if det_mask is None or t.mask is None or not use_kalman:
         return
     box_err = 1.0 - float(box_iou(kalman.state_box(t.kf)[None], det_box[None])[0, 0])
-    mask_err = 1.0 - float(mask_iou([t.mask], [det_mask])[0, 0])
+    mask_err = 1.0 - pair_iou(t.mask, det_mask)
     target = box_err / max(box_err + mask_err, 1e-6) if box_err + mask_err > 0 else 0.5
     t.mask_trust = (1 - TRUST_RATE) * t.mask_trust + TRUST_RATE * target
