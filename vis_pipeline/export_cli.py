@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--input", "-i", action="append", required=True, metavar="JSONL",
-        help="a stream's vis.frame/1 JSONL (repeatable)",
+        help="a stream's vis.frame JSONL (version 2 or 1) (repeatable)",
     )  # fmt: skip
     p.add_argument("--output", "-o", required=True, metavar="DIR", help="folder to write")
     p.add_argument(

@@ -24,7 +24,7 @@ def main(argv: list[str]) -> int:
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("jsonl", help="a stream's vis.frame/1 JSONL")
+    p.add_argument("jsonl", help="a stream's vis.frame JSONL (version 2 or 1)")
     p.add_argument("--video", required=True, help="the video the run processed (thumbnails)")
     p.add_argument("--output", "-o", required=True, metavar="DIR")
     p.add_argument("--top", type=int, default=30, help="tracks listed (default 30)")

@@ -1,6 +1,6 @@
 """Annotation-tool exports of a run: MOTS, COCO, YouTube-VIS, CVAT for video, MOT.
 
-Contract: ``export_run(jsonl, formats, output_dir)`` reads one stream's ``vis.frame/1`` JSONL
+Contract: ``export_run(jsonl, formats, output_dir)`` reads one stream's ``vis.frame`` JSONL
 (``RunRecords``) and writes each format to ``export_path(output_dir, stream_id, suffix)``
 (suffixes in ``FORMATS``); with ``video`` it also writes the frames the records name as
 ``<output_dir>/images/<frame_file>`` (what the COCO, YouTube-VIS and CVAT entries refer to).

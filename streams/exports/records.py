@@ -1,4 +1,4 @@
-"""A finished run of one stream, read from its ``vis.frame/1`` JSONL file for exporting.
+"""A finished run of one stream, read from its ``vis.frame`` JSONL file for exporting.
 
 Contract: ``RunRecords.open(path)`` reads the file once, validates every line and keeps only
 a small index (frame indices, frame size, class labels, per-track spans and class votes);

@@ -1,4 +1,4 @@
-"""The consumer CLI: read a ``vis.frame/1`` topic, print a per-stream summary.
+"""The consumer CLI: read a ``vis.frame`` topic, print a per-stream summary.
 
     python -m streams.kafka --topic vis.frames --bootstrap 127.0.0.1:9092 \\
         [--group G] [--from earliest|latest|offset:N|timestamp:MS] [--max-records N] \\
@@ -47,7 +47,7 @@ def format_summary(assembler: FrameAssembler) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
-        prog="python -m streams.kafka", description="Read vis.frame/1 records from a Kafka topic."
+        prog="python -m streams.kafka", description="Read vis.frame records from a Kafka topic."
     )
     ap.add_argument("--topic", default="vis.frames")
     ap.add_argument("--bootstrap", default="127.0.0.1:9092", help="host:port[,host:port]")

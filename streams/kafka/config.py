@@ -148,7 +148,7 @@ class KafkaSinkConfig:
 
     Attributes:
         bootstrap_servers: ``host:port[,host:port]``.
-        topic: frame records (``vis.frame/1``).
+        topic: frame records (``vis.frame/2`` or ``/1``).
         tracks_topic: track started/ended events (``vis.track/1``); None disables them.
         client_id: Kafka client id.
         compression: record batch codec. ``zstd`` (default) compresses a 720p frame as well

@@ -1,6 +1,6 @@
 """The wire format of frame records, both ways.
 
-Contract: ``fit_record(record, budget)`` turns one ``vis.frame/1`` dict into values of at
+Contract: ``fit_record(record, budget)`` turns one ``vis.frame`` dict into values of at
 most ``budget`` bytes (one value if it fits; else the instances split over ``part``/``parts``
 records; an instance too large even alone gets a coarsened mask, ``mask_coarsened``);
 ``FrameAssembler.add(value)`` reads values back: parses and validates them, joins the parts
@@ -32,7 +32,7 @@ UNKNOWN_STREAM = "?"
 
 
 def headers(schema: str) -> list[tuple[str, bytes]]:
-    """Kafka headers of a record of ``schema`` (``vis.frame/1`` or ``vis.track/1``)."""
+    """Kafka headers of a record of ``schema`` (``vis.frame/2``, ``vis.frame/1`` or ``vis.track/1``)."""
     return [("schema", schema.encode()), ("content-type", CONTENT_TYPE.encode())]
 
 
@@ -78,7 +78,7 @@ def _coarsen_instance(inst: dict[str, Any], room: int, size: tuple[int, int]) ->
 
 
 def fit_record(record: dict[str, Any], budget: int) -> tuple[list[bytes], int]:
-    """Serialise a ``vis.frame/1`` dict into values of at most ``budget`` bytes each.
+    """Serialise a ``vis.frame`` dict into values of at most ``budget`` bytes each.
 
     Policy: a record that fits is one value (``dumps_record`` bytes). Otherwise its
     instances are split, in order, over several records that repeat the frame fields and
@@ -142,7 +142,7 @@ class StreamCounts:
 
 
 class FrameAssembler:
-    """Raw record values -> complete ``vis.frame/1`` dicts, counting what is wrong.
+    """Raw record values -> complete ``vis.frame`` dicts, counting what is wrong.
 
     Args:
         dedup: drop frames whose (stream_id, frame_index) was already returned.

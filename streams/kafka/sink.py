@@ -1,4 +1,4 @@
-"""Kafka output: one ``vis.frame/1`` record per frame plus track start/end events.
+"""Kafka output: one ``vis.frame`` record per frame plus track start/end events.
 
 Contract: ``KafkaSink(config).write(result)`` queues one record (key = stream_id, value =
 ``dumps_record(result)`` UTF-8, headers ``schema`` and ``content-type``) on ``config.topic``

@@ -1,4 +1,4 @@
-"""Tracks rebuilt from ``vis.frame/1`` records: live started/ended events and timelines.
+"""Tracks rebuilt from ``vis.frame`` records: live started/ended events and timelines.
 
 Contract: ``tracked_instances(record)`` is the one rule for which instances of a record
 make up tracks (track id >= 0, the first instance of an id); ``TrackEvents`` turns each

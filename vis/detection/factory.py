@@ -48,7 +48,7 @@ class DetectorConfig:
     threads: torch intra-op threads.
     appearance: Re-ID embedding of detections: ``box_head`` (the model's box-head
         representation) or ``fused`` (box head + colour histogram inside the mask).
-    path: ``precomputed``: vis.frame/1 JSONL file.
+    path: ``precomputed``: vis.frame JSONL file.
     embedder: ``precomputed``: ``box_head`` (needs ``weights``; honours ``appearance``)
         or ``histogram``.
     """
@@ -148,7 +148,7 @@ class DetectorConfig:
                 bool(self.path),
                 "detector.path",
                 self.path,
-                "is required for type precomputed (a vis.frame/1 JSONL file)",
+                "is required for type precomputed (a vis.frame JSONL file)",
             )
             require(
                 self.embedder == "histogram" or bool(self.weights),

@@ -1,4 +1,4 @@
-"""Detections read from a ``vis.frame/1`` JSONL file, for running the tracker on someone
+"""Detections read from a ``vis.frame`` JSONL file, for running the tracker on someone
 else's detector.
 
 Contract: ``PrecomputedDetector.detect_frame(frame_index, image)`` returns the file's
@@ -32,7 +32,7 @@ class PrecomputedDetector(Detector):
     """Serve detections from a JSONL file in frame order.
 
     Args:
-        path: JSONL file, one ``vis.frame/1`` record per line, increasing ``frame_index``.
+        path: JSONL file, one ``vis.frame`` record per line, increasing ``frame_index``.
         embedder: computes embeddings for the file's instances.
         labels: label per class index (index 0 = background); default from the file.
     """
@@ -49,7 +49,7 @@ class PrecomputedDetector(Detector):
         if not self.path.is_file():
             raise PrecomputedError(
                 f"detections file {self.path} not found: set detector.path "
-                "to a vis.frame/1 JSONL file"
+                "to a vis.frame JSONL file"
             )
         self._fh = open(self.path, encoding="utf-8")  # noqa: SIM115 - closed in close()
         self._pending: dict | None = None
