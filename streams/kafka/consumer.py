@@ -1,4 +1,4 @@
-"""Read ``vis.frame/1`` records back from Kafka: validate, reassemble parts, de-duplicate.
+"""Read ``vis.frame`` records back from Kafka: validate, reassemble parts, de-duplicate.
 
 Contract: ``FrameReader(topic, bootstrap_servers=...).frames()`` yields one ``ConsumedFrame``
 per frame, in partition order (so in order per stream), with split frames
@@ -31,7 +31,7 @@ class ConsumedFrame:
     """One complete frame record read from Kafka.
 
     Attributes:
-        record: the ``vis.frame/1`` dict (parts joined, ``part``/``parts`` removed).
+        record: the ``vis.frame`` dict (parts joined, ``part``/``parts`` removed).
         partition, offset: where its (last) record was read.
         kafka_timestamp_ms: the record's Kafka timestamp (producer time).
         received_s: ``time.time()`` when it was read.
@@ -73,7 +73,7 @@ def parse_start(text: str) -> tuple[str, int | None]:
 
 
 class FrameReader:
-    """Iterates the frames of a ``vis.frame/1`` topic.
+    """Iterates the frames of a ``vis.frame`` topic.
 
     Args:
         topic: the frame topic.

@@ -32,7 +32,7 @@ UNKNOWN_STREAM = "?"
 
 
 def headers(schema: str) -> list[tuple[str, bytes]]:
-    """Kafka headers of a record of ``schema`` (``vis.frame/2``, ``vis.frame/1`` or ``vis.track/1``)."""
+    """Kafka headers of a record of ``schema`` (``vis.frame/2``, ``/1`` or ``vis.track/1``)."""
     return [("schema", schema.encode()), ("content-type", CONTENT_TYPE.encode())]
 
 

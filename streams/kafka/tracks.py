@@ -55,7 +55,7 @@ class TrackEvents:
         self._streams: dict[str, dict[int, _TrackState]] = {}
 
     def update(self, record: dict[str, Any]) -> list[dict[str, Any]]:
-        """One ``vis.frame/1`` dict -> the events it causes (started first, then ended)."""
+        """One ``vis.frame`` dict -> the events it causes (started first, then ended)."""
         sid, fi, ts = record["stream_id"], record["frame_index"], record["timestamp_ms"]
         tracks = self._streams.setdefault(sid, {})
         events = []
