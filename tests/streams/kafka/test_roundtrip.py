@@ -115,3 +115,32 @@ def test_track_events_and_timelines(broker, topic):
         tl.add(f.record)
     timelines = {t.track_id: t for t in tl.timelines("cam-t")}
     assert {tid: t.frames for tid, t in timelines.items()} == present
+
+
+def test_a_topic_with_both_record_versions_reads_back_exactly(broker, topic):
+    """Producers still on ``vis.frame/1`` and new ones on ``/2`` share a topic during a
+    migration: the consumer helper reads both, with the same masks."""
+    results = make_results(["old-cam", "new-cam"], 6)
+    sinks = {
+        v: KafkaSink(
+            bootstrap_servers=broker.bootstrap_servers,
+            topic=topic,
+            tracks_topic=None,
+            record_version=v,
+            client_id=f"v{v}",
+        )
+        for v in (1, 2)
+    }
+    for r in results:
+        sinks[1 if r.stream_id == "old-cam" else 2].write(r)
+    for s in sinks.values():
+        s.close()
+    frames, reader = read_frames(broker.bootstrap_servers, topic, expect=len(results))
+    assert reader.assembler.malformed == 0 and len(frames) == len(results)
+    expected = {(r.stream_id, r.frame_index): r for r in results}
+    for f in frames:
+        orig = expected[(f.stream_id, f.frame_index)]
+        version = 1 if f.stream_id == "old-cam" else 2
+        assert f.record["schema"] == f"vis.frame/{version}"
+        assert f.record == encode_record(orig, version=version)
+        assert np.array_equal(f.result().detections.full_masks(), orig.detections.full_masks())
