@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from vis.detection.models import _build, build_tiny_maskrcnn
 from vis_train.data import Sample, load_target, trainable
-from vis_train.sampling import DonorBank, repeat_factors
+from vis_train.sampling import DonorBank, draw, repeat_factors
 
 log = logging.getLogger(__name__)
 
@@ -237,10 +237,7 @@ def train(
         lr = lr_at(cfg, step)
         for g in opt.param_groups:
             g["lr"] = lr * g["lr_mult"]
-        if cfg.repeat_thresh > 0:
-            idx = torch.multinomial(weights, cfg.batch, replacement=True, generator=gen).tolist()
-        else:
-            idx = torch.randint(len(pool), (cfg.batch,), generator=gen).tolist()
+        idx = draw(weights, cfg.batch, gen)
         images, targets = [], []
         for i in idx:
             if i not in cache:

@@ -41,6 +41,14 @@ def repeat_factors(samples: Sequence[Sample], labels: Sequence[str], thresh: flo
     return out
 
 
+def draw(weights: torch.Tensor, n: int, gen: torch.Generator) -> list[int]:
+    """``n`` image indices drawn with replacement, with probability proportional to
+    ``weights`` (repeat factors); uniformly (``torch.randint``) when they are all equal."""
+    if bool((weights == weights[0]).all()):
+        return torch.randint(len(weights), (n,), generator=gen).tolist()
+    return torch.multinomial(weights, n, replacement=True, generator=gen).tolist()
+
+
 @dataclasses.dataclass(frozen=True)
 class Donor:
     """One object to paste: ``pixels`` (h, w, 3) uint8 RGB and ``mask`` (h, w) bool of its box."""
