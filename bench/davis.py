@@ -9,9 +9,10 @@ Each N is one ``vis_pipeline.run`` over the sequences' JPEG folders (one after t
 under ``bench/results/tmp/davis``); the JSONL is read back and scored by
 ``vis_eval.davis.score_object``: J of the one track that covers the object most, J of the
 best mask per frame, distinct ids and missed frames. fps is the stream's frames over its
-wall time (decode to written record, model loading excluded). The model's held-out AP
-comes from ``models/people_cars_maskrcnn.ap.json``. Without the shared data the study
-prints what is missing and exits 0. Writes bench/results/davis.{json,md}.
+wall time (decode to written record, model loading excluded). The model's held-out AP per
+class comes from its ``.ap.json`` beside it (``--model``, default the shipped
+``models/people_cars_maskrcnn.pt``). Without the shared data the study prints what is
+missing and exits 0. Writes bench/results/<--name, default davis>.{json,md}.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from vis_pipeline import load_config, run
 log = logging.getLogger("bench.davis")
 
 CONFIG = ROOT / "configs" / "street.yaml"
-AP_JSON = ROOT / "models" / "people_cars_maskrcnn.ap.json"
+MODEL = ROOT / "models" / "people_cars_maskrcnn.pt"
 WORK = RESULTS / "tmp" / "davis"
 INTERVALS = (1, 5, 10)
 COMMAND = "PYTHONPATH=. .venv/bin/python -m bench.davis"
@@ -88,26 +89,26 @@ def run_interval(root: Path, names: list[str], interval: int, overrides: list[st
     return rows
 
 
-def model_ap() -> list[dict]:
-    """Held-out person AP of the shipped model (rows for the report)."""
-    held = json.loads(AP_JSON.read_text())["held_out"]
+def model_ap(model: Path) -> list[dict]:
+    """Held-out AP per dataset and class of ``model`` (rows for the report)."""
+    held = json.loads(model.with_name(model.name.removesuffix(".pt") + ".ap.json").read_text())
     rows = []
-    for data, r in held.items():
-        person = r["per_class"].get("person")
-        if person:
-            rows.append(
-                {"data": data, "images": r["images"], "persons": r["instances"]["person"], **person}
-            )
+    for data, r in held["held_out"].items():
+        for cls, ap in r["per_class"].items():
+            if ap:
+                n = r["instances"][cls]
+                rows.append({"data": data, "images": r["images"], "class": cls, "n": n, **ap})
     return rows
 
 
-def markdown(rows: list[dict], ap: list[dict], overrides: list[str]) -> str:
+def markdown(rows: list[dict], ap: list[dict], overrides: list[str], model: Path) -> str:
     ap_table = markdown_table(
         ap,
         [
             ("data", "held-out images", "s"),
             ("images", "images", "d"),
-            ("persons", "persons", "d"),
+            ("class", "class", "s"),
+            ("n", "instances", "d"),
             ("mask_AP", "mask AP", ".2f"),
             ("mask_AP50", "mask AP50", ".2f"),
             ("box_AP", "box AP", ".2f"),
@@ -115,14 +116,15 @@ def markdown(rows: list[dict], ap: list[dict], overrides: list[str]) -> str:
     )
     extra = f" `{' '.join('--set ' + o for o in overrides)}`" if overrides else ""
     return (
-        f"DAVIS 2016 480p, `{COMMAND}`{extra}; model `people_cars`, configs/street.yaml "
+        f"DAVIS 2016 480p, `{COMMAND}`{extra}; model `{model.relative_to(ROOT)}`, "
+        "configs/street.yaml "
         "with both classes, 1 detector thread.\n\n"
         + markdown_table(rows, COLUMNS)
         + "\n\nJ (one track): mask IoU of the single track id that covers the object most, "
         "averaged over the annotated frames (0 where that track has no mask). J (best mask): "
         "the best IoU of any output mask per frame (identity ignored). ids: distinct track ids "
         "that were a frame's best match at IoU >= 0.5. missed: frames where no mask reaches "
-        "IoU 0.5.\n\nThe model's held-out AP (person, `models/people_cars_maskrcnn.ap.json`):"
+        "IoU 0.5.\n\nThe model's held-out AP (its `.ap.json`):"
         "\n\n" + ap_table
     )
 
@@ -133,7 +135,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--intervals", type=int, nargs="+", default=list(INTERVALS))
     ap.add_argument("--only", nargs="+", default=None, help="sequence names")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--model", type=Path, default=MODEL, help="the model file (.pt)")
+    ap.add_argument("--name", default="davis", help="report name under bench/results")
     args = ap.parse_args(argv)
+    args.model = args.model.resolve()
+    overrides = [f"detector.weights={args.model}", *args.overrides]
     setup_logging()
     names = args.only or list(davis.SEQUENCES)
     missing = davis.available(args.data, names)
@@ -142,16 +148,17 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     rows = []
     for n in args.intervals:
-        rows += run_interval(args.data, names, n, args.overrides)
-    ap_rows = model_ap()
+        rows += run_interval(args.data, names, n, overrides)
+    ap_rows = model_ap(args.model)
     payload = {
         "command": COMMAND,
         "config": str(CONFIG.relative_to(ROOT)),
-        "overrides": [*BASE, *args.overrides],
+        "model": str(args.model.relative_to(ROOT)),
+        "overrides": [*BASE, *overrides],
         "rows": rows,
         "model_held_out_ap": ap_rows,
     }
-    j, m = write_report("davis", payload, markdown(rows, ap_rows, args.overrides))
+    j, m = write_report(args.name, payload, markdown(rows, ap_rows, args.overrides, args.model))
     print(m.read_text())
     return 0
 

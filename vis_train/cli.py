@@ -24,12 +24,15 @@ import torch
 
 from vis.detection.models import load_model
 from vis_train.data import (
+    DatasetError,
     holdout_split,
     parse_classes,
     read_coco,
+    read_davis,
     read_pennfudan,
     select_classes,
 )
+from vis_train.split import stratified_split
 from vis_train.engine import TrainConfig, train
 from vis_train.evaluate import evaluate
 
@@ -85,6 +88,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="fraction of each dataset's images held out for AP (default 0.2)",
     )
     d.add_argument("--split-seed", type=int, default=0, help="seed of the held-out split")
+    d.add_argument(
+        "--split",
+        choices=("stratified", "random"),
+        default="stratified",
+        help="stratified (default): every class also holds out ~--holdout of its images; "
+        "random: by image only (a rare class may end up on one side)",
+    )
+    d.add_argument(
+        "--davis-donor",
+        nargs=3,
+        action="append",
+        default=[],
+        metavar=("ROOT", "SEQUENCE", "LABEL"),
+        help="cut LABEL objects from a DAVIS 2016 sequence for --copy-paste (never trained "
+        "on whole: its other objects are unannotated); repeatable",
+    )
+    d.add_argument("--davis-every", type=int, default=3, help="every k-th DAVIS frame (default 3)")
     m = p.add_argument_group("model and schedule")
     m.add_argument("--arch", default="mobilenet_v2_fpn", choices=("mobilenet_v2_fpn", "tiny_fpn"))
     m.add_argument(
@@ -119,6 +139,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     m.add_argument("--max-size", type=int, default=800, help="inference longer side cap")
     m.add_argument("--hflip", type=float, default=0.5)
     m.add_argument("--seed", type=int, default=0, help="sampling and augmentation seed")
+    m.add_argument(
+        "--repeat-thresh",
+        type=float,
+        default=0.0,
+        metavar="T",
+        help="repeat-factor sampling (LVIS): images of a class in fewer than T of the "
+        "training images are drawn sqrt(T / share) times as often (default 0: off)",
+    )
+    m.add_argument(
+        "--copy-paste",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="probability that a training image gets 1-2 objects of --paste-classes pasted "
+        "on it (default 0: off)",
+    )
+    m.add_argument(
+        "--paste-classes",
+        default=None,
+        help="classes cut out for --copy-paste, e.g. 'car' (default: every trained class)",
+    )
     m.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     o = p.add_argument_group("output")
     o.add_argument("--out", type=Path, required=True, help="the model file to write")
@@ -164,8 +205,15 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         samples += read_pennfudan(root)
     mapping = parse_classes(args.classes) if args.classes else None
     samples, labels = select_classes(samples, mapping)
-    train_set, held = holdout_split(samples, fraction=args.holdout, seed=args.split_seed)
+    split = stratified_split if args.split == "stratified" else holdout_split
+    train_set, held = split(samples, fraction=args.holdout, seed=args.split_seed)
     log.info("classes %s; %d training images, %d held out", labels, len(train_set), len(held))
+    donors = []
+    for root, seq, label in args.davis_donor:
+        if label not in labels:
+            raise DatasetError(f"--davis-donor {seq}: label {label!r} is not a class of {labels}")
+        donors += read_davis(Path(root), seq, label=label, every=args.davis_every)
+    paste = tuple(c.strip() for c in args.paste_classes.split(",")) if args.paste_classes else ()
     checkpoint = args.checkpoint or Path("runs") / args.out.name.removesuffix(".pt") / "last.pt"
     cfg = TrainConfig(
         out=args.out,
@@ -183,6 +231,9 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         hflip=args.hflip,
         checkpoint_every=args.checkpoint_every,
         seed=args.seed,
+        repeat_thresh=args.repeat_thresh,
+        copy_paste=args.copy_paste,
+        paste_classes=paste,
         resume=args.resume,
         stop_after=args.stop_after,
         progress=not args.no_progress,
@@ -195,7 +246,7 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
             from vis_train.pretrained import mobilenet_v2_imagenet_state
 
             backbone = mobilenet_v2_imagenet_state(args.backbone_weights, cache_dir=args.cache_dir)
-        summary = train(cfg, train_set, labels, backbone_state=backbone)
+        summary = train(cfg, train_set, labels, backbone_state=backbone, donors=donors)
         log.info("trained %d steps in %.1f min", summary["steps"], summary["seconds"] / 60)
     model, _ = load_model(weights=str(args.out))
     t0 = time.time()
@@ -208,6 +259,7 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         "split": {
             "holdout": args.holdout,
             "seed": args.split_seed,
+            "method": args.split,
             "held_out_images": {k: v["images"] for k, v in ap.items()},
         },
         "training": summary,
@@ -230,5 +282,9 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     args = parse_args(argv)
-    run(args, argv)
+    try:
+        run(args, argv)
+    except (DatasetError, ValueError) as exc:
+        print(f"tools/train.py: error: {exc}", file=sys.stderr)
+        return 2
     return 0

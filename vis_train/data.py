@@ -178,6 +178,47 @@ def read_pennfudan(root: Path, *, name: str = "pennfudan", label: str = "person"
     return samples
 
 
+def read_davis(
+    root: Path, sequence: str, *, label: str, every: int = 1, name: str | None = None
+) -> list[Sample]:
+    """Read one DAVIS 2016 sequence (one annotated object per frame) as samples.
+
+    Args:
+        root: the ``DAVIS`` folder: ``JPEGImages/480p/<seq>/%05d.jpg`` and
+            ``Annotations/480p/<seq>/%05d.png`` (0 = background, > 0 = the object).
+        label: the class of the annotated object.
+        every: keep every ``every``-th frame (consecutive frames are near duplicates).
+
+    Returns:
+        one ``Sample`` per kept frame with a non-empty mask, in frame order; dataset
+        ``davis-<sequence>``. Other objects in the frames are not annotated: use these as
+        copy-paste donors, not as whole training images.
+    """
+    root = Path(root)
+    img_dir = root / "JPEGImages" / "480p" / sequence
+    ann_dir = root / "Annotations" / "480p" / sequence
+    if not img_dir.is_dir() or not ann_dir.is_dir():
+        raise DatasetError(
+            f"{root} has no DAVIS sequence {sequence!r} (JPEGImages/480p/{sequence} and "
+            f"Annotations/480p/{sequence})"
+        )
+    if every < 1:
+        raise ValueError(f"every must be >= 1, got {every}")
+    samples = []
+    for path in sorted(img_dir.glob("*.jpg"))[::every]:
+        ann = cv2.imread(str(ann_dir / f"{path.stem}.png"), cv2.IMREAD_GRAYSCALE)
+        if ann is None or not (ann > 0).any():
+            continue
+        rle = mask_utils.encode(np.asfortranarray((ann > 0).astype(np.uint8)))
+        h, w = ann.shape
+        samples.append(
+            Sample(name or f"davis-{sequence}", path.name, path, h, w, (Instance(label, rle),))
+        )
+    if not samples:
+        raise DatasetError(f"{img_dir}: no frame with a non-empty annotation")
+    return samples
+
+
 def parse_classes(spec: str) -> dict[str, str]:
     """``"person,vehicle=car+truck"`` -> ``{"person": "person", "car": "vehicle",
     "truck": "vehicle"}`` (source label -> trained class)."""

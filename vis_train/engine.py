@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from vis.detection.architectures import build_arch, build_tiny_maskrcnn
 from vis_train.data import Sample, load_target, trainable
+from vis_train.sampling import DonorBank, draw, repeat_factors
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,10 @@ class TrainConfig:
     hflip: probability of a horizontal flip; ``photometric``: brightness/contrast jitter.
     checkpoint_every: steps between resume checkpoints.
     seed: sampling and augmentation seed.
+    repeat_thresh: repeat-factor sampling threshold ``t`` (``vis_train.sampling``); 0 draws
+        every training image equally often.
+    copy_paste: probability that a training image gets 1-2 donor objects pasted on it;
+        paste_classes: the classes cut out as donors (from training images and ``donors``).
     resume: continue from ``checkpoint`` if it exists.
     stop_after: end this process after that step (a resume checkpoint and the model file
         are written): for time-boxed sessions; ``resume`` continues the same schedule.
@@ -64,6 +69,9 @@ class TrainConfig:
     photometric: float = 0.2
     checkpoint_every: int = 100
     seed: int = 0
+    repeat_thresh: float = 0.0
+    copy_paste: float = 0.0
+    paste_classes: tuple[str, ...] = ()
     resume: bool = False
     stop_after: int | None = None
     progress: bool = True
@@ -170,6 +178,7 @@ def train(
     labels: Sequence[str],
     *,
     backbone_state: dict | None = None,
+    donors: Sequence[Sample] = (),
 ) -> dict:
     """Train and write ``cfg.out``; returns a summary (steps, seconds, images, last losses).
 
@@ -177,10 +186,17 @@ def train(
         samples: the training images (those without a trainable instance are skipped).
         labels: the class list; class id k is ``labels[k - 1]``.
         backbone_state: pretrained backbone weights (ignored when resuming).
+        donors: more images to cut ``cfg.paste_classes`` objects from for copy-paste
+            (never trained on whole: e.g. video frames where other objects are unannotated).
     """
     pool = [s for s in samples if trainable(s, labels)]
     if not pool:
         raise ValueError(f"no training image has an instance of {', '.join(labels)}")
+    weights = torch.from_numpy(repeat_factors(pool, labels, cfg.repeat_thresh))
+    bank = None
+    if cfg.copy_paste > 0:
+        bank = DonorBank([*pool, *donors], labels, cfg.paste_classes or labels)
+        log.info("copy-paste: %d donor objects of %s", len(bank), cfg.paste_classes or labels)
     # Our own generator draws images and augmentations; torchvision draws the scale jitter
     # and the RPN / RoI samples from the global one: both are seeded here and saved in the
     # resume checkpoint, so a resumed run continues as if it had never stopped.
@@ -221,12 +237,15 @@ def train(
         lr = lr_at(cfg, step)
         for g in opt.param_groups:
             g["lr"] = lr * g["lr_mult"]
-        idx = torch.randint(len(pool), (cfg.batch,), generator=gen).tolist()
+        idx = draw(weights, cfg.batch, gen)
         images, targets = [], []
         for i in idx:
             if i not in cache:
                 cache[i] = load_target(pool[i], labels)
-            image, masks, boxes, class_ids = cache[i]
+            target = cache[i]
+            if bank is not None and torch.rand((), generator=gen).item() < cfg.copy_paste:
+                target = bank.paste(target, gen)
+            image, masks, boxes, class_ids = target
             img, m, b = augment(image, masks, boxes, gen, cfg)
             images.append(img)
             targets.append({"boxes": b, "labels": torch.from_numpy(class_ids), "masks": m})
@@ -270,5 +289,7 @@ def train(
         "resumed_at": start,
         "seconds": round(seconds, 1),
         "train_images": len(pool),
+        "mean_repeat_factor": round(float(weights.mean()), 3),
+        "donor_objects": len(bank) if bank is not None else 0,
         "losses": {k: round(v, 4) for k, v in avg.items()},
     }

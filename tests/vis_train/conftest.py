@@ -135,3 +135,22 @@ def coco_dir(tmp_path) -> tuple[Path, Path]:
 @pytest.fixture
 def pennfudan_dir(tmp_path) -> Path:
     return write_pennfudan(tmp_path)
+
+
+def write_davis(root: Path, sequence: str = "toy-car", n_frames: int = 6) -> Path:
+    """``root/DAVIS`` in the DAVIS 2016 layout: one sequence whose frames show a bright 'car'
+    rectangle moving right (mask 255); the last frame's annotation is empty."""
+    davis = root / "DAVIS"
+    img_dir = davis / "JPEGImages" / "480p" / sequence
+    ann_dir = davis / "Annotations" / "480p" / sequence
+    img_dir.mkdir(parents=True)
+    ann_dir.mkdir(parents=True)
+    for i in range(n_frames):
+        img = _image(200 + i)
+        ann = np.zeros((H, W), np.uint8)
+        if i < n_frames - 1:
+            ann[20:44, 4 + 4 * i : 44 + 4 * i] = 255
+            img[ann > 0] = (230, 40, 40)
+        cv2.imwrite(str(img_dir / f"{i:05d}.jpg"), img[:, :, ::-1])
+        cv2.imwrite(str(ann_dir / f"{i:05d}.png"), ann)
+    return davis
