@@ -1,0 +1,273 @@
+"""Cost of a propagated frame, by stage, live and offline, before and after a change.
+
+    PYTHONPATH=. python -m bench.frame_cost
+    PYTHONPATH=. python -m bench.frame_cost --baseline 1942bf7 --cases 360:10 720:10 1080:50
+
+A synthetic scene per case (resolution x tracks): textured objects (sizes from 1/30 to 1/10
+of the frame height) moving 1-6 px/frame over a textured background. Keyframes every 10
+frames get the objects' true masks as detections (no detector: its cost is not the point);
+the propagated frames after the tracks are confirmed (frames 11-19 and 21-29) are timed by
+stage, one thread:
+
+* ``grey``: colour -> grey conversion (and whatever ``track`` does outside the stages below);
+* ``flow``: the frame pair's optical flow (resizing included; ``resize`` / ``dis`` split it
+  where the code reports it);
+* ``warp``: moving every track's mask (``Tracker.predict``);
+* ``update``: the tracker's propagated-frame update;
+* ``backward`` (offline): carrying the next keyframe's masks back and fusing them, per
+  propagated frame (``FrameResult`` construction, a sink-side full-frame paste, excluded).
+
+Decode and sinks are excluded. With ``--baseline REV`` the same cases run first on that
+commit (``git archive`` into a temporary folder, its own default settings) in a subprocess,
+so before and after come from one run on the same machine. Writes
+bench/results/frame_cost.{json,md}, with the load average (the machine is shared).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+log = logging.getLogger("bench.frame_cost")
+
+RES = {360: (640, 360), 720: (1280, 720), 1080: (1920, 1080)}
+DEFAULT_CASES = ["360:10", "720:10", "1080:50", "1080:100"]
+INTERVAL = 10
+FRAMES = 30  # keyframes 0, 10, 20, 30; frames 11-19 and 21-29 are timed
+STAGES = ("grey", "flow", "warp", "update", "backward")
+
+
+def _texture(rng: np.random.Generator, h: int, w: int, cell: int) -> np.ndarray:
+    small = rng.integers(0, 255, (max(h // cell, 2), max(w // cell, 2)), np.uint8)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
+
+
+class Scene:
+    """``n`` textured ellipses moving (bouncing) over a textured background."""
+
+    def __init__(self, width: int, height: int, n: int, seed: int = 0) -> None:
+        rng = np.random.default_rng(seed)
+        self.size = (height, width)
+        self.bg = cv2.merge([_texture(rng, height, width, 24)] * 3)
+        self.r = rng.uniform(height / 60, height / 20, (n, 2))  # semi-axes
+        self.pos = np.stack(
+            [rng.uniform(0.1, 0.9, n) * width, rng.uniform(0.1, 0.9, n) * height], 1
+        )
+        speed, angle = rng.uniform(1, 6, n), rng.uniform(0, 2 * np.pi, n)
+        self.vel = np.stack([speed * np.cos(angle), speed * np.sin(angle)], 1)
+        self.tex = [
+            cv2.merge([_texture(rng, int(2 * b + 4), int(2 * a + 4), 4)] * 3) for a, b in self.r
+        ]
+
+    def at(self, t: int) -> tuple[np.ndarray, list[tuple[int, int, np.ndarray]]]:
+        """(BGR image, [(x0, y0, crop mask)] per object) at frame ``t``."""
+        h, w = self.size
+        img = self.bg.copy()
+        masks = []
+        for (a, b), p, v, tex in zip(self.r, self.pos, self.vel, self.tex):
+            c = p + v * t
+            lo, hi = np.array([a, b]), np.array([w - a, h - b])
+            span = hi - lo
+            c = lo + np.abs((c - lo + span) % (2 * span) - span)  # bounce off the borders
+            th, tw = tex.shape[:2]
+            x0, y0 = int(c[0]) - tw // 2, int(c[1]) - th // 2
+            m = np.zeros((th, tw), np.uint8)
+            cv2.ellipse(m, (tw // 2, th // 2), (int(a), int(b)), 0, 0, 360, 1, -1)
+            cx0, cy0 = max(x0, 0), max(y0, 0)
+            cx1, cy1 = min(x0 + tw, w), min(y0 + th, h)
+            sub = m[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0].astype(bool)
+            img[cy0:cy1, cx0:cx1][sub] = tex[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0][sub]
+            masks.append((cx0, cy0, sub))
+        return img, masks
+
+
+def _detections(masks, size, emb):
+    from vis.types import Detections
+
+    h, w = size
+    full = np.zeros((len(masks), h, w), bool)
+    boxes = np.zeros((len(masks), 4), np.float32)
+    for i, (x0, y0, m) in enumerate(masks):
+        full[i, y0 : y0 + m.shape[0], x0 : x0 + m.shape[1]] = m
+        boxes[i] = (x0, y0, x0 + m.shape[1], y0 + m.shape[0])
+    n = len(masks)
+    return Detections(
+        xyxy=boxes,
+        masks=full,
+        scores=np.full(n, 0.9, np.float32),
+        class_ids=np.ones(n, np.int64),
+        embeddings=emb,
+    )
+
+
+def _flow_stats(proc) -> dict:
+    return dict(getattr(proc.propagator.flow, "stats", {}))
+
+
+def measure(height: int, tracks: int, mode: str) -> dict:
+    """Per-stage ms per propagated frame for one case, in this process's ``vis``."""
+    from vis.offline import OfflineStreamProcessor
+    from vis.pipeline import StreamProcessor
+    from vis.propagation import PropagationConfig
+    from vis.tracking.tracker import TrackerConfig
+    from vis.types import Frame
+
+    w, h = RES[height]
+    scene = Scene(w, h, tracks, seed=tracks)
+    rng = np.random.default_rng(1)
+    emb = rng.normal(size=(tracks, 64)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    cls = OfflineStreamProcessor if mode == "offline" else StreamProcessor
+    proc = cls(
+        stream_id="s",
+        labels=["bg", "obj"],
+        tracker=TrackerConfig(),
+        propagation=PropagationConfig(),
+    )
+    excluded = [0.0]
+    result = proc.result
+
+    def timed_result(*args, **kwargs):  # sink-side work: timed and left out
+        t0 = time.perf_counter()
+        out = result(*args, **kwargs)
+        excluded[0] += time.perf_counter() - t0
+        return out
+
+    proc.result = timed_result
+    total = dict.fromkeys(STAGES, 0.0) | {"resize": 0.0, "dis": 0.0}
+    timed = 0
+    flow_pixels = 0
+    for t in range(FRAMES + 1):
+        img, masks = scene.at(t)
+        frame = Frame("s", t, t * 40.0, img)
+        key = t % INTERVAL == 0
+        dets = _detections(masks, (h, w), emb) if key else None
+        measured = t > INTERVAL and (not key or mode == "offline")
+        before = dict(proc.timer.seconds)
+        fs0 = _flow_stats(proc)
+        ex0 = excluded[0]
+        t0 = time.perf_counter()
+        if mode == "offline":
+            proc.emit(frame, dets)
+        else:
+            proc.track(frame, dets)
+        wall = time.perf_counter() - t0
+        if not measured:
+            continue
+        d = {k: proc.timer.seconds.get(k, 0.0) - before.get(k, 0.0) for k in proc.timer.seconds}
+        fs1 = _flow_stats(proc)
+        back = d.get("propagate_back", 0.0) - (excluded[0] - ex0)
+        if key:  # offline keyframe: only its backward pass counts (the frames it closes)
+            total["backward"] += back
+            continue
+        timed += 1
+        total["flow"] += d.get("flow", 0.0)
+        total["warp"] += d.get("propagate", 0.0)
+        total["update"] += d.get("track", 0.0)
+        total["grey"] += wall - d.get("flow", 0.0) - d.get("propagate", 0.0) - d.get("track", 0.0)
+        if fs1:
+            total["resize"] += fs1["resize_s"] - fs0["resize_s"]
+            total["dis"] += fs1["flow_s"] - fs0["flow_s"]
+            flow_pixels += fs1["pixels"] - fs0["pixels"]
+    row = {k: 1000 * v / timed for k, v in total.items()}
+    row["total"] = sum(row[k] for k in STAGES)
+    row["flow_pixels_share"] = flow_pixels / (timed * w * h) if _flow_stats(proc) else 1.0
+    row["tracks_alive"] = len(proc.tracker.tracks)
+    return {"resolution": f"{w}x{h}", "tracks": tracks, "mode": mode, "frames": timed, **row}
+
+
+def run_cases(cases: list[str]) -> list[dict]:
+    cv2.setNumThreads(1)
+    rows = []
+    for case in cases:
+        height, tracks = map(int, case.split(":"))
+        for mode in ("live", "offline"):
+            rows.append(measure(height, tracks, mode))
+            log.info(
+                "%s", {k: round(v, 2) if isinstance(v, float) else v for k, v in rows[-1].items()}
+            )
+    return rows
+
+
+def baseline_rows(rev: str, cases: list[str]) -> list[dict]:
+    """The same cases on commit ``rev`` (its own defaults), in a subprocess."""
+    root = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory(prefix="frame_cost_") as tmp:
+        archive = subprocess.run(
+            ["git", "-C", str(root), "archive", rev], check=True, capture_output=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+        out = Path(tmp) / "rows.json"
+        env = {**os.environ, "PYTHONPATH": tmp, "OMP_NUM_THREADS": "1"}
+        code = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); " + (
+            "import frame_cost, json; "
+            f"json.dump(frame_cost.run_cases({cases!r}), open({str(out)!r}, 'w'))"
+        )
+        subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=tmp)
+        return json.loads(out.read_text())
+
+
+def main(argv: list[str] | None = None) -> int:
+    from bench.common import setup_logging, write_report
+    from vis_eval.tables import markdown_table
+
+    p = argparse.ArgumentParser(
+        prog="python -m bench.frame_cost",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--cases", nargs="+", default=DEFAULT_CASES, help="HEIGHT:TRACKS, e.g. 720:10")
+    p.add_argument("--baseline", default=None, help="a commit to measure first, e.g. 1942bf7")
+    p.add_argument("--name", default="frame_cost")
+    a = p.parse_args(argv)
+    for c in a.cases:
+        h, _, n = c.partition(":")
+        if not (h.isdigit() and int(h) in RES and n.isdigit()):
+            p.error(f"--cases {c!r}: expected HEIGHT:TRACKS with HEIGHT in {sorted(RES)}")
+    setup_logging()
+    load = [os.getloadavg()]
+    rows = []
+    if a.baseline:
+        rows += [{"code": a.baseline, **r} for r in baseline_rows(a.baseline, a.cases)]
+        load.append(os.getloadavg())
+    rows += [{"code": "this commit", **r} for r in run_cases(a.cases)]
+    load.append(os.getloadavg())
+    cols = [
+        ("code", "code", "s"),
+        ("resolution", "resolution", "s"),
+        ("tracks", "tracks", "d"),
+        ("mode", "mode", "s"),
+        ("grey", "grey ms", ".2f"),
+        ("flow", "flow ms", ".2f"),
+        ("resize", "of which resize", ".2f"),
+        ("dis", "of which DIS", ".2f"),
+        ("warp", "warp ms", ".2f"),
+        ("update", "tracker update ms", ".2f"),
+        ("backward", "backward + fuse ms", ".2f"),
+        ("total", "total ms", ".2f"),
+        ("flow_pixels_share", "flow pixels / frame pixels", ".2f"),
+    ]
+    loads = ", ".join("/".join(f"{x:.1f}" for x in la) for la in load)
+    md = (
+        f"Per propagated frame, ms by stage, one thread (`python -m bench.frame_cost"
+        f"{' --baseline ' + a.baseline if a.baseline else ''}`). Load average (1/5/15 min) "
+        f"at start, between and at the end: {loads} on 2 shared cores: absolute times are "
+        "inflated by other work, compare rows of the same run.\n\n" + markdown_table(rows, cols)
+    )
+    write_report(a.name, {"rows": rows, "loadavg": load, "cases": a.cases}, md)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
