@@ -98,14 +98,14 @@ def warp_mask_dense(mask: BoxMask, flow: FlowField, *, margin: int = 3) -> BoxMa
     bits = mask.bits
     if not bits.any():
         return None
-    region = flow.window(mask.x0, mask.y0, mask.x1, mask.y1)
-    d = -np.median(region[bits], axis=0)  # object motion, previous -> current
+    inside = flow.window(mask.x0, mask.y0, mask.x1, mask.y1)[bits]
+    d = -np.median(inside, axis=0)  # object motion, previous -> current
     if _leaving(mask) and np.hypot(*d) < 0.5 * np.hypot(*mask.velocity):
         # nothing of the object is left at the border to match: the flow there fades to the
         # still background and the mask would stick to the edge; keep the last motion instead
         vx, vy = mask.velocity
         return _apply_affine(mask, np.array([[1, 0, vx], [0, 1, vy]], np.float64))
-    spread = np.abs(region[bits] + d).max() if bits.sum() > 1 else 0.0
+    spread = np.abs(inside + d).max() if len(inside) > 1 else 0.0
     m = int(margin + np.ceil(spread))
     x0 = int(np.floor(mask.x0 + min(d[0], 0))) - m
     y0 = int(np.floor(mask.y0 + min(d[1], 0))) - m
@@ -114,10 +114,9 @@ def warp_mask_dense(mask: BoxMask, flow: FlowField, *, margin: int = 3) -> BoxMa
     x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
     if x1 <= x0 or y1 <= y0:
         return None
-    ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
     f = flow.window(x0, y0, x1, y1)
-    map_x = xs + f[..., 0] - np.float32(mask.x0)
-    map_y = ys + f[..., 1] - np.float32(mask.y0)
+    map_x = f[..., 0] + np.arange(x0 - mask.x0, x1 - mask.x0, dtype=np.float32)[None, :]
+    map_y = f[..., 1] + np.arange(y0 - mask.y0, y1 - mask.y0, dtype=np.float32)[:, None]
     warped = cv2.remap(
         mask.prob, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0
     )

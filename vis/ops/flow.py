@@ -78,20 +78,19 @@ def auto_scale(masks: Sequence[BoxMask], *, min_size: float, max_scale: float) -
     return np.clip(np.floor(side / min_size), 1.0, max_scale)
 
 
-def _grow(r: Region, image_size: tuple[int, int]) -> Region:
-    """``r`` grown about its centre to at least ``MIN_REGION_PX`` reduced pixels a side."""
-    h, w = image_size
-    need = int(np.ceil(MIN_REGION_PX * r.scale))
-    x0, x1 = _grow_1d(r.x0, r.x1, need, w)
-    y0, y1 = _grow_1d(r.y0, r.y1, need, h)
-    return Region(x0, y0, x1, y1, r.scale)
-
-
-def _grow_1d(a: int, b: int, need: int, size: int) -> tuple[int, int]:
-    if b - a >= need or size <= need:
-        return (a, b) if b - a >= need else (0, size)
-    a = max(min(a - (need - (b - a)) // 2, size - need), 0)
-    return a, a + need
+def _grow(box: np.ndarray, scale: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
+    """(N, 4) boxes grown about their centres to at least ``MIN_REGION_PX`` reduced pixels a
+    side (the whole frame side where it is shorter), kept inside the frame."""
+    out = box.astype(np.float64).copy()
+    need = np.ceil(MIN_REGION_PX * scale)
+    for lo, size in ((0, image_size[1]), (1, image_size[0])):
+        a, b = out[:, lo], out[:, lo + 2]
+        short = b - a < need
+        n = np.minimum(need, size)
+        start = np.clip(a - (n - (b - a)) // 2, 0, size - n)
+        out[:, lo] = np.where(short, start, a)
+        out[:, lo + 2] = np.where(short, start + n, b)
+    return out
 
 
 def _union(a: Region, b: Region) -> Region:
@@ -124,15 +123,11 @@ def plan_regions(
         The regions (empty when there is no object).
     """
     keep = (windows[:, 2] > windows[:, 0]) & (windows[:, 3] > windows[:, 1])
-    grown = [
-        _grow(Region(*map(int, w), float(s)), image_size)
-        for w, s in zip(windows[keep], scales[keep])
-    ]
-    if not grown:
+    if not keep.any():
         return []
-    box = np.array([(r.x0, r.y0, r.x1, r.y1) for r in grown], np.float64)
-    sc = np.array([r.scale for r in grown], np.float64)
-    alive = np.ones(len(grown), bool)
+    sc = np.asarray(scales, np.float64)[keep]
+    box = _grow(windows[keep], sc, image_size)
+    alive = np.ones(len(box), bool)
 
     def union_cost(i: int) -> np.ndarray:
         """(N,) cost of the union of region i with every region."""
@@ -141,7 +136,10 @@ def plan_regions(
         return wu * hu / np.minimum(sc, sc[i]) ** 2 + CALL_OVERHEAD_PX
 
     cost = (box[:, 2] - box[:, 0]) * (box[:, 3] - box[:, 1]) / sc**2 + CALL_OVERHEAD_PX
-    saving = cost[:, None] + cost[None, :] - np.stack([union_cost(i) for i in range(len(box))])
+    wu = np.maximum(box[:, None, 2], box[None, :, 2]) - np.minimum(box[:, None, 0], box[None, :, 0])
+    hu = np.maximum(box[:, None, 3], box[None, :, 3]) - np.minimum(box[:, None, 1], box[None, :, 1])
+    union = wu * hu / np.minimum(sc[:, None], sc[None, :]) ** 2 + CALL_OVERHEAD_PX
+    saving = cost[:, None] + cost[None, :] - union
     np.fill_diagonal(saving, -np.inf)
     while alive.sum() > 1:
         k = int(np.argmax(saving))
