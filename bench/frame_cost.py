@@ -7,19 +7,20 @@ A synthetic scene per case (resolution x tracks): textured objects (sizes from 1
 of the frame height) moving 1-6 px/frame over a textured background. Keyframes every 10
 frames get the objects' true masks as detections (no detector: its cost is not the point);
 the propagated frames after the tracks are confirmed (frames 11-19 and 21-29) are timed by
-stage, one thread:
+stage, one thread, and the median per stage is reported:
 
 * ``grey``: colour -> grey conversion (and whatever ``track`` does outside the stages below);
 * ``flow``: the frame pair's optical flow (resizing included; ``resize`` / ``dis`` split it
   where the code reports it);
-* ``warp``: moving every track's mask (``Tracker.predict``);
+* ``warp``: moving every track's mask (the calls of ``Propagator.warp_fn``'s function);
+* ``kalman``: the rest of ``Tracker.predict`` (each track's Kalman prediction);
 * ``update``: the tracker's propagated-frame update;
 * ``backward`` (offline): carrying the next keyframe's masks back and fusing them, per
   propagated frame (``FrameResult`` construction, a sink-side full-frame paste, excluded).
 
-Decode and sinks are excluded. With ``--baseline REV`` the same cases run first on that
-commit (``git archive`` into a temporary folder, its own default settings) in a subprocess,
-so before and after come from one run on the same machine. Writes
+Decode and sinks are excluded. With ``--baseline REV`` each case runs first on that commit
+(``git archive`` into a temporary folder, its own default settings) in a subprocess, then on
+this code, case by case, so before and after share the machine's load. Writes
 bench/results/frame_cost.{json,md}, with the load average (the machine is shared).
 """
 
@@ -44,7 +45,8 @@ RES = {360: (640, 360), 720: (1280, 720), 1080: (1920, 1080)}
 DEFAULT_CASES = ["360:10", "720:10", "1080:50", "1080:100"]
 INTERVAL = 10
 FRAMES = 30  # keyframes 0, 10, 20, 30; frames 11-19 and 21-29 are timed
-STAGES = ("grey", "flow", "warp", "update", "backward")
+STAGES = ("grey", "flow", "warp", "kalman", "update", "backward")
+PARTS = ("grey", "flow", "warp", "kalman", "update")  # per propagated frame; + backward
 
 
 def _texture(rng: np.random.Generator, h: int, w: int, cell: int) -> np.ndarray:
@@ -114,8 +116,26 @@ def _flow_stats(proc) -> dict:
     return dict(getattr(proc.propagator.flow, "stats", {}))
 
 
+def _timed_warps(proc, acc: list[float]) -> None:
+    """Make ``proc``'s per-frame warp functions add their time to ``acc[0]``."""
+    make = proc.propagator.warp_fn
+
+    def warp_fn(*args, **kwargs):
+        warp = make(*args, **kwargs)
+
+        def timed(mask):
+            t0 = time.perf_counter()
+            out = warp(mask)
+            acc[0] += time.perf_counter() - t0
+            return out
+
+        return timed
+
+    proc.propagator.warp_fn = warp_fn
+
+
 def measure(height: int, tracks: int, mode: str) -> dict:
-    """Per-stage ms per propagated frame for one case, in this process's ``vis``."""
+    """Median ms per propagated frame by stage for one case, in this process's ``vis``."""
     from vis.offline import OfflineStreamProcessor
     from vis.pipeline import StreamProcessor
     from vis.propagation import PropagationConfig
@@ -134,7 +154,7 @@ def measure(height: int, tracks: int, mode: str) -> dict:
         tracker=TrackerConfig(),
         propagation=PropagationConfig(),
     )
-    excluded = [0.0]
+    excluded, warped = [0.0], [0.0]
     result = proc.result
 
     def timed_result(*args, **kwargs):  # sink-side work: timed and left out
@@ -144,46 +164,54 @@ def measure(height: int, tracks: int, mode: str) -> dict:
         return out
 
     proc.result = timed_result
-    total = dict.fromkeys(STAGES, 0.0) | {"resize": 0.0, "dis": 0.0}
-    timed = 0
+    _timed_warps(proc, warped)
+    per_frame: dict[str, list[float]] = {k: [] for k in (*STAGES, "kalman", "resize", "dis")}
+    backward = []
     flow_pixels = 0
     for t in range(FRAMES + 1):
         img, masks = scene.at(t)
         frame = Frame("s", t, t * 40.0, img)
         key = t % INTERVAL == 0
         dets = _detections(masks, (h, w), emb) if key else None
-        measured = t > INTERVAL and (not key or mode == "offline")
         before = dict(proc.timer.seconds)
-        fs0 = _flow_stats(proc)
-        ex0 = excluded[0]
+        fs0, ex0, wa0 = _flow_stats(proc), excluded[0], warped[0]
         t0 = time.perf_counter()
         if mode == "offline":
             proc.emit(frame, dets)
         else:
             proc.track(frame, dets)
         wall = time.perf_counter() - t0
-        if not measured:
+        if t <= INTERVAL:
             continue
         d = {k: proc.timer.seconds.get(k, 0.0) - before.get(k, 0.0) for k in proc.timer.seconds}
-        fs1 = _flow_stats(proc)
-        back = d.get("propagate_back", 0.0) - (excluded[0] - ex0)
-        if key:  # offline keyframe: only its backward pass counts (the frames it closes)
-            total["backward"] += back
+        if key:  # offline keyframe: its backward pass serves the INTERVAL - 1 frames it closes
+            if mode == "offline":
+                back = d.get("propagate_back", 0.0) - (excluded[0] - ex0)
+                backward.append(back / (INTERVAL - 1))
             continue
-        timed += 1
-        total["flow"] += d.get("flow", 0.0)
-        total["warp"] += d.get("propagate", 0.0)
-        total["update"] += d.get("track", 0.0)
-        total["grey"] += wall - d.get("flow", 0.0) - d.get("propagate", 0.0) - d.get("track", 0.0)
-        if fs1:
-            total["resize"] += fs1["resize_s"] - fs0["resize_s"]
-            total["dis"] += fs1["flow_s"] - fs0["flow_s"]
-            flow_pixels += fs1["pixels"] - fs0["pixels"]
-    row = {k: 1000 * v / timed for k, v in total.items()}
+        fs1 = _flow_stats(proc)
+        stage = {
+            "flow": d.get("flow", 0.0),
+            "warp": warped[0] - wa0,
+            "kalman": d.get("propagate", 0.0) - (warped[0] - wa0),
+            "update": d.get("track", 0.0),
+        }
+        stage["grey"] = wall - d.get("flow", 0.0) - d.get("propagate", 0.0) - stage["update"]
+        stage["resize"] = fs1["resize_s"] - fs0["resize_s"] if fs1 else float("nan")
+        stage["dis"] = fs1["flow_s"] - fs0["flow_s"] if fs1 else float("nan")
+        flow_pixels += fs1["pixels"] - fs0["pixels"] if fs1 else w * h
+        for k, v in stage.items():
+            per_frame[k].append(v)
+    row = {k: 1000 * float(np.median(v)) for k, v in per_frame.items() if v}
+    row["backward"] = 1000 * float(np.median(backward)) if backward else 0.0
     row["total"] = sum(row[k] for k in STAGES)
-    row["flow_pixels_share"] = flow_pixels / (timed * w * h) if _flow_stats(proc) else 1.0
+    # the machine is shared: the least each stage took is the cost without interference
+    row["total_min"] = 1000 * (
+        sum(min(per_frame[k]) for k in PARTS) + (min(backward) if backward else 0.0)
+    )
+    row["flow_pixels_share"] = flow_pixels / (len(per_frame["flow"]) * w * h)
     row["tracks_alive"] = len(proc.tracker.tracks)
-    return {"resolution": f"{w}x{h}", "tracks": tracks, "mode": mode, "frames": timed, **row}
+    return {"resolution": f"{w}x{h}", "tracks": tracks, "mode": mode, **row}
 
 
 def run_cases(cases: list[str]) -> list[dict]:
@@ -199,22 +227,22 @@ def run_cases(cases: list[str]) -> list[dict]:
     return rows
 
 
-def baseline_rows(rev: str, cases: list[str]) -> list[dict]:
+def baseline_rows(rev: str, cases: list[str], tmp: str) -> list[dict]:
     """The same cases on commit ``rev`` (its own defaults), in a subprocess."""
     root = Path(__file__).resolve().parents[1]
-    with tempfile.TemporaryDirectory(prefix="frame_cost_") as tmp:
+    if not (Path(tmp) / "vis").is_dir():
         archive = subprocess.run(
             ["git", "-C", str(root), "archive", rev], check=True, capture_output=True
         ).stdout
         subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
-        out = Path(tmp) / "rows.json"
-        env = {**os.environ, "PYTHONPATH": tmp, "OMP_NUM_THREADS": "1"}
-        code = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); " + (
-            "import frame_cost, json; "
-            f"json.dump(frame_cost.run_cases({cases!r}), open({str(out)!r}, 'w'))"
-        )
-        subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=tmp)
-        return json.loads(out.read_text())
+    out = Path(tmp) / "rows.json"
+    env = {**os.environ, "PYTHONPATH": tmp, "OMP_NUM_THREADS": "1"}
+    code = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); " + (
+        "import frame_cost, json; "
+        f"json.dump(frame_cost.run_cases({cases!r}), open({str(out)!r}, 'w'))"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=tmp)
+    return json.loads(out.read_text())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -237,11 +265,12 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     load = [os.getloadavg()]
     rows = []
-    if a.baseline:
-        rows += [{"code": a.baseline, **r} for r in baseline_rows(a.baseline, a.cases)]
-        load.append(os.getloadavg())
-    rows += [{"code": "this commit", **r} for r in run_cases(a.cases)]
-    load.append(os.getloadavg())
+    with tempfile.TemporaryDirectory(prefix="frame_cost_") as tmp:
+        for case in a.cases:  # before and after alternate, case by case, for the same load
+            if a.baseline:
+                rows += [{"code": a.baseline, **r} for r in baseline_rows(a.baseline, [case], tmp)]
+            rows += [{"code": "this commit", **r} for r in run_cases([case])]
+            load.append(os.getloadavg())
     cols = [
         ("code", "code", "s"),
         ("resolution", "resolution", "s"),
@@ -252,17 +281,22 @@ def main(argv: list[str] | None = None) -> int:
         ("resize", "of which resize", ".2f"),
         ("dis", "of which DIS", ".2f"),
         ("warp", "warp ms", ".2f"),
+        ("kalman", "Kalman predict ms", ".2f"),
         ("update", "tracker update ms", ".2f"),
         ("backward", "backward + fuse ms", ".2f"),
         ("total", "total ms", ".2f"),
+        ("total_min", "total of stage minima ms", ".2f"),
         ("flow_pixels_share", "flow pixels / frame pixels", ".2f"),
     ]
     loads = ", ".join("/".join(f"{x:.1f}" for x in la) for la in load)
     md = (
         f"Per propagated frame, ms by stage, one thread (`python -m bench.frame_cost"
         f"{' --baseline ' + a.baseline if a.baseline else ''}`). Load average (1/5/15 min) "
-        f"at start, between and at the end: {loads} on 2 shared cores: absolute times are "
-        "inflated by other work, compare rows of the same run.\n\n" + markdown_table(rows, cols)
+        f"at the start and after each case: {loads} on 2 shared cores: absolute times are "
+        "inflated by other work, compare rows of the same case. Medians over the timed frames; "
+        "`total` = the sum of the stage medians (grey + flow + warp + Kalman + update, + backward "
+        "offline); `total of stage minima` = the same sum of each stage's fastest frame, the "
+        "cost with the least interference from other jobs.\n\n" + markdown_table(rows, cols)
     )
     write_report(a.name, {"rows": rows, "loadavg": load, "cases": a.cases}, md)
     print(md)

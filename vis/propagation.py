@@ -98,7 +98,12 @@ def warp_mask_dense(mask: BoxMask, flow: FlowField, *, margin: int = 3) -> BoxMa
     bits = mask.bits
     if not bits.any():
         return None
-    inside = flow.window(mask.x0, mask.y0, mask.x1, mask.y1)[bits]
+    # one flow window around the box, wide enough for the usual motion: read once
+    g = margin + 4 + int(np.ceil(2 * np.hypot(*mask.velocity)))
+    gx0, gy0 = max(mask.x0 - g, 0), max(mask.y0 - g, 0)
+    gx1, gy1 = min(mask.x1 + g, w), min(mask.y1 + g, h)
+    around = flow.window(gx0, gy0, gx1, gy1)
+    inside = around[mask.y0 - gy0 : mask.y1 - gy0, mask.x0 - gx0 : mask.x1 - gx0][bits]
     d = -np.median(inside, axis=0)  # object motion, previous -> current
     if _leaving(mask) and np.hypot(*d) < 0.5 * np.hypot(*mask.velocity):
         # nothing of the object is left at the border to match: the flow there fades to the
@@ -114,7 +119,10 @@ def warp_mask_dense(mask: BoxMask, flow: FlowField, *, margin: int = 3) -> BoxMa
     x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
     if x1 <= x0 or y1 <= y0:
         return None
-    f = flow.window(x0, y0, x1, y1)
+    if gx0 <= x0 and gy0 <= y0 and x1 <= gx1 and y1 <= gy1:
+        f = around[y0 - gy0 : y1 - gy0, x0 - gx0 : x1 - gx0]
+    else:
+        f = flow.window(x0, y0, x1, y1)
     map_x = f[..., 0] + np.arange(x0 - mask.x0, x1 - mask.x0, dtype=np.float32)[None, :]
     map_y = f[..., 1] + np.arange(y0 - mask.y0, y1 - mask.y0, dtype=np.float32)[:, None]
     warped = cv2.remap(
