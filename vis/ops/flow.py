@@ -1,12 +1,12 @@
 """Optical flow where the objects are, at a resolution chosen from their sizes.
 
-Contract: ``FlowEstimator.field(a, b, regions)`` computes the flow of a frame pair on some
-regions of the frame; ``object_windows`` gives each mask the window its flow must cover (box +
-motion margin); ``plan_regions`` merges those windows into a few rectangles, each with the downscale
-factor it is computed at (one bounding rectangle when they cover most of the frame);
-``FlowField`` holds the flow of those rectangles at their reduced resolution and samples it,
-in full-resolution pixels, for any window with ``window(x0, y0, x1, y1)``. Pure functions and
-a read-only container: no state, no I/O.
+Contract: ``object_windows`` gives each mask the window its flow must cover (box + motion
+margin); ``plan_regions`` merges those windows into a few rectangles, each with the factor it
+is shrunk by (one bounding rectangle when they cover most of the frame);
+``FlowEstimator.field(a, b, regions)`` computes a frame pair's flow on those rectangles and
+returns a ``FlowField``, which samples it, in full-resolution pixels, for any window with
+``window(x0, y0, x1, y1)``. The estimator keeps bounded caches (a DIS instance per region
+size, the last few shrunk frames); everything else is pure. No I/O.
 """
 
 from __future__ import annotations
