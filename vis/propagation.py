@@ -326,7 +326,7 @@ class Propagator:
             scales = auto_scale(masks, min_size=c.min_object_px, max_scale=self.max_scale)
         else:
             scales = np.full(len(masks), float(c.downscale))
-        return plan_regions(object_windows(masks), scales, image_size)
+        return plan_regions(object_windows(masks), scales, image_size, min_side=self.flow.min_side)
 
     def warp_fn(
         self,

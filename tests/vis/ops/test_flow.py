@@ -60,13 +60,13 @@ OBJECTS = {"region": "objects", "downscale": 1.0}
 def test_regions_give_the_masks_whole_frame_flow_gives():
     """An object moving inside its window: the flow of its region alone moves its mask as
     the whole frame's flow does (and where the object really went)."""
-    size = (240, 320)
-    frames, masks = scene(size, [(200, 140, 24, 5, -3)])
+    size = (720, 1280)
+    frames, masks = scene(size, [(900, 300, 24, 5, -3)])
     (full,), _ = warped(FRAME, frames, masks)
     (roi,), stats = warped(OBJECTS, frames, masks)
-    assert stats["pixels"] < 0.25 * size[0] * size[1]
+    assert stats["pixels"] < 0.2 * size[0] * size[1]
     assert iou(roi.to_full(), full.to_full()) > 0.95
-    assert iou(roi.to_full(), truth(size, 205, 137, 24)) > 0.85
+    assert iou(roi.to_full(), truth(size, 905, 297, 24)) > 0.85
 
 
 def test_an_object_at_the_frame_border_keeps_its_region_inside_the_frame():
@@ -81,15 +81,15 @@ def test_an_object_at_the_frame_border_keeps_its_region_inside_the_frame():
 
 
 def test_two_objects_far_apart_do_not_pay_for_the_pixels_between_them():
-    size = (360, 640)
-    objs = [(60, 60, 20, 3, 2), (580, 300, 20, -3, 1)]
+    size = (720, 1280)
+    objs = [(100, 100, 20, 3, 2), (1180, 620, 20, -3, 1)]
     frames, masks = scene(size, objs)
     prop = Propagator(PropagationConfig(**OBJECTS))
     regions = prop.regions(masks, size)
     assert len(regions) == 2
     fulls, _ = warped(FRAME, frames, masks)
     rois, stats = warped(OBJECTS, frames, masks)
-    assert stats["pixels"] < 0.1 * size[0] * size[1]
+    assert stats["pixels"] < 0.35 * size[0] * size[1]  # each region: DIS's minimum side
     for (cx, cy, r, dx, dy), a, b in zip(objs, rois, fulls):
         assert iou(a.to_full(), b.to_full()) > 0.9
         assert iou(a.to_full(), truth(size, cx + dx, cy + dy, r)) > 0.8
@@ -116,7 +116,7 @@ def test_a_tiny_object_in_a_large_frame_is_tracked_at_full_resolution_on_a_small
     assert scales == [1.0, 4.0]  # the tiny one at full resolution, the big one shrunk
     warp = prop.warp_fn(frames[0], frames[1], masks)
     tiny = warp(masks[0])
-    assert prop.flow.stats["pixels"] < 0.02 * size[0] * size[1]
+    assert prop.flow.stats["pixels"] < 0.08 * size[0] * size[1]
     assert iou(tiny.to_full(), truth(size, 903, 502, 9)) > 0.6
 
 
@@ -146,6 +146,19 @@ def test_window_of_a_shrunk_region_matches_resizing_the_whole_flow():
     field = FlowField((180, 320), [RegionFlow(crop, u0=20, v0=10, sx=4.0, sy=4.0)])
     got = field.window(100, 50, 200, 100)
     assert np.abs(got[2:-2, 2:-2] - full[52:98, 102:198]).max() < 1e-3
+
+
+def test_regions_keep_enough_of_the_frame_for_the_coarse_to_fine_search():
+    """A small object's region is grown to DIS's minimum side (shorter, DIS drops the coarse
+    levels that follow large motions: -1 HOTA on PETS09), never past the frame."""
+    prop = Propagator(PropagationConfig(**OBJECTS))
+    side = prop.flow.min_side
+    assert 300 < side < 400  # dis_ultrafast: 2 levels above its finest (1/4)
+    m = BoxMask(500, 400, np.ones((20, 20), np.float32), (1080, 1920))
+    (r,) = prop.regions([m], (1080, 1920))
+    assert r.x1 - r.x0 >= side and r.y1 - r.y0 >= side
+    (r,) = prop.regions([m], (480, 640))
+    assert (r.y0, r.y1) == (0, 480)
 
 
 def test_estimator_keeps_one_dis_per_region_size():
