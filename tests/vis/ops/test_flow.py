@@ -157,8 +157,9 @@ def test_regions_keep_enough_of_the_frame_for_the_coarse_to_fine_search():
     m = BoxMask(500, 400, np.ones((20, 20), np.float32), (1080, 1920))
     (r,) = prop.regions([m], (1080, 1920))
     assert r.x1 - r.x0 >= side and r.y1 - r.y0 >= side
-    (r,) = prop.regions([m], (480, 640))
-    assert (r.y0, r.y1) == (0, 480)
+    m = BoxMask(500, 200, np.ones((20, 20), np.float32), (300, 640))
+    (r,) = prop.regions([m], (300, 640))  # a frame lower than that: its whole height
+    assert (r.y0, r.y1) == (0, 300) and r.x1 - r.x0 >= side
 
 
 def test_estimator_keeps_one_dis_per_region_size():
