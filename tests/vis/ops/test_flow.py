@@ -70,11 +70,12 @@ def test_regions_give_the_masks_whole_frame_flow_gives():
 
 
 def test_an_object_at_the_frame_border_keeps_its_region_inside_the_frame():
-    size = (240, 320)
-    frames, masks = scene(size, [(10, 120, 30, 4, 2)])  # a third of it outside on the left
+    size = (720, 1280)
+    frames, masks = scene(size, [(10, 700, 30, 4, -2)])  # partly outside, left and bottom
     prop = Propagator(PropagationConfig(**OBJECTS))
     (region,) = prop.regions(masks, size)
-    assert region.x0 == 0 and region.x1 <= size[1] and region.y0 >= 0 and region.y1 <= size[0]
+    assert region.x0 == 0 and region.y1 == size[0]
+    assert region.x1 - region.x0 >= prop.flow.min_side  # grown into the frame, not out of it
     (full,), _ = warped(FRAME, frames, masks)
     (roi,), _ = warped(OBJECTS, frames, masks)
     assert iou(roi.to_full(), full.to_full()) > 0.9
