@@ -3,8 +3,9 @@
     PYTHONPATH=. python -m bench.frame_cost
     PYTHONPATH=. python -m bench.frame_cost --baseline 1942bf7 --cases 360:10 720:10 1080:50
 
-A synthetic scene per case (resolution x tracks): textured objects (sizes from 1/30 to 1/10
-of the frame height) moving 1-6 px/frame over a textured background. Keyframes every 10
+A synthetic scene per case (resolution x tracks [x spread]): textured objects (sizes from 1/30
+to 1/10 of the frame height) moving 1-6 px/frame over a textured background, anywhere in the
+frame or (spread < 1) in its centred part: a group of people in a wide view. Keyframes every 10
 frames get the objects' true masks as detections (no detector: its cost is not the point);
 the propagated frames after the tracks are confirmed (frames 11-19 and 21-29) are timed by
 stage, one thread, and the median per stage is reported:
@@ -42,7 +43,7 @@ import numpy as np
 log = logging.getLogger("bench.frame_cost")
 
 RES = {360: (640, 360), 720: (1280, 720), 1080: (1920, 1080)}
-DEFAULT_CASES = ["360:10", "720:10", "1080:50", "1080:100"]
+DEFAULT_CASES = ["360:10", "720:10", "1080:10:0.3", "1080:50", "1080:100"]
 INTERVAL = 10
 FRAMES = 30  # keyframes 0, 10, 20, 30; frames 11-19 and 21-29 are timed
 STAGES = ("grey", "flow", "warp", "kalman", "update", "backward")
@@ -55,16 +56,16 @@ def _texture(rng: np.random.Generator, h: int, w: int, cell: int) -> np.ndarray:
 
 
 class Scene:
-    """``n`` textured ellipses moving (bouncing) over a textured background."""
+    """``n`` textured ellipses moving (bouncing) over a textured background, starting in the
+    centred ``spread`` fraction of the frame (1 = anywhere)."""
 
-    def __init__(self, width: int, height: int, n: int, seed: int = 0) -> None:
+    def __init__(self, width: int, height: int, n: int, seed: int = 0, spread: float = 1.0) -> None:
         rng = np.random.default_rng(seed)
         self.size = (height, width)
         self.bg = cv2.merge([_texture(rng, height, width, 24)] * 3)
         self.r = rng.uniform(height / 60, height / 20, (n, 2))  # semi-axes
-        self.pos = np.stack(
-            [rng.uniform(0.1, 0.9, n) * width, rng.uniform(0.1, 0.9, n) * height], 1
-        )
+        lo, hi = 0.5 - 0.4 * spread, 0.5 + 0.4 * spread
+        self.pos = np.stack([rng.uniform(lo, hi, n) * width, rng.uniform(lo, hi, n) * height], 1)
         speed, angle = rng.uniform(1, 6, n), rng.uniform(0, 2 * np.pi, n)
         self.vel = np.stack([speed * np.cos(angle), speed * np.sin(angle)], 1)
         self.tex = [
@@ -134,7 +135,7 @@ def _timed_warps(proc, acc: list[float]) -> None:
     proc.propagator.warp_fn = warp_fn
 
 
-def measure(height: int, tracks: int, mode: str) -> dict:
+def measure(height: int, tracks: int, mode: str, spread: float = 1.0) -> dict:
     """Median ms per propagated frame by stage for one case, in this process's ``vis``."""
     from vis.offline import OfflineStreamProcessor
     from vis.pipeline import StreamProcessor
@@ -143,7 +144,7 @@ def measure(height: int, tracks: int, mode: str) -> dict:
     from vis.types import Frame
 
     w, h = RES[height]
-    scene = Scene(w, h, tracks, seed=tracks)
+    scene = Scene(w, h, tracks, seed=tracks, spread=spread)
     rng = np.random.default_rng(1)
     emb = rng.normal(size=(tracks, 64)).astype(np.float32)
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
@@ -211,16 +212,18 @@ def measure(height: int, tracks: int, mode: str) -> dict:
     )
     row["flow_pixels_share"] = flow_pixels / (len(per_frame["flow"]) * w * h)
     row["tracks_alive"] = len(proc.tracker.tracks)
-    return {"resolution": f"{w}x{h}", "tracks": tracks, "mode": mode, **row}
+    return {"resolution": f"{w}x{h}", "tracks": tracks, "spread": spread, "mode": mode, **row}
 
 
 def run_cases(cases: list[str]) -> list[dict]:
     cv2.setNumThreads(1)
     rows = []
     for case in cases:
-        height, tracks = map(int, case.split(":"))
+        height, tracks, *spread = case.split(":")
         for mode in ("live", "offline"):
-            rows.append(measure(height, tracks, mode))
+            rows.append(
+                measure(int(height), int(tracks), mode, float(spread[0]) if spread else 1.0)
+            )
             log.info(
                 "%s", {k: round(v, 2) if isinstance(v, float) else v for k, v in rows[-1].items()}
             )
@@ -254,14 +257,28 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--cases", nargs="+", default=DEFAULT_CASES, help="HEIGHT:TRACKS, e.g. 720:10")
+    p.add_argument(
+        "--cases",
+        nargs="+",
+        default=DEFAULT_CASES,
+        help="HEIGHT:TRACKS[:SPREAD], e.g. 720:10 or 1080:10:0.3 (objects in the centred 30 %%)",
+    )
     p.add_argument("--baseline", default=None, help="a commit to measure first, e.g. 1942bf7")
     p.add_argument("--name", default="frame_cost")
     a = p.parse_args(argv)
     for c in a.cases:
-        h, _, n = c.partition(":")
-        if not (h.isdigit() and int(h) in RES and n.isdigit()):
-            p.error(f"--cases {c!r}: expected HEIGHT:TRACKS with HEIGHT in {sorted(RES)}")
+        h, n, *sp = c.split(":") + ([] if ":" in c else [""])
+        ok = h.isdigit() and int(h) in RES and n.isdigit() and len(sp) <= 1
+        if ok and sp:
+            try:
+                ok = 0 < float(sp[0]) <= 1
+            except ValueError:
+                ok = False
+        if not ok:
+            p.error(
+                f"--cases {c!r}: expected HEIGHT:TRACKS[:SPREAD] with HEIGHT in {sorted(RES)} "
+                "and SPREAD in (0, 1]"
+            )
     setup_logging()
     load = [os.getloadavg()]
     rows = []
@@ -275,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         ("code", "code", "s"),
         ("resolution", "resolution", "s"),
         ("tracks", "tracks", "d"),
+        ("spread", "spread", ".1f"),
         ("mode", "mode", "s"),
         ("grey", "grey ms", ".2f"),
         ("flow", "flow ms", ".2f"),
