@@ -54,7 +54,7 @@ class PropagationConfig:
     warp: WarpMode = "dense"
     method: FlowMethod = "dis_ultrafast"
     region: FlowRegion = "objects"
-    downscale: float | Literal["auto"] = "auto"
+    downscale: float | Literal["auto"] = 1.0
     min_object_px: float = 24.0
     max_downscale: float = 4.0
     smoothing: float = 0.7

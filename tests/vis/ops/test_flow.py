@@ -111,7 +111,7 @@ def test_no_track_no_flow(downscale):
 def test_a_tiny_object_in_a_large_frame_is_tracked_at_full_resolution_on_a_small_region():
     size = (1080, 1920)
     frames, masks = scene(size, [(900, 500, 9, 3, 2), (1500, 300, 120, 2, 1)])
-    prop = Propagator(PropagationConfig())  # the defaults: objects, downscale auto
+    prop = Propagator(PropagationConfig(region="objects", downscale="auto"))
     regions = prop.regions(masks, size)
     scales = sorted(r.scale for r in regions)
     assert scales == [1.0, 4.0]  # the tiny one at full resolution, the big one shrunk
