@@ -29,8 +29,8 @@ FlowMethod = Literal["dis_ultrafast", "dis_fast", "dis_medium", "farneback"]
 MIN_REGION_PX = 32
 #: pyramid levels DIS keeps above its finest one on every region (its coarsest level is
 #: about log2(longer side / (4 * patch size))): the coarse-to-fine search that follows
-#: large motions; with 1 instead of 2, PETS09 loses 1.1 HOTA
-COARSE_LEVELS = 2
+#: large motions (0 levels: PETS09 and DAVIS lose a little, see docs/configuration.md)
+COARSE_LEVELS = 1
 #: the fixed cost of one more flow call, in reduced-resolution pixels: two windows closer
 #: than this are cheaper computed as one
 CALL_OVERHEAD_PX = 64 * 64
