@@ -51,11 +51,6 @@ class Region:
     y1: int
     scale: float = 1.0
 
-    @property
-    def cost(self) -> float:
-        """Pixels the flow is computed on, plus a call's fixed cost."""
-        return (self.x1 - self.x0) * (self.y1 - self.y0) / self.scale**2 + CALL_OVERHEAD_PX
-
 
 def object_windows(
     masks: Sequence[BoxMask], *, margin: int = 16, margin_frac: float = 0.25
@@ -117,7 +112,7 @@ def plan_regions(
     """Merge object windows into the rectangles their flow is computed on.
 
     Two rectangles are merged while computing their union costs no more than computing both
-    (``Region.cost``: reduced pixels + a per-call overhead; the union takes the finer scale).
+    (cost: reduced pixels + ``CALL_OVERHEAD_PX`` per call; the union takes the finer scale).
     When the rectangles left cover more than ``cover`` of the frame, the flow is computed
     once on their bounding rectangle.
 
