@@ -48,6 +48,12 @@ SETTINGS = {
     "dense_fast": {"warp": "dense", "method": "dis_fast"},
     "dense_medium": {"warp": "dense", "method": "dis_medium"},
     "dense_fast_half": {"warp": "dense", "method": "dis_fast", "downscale": 2.0},
+    # where the flow is computed (issue #15): the whole frame vs the tracks' windows, and the
+    # resolution chosen from the objects' sizes
+    "dense_frame": {"warp": "dense", "region": "frame", "downscale": 1.0},
+    "dense_objects": {"warp": "dense", "downscale": 1.0},
+    "dense_auto": {"warp": "dense", "downscale": "auto"},
+    "dense_frame_auto": {"warp": "dense", "region": "frame", "downscale": "auto"},
 }
 
 

@@ -41,7 +41,7 @@ def carry(
     live = dict(masks)
     for prev, cur in zip(grays[:-1], grays[1:]):
         if live:
-            warp = propagator.warp_fn(prev, cur)
+            warp = propagator.warp_fn(prev, cur, list(live.values()))
             moved = {k: warp(m) for k, m in live.items()}
             live = {k: m for k, m in moved.items() if m is not None and m.area >= min_area}
         out.append(dict(live))

@@ -160,7 +160,8 @@ class StreamProcessor:
             and frame.index - self._prev_index <= self.max_flow_gap
         ):
             with self.timer("flow"):
-                warp = self.propagator.warp_fn(self._prev_gray, gray)
+                masks = [t.mask for t in self.tracker.tracks if t.mask is not None]
+                warp = self.propagator.warp_fn(self._prev_gray, gray, masks)
         with self.timer("propagate"):
             self.tracker.predict(
                 frame.index, image_size=gray.shape, warp=warp, timestamp_ms=frame.timestamp_ms

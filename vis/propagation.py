@@ -8,17 +8,26 @@ object.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import cv2
 import numpy as np
 
 from vis.config import require
+from vis.ops.flow import (
+    FlowEstimator,
+    FlowField,
+    FlowMethod,
+    Region,
+    auto_scale,
+    object_windows,
+    plan_regions,
+)
 from vis.ops.masks import BoxMask
 
-FlowMethod = Literal["dis_ultrafast", "dis_fast", "dis_medium", "farneback"]
 WarpMode = Literal["ecc", "affine", "dense"]
+FlowRegion = Literal["objects", "frame"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,7 +39,13 @@ class PropagationConfig:
             flow), ``affine`` (per-object similarity fitted to the flow), ``dense``
             (per-pixel remap by the flow).
         method: flow algorithm.
-        downscale: compute flow on a frame shrunk by this factor (1 = full resolution).
+        region: where the flow is computed: ``objects`` (only the tracks' windows, merged
+            into a few rectangles) or ``frame`` (the whole frame).
+        downscale: compute flow on a frame shrunk by this factor (1 = full resolution), or
+            ``auto``: per region, the largest whole factor that keeps the smallest object in
+            it at least ``min_object_px`` pixels a side, at most ``max_downscale``.
+        min_object_px: ``downscale: auto``: the shorter box side an object keeps.
+        max_downscale: ``downscale: auto``: the largest factor used.
         smoothing: weight of the new detection when blending on keyframes (1 = no smoothing).
         min_area: a propagated mask smaller than this many pixels has collapsed; also the
             size of specks removed and holes filled when cleaning masks.
@@ -38,12 +53,26 @@ class PropagationConfig:
 
     warp: WarpMode = "dense"
     method: FlowMethod = "dis_ultrafast"
-    downscale: float = 1.0
+    region: FlowRegion = "objects"
+    downscale: float | Literal["auto"] = 1.0
+    min_object_px: float = 24.0
+    max_downscale: float = 4.0
     smoothing: float = 0.7
     min_area: int = 20
 
     def __post_init__(self) -> None:
-        require(self.downscale >= 1.0, "propagation.downscale", self.downscale, "must be >= 1")
+        require(
+            self.downscale == "auto" or self.downscale >= 1.0,
+            "propagation.downscale",
+            self.downscale,
+            "must be >= 1 or auto",
+        )
+        require(
+            self.min_object_px >= 4, "propagation.min_object_px", self.min_object_px, "must be >= 4"
+        )
+        require(
+            self.max_downscale >= 1, "propagation.max_downscale", self.max_downscale, "must be >= 1"
+        )
         require(
             0.0 < self.smoothing <= 1.0,
             "propagation.smoothing",
@@ -53,55 +82,12 @@ class PropagationConfig:
         require(self.min_area >= 1, "propagation.min_area", self.min_area, "must be >= 1")
 
 
-class FlowEstimator:
-    """Dense optical flow between consecutive grey frames.
-
-    Args:
-        method: one of ``FlowMethod``.
-        downscale: flow is computed at 1/downscale resolution and scaled back up.
-    """
-
-    _DIS = {
-        "dis_ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
-        "dis_fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
-        "dis_medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
-    }
-
-    def __init__(self, *, method: FlowMethod = "dis_ultrafast", downscale: float = 1.0) -> None:
-        if method not in (*self._DIS, "farneback"):
-            raise ValueError(f"unknown flow method {method!r}")
-        self.method = method
-        self.downscale = downscale
-        self._dis = cv2.DISOpticalFlow_create(self._DIS[method]) if method in self._DIS else None
-
-    def compute(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """(H, W) uint8 images a, b -> (H, W, 2) float32 flow with a(x) ~ b(x + flow(x)).
-
-        ``compute(prev, cur)`` is the forward flow, ``compute(cur, prev)`` the backward one.
-        """
-        h, w = a.shape
-        if self.downscale > 1.0:
-            size = (max(8, round(w / self.downscale)), max(8, round(h / self.downscale)))
-            a = cv2.resize(a, size, interpolation=cv2.INTER_AREA)
-            b = cv2.resize(b, size, interpolation=cv2.INTER_AREA)
-        if self._dis is not None:
-            flow = self._dis.calc(a, b, None)
-        else:
-            flow = cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 3, 15, 3, 5, 1.2, 0)
-        if flow.shape[:2] != (h, w):
-            sx, sy = w / flow.shape[1], h / flow.shape[0]
-            flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR)
-            flow[..., 0] *= sx
-            flow[..., 1] *= sy
-        return flow
-
-
-def warp_mask_dense(mask: BoxMask, flow: np.ndarray, *, margin: int = 3) -> BoxMask | None:
+def warp_mask_dense(mask: BoxMask, flow: FlowField, *, margin: int = 3) -> BoxMask | None:
     """Move ``mask`` from the previous frame into the current one.
 
     Args:
         mask: the object's soft mask in the previous frame.
-        flow: (H, W, 2) backward flow (current -> previous) from ``FlowEstimator``.
+        flow: backward flow (current -> previous) from ``FlowEstimator.field``.
         margin: extra pixels around the moved window.
 
     Returns:
@@ -112,14 +98,19 @@ def warp_mask_dense(mask: BoxMask, flow: np.ndarray, *, margin: int = 3) -> BoxM
     bits = mask.bits
     if not bits.any():
         return None
-    region = flow[mask.y0 : mask.y1, mask.x0 : mask.x1]
-    d = -np.median(region[bits], axis=0)  # object motion, previous -> current
+    # one flow window around the box, wide enough for the usual motion: read once
+    g = margin + 4 + int(np.ceil(2 * np.hypot(*mask.velocity)))
+    gx0, gy0 = max(mask.x0 - g, 0), max(mask.y0 - g, 0)
+    gx1, gy1 = min(mask.x1 + g, w), min(mask.y1 + g, h)
+    around = flow.window(gx0, gy0, gx1, gy1)
+    inside = around[mask.y0 - gy0 : mask.y1 - gy0, mask.x0 - gx0 : mask.x1 - gx0][bits]
+    d = -np.median(inside, axis=0)  # object motion, previous -> current
     if _leaving(mask) and np.hypot(*d) < 0.5 * np.hypot(*mask.velocity):
         # nothing of the object is left at the border to match: the flow there fades to the
         # still background and the mask would stick to the edge; keep the last motion instead
         vx, vy = mask.velocity
         return _apply_affine(mask, np.array([[1, 0, vx], [0, 1, vy]], np.float64))
-    spread = np.abs(region[bits] + d).max() if bits.sum() > 1 else 0.0
+    spread = np.abs(inside + d).max() if len(inside) > 1 else 0.0
     m = int(margin + np.ceil(spread))
     x0 = int(np.floor(mask.x0 + min(d[0], 0))) - m
     y0 = int(np.floor(mask.y0 + min(d[1], 0))) - m
@@ -128,10 +119,12 @@ def warp_mask_dense(mask: BoxMask, flow: np.ndarray, *, margin: int = 3) -> BoxM
     x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
     if x1 <= x0 or y1 <= y0:
         return None
-    ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
-    f = flow[y0:y1, x0:x1]
-    map_x = xs + f[..., 0] - np.float32(mask.x0)
-    map_y = ys + f[..., 1] - np.float32(mask.y0)
+    if gx0 <= x0 and gy0 <= y0 and x1 <= gx1 and y1 <= gy1:
+        f = around[y0 - gy0 : y1 - gy0, x0 - gx0 : x1 - gx0]
+    else:
+        f = flow.window(x0, y0, x1, y1)
+    map_x = f[..., 0] + np.arange(x0 - mask.x0, x1 - mask.x0, dtype=np.float32)[None, :]
+    map_y = f[..., 1] + np.arange(y0 - mask.y0, y1 - mask.y0, dtype=np.float32)[:, None]
     warped = cv2.remap(
         mask.prob, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0
     )
@@ -194,7 +187,7 @@ def _apply_affine(mask: BoxMask, m: np.ndarray) -> BoxMask | None:
     return BoxMask(int(out.x0 + x0), int(out.y0 + y0), out.prob, (h, w), (float(dx), float(dy)))
 
 
-def fit_similarity(mask: BoxMask, flow: np.ndarray, *, max_points: int = 400) -> np.ndarray:
+def fit_similarity(mask: BoxMask, flow: FlowField, *, max_points: int = 400) -> np.ndarray:
     """(2, 3) rotation + scale + translation (previous -> current) that best explains the
     forward ``flow`` inside the mask's eroded interior (RANSAC); median shift as fallback."""
     bits = mask.bits
@@ -207,7 +200,7 @@ def fit_similarity(mask: BoxMask, flow: np.ndarray, *, max_points: int = 400) ->
         idx = (np.arange(max_points) * step).astype(int)
         ys, xs = ys[idx], xs[idx]
     gx, gy = xs + mask.x0, ys + mask.y0
-    f = flow[gy, gx]
+    f = flow.window(mask.x0, mask.y0, mask.x1, mask.y1)[ys, xs]
     m = None
     if len(xs) >= 6:
         src = np.stack([gx, gy], 1).astype(np.float32)
@@ -224,7 +217,7 @@ def fit_similarity(mask: BoxMask, flow: np.ndarray, *, max_points: int = 400) ->
     return m
 
 
-def warp_mask_affine(mask: BoxMask, flow: np.ndarray) -> BoxMask | None:
+def warp_mask_affine(mask: BoxMask, flow: FlowField) -> BoxMask | None:
     """Move ``mask`` by the similarity fitted to the forward ``flow`` (see ``fit_similarity``)."""
     if not mask.bits.any():
         return None
@@ -233,7 +226,7 @@ def warp_mask_affine(mask: BoxMask, flow: np.ndarray) -> BoxMask | None:
 
 def warp_mask_ecc(
     mask: BoxMask,
-    flow: np.ndarray,
+    flow: FlowField,
     prev_gray: np.ndarray,
     gray: np.ndarray,
     *,
@@ -309,16 +302,51 @@ class Propagator:
 
     def __init__(self, config: PropagationConfig) -> None:
         self.config = config
-        self.flow = FlowEstimator(method=config.method, downscale=config.downscale)
+        auto = config.downscale == "auto"
+        fixed = 1.0 if auto else float(config.downscale)
+        self.flow = FlowEstimator(method=config.method, downscale=fixed, keep_detail=auto)
+        # ``auto`` shrinks no further than the flow preset's own coarsening: nothing is lost
+        self.max_scale = min(config.max_downscale, 2.0**self.flow.finest_scale)
+
+    def regions(self, masks: Sequence[BoxMask] | None, image_size: tuple[int, int]) -> list[Region]:
+        """Where the frame's flow is computed for ``masks`` (None: the whole frame)."""
+        c = self.config
+        h, w = image_size
+        if masks is None or c.region == "frame":
+            masks = list(masks or [])
+            if c.downscale != "auto":
+                return [Region(0, 0, w, h, float(c.downscale))]
+            # the whole frame at the scale of the smallest object (no object: the coarsest)
+            scale = auto_scale(masks, min_size=c.min_object_px, max_scale=self.max_scale)
+            return [Region(0, 0, w, h, float(scale.min()) if len(scale) else self.max_scale)]
+        masks = [m for m in masks if m.prob.size]
+        if not masks:
+            return []
+        if c.downscale == "auto":
+            scales = auto_scale(masks, min_size=c.min_object_px, max_scale=self.max_scale)
+        else:
+            scales = np.full(len(masks), float(c.downscale))
+        return plan_regions(object_windows(masks), scales, image_size, min_side=self.flow.min_side)
 
     def warp_fn(
-        self, prev_gray: np.ndarray, gray: np.ndarray
+        self,
+        prev_gray: np.ndarray,
+        gray: np.ndarray,
+        masks: Sequence[BoxMask] | None = None,
     ) -> Callable[[BoxMask], BoxMask | None]:
-        """Compute the frame's flow and return ``warp(mask) -> mask | None``."""
+        """Compute the frame's flow and return ``warp(mask) -> mask | None``.
+
+        Args:
+            prev_gray, gray: (H, W) uint8 previous and current frames.
+            masks: the masks ``warp`` will be asked to move (in the previous frame): with
+                ``region: objects`` the flow is computed around them only (none: no flow at
+                all). None: the whole frame.
+        """
+        regions = self.regions(masks, gray.shape)
         if self.config.warp == "dense":
-            backward = self.flow.compute(gray, prev_gray)
+            backward = self.flow.field(gray, prev_gray, regions)
             return lambda m: warp_mask_dense(m, backward)
-        forward = self.flow.compute(prev_gray, gray)
+        forward = self.flow.field(prev_gray, gray, regions)
         if self.config.warp == "affine":
             return lambda m: warp_mask_affine(m, forward)
         return lambda m: warp_mask_ecc(m, forward, prev_gray, gray)

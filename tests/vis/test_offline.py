@@ -186,3 +186,20 @@ def test_a_birth_the_flow_cannot_follow_is_not_carried_back_onto_the_background(
     out = run(make(True, 1, warp="dense"), frames, dets_at)
     assert [len(r.detections) for r in out] == [1, 1]
     assert out[0].detections.track_ids.tolist() != out[1].detections.track_ids.tolist()
+
+
+@pytest.mark.parametrize("offline", [False, True])
+def test_flow_is_computed_only_for_the_tracks_live_and_offline(offline):
+    """Nothing tracked: no flow at all; one object: one flow per frame pair and direction
+    (where: tests/vis/ops/test_flow.py)."""
+    paths = {"a": lambda i: (60 + 2 * i, 70, 14)}
+    frames, truth = scene(11, paths)
+    proc = make(offline, 5, warp="dense")
+    stats = proc.propagator.flow.stats
+    run(proc, frames[:5], {0: detections([])})
+    assert stats["calls"] == 0
+    proc = make(offline, 5, warp="dense")
+    stats = proc.propagator.flow.stats
+    out = run(proc, frames, {i: detections([truth["a"][i]]) for i in (0, 5, 10)})
+    assert stats["calls"] == (20 if offline else 10)  # 10 pairs forward (+ 10 backward)
+    assert all(best_iou(r, truth["a"][r.frame_index]) > 0.8 for r in out)
