@@ -184,11 +184,14 @@ def plot(inst: list[dict], res: list[dict], path: Path) -> Path | None:
         return None
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4), dpi=110)
     n = [r["instances"] for r in inst]
-    a.plot(n, [r["keyframe_ms"] for r in inst], "o-", label="keyframe (associate)")
-    a.plot(n, [r["propagated_ms"] for r in inst], "s--", label="propagated frame (Kalman)")
+    a.plot(n, [r["keyframe_ms"] for r in inst], "o-", label="keyframe update (all)")
+    a.plot(n, [r["propagated_ms"] for r in inst], "s--", label="propagated-frame tracker update")
+    if "association_ms" in inst[0]:
+        a.plot(n, [r["association_ms"] for r in inst], "^-", label="of a keyframe: association")
+        a.plot(n, [r["encode_ms"] for r in inst], "d:", label="vis.frame/2 record encoding")
     a.set_xlabel("instances per frame")
-    a.set_ylabel("tracker ms per frame")
-    a.set_title(f"Tracker update, {inst[0]['resolution']}", fontsize=10)
+    a.set_ylabel("ms per frame")
+    a.set_title(f"Tracker and encoding, {inst[0]['resolution']}", fontsize=10)
     a.legend(fontsize=8)
     methods = list(dict.fromkeys(r["method"] for r in res))
     for method in methods:
