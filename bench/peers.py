@@ -54,7 +54,7 @@ from bench.detections import ensure_detections
 from vis_eval.sequences import Instance, TrackSequence, _rle
 from vis_eval.tables import markdown_table
 from vis.ops.boxes import box_iou
-from vis.schema import as_v1, validate_record
+from vis.schema import iter_v1_records
 
 log = logging.getLogger("bench.peers")
 
@@ -83,8 +83,7 @@ def read_detection_file(path: Path) -> dict[int, tuple[np.ndarray, list[Instance
     """frame -> ((N, 4) detector boxes, N instances) of a detections JSONL."""
     out = {}
     with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            rec = as_v1(validate_record(json.loads(line)))
+        for _, rec in iter_v1_records(fh):
             inst = rec["instances"]
             boxes = np.array([i["bbox"] for i in inst], np.float32).reshape(-1, 4)
             out[rec["frame_index"]] = (

@@ -17,8 +17,7 @@ from collections import Counter
 
 import numpy as np
 
-from vis.ops.masks import BoxMask
-from vis.ops.masks import mask_iou as box_mask_iou
+from vis.ops.masks import BoxMask, pair_iou
 from vis.types import FrameResult
 
 #: weights of the doubt terms in ``review_score`` (they sum to 1); see docs/quality.md
@@ -116,11 +115,6 @@ def _centre_jump(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.hypot(*(ca - cb))) / diag
 
 
-def mask_iou(a: BoxMask, b: BoxMask) -> float:
-    """IoU of two box-local masks (0 if both are empty)."""
-    return float(box_mask_iou([a], [b])[0, 0])
-
-
 def shape_iou(a: BoxMask, b: BoxMask) -> float:
     """IoU of two masks after moving ``a``'s centroid onto ``b``'s: how much the shape
     changed, whatever the motion (pixels moved out of the image are lost)."""
@@ -131,7 +125,7 @@ def shape_iou(a: BoxMask, b: BoxMask) -> float:
     dy = int(round(yb.mean() + b.y0 - ya.mean() - a.y0))
     dx = int(round(xb.mean() + b.x0 - xa.mean() - a.x0))
     moved = BoxMask.from_window(a.bits.astype(np.float32), a.x0 + dx, a.y0 + dy, a.image_size)
-    return mask_iou(moved, b)
+    return pair_iou(moved, b)
 
 
 class QualityPass:
@@ -162,7 +156,7 @@ class QualityPass:
             tid, mask = int(d.track_ids[i]), d.masks[i]
             before = self._prev.get(tid)
             adjacent = before is not None and f - before[0] <= 1
-            iou = mask_iou(before[1], mask) if adjacent else None
+            iou = pair_iou(before[1], mask) if adjacent else None
             prev[tid] = (f, mask)
             if collect:
                 if adjacent and result.keyframe:

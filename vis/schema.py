@@ -11,7 +11,9 @@ shares that encoding. Described for users in docs/schema.md and docs/vis.frame.v
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -36,33 +38,34 @@ def encode_masks(masks: np.ndarray) -> list[dict[str, Any]]:
     return rle_ops.encode_full(masks)
 
 
+@contextlib.contextmanager
+def _bad_mask():
+    """A malformed mask dict, whatever the error, becomes ``SchemaError``."""
+    try:
+        yield
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise SchemaError(f"bad RLE mask: {exc}") from exc
+
+
 def decode_mask(rle: dict[str, Any], image_size: tuple[int, int] | None = None) -> np.ndarray:
     """One mask dict (either form; a box-relative one needs ``image_size``) -> (H, W) bool.
     Raises ``SchemaError`` on a malformed mask."""
-    try:
-        if rle_ops.is_box_relative(rle):
-            if image_size is None:
-                raise ValueError("a box-relative mask needs the frame size")
-            return rle_ops.to_full(rle, image_size)
-        return rle_ops.decode_full(rle)
-    except (ValueError, TypeError, AttributeError) as exc:
-        raise SchemaError(f"bad RLE mask: {exc}") from exc
+    with _bad_mask():
+        if image_size is None and rle_ops.is_box_relative(rle):
+            raise ValueError("a box-relative mask needs the frame size")
+        return rle_ops.to_full(rle, image_size)
 
 
 def instance_mask(rle: dict[str, Any], image_size: tuple[int, int]) -> BoxMask:
     """One mask dict (either form) -> ``BoxMask``; raises ``SchemaError`` when malformed."""
-    try:
+    with _bad_mask():
         return rle_ops.decode_box(rle, image_size)
-    except (ValueError, TypeError, AttributeError) as exc:
-        raise SchemaError(f"bad RLE mask: {exc}") from exc
 
 
 def full_rle(rle: dict[str, Any], image_size: tuple[int, int]) -> dict[str, Any]:
     """One mask dict (either form) -> the full-frame COCO RLE dict (for COCO-style files)."""
-    try:
+    with _bad_mask():
         return rle_ops.to_full_rle(rle, image_size)
-    except (ValueError, TypeError, AttributeError) as exc:
-        raise SchemaError(f"bad RLE mask: {exc}") from exc
 
 
 def as_v1(record: dict[str, Any]) -> dict[str, Any]:
@@ -78,6 +81,27 @@ def as_v1(record: dict[str, Any]) -> dict[str, Any]:
             {**inst, "mask": full_rle(inst["mask"], size)} for inst in record["instances"]
         ],
     }
+
+
+class RecordLineError(SchemaError):
+    """A line of a record file that is not a valid record (``lineno``: 1-based)."""
+
+    def __init__(self, lineno: int, reason: str) -> None:
+        super().__init__(reason)
+        self.lineno = lineno
+
+
+def iter_v1_records(lines: Iterable[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The lines of a ``vis.frame`` JSONL file (either version) -> (line number, the valid
+    record as ``vis.frame/1``), blank lines skipped. For readers that store COCO-style
+    masks. Raises ``RecordLineError`` at the first line that is not a valid record."""
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            yield lineno, as_v1(validate_record(json.loads(line)))
+        except (json.JSONDecodeError, SchemaError) as exc:
+            raise RecordLineError(lineno, str(exc)) from None
 
 
 def encode_record(result: FrameResult, *, version: int = 2) -> dict[str, Any]:

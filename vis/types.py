@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from vis.ops.boxes import mask_to_box
 from vis.ops.masks import BoxMask
 
 
@@ -200,13 +201,11 @@ class Detections:
 def _crop_nonzero(full: np.ndarray) -> BoxMask:
     """(H, W) bool or soft mask -> ``BoxMask`` around its non-zero pixels (soft values below
     0.5 are kept: they count when a keyframe blends masks)."""
-    nz = full != 0
-    rows = np.flatnonzero(nz.any(axis=1))
-    if len(rows) == 0:
+    box = mask_to_box(full != 0)
+    if box is None:
         return BoxMask.empty(full.shape)
-    cols = np.flatnonzero(nz.any(axis=0))
-    y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-    return BoxMask(int(x0), int(y0), full[y0:y1, x0:x1].astype(np.float32), full.shape)
+    x0, y0, x1, y1 = (int(v) for v in box)
+    return BoxMask(x0, y0, full[y0:y1, x0:x1].astype(np.float32), full.shape)
 
 
 @dataclasses.dataclass(frozen=True)

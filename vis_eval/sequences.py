@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from vis.schema import SCHEMA_V1, SchemaError, as_v1, encode_masks, validate_record
+from vis.schema import SCHEMA_V1, RecordLineError, encode_masks, iter_v1_records
 
 #: TrackEval MOTSChallenge class id every instance is written with (class-agnostic scoring).
 TRACKEVAL_CLASS = 2
@@ -111,7 +111,7 @@ def encode_rles(masks: np.ndarray) -> list[dict]:
 
 # -- readers ---------------------------------------------------------------------------------
 def read_jsonl(path: str | Path) -> TrackSequence:
-    """A ``vis.frame/1`` JSONL file (one record per frame) -> ``TrackSequence``.
+    """A ``vis.frame`` JSONL file (one record per frame, version 2 or 1) -> ``TrackSequence``.
 
     Raises:
         EvaluationError: a line that is not a valid record (names the file and line).
@@ -119,29 +119,26 @@ def read_jsonl(path: str | Path) -> TrackSequence:
     path = Path(path)
     seq = TrackSequence(keyframes=set())
     with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                rec = as_v1(validate_record(json.loads(line)))
-            except (json.JSONDecodeError, SchemaError) as exc:
-                raise EvaluationError(
-                    f"{path} line {n}: not a vis.frame/1 record ({exc})"
-                ) from None
-            f = rec["frame_index"]
-            seq.size = (rec["height"], rec["width"])
-            seq.n_records += 1
-            if rec["keyframe"]:
-                seq.keyframes.add(f)
-            seq.frames[f] = [
-                Instance(
-                    int(i.get("track_id", -1)),
-                    int(i["class_id"]),
-                    float(i["score"]),
-                    _rle(i["mask"]["size"], i["mask"]["counts"]),
-                )
-                for i in rec["instances"]
-            ]
+        try:
+            for _, rec in iter_v1_records(fh):
+                f = rec["frame_index"]
+                seq.size = (rec["height"], rec["width"])
+                seq.n_records += 1
+                if rec["keyframe"]:
+                    seq.keyframes.add(f)
+                seq.frames[f] = [
+                    Instance(
+                        int(i.get("track_id", -1)),
+                        int(i["class_id"]),
+                        float(i["score"]),
+                        _rle(i["mask"]["size"], i["mask"]["counts"]),
+                    )
+                    for i in rec["instances"]
+                ]
+        except RecordLineError as exc:
+            raise EvaluationError(
+                f"{path} line {exc.lineno}: not a vis.frame record ({exc})"
+            ) from None
     return seq
 
 

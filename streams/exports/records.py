@@ -10,13 +10,12 @@ streams raises ``ExportError`` naming the file, the line and the fix.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections import Counter
 from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
-from vis.schema import SchemaError, as_v1, validate_record
+from vis.schema import RecordLineError, iter_v1_records
 
 
 class ExportError(ValueError):
@@ -122,17 +121,13 @@ def _read(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             "(e.g. out/demo/sample.jsonl)"
         ) from exc
     with f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = as_v1(validate_record(json.loads(line)))
-            except (json.JSONDecodeError, SchemaError) as exc:
-                raise ExportError(
-                    f"{path} line {lineno}: not a vis.frame record ({exc}); "
-                    "give the JSONL file a run wrote"
-                ) from None
-            yield lineno, rec
+        try:
+            yield from iter_v1_records(f)
+        except RecordLineError as exc:
+            raise ExportError(
+                f"{path} line {exc.lineno}: not a vis.frame record ({exc}); "
+                "give the JSONL file a run wrote"
+            ) from None
 
 
 def video_frames(

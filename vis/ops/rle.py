@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from vis.ops.boxes import mask_to_box
 from vis.ops.masks import BoxMask
 
 EMPTY_BOX_RLE = {"x": 0, "y": 0, "size": [0, 0], "counts": ""}
@@ -44,13 +45,11 @@ def _jsonable(r: dict[str, Any]) -> dict[str, Any]:
 
 def _tight(mask: BoxMask) -> tuple[int, int, np.ndarray] | None:
     """(x0, y0, bits) of the smallest crop holding the mask's pixels; None if it has none."""
-    bits = mask.bits
-    rows = np.flatnonzero(bits.any(axis=1))
-    if len(rows) == 0:
+    box = mask_to_box(mask.bits)
+    if box is None:
         return None
-    cols = np.flatnonzero(bits.any(axis=0))
-    crop = bits[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-    return mask.x0 + int(cols[0]), mask.y0 + int(rows[0]), crop
+    x0, y0, x1, y1 = (int(v) for v in box)
+    return mask.x0 + x0, mask.y0 + y0, mask.bits[y0:y1, x0:x1]
 
 
 def encode_box(mask: BoxMask) -> dict[str, Any]:
