@@ -96,9 +96,13 @@ def predict(
     return state_box(kf)
 
 
+def _measurement_std(h: float | np.ndarray) -> float | np.ndarray:
+    """Standard deviation of a measured box coordinate for boxes ``h`` pixels high."""
+    return STD_MEASUREMENT * np.maximum(h, 1.0)
+
+
 def _measurement_noise(h: float) -> np.ndarray:
-    std = STD_MEASUREMENT * max(h, 1.0)
-    return np.diag(np.square([std, std, std, std]))
+    return np.eye(4) * float(_measurement_std(h)) ** 2
 
 
 def update(kf: KalmanFilter, box: np.ndarray) -> None:
@@ -138,7 +142,7 @@ def centre_distance2_many(kfs: list[KalmanFilter], boxes: np.ndarray) -> np.ndar
     x = np.stack([kf.x[:4, 0] for kf in kfs])  # (N, 4) cx cy w h
     cov = np.stack([kf.P[:2, :2] for kf in kfs])  # (N, 2, 2)
     h = x[:, 3]
-    extra = (STD_MEASUREMENT * np.maximum(h, 1.0)) ** 2 + (GATE_FLOOR * h) ** 2
+    extra = _measurement_std(h) ** 2 + (GATE_FLOOR * h) ** 2
     s = cov + extra[:, None, None] * np.eye(2)
     inv = np.linalg.inv(s)
     d = ((b[:, :2] + b[:, 2:]) / 2)[None, :, :] - x[:, None, :2]  # (N, M, 2)
