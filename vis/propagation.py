@@ -8,6 +8,7 @@ object.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Sequence
 from typing import Literal
 
@@ -99,23 +100,24 @@ def warp_mask_dense(mask: BoxMask, flow: FlowField, *, margin: int = 3) -> BoxMa
     if not bits.any():
         return None
     # one flow window around the box, wide enough for the usual motion: read once
-    g = margin + 4 + int(np.ceil(2 * np.hypot(*mask.velocity)))
+    g = margin + 4 + math.ceil(2 * math.hypot(*mask.velocity))
     gx0, gy0 = max(mask.x0 - g, 0), max(mask.y0 - g, 0)
     gx1, gy1 = min(mask.x1 + g, w), min(mask.y1 + g, h)
     around = flow.window(gx0, gy0, gx1, gy1)
     inside = around[mask.y0 - gy0 : mask.y1 - gy0, mask.x0 - gx0 : mask.x1 - gx0][bits]
-    d = -np.median(inside, axis=0)  # object motion, previous -> current
-    if _leaving(mask) and np.hypot(*d) < 0.5 * np.hypot(*mask.velocity):
+    d = -column_medians(inside)  # object motion, previous -> current
+    dx, dy = float(d[0]), float(d[1])
+    if _leaving(mask) and math.hypot(dx, dy) < 0.5 * math.hypot(*mask.velocity):
         # nothing of the object is left at the border to match: the flow there fades to the
         # still background and the mask would stick to the edge; keep the last motion instead
         vx, vy = mask.velocity
         return _apply_affine(mask, np.array([[1, 0, vx], [0, 1, vy]], np.float64))
-    spread = np.abs(inside + d).max() if len(inside) > 1 else 0.0
-    m = int(margin + np.ceil(spread))
-    x0 = int(np.floor(mask.x0 + min(d[0], 0))) - m
-    y0 = int(np.floor(mask.y0 + min(d[1], 0))) - m
-    x1 = int(np.ceil(mask.x1 + max(d[0], 0))) + m
-    y1 = int(np.ceil(mask.y1 + max(d[1], 0))) + m
+    spread = float(np.abs(inside + d).max()) if len(inside) > 1 else 0.0
+    m = margin + math.ceil(spread)
+    x0 = math.floor(mask.x0 + min(dx, 0)) - m
+    y0 = math.floor(mask.y0 + min(dy, 0)) - m
+    x1 = math.ceil(mask.x1 + max(dx, 0)) + m
+    y1 = math.ceil(mask.y1 + max(dy, 0)) + m
     x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
     if x1 <= x0 or y1 <= y0:
         return None
@@ -132,8 +134,19 @@ def warp_mask_dense(mask: BoxMask, flow: FlowField, *, margin: int = 3) -> BoxMa
     if out is None:
         return None
     # at the border the flow is unreliable: the motion seen before reaching it is kept
-    v = mask.velocity if mask.touches_border else (float(d[0]), float(d[1]))
+    v = mask.velocity if mask.touches_border else (dx, dy)
     return BoxMask(out.x0 + x0, out.y0 + y0, out.prob, (h, w), v)
+
+
+def column_medians(a: np.ndarray) -> np.ndarray:
+    """(n, k) -> (k,) median of each column, as ``np.median(a, axis=0)`` (n >= 1) without its
+    generic machinery: a partial sort (called for every mask of every propagated frame)."""
+    n = len(a)
+    k = n // 2
+    if n % 2:
+        return np.partition(a, k, axis=0)[k]
+    q = np.partition(a, (k - 1, k), axis=0)
+    return (q[k - 1] + q[k]) / 2
 
 
 def _leaving(mask: BoxMask, *, min_speed: float = 0.5) -> bool:
@@ -212,7 +225,7 @@ def fit_similarity(mask: BoxMask, flow: FlowField, *, max_points: int = 400) -> 
             maxIters=200,
         )
     if m is None or not np.isfinite(m).all():
-        d = np.median(f, axis=0) if len(f) else np.zeros(2)
+        d = column_medians(f) if len(f) else np.zeros(2)
         m = np.array([[1, 0, d[0]], [0, 1, d[1]]], np.float64)
     return m
 

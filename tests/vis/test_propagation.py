@@ -99,3 +99,14 @@ def test_smoothing_settles_uncertain_boundary_pixels_from_the_previous_mask():
     assert raw[prev_full & (det == 0.45)].sum() == 0 and raw[spur].all()
     assert smoothed[prev_full].all()  # rim kept: 0.7 * 0.45 + 0.3 * 1 >= 0.5
     assert not smoothed[spur].any()  # bump dropped: 0.7 * 0.6 < 0.5
+
+
+def test_column_medians_equal_numpy_medians():
+    """The partial-sort median each dense warp takes of its flow equals ``np.median``, for
+    odd and even counts and a single point."""
+    from vis.propagation import column_medians
+
+    rng = np.random.default_rng(1)
+    for n in (1, 2, 3, 10, 11, 500):
+        a = rng.normal(size=(n, 2)).astype(np.float32)
+        assert np.array_equal(column_medians(a), np.median(a, axis=0))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 
@@ -25,13 +26,19 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
+def support_rect(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(H, W) bool -> (x0, y0, x1, y1) int rectangle of its true pixels (x1, y1 exclusive),
+    or None if it has none. One OpenCV pass (called on every warped mask of every frame)."""
+    if mask.size == 0:
+        return None
+    x, y, w, h = cv2.boundingRect(np.ascontiguousarray(mask).view(np.uint8))
+    return None if w == 0 else (x, y, x + w, y + h)
+
+
 def mask_to_box(mask: np.ndarray) -> np.ndarray | None:
     """(H, W) bool -> (4,) float32 tight box (x2, y2 exclusive), or None if empty."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    if len(rows) == 0:
-        return None
-    cols = np.flatnonzero(mask.any(axis=0))
-    return np.array([cols[0], rows[0], cols[-1] + 1, rows[-1] + 1], np.float32)
+    r = support_rect(mask)
+    return None if r is None else np.array(r, np.float32)
 
 
 def masks_to_boxes(masks: np.ndarray) -> np.ndarray:

@@ -232,10 +232,13 @@ class FlowField:
         """
         if not self.parts:
             return np.zeros((y1 - y0, x1 - x0, 2), np.float32)
-        b = self._boxes
-        ox = np.clip(np.minimum(b[:, 2], x1) - np.maximum(b[:, 0], x0), 0, None)
-        oy = np.clip(np.minimum(b[:, 3], y1) - np.maximum(b[:, 1], y0), 0, None)
-        p = self.parts[int(np.argmax(ox * oy))]
+        if len(self.parts) == 1:
+            p = self.parts[0]
+        else:
+            b = self._boxes
+            ox = np.maximum(np.minimum(b[:, 2], x1) - np.maximum(b[:, 0], x0), 0)
+            oy = np.maximum(np.minimum(b[:, 3], y1) - np.maximum(b[:, 1], y0), 0)
+            p = self.parts[int(np.argmax(ox * oy))]
         f = p.flow
         h, w = f.shape[:2]
         if p.sx == 1.0 and p.sy == 1.0:

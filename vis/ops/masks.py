@@ -12,7 +12,7 @@ import functools
 
 import numpy as np
 
-from vis.ops.boxes import mask_to_box
+from vis.ops.boxes import mask_to_box, support_rect
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,14 +68,12 @@ class BoxMask:
     @classmethod
     def from_full(cls, full: np.ndarray, *, pad: int = 0) -> BoxMask | None:
         """(H, W) bool or float mask -> crop around its support (+ ``pad``), None if empty."""
-        support = full >= 0.5 if full.dtype != bool else full
-        rows = np.flatnonzero(support.any(axis=1))
-        if len(rows) == 0:
+        r = support_rect(full >= 0.5 if full.dtype != bool else full)
+        if r is None:
             return None
-        cols = np.flatnonzero(support.any(axis=0))
         h, w = full.shape
-        y0, y1 = max(rows[0] - pad, 0), min(rows[-1] + 1 + pad, h)
-        x0, x1 = max(cols[0] - pad, 0), min(cols[-1] + 1 + pad, w)
+        x0, y0 = max(r[0] - pad, 0), max(r[1] - pad, 0)
+        x1, y1 = min(r[2] + pad, w), min(r[3] + pad, h)
         crop = full[y0:y1, x0:x1].astype(np.float32)
         return cls(int(x0), int(y0), crop, (h, w))
 

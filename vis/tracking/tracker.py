@@ -104,15 +104,16 @@ class Tracker:
         for t in self.tracks:
             if not outage:  # a camera that saw nothing is not evidence that objects left
                 t.missed_ms += 1000.0 * dt_s
-            if self.config.use_kalman:
-                if outage:
-                    kalman.forget_velocity(t.kf)
-                kalman.predict(
-                    t.kf,
-                    dt_s,
-                    position_noise=self.config.position_noise,
-                    velocity_noise=self.config.velocity_noise,
-                )
+            if outage and self.config.use_kalman:
+                kalman.forget_velocity(t.kf)
+        if self.config.use_kalman:
+            kalman.predict_many(
+                [t.kf for t in self.tracks],
+                dt_s,
+                position_noise=self.config.position_noise,
+                velocity_noise=self.config.velocity_noise,
+            )
+        for t in self.tracks:
             if t.mask is not None and warp is not None:
                 t.mask = warp(t.mask)
                 if t.mask is not None and t.mask.area < self.min_mask_area:

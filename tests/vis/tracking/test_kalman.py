@@ -64,3 +64,27 @@ def test_forgetting_the_velocity_keeps_the_place_and_opens_the_gate():
     assert abs((pred[0] + pred[2]) / 2 - 180.0) < 3  # stays where it was last seen
     turned_back = np.array([[60.0, 100.0, 80.0, 160.0]])  # 110 px back the other way
     assert kalman.centre_distance2(kf, turned_back)[0] < kalman.GATE_CHI2_2D
+
+
+def test_batched_prediction_equals_filterpy_per_filter():
+    """``predict_many`` (the tracker's path) gives each filter what filterpy's own predict
+    with F and Q gives it, boxes of different sizes and velocities together."""
+    rng = np.random.default_rng(3)
+    kfs, ref = [], []
+    for _ in range(5):
+        x0, y0 = rng.uniform(0, 500, 2)
+        box = np.array([x0, y0, x0 + rng.uniform(5, 80), y0 + rng.uniform(10, 200)])
+        a, b = kalman.make_box_filter(box), kalman.make_box_filter(box)
+        a.x[4:, 0] = b.x[4:, 0] = rng.normal(0, 30, 4)
+        kfs.append(a)
+        ref.append(b)
+    dt = 0.2
+    kalman.predict_many(kfs, dt, **NOISE)
+    for kf, r in zip(kfs, ref):
+        h = r.x[3, 0]
+        r.F = kalman._transition(dt)
+        r.predict(Q=kalman.process_noise(dt, NOISE["position_noise"] ** 2,
+                                         NOISE["velocity_noise"] ** 2) * h * h)
+        assert np.allclose(kf.x, r.x) and np.allclose(kf.P, r.P)
+    kalman.predict_many(kfs, 0.0, **NOISE)  # no time passed: nothing moves
+    assert np.allclose(kfs[0].x, ref[0].x)
