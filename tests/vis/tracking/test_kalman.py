@@ -83,8 +83,8 @@ def test_batched_prediction_equals_filterpy_per_filter():
     for kf, r in zip(kfs, ref):
         h = r.x[3, 0]
         r.F = kalman._transition(dt)
-        r.predict(Q=kalman.process_noise(dt, NOISE["position_noise"] ** 2,
-                                         NOISE["velocity_noise"] ** 2) * h * h)
+        q = kalman.process_noise(dt, NOISE["position_noise"] ** 2, NOISE["velocity_noise"] ** 2)
+        r.predict(Q=q * h * h)
         assert np.allclose(kf.x, r.x) and np.allclose(kf.P, r.P)
     kalman.predict_many(kfs, 0.0, **NOISE)  # no time passed: nothing moves
     assert np.allclose(kfs[0].x, ref[0].x)
