@@ -44,8 +44,9 @@ BASE = [
 
 
 def frames(video: Path, n: int = pets09.DEV_FRAMES) -> Path:
-    """The first ``n`` frames of ``video`` as ``WORK/frames/%05d.png`` (written once)."""
-    out = WORK / "frames"
+    """The first ``n`` frames of ``video`` as ``WORK/frames/%05d.png`` (``frames_<n>`` for
+    another count than the scored one; written once)."""
+    out = WORK / ("frames" if n == pets09.DEV_FRAMES else f"frames_{n}")
     if len(list(out.glob("*.png"))) == n:
         return out
     out.mkdir(parents=True, exist_ok=True)
