@@ -1,5 +1,6 @@
-"""The shipped people_cars model through the whole pipeline on real video with ground truth:
-DAVIS 2016 (``vis_eval.davis``), one annotated object per sequence, at N = 1, 5 and 10.
+"""A shipped model (default ``people_cars``, persons and cars) through the whole pipeline on
+real video with ground truth: DAVIS 2016 (``vis_eval.davis``), one annotated object per
+sequence, at N = 1, 5 and 10.
 
     PYTHONPATH=. .venv/bin/python -m bench.davis                    # all sequences, N = 1 5 10
     PYTHONPATH=. .venv/bin/python -m bench.davis --intervals 5 --only lucia
@@ -116,7 +117,7 @@ def markdown(rows: list[dict], ap: list[dict], overrides: list[str], model: Path
     )
     extra = f" `{' '.join('--set ' + o for o in overrides)}`" if overrides else ""
     return (
-        f"DAVIS 2016 480p, `{COMMAND}`{extra}; model `{model.relative_to(ROOT)}`, "
+        f"DAVIS 2016 480p, `{COMMAND}`{extra}; model `{_shown(model)}`, "
         "configs/street.yaml "
         "with both classes, 1 detector thread.\n\n"
         + markdown_table(rows, COLUMNS)
@@ -127,6 +128,12 @@ def markdown(rows: list[dict], ap: list[dict], overrides: list[str], model: Path
         "IoU 0.5.\n\nThe model's held-out AP (its `.ap.json`):"
         "\n\n" + ap_table
     )
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository when it is inside it (a model elsewhere: as is)."""
+    path = Path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -152,8 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     ap_rows = model_ap(args.model)
     payload = {
         "command": COMMAND,
-        "config": str(CONFIG.relative_to(ROOT)),
-        "model": str(args.model.relative_to(ROOT)),
+        "config": _shown(CONFIG),
+        "model": _shown(args.model),
         "overrides": [*BASE, *overrides],
         "rows": rows,
         "model_held_out_ap": ap_rows,

@@ -1,4 +1,4 @@
-"""Pipeline fps per detector engine: the street demo's configuration (people_cars on real
+"""Pipeline fps per detector engine: the street demo's configuration (people on real
 pedestrians, PETS 2009 S2.L1 = OpenCV's vtest.avi, 768x576) on its first ``--frames`` frames,
 with the detector on every frame (N=1) and on every 10th (N=10), for each engine.
 

@@ -211,8 +211,8 @@ def markdown(payload: dict) -> str:
                 f"({sp['openvino']}x) | {same} |"
             )
     for key, title in (
-        ("levers", f"Speed levers: people_cars on {payload['lever_engine']}"),
-        ("int8", "INT8 against fp32: people_cars"),
+        ("levers", f"Speed levers: people on {payload['lever_engine']}"),
+        ("int8", "INT8 against fp32: people"),
     ):
         if payload.get(key):
             out += [
@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench.engines: real data absent ({LUCIA}): put shared/data beside the checkout")
         return 2
     parts = set(args.parts.split(","))
-    base = DetectorConfig(weights="people_cars", threads=args.threads, score_threshold=0.05)
+    base = DetectorConfig(weights="people", threads=args.threads, score_threshold=0.05)
     payload = {
         "date": time.strftime("%Y-%m-%d"),
         "load_average_at_start": round(__import__("os").getloadavg()[0], 1),
@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         }
     t0 = time.perf_counter()
     if "engines" in parts:
-        payload["engines"] = engines_part(base, SIZES, (1, 2, 4), args.reps, "people_cars")
+        payload["engines"] = engines_part(base, SIZES, (1, 2, 4), args.reps, "people")
     if "r50" in parts:
         r50 = DetectorConfig(
             weights=str(random_r50_checkpoint()),

@@ -62,7 +62,7 @@ def frames(video: Path, n: int = pets09.DEV_FRAMES) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", default="people_cars", help="detector.weights (name or path)")
+    ap.add_argument("--model", default="people", help="detector.weights (name or path)")
     ap.add_argument("--name", default="street", help="report name under bench/results")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = ap.parse_args(argv)

@@ -13,8 +13,8 @@ FETCH = ROOT / "scripts" / "get_street_video.sh"
 
 def test_street_config_loads_and_uses_the_shipped_person_model():
     cfg = load_config(ROOT / "configs" / "street.yaml")
-    assert cfg.detector.weights == "people_cars"
-    assert SHIPPED_CHECKPOINTS["people_cars"].is_file()
+    assert cfg.detector.weights == "people"
+    assert SHIPPED_CHECKPOINTS["people"].is_file()
     assert cfg.detector.classes == ["person"]
     assert cfg.detector.threads == 1
     assert 3 <= cfg.keyframes.interval <= 5

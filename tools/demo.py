@@ -5,7 +5,7 @@
 
 Starts the tansu broker on a free loopback port, runs a config (default ``configs/demo.yaml``,
 the shipped synthetic sample video; ``configs/street.yaml``: real pedestrians through the
-shipped people_cars model, scripts/street_demo.sh) with the JSONL, overlay-video and Kafka
+shipped people model, scripts/street_demo.sh) with the JSONL, overlay-video and Kafka
 sinks, then reads the topic back with the consumer helper and checks it holds every frame of
 the JSONL file. Production configs point ``sinks.kafka.bootstrap_servers`` at a real cluster
 instead.

@@ -7,8 +7,9 @@ torchvision ``MaskRCNN`` of one of ``ARCHS``:
     from scratch on synthetic scenes by ``tools/train_demo.py``).
     ``mobilenet_v2_fpn``: torchvision's MobileNetV2 features (frozen batch norm) + a
     128-channel FPN, fine-tuned on real images by ``tools/train.py``
-    (``models/people_cars_maskrcnn.pt``). Built without any pretrained file; ImageNet
-    features are loaded only when training starts (``load_mobilenet_v2_features``).
+    (``models/people_maskrcnn.pt``, ``models/people_cars_maskrcnn.pt``). Built without any
+    pretrained file; ImageNet features are loaded only when training starts
+    (``load_mobilenet_v2_features``).
 """
 
 from __future__ import annotations

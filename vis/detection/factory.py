@@ -33,8 +33,8 @@ class DetectorConfig:
     rpn_pre_nms_top_n, rpn_post_nms_top_n: RPN proposals per image at test time before /
         after NMS (null = the model's own).
     nms_iou: ``yolo_seg_onnx``: per-class NMS IoU.
-    weights: ``coco``, ``coco_v2``, ``demo``, ``people_cars`` or a state-dict checkpoint path
-        (``maskrcnn``;
+    weights: ``coco``, ``coco_v2``, ``demo``, ``people``, ``people_cars`` or a state-dict
+        checkpoint path (``maskrcnn``;
         for ``precomputed`` the model whose box head embeds the given boxes, or null to use
         the colour-histogram embedder). COCO weights come from the torch hub cache or are
         downloaded into it (checksum-checked) when online; see ``models.load_model``.
@@ -140,8 +140,8 @@ class DetectorConfig:
                 bool(self.weights),
                 "detector.weights",
                 self.weights,
-                "is required for type maskrcnn (coco, coco_v2, demo, people_cars or a checkpoint "
-                "path)",
+                "is required for type maskrcnn (coco, coco_v2, demo, people, people_cars or a "
+                "checkpoint path)",
             )
         else:
             require(

@@ -36,9 +36,16 @@ log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO_CHECKPOINT = REPO_ROOT / "models" / "demo_tiny_maskrcnn.pt"
+PEOPLE_CHECKPOINT = REPO_ROOT / "models" / "people_maskrcnn.pt"
 PEOPLE_CARS_CHECKPOINT = REPO_ROOT / "models" / "people_cars_maskrcnn.pt"
-# ``detector.weights`` shortcuts for checkpoints shipped in models/.
-SHIPPED_CHECKPOINTS = {"demo": DEMO_CHECKPOINT, "people_cars": PEOPLE_CARS_CHECKPOINT}
+# ``detector.weights`` shortcuts for checkpoints shipped in models/ (cards beside them): the
+# synthetic demo's model, the person model the street demo tracks with, and the model that
+# also finds cars.
+SHIPPED_CHECKPOINTS = {
+    "demo": DEMO_CHECKPOINT,
+    "people": PEOPLE_CHECKPOINT,
+    "people_cars": PEOPLE_CARS_CHECKPOINT,
+}
 COCO_WEIGHTS = ("coco", "coco_v2")
 # Seconds the "are we online?" probe waits for a TCP connection before a missing COCO file
 # is reported as "place it by hand" instead of being downloaded.
@@ -199,9 +206,9 @@ def load_model(
 
     Args:
         weights: ``"coco"`` (torchvision's COCO_V1 weights of ``arch``), ``"coco_v2"``
-            (those of ``resnet50_fpn_v2``), ``"demo"`` / ``"people_cars"`` (the checkpoints
-            shipped in ``models/``, see ``SHIPPED_CHECKPOINTS``) or a path to a state-dict
-            checkpoint.
+            (those of ``resnet50_fpn_v2``), ``"demo"`` / ``"people"`` / ``"people_cars"`` (the
+            checkpoints shipped in ``models/``, see ``SHIPPED_CHECKPOINTS``) or a path to a
+            state-dict checkpoint.
             COCO weights come from the torch hub cache, or are downloaded into it with
             torchvision's checksum check when the file is missing and the machine is online.
             A checkpoint may be a bare state dict or ``{"model": state_dict, "arch": ...,

@@ -5,7 +5,7 @@ graph (``<name>-int8-<key>.onnx`` beside it), made on first use with ONNX Runtim
 quantiser: per-channel symmetric weights and per-tensor activation ranges (min/max) observed
 while running the fp32 graph on up to ``MAX_CALIBRATION_IMAGES`` images of the folder, in QDQ
 form, so that both ONNX Runtime and OpenVINO run it. Only the backbone's and the FPN's
-convolutions are quantised: on the shipped people_cars model, quantising the RPN and RoI heads
+convolutions are quantised: on the shipped people model, quantising the RPN and RoI heads
 as well cost another point of mask AP for no measurable speed (bench/results/engines.md);
 proposals, NMS, RoIAlign and the mask probabilities stay float. (Percentile and entropy
 calibration fail on this graph: its RoI tensors change shape from image to image.)
