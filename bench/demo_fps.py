@@ -2,7 +2,7 @@
 (N=10), offline and live, through ``run_pipeline.py`` in one run. One command each:
 
     .venv/bin/python -m bench.demo_fps                      # the synthetic demo (tiny model)
-    .venv/bin/python -m bench.demo_fps --street             # the street demo (people_cars)
+    .venv/bin/python -m bench.demo_fps --street             # the street demo (people model)
     .venv/bin/python -m bench.demo_fps --r50                # torchvision's R50-FPN architecture
 
 Each (mode, N) is a fresh ``run_pipeline.py`` process on the same clip with the config's sinks
@@ -71,29 +71,34 @@ def row(mode: str, n: int, s: dict) -> dict:
     }
 
 
-def ratios(rows: list[dict]) -> dict:
-    """mode -> {fps ratio, processing ratio} of N=10 over N=1."""
+def by_mode(rows: list[dict]) -> dict[str, dict[int, dict]]:
+    """mode -> {interval: row}, for the modes that have both N=1 and N=10, in row order."""
     out = {}
     for mode in dict.fromkeys(r["mode"] for r in rows):
         by = {r["interval"]: r for r in rows if r["mode"] == mode}
         if 1 in by and 10 in by:
-            out[mode] = {
-                "fps": round(by[10]["fps"] / by[1]["fps"], 2),
-                "processing": round(
-                    by[1]["processing_ms_per_frame"] / by[10]["processing_ms_per_frame"], 2
-                ),
-            }
+            out[mode] = by
     return out
+
+
+def ratios(rows: list[dict]) -> dict:
+    """mode -> {fps ratio, processing ratio} of N=10 over N=1."""
+    return {
+        mode: {
+            "fps": round(by[10]["fps"] / by[1]["fps"], 2),
+            "processing": round(
+                by[1]["processing_ms_per_frame"] / by[10]["processing_ms_per_frame"], 2
+            ),
+        }
+        for mode, by in by_mode(rows).items()
+    }
 
 
 def composed(d_ms: float, demo: dict) -> dict:
     """(D + c1) / (D/10 + c10) per mode, with D a detector's ms per keyframe and c the demo
     runs' processing ms per frame without their own detector."""
     out = {}
-    for mode in dict.fromkeys(r["mode"] for r in demo["rows"]):
-        by = {r["interval"]: r for r in demo["rows"] if r["mode"] == mode}
-        if 1 not in by or 10 not in by:
-            continue
+    for mode, by in by_mode(demo["rows"]).items():
         c = {
             n: by[n]["processing_ms_per_frame"] - by[n]["ms_per_frame_by_stage"].get("detect", 0)
             for n in (1, 10)

@@ -110,8 +110,7 @@ def warp_mask_dense(mask: BoxMask, flow: FlowField, *, margin: int = 3) -> BoxMa
     if _leaving(mask) and math.hypot(dx, dy) < 0.5 * math.hypot(*mask.velocity):
         # nothing of the object is left at the border to match: the flow there fades to the
         # still background and the mask would stick to the edge; keep the last motion instead
-        vx, vy = mask.velocity
-        return _apply_affine(mask, np.array([[1, 0, vx], [0, 1, vy]], np.float64))
+        return _apply_affine(mask, _translation(*mask.velocity))
     spread = float(np.abs(inside + d).max()) if len(inside) > 1 else 0.0
     m = margin + math.ceil(spread)
     x0 = math.floor(mask.x0 + min(dx, 0)) - m
@@ -147,6 +146,11 @@ def column_medians(a: np.ndarray) -> np.ndarray:
         return np.partition(a, k, axis=0)[k]
     q = np.partition(a, (k - 1, k), axis=0)
     return (q[k - 1] + q[k]) / 2
+
+
+def _translation(dx: float, dy: float) -> np.ndarray:
+    """The (2, 3) image transform that shifts by (dx, dy)."""
+    return np.array([[1.0, 0.0, dx], [0.0, 1.0, dy]], np.float64)
 
 
 def _leaving(mask: BoxMask, *, min_speed: float = 0.5) -> bool:
@@ -226,7 +230,7 @@ def fit_similarity(mask: BoxMask, flow: FlowField, *, max_points: int = 400) -> 
         )
     if m is None or not np.isfinite(m).all():
         d = column_medians(f) if len(f) else np.zeros(2)
-        m = np.array([[1, 0, d[0]], [0, 1, d[1]]], np.float64)
+        m = _translation(*d)
     return m
 
 
@@ -261,12 +265,12 @@ def warp_mask_ecc(
         return None
     if mask.touches_border and any(mask.velocity):
         # flow is unreliable at the image border: keep the last velocity as the prior
-        init = np.array([[1, 0, mask.velocity[0]], [0, 1, mask.velocity[1]]], np.float64)
+        init = _translation(*mask.velocity)
     else:
         # the median forward flow inside the mask; ECC finds the rotation itself (a RANSAC
         # similarity fitted to the flow here cost a third of the warp and scored no better)
         d = column_medians(flow.window(mask.x0, mask.y0, mask.x1, mask.y1)[bits])
-        init = np.array([[1, 0, d[0]], [0, 1, d[1]]], np.float64)
+        init = _translation(*d)
     tx0, ty0 = max(mask.x0 - pad, 0), max(mask.y0 - pad, 0)
     tx1, ty1 = min(mask.x1 + pad, w), min(mask.y1 + pad, h)
     tmpl = prev_gray[ty0:ty1, tx0:tx1].astype(np.float32)
