@@ -60,6 +60,31 @@ def frames(video: Path, n: int = pets09.DEV_FRAMES) -> Path:
     return out
 
 
+def run_street(model: str, overrides: list[str], name: str) -> tuple[dict, dict]:
+    """``configs/street.yaml`` with ``model`` and ``overrides`` on frames 0-399, scored:
+    (the TrackEval row, the run summary). Its JSONL is ``WORK/<name>/00000-...jsonl``."""
+    src = frames(VIDEO)
+    out = WORK / name
+    cfg = load_config(
+        CONFIG,
+        [*BASE, f"detector.weights={model}", *overrides],
+        sources=[str(src)],
+        output=str(out),
+    )
+    summary = run(cfg, progress=True).to_json()
+    if summary.get("exit_code"):
+        raise RuntimeError(f"pipeline failed: {summary.get('error')}")
+    result = pets09.score(
+        pets09.load_gt(), {"ours": pets09.tracks_from_jsonl(jsonl_path(out, src.name))}
+    )["ours"]
+    return result, summary
+
+
+def missing_inputs() -> list[Path]:
+    """What the study needs and this machine lacks (the footage, the ground truth)."""
+    return [p for p in (VIDEO, pets09.DATA / "gt.txt") if not p.is_file()]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="people", help="detector.weights (name or path)")
@@ -67,20 +92,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = ap.parse_args(argv)
     setup_logging()
-    missing = [p for p in (VIDEO, pets09.DATA / "gt.txt") if not p.is_file()]
+    missing = missing_inputs()
     if missing:
         print(f"bench.street skipped: {', '.join(map(str, missing))} absent", file=sys.stderr)
         return 0
-    src = frames(VIDEO)
-    out = WORK / args.name
     overrides = [*BASE, f"detector.weights={args.model}", *args.overrides]
-    cfg = load_config(CONFIG, overrides, sources=[str(src)], output=str(out))
-    summary = run(cfg, progress=True).to_json()
-    if summary.get("exit_code"):
-        raise RuntimeError(f"pipeline failed: {summary.get('error')}")
-    result = pets09.score(
-        pets09.load_gt(), {"ours": pets09.tracks_from_jsonl(jsonl_path(out, src.name))}
-    )["ours"]
+    result, _ = run_street(args.model, args.overrides, args.name)
     row = {"model": args.model, **result}
     cols = [("model", "model", "s")] + [
         (k, k, ".2f" if isinstance(v, float) else "d") for k, v in result.items()

@@ -37,6 +37,7 @@ import yaml
 from streams.sinks import SinkError
 from streams.sources import SourceError
 from vis.config import ConfigError, to_mapping
+from vis.detection.factory import DetectorConfig
 from vis.detection.models import WeightsError
 from vis.detection.precomputed import PrecomputedError
 from vis_pipeline.config import load_config
@@ -134,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INPUT
     if args.print_config:
         print(yaml.safe_dump(to_mapping(cfg), sort_keys=False))
+        print(precision_comment(cfg.detector))
         return EXIT_OK
 
     stop = threading.Event()
@@ -164,6 +166,26 @@ def main(argv: list[str] | None = None) -> int:
     if summary.error:
         print(f"error: {summary.error}", file=sys.stderr)
     return summary.exit_code
+
+
+def precision_comment(detector: DetectorConfig) -> str:
+    """YAML comment lines naming the CPU's features and the precision the detector's engine
+    is told to run at, beside the one it would pick by itself."""
+    from vis.detection.engines import engine_default_precision  # noqa: PLC0415
+    from vis.detection.precision import cpu_features  # noqa: PLC0415
+
+    cpu = cpu_features()
+    lines = [f"# CPU: {cpu.describe()}"]
+    if detector.type == "precomputed":
+        return "\n".join(lines)
+    told = detector.precision
+    if detector.precision == "bf16" and not cpu.bf16:
+        told += " (no bf16 in this CPU's hardware: emulated by torch, f32 in openvino)"
+    lines.append(
+        f"# detector: {detector.engine} told to run at {told}; its own default on this "
+        f"CPU: {engine_default_precision(detector.engine)}"
+    )
+    return "\n".join(lines)
 
 
 def _subcommand(name: str, argv: list[str]) -> int:

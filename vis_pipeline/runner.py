@@ -23,6 +23,7 @@ from streams.sinks import JsonlSink, OverlayVideoSink, Sink, SinkError, jsonl_pa
 from streams.sources import SourceError
 from vis.config import from_mapping
 from vis.detection.factory import build_detector
+from vis.detection.precision import cpu_features
 from vis_pipeline.config import PipelineConfig
 from vis_pipeline.inputs import StreamInput, declared_frames, expand_inputs
 from vis_pipeline.progress import ProgressBars
@@ -60,7 +61,15 @@ def run(
     detector = build_detector(cfg.detector)
     out_dir = Path(cfg.output)
     out_dir.mkdir(parents=True, exist_ok=True)
-    summary = RunSummary(failed_inputs=list(errors))
+    summary = RunSummary(
+        failed_inputs=list(errors),
+        detector={
+            "engine": detector.engine,
+            "requested": cfg.detector.precision,
+            "precision": detector.precision,
+        },
+        cpu=cpu_features().to_json(),
+    )
     if store is None or not cfg.resume:
         store = open_store(cfg, [item.stream_id for item in inputs], restart=restart)
     sinks: list[Sink] = list(extra_sinks or [])

@@ -23,6 +23,10 @@ class RunSummary:
     detector_calls: int = 0
     sink_stats: dict[str, Any] = dataclasses.field(default_factory=dict)
     outputs: list[str] = dataclasses.field(default_factory=list)
+    # what ran the network and at which precision (asked and reported by the engine), and
+    # the CPU's features that decide what a lower precision costs and gains
+    detector: dict[str, str] = dataclasses.field(default_factory=dict)
+    cpu: dict[str, Any] = dataclasses.field(default_factory=dict)
     exit_code: int = EXIT_OK
     error: str | None = None
 
@@ -58,6 +62,8 @@ class RunSummary:
             f"ms/frame; {len(self.skipped_complete)} already complete; "
             f"{len(self.failed_inputs)} failed"
         )
+        if self.detector:
+            lines.append(precision_line(self.detector, self.cpu))
         for failure in self.failed_inputs:
             lines.append(f"  failed: {failure}")
         for name, stats in self.sink_stats.items():
@@ -65,6 +71,15 @@ class RunSummary:
         for output in self.outputs:
             lines.append(f"  wrote {output}")
         return "\n".join(lines)
+
+
+def precision_line(detector: dict[str, str], cpu: dict[str, Any]) -> str:
+    """``detector: openvino at f32 (asked f32) on <CPU> (AVX2 AVX-512 ...)``."""
+    features = " ".join(cpu.get("features", [])) or "no AVX2"
+    return (
+        f"  detector: {detector['engine']} at {detector['precision']} (asked "
+        f"{detector['requested']}) on {cpu.get('model', 'unknown CPU')} ({features})"
+    )
 
 
 def _render_stream(s: dict) -> list[str]:

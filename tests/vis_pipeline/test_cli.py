@@ -77,10 +77,25 @@ def test_help_documents_every_option(capsys):
         assert opt in out
 
 
+def test_print_config_names_the_cpu_and_the_precision_the_engine_is_told(capsys):
+    from vis.detection.precision import cpu_features
+
+    code, out, _ = run_cli(
+        ["--config", "configs/street.yaml", "--set", "detector.precision=bf16", "--print-config"],
+        capsys,
+    )
+    assert code == 0
+    assert "precision: bf16" in out
+    assert f"# CPU: {cpu_features().describe()}" in out
+    assert "# detector: openvino told to run at bf16" in out
+    assert "its own default on this CPU:" in out
+
+
 @pytest.mark.parametrize(
     "args, needle",
     [
         (["--set", "keyframes.interval=0"], "keyframes.interval=0"),
+        (["--set", "detector.precision=bf16", "--set", "detector.engine=onnxruntime"], "bf16"),
         (["--set", "detector.bogus=1"], "unknown key detector.bogus"),
         (["--set", "tracker.max_lost_s=-3"], "tracker.max_lost_s=-3"),
         (["--config", "/nonexistent/cfg.yaml"], "/nonexistent/cfg.yaml"),

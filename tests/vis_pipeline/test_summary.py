@@ -77,3 +77,17 @@ def test_render_and_json_add_up_the_streams():
 def test_live_streams_show_drops_and_reconnects():
     text = RunSummary(streams=[stream(live=True, dropped_frames=7, reconnects=2)]).render()
     assert "dropped 7  reconnects 2" in text
+
+
+def test_the_summary_names_the_engine_its_precision_and_the_cpu():
+    s = RunSummary(
+        streams=[stream()],
+        detector={"engine": "openvino", "requested": "f32", "precision": "f32"},
+        cpu={"model": "Intel(R) Xeon(R) Processor", "features": ["AVX2", "AVX-512", "AMX"]},
+    )
+    assert (
+        "  detector: openvino at f32 (asked f32) on Intel(R) Xeon(R) Processor "
+        "(AVX2 AVX-512 AMX)" in s.render().splitlines()
+    )
+    j = s.to_json()
+    assert j["detector"]["precision"] == "f32" and j["cpu"]["features"][-1] == "AMX"

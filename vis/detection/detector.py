@@ -20,6 +20,7 @@ from torchvision.models.detection import MaskRCNN
 from vis.detection.base import Detector
 from vis.detection.models import WeightsError, load_model
 from vis.detection.onnx_export import paste_masks
+from vis.detection.precision import pin_torch_f32, torch_autocast
 from vis.ops.masks import at_threshold
 from vis.types import Detections, Frame
 
@@ -27,9 +28,11 @@ log = logging.getLogger(__name__)
 
 
 class Embedder(Protocol):
-    """Appearance embeddings for given instances: (N, D) float32, L2-normalised rows."""
+    """Appearance embeddings for given instances: (N, D) float32, L2-normalised rows.
+    ``precision``: what its network runs at (``n/a`` without one)."""
 
     dim: int
+    precision: str
 
     def embed(self, image: np.ndarray, dets: Detections) -> np.ndarray: ...
 
@@ -60,6 +63,9 @@ class MaskRCNNDetector(Detector):
         classes: allow-list of labels or class indices (None = all).
         mask_threshold: soft-mask threshold for the binary masks.
         device: ``cpu`` or ``cuda[:k]``; on cuda the model runs in fp16 when ``fp16``.
+        precision: ``f32`` (IEEE float32, pinned: no TF32/bf16 fast-math) or ``bf16`` (the
+            network under torch's CPU bf16 autocast; a speed lever with a cost, see
+            docs/benchmarks.md).
         appearance: ``box_head`` (the box-head representation only) or ``fused`` (box head
             concatenated with a colour histogram inside the mask, each half L2-normalised;
             no second network). Measured on the demo model: nearest-neighbour re-identification
@@ -77,8 +83,11 @@ class MaskRCNNDetector(Detector):
         mask_threshold: float = 0.5,
         device: str = "cpu",
         fp16: bool = True,
+        precision: str = "f32",
         appearance: str = "box_head",
     ) -> None:
+        if precision not in ("f32", "bf16"):
+            raise ValueError(f"precision must be f32 or bf16 for eager torch, not {precision!r}")
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.labels = list(labels)
@@ -86,6 +95,9 @@ class MaskRCNNDetector(Detector):
         self.max_detections = max_detections
         self.mask_threshold = mask_threshold
         self.fp16 = fp16 and self.device.type == "cuda"
+        self.engine = "torch"
+        self.precision = "f16" if self.fp16 else precision
+        pin_torch_f32()  # bf16 comes from autocast only, never from a float32 fast-math mode
         self.model.roi_heads.score_thresh = score_threshold
         self.model.roi_heads.detections_per_img = max_detections
         self.allowed: set[int] | None = None
@@ -147,7 +159,8 @@ class MaskRCNNDetector(Detector):
             with torch.autocast("cuda", dtype=torch.float16):
                 feats = self.model.backbone(batch.tensors)
         else:
-            feats = self.model.backbone(batch.tensors)
+            with torch_autocast(self.precision):
+                feats = self.model.backbone(batch.tensors)
         return batch, feats
 
     def _embed_boxes(self, feats, boxes: list[torch.Tensor], image_sizes) -> list[torch.Tensor]:
@@ -156,8 +169,9 @@ class MaskRCNNDetector(Detector):
         if sum(counts) == 0:
             return [torch.zeros((0, self.box_head_dim)) for _ in boxes]
         rh = self.model.roi_heads
-        pooled = rh.box_roi_pool(feats, boxes, image_sizes)
-        emb = F.normalize(rh.box_head(pooled).float(), dim=1)
+        with torch_autocast(self.precision):
+            pooled = rh.box_roi_pool(feats, boxes, image_sizes)
+            emb = F.normalize(rh.box_head(pooled).float(), dim=1)
         return list(emb.split(counts))
 
     @torch.inference_mode()
@@ -167,8 +181,9 @@ class MaskRCNNDetector(Detector):
             return []
         orig_sizes = [im.shape[:2] for im in images]
         batch, feats = self._features(images)
-        proposals, _ = self.model.rpn(batch, feats)
-        dets, _ = self.model.roi_heads(feats, proposals, batch.image_sizes)
+        with torch_autocast(self.precision):
+            proposals, _ = self.model.rpn(batch, feats)
+            dets, _ = self.model.roi_heads(feats, proposals, batch.image_sizes)
         if self.allowed is not None:
             for d in dets:
                 keep = torch.tensor([int(c) in self.allowed for c in d["labels"]], dtype=torch.bool)
@@ -227,6 +242,7 @@ class BoxHeadEmbedder:
     def __init__(self, detector: MaskRCNNDetector) -> None:
         self.detector = detector
         self.dim = detector.dim
+        self.precision = detector.precision
 
     def embed(self, image: np.ndarray, dets: Detections) -> np.ndarray:
         if len(dets) == 0:
@@ -248,6 +264,8 @@ class HistogramEmbedder:
         stripes: horizontal stripes of the box, each with its own histogram (1 = the whole
             mask at once).
     """
+
+    precision = "n/a"
 
     def __init__(
         self, bins: tuple[int, int, int] = (12, 4, 8), relative_value: bool = True, stripes: int = 2

@@ -1,9 +1,12 @@
 """ONNX inference engines behind one small interface.
 
-Contract: ``open_session(path, engine=..., threads=...)`` loads an ONNX file into ONNX Runtime
-(``onnxruntime``) or OpenVINO (``openvino``) on the CPU and returns a ``Session`` whose
-``run({name: array})`` returns the graph's outputs as numpy arrays, in ``output_names``
-order. A missing engine package or an unreadable file is an ``EngineError`` with a one-line
+Contract: ``open_session(path, engine=..., threads=..., precision=...)`` loads an ONNX file
+into ONNX Runtime (``onnxruntime``) or OpenVINO (``openvino``) on the CPU and returns a
+``Session`` whose ``run({name: array})`` returns the graph's outputs as numpy arrays, in
+``output_names`` order, and whose ``precision`` is the float precision the engine reports it
+really runs at. The precision (``f32`` or ``bf16``) is always passed to the engine: OpenVINO's
+CPU plugin would otherwise pick bf16 by itself on CPUs with AMX. A missing engine package, an
+unreadable file or a precision the engine cannot run is an ``EngineError`` with a one-line
 message naming it and the fix.
 """
 
@@ -19,6 +22,7 @@ import numpy as np
 from vis.detection.models import WeightsError
 
 ENGINES = ("onnxruntime", "openvino")
+FLOAT_PRECISIONS = ("f32", "bf16")
 
 
 class EngineError(WeightsError):
@@ -28,8 +32,12 @@ class EngineError(WeightsError):
 
 class Session(abc.ABC):
     """One loaded model. Attributes: ``input_names``, ``output_names``, ``input_shapes``
-    (dims are ints or None where dynamic), ``metadata`` (the ONNX file's string props)."""
+    (dims are ints or None where dynamic), ``metadata`` (the ONNX file's string props),
+    ``precision`` (the float precision the engine runs the graph's float operations at, as
+    it reports it: ``f32`` or ``bf16``), ``engine`` (its name in ``detector.engine``)."""
 
+    engine: str
+    precision: str
     input_names: list[str]
     output_names: list[str]
     input_shapes: list[list[int | None]]
@@ -41,15 +49,26 @@ class Session(abc.ABC):
 
 
 class OrtSession(Session):
-    def __init__(self, path: Path, threads: int) -> None:
+    engine = "onnxruntime"
+
+    def __init__(self, path: Path, threads: int, precision: str = "f32") -> None:
         import onnxruntime as ort
 
+        if precision != "f32":
+            raise EngineError(
+                f"detector.precision {precision} is not available in onnxruntime's CPU engine "
+                "(float32 only on x86): use detector.engine openvino or torch for bf16"
+            )
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
         # no busy-waiting between calls: the pipeline's other stages share these cores
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # float32 stated, not assumed: no bf16 fast-math in matrix products (an ARM option
+        # today; set so that a build which grows it elsewhere keeps float32)
+        opts.add_session_config_entry("mlas.enable_gemm_fastmath_arm64_bfloat16", "0")
+        self.precision = "f32"
         try:
             self._sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
@@ -68,13 +87,20 @@ class OrtSession(Session):
 
 
 class OpenVinoSession(Session):
-    def __init__(self, path: Path, threads: int) -> None:
+    engine = "openvino"
+
+    def __init__(self, path: Path, threads: int, precision: str = "f32") -> None:
         import openvino as ov
 
         core = ov.Core()
         try:
             model = core.read_model(str(path))
-            config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"}
+            config = {
+                "INFERENCE_NUM_THREADS": threads,
+                "PERFORMANCE_HINT": "LATENCY",
+                # the plugin's own default is bf16 on CPUs with AMX: always say which
+                "INFERENCE_PRECISION_HINT": precision,
+            }
             cache = path.parent / ".openvino-cache"
             if os.access(path.parent, os.W_OK):
                 # compiled blobs: later processes skip most of the compile
@@ -86,6 +112,8 @@ class OpenVinoSession(Session):
                 "or use detector.engine: onnxruntime"
             ) from exc
         self._request = self._compiled.create_infer_request()
+        # what the compiled model runs at (bf16 asked on a CPU without it gives f32)
+        self.precision = _precision_name(self._compiled.get_property("INFERENCE_PRECISION_HINT"))
         self.input_names = [i.get_any_name() for i in model.inputs]
         self.output_names = [o.get_any_name() for o in model.outputs]
         self.input_shapes = [
@@ -97,6 +125,27 @@ class OpenVinoSession(Session):
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         result = self._request.infer(feeds)
         return [np.asarray(result[o]) for o in self._compiled.outputs]
+
+
+def _precision_name(value: object) -> str:
+    """OpenVINO's element type (``<Type: 'bfloat16'>``, ``f32``...) -> ``f32`` / ``bf16`` / ..."""
+    text = str(getattr(value, "get_type_name", lambda: value)()).lower()
+    for name, keys in (("bf16", ("bf16", "bfloat16")), ("f16", ("f16", "float16"))):
+        if any(k in text for k in keys):
+            return name
+    return "f32" if ("f32" in text or "float32" in text) else text
+
+
+def engine_default_precision(engine: str) -> str:
+    """The precision ``engine`` would pick by itself on this CPU if it were not told (the
+    project always tells it); for ``--print-config`` and the docs' tables."""
+    if engine == "openvino":
+        try:
+            import openvino as ov
+        except ImportError:
+            return "unknown (openvino not installed)"
+        return _precision_name(ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT"))
+    return "f32"
 
 
 def _onnx_metadata(path: Path) -> dict[str, str]:
@@ -111,11 +160,17 @@ def _first_line(exc: BaseException) -> str:
     return lines[0][:200] if lines else type(exc).__name__
 
 
-def open_session(path: str | Path, *, engine: str = "onnxruntime", threads: int = 1) -> Session:
-    """Load ``path`` (an ONNX file) into ``engine`` on the CPU with ``threads`` threads."""
+def open_session(
+    path: str | Path, *, engine: str = "onnxruntime", threads: int = 1, precision: str = "f32"
+) -> Session:
+    """Load ``path`` (an ONNX file) into ``engine`` on the CPU with ``threads`` threads, its
+    float operations at ``precision`` (``f32`` or ``bf16``; an INT8 graph's quantised
+    operations stay INT8)."""
     path = Path(path)
     if engine not in ENGINES:
         raise EngineError(f"detector.engine {engine!r} is unknown: use one of {ENGINES}")
+    if precision not in FLOAT_PRECISIONS:
+        raise EngineError(f"precision {precision!r} is unknown: use one of {FLOAT_PRECISIONS}")
     if not path.is_file():
         raise EngineError(f"ONNX model {path} not found: pass an existing .onnx file")
     try:
@@ -125,7 +180,8 @@ def open_session(path: str | Path, *, engine: str = "onnxruntime", threads: int 
             f"detector.engine {engine} needs the {engine} package: pip install {engine} "
             "(scripts/bootstrap.sh installs it)"
         ) from exc
-    return OrtSession(path, threads) if engine == "onnxruntime" else OpenVinoSession(path, threads)
+    kind = OrtSession if engine == "onnxruntime" else OpenVinoSession
+    return kind(path, threads, precision)
 
 
 def class_names(metadata: dict[str, str]) -> list[str] | None:

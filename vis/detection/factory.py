@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Literal
 from vis.config import require
 from vis.detection.base import Detector
 from vis.detection.models import ARCHS, set_rpn_top_n
+from vis.detection.precision import float_part
 
 if TYPE_CHECKING:
     from vis.detection.detector import MaskRCNNDetector
@@ -27,8 +28,11 @@ class DetectorConfig:
     engine: ``torch`` (eager PyTorch), ``onnxruntime`` or ``openvino`` (``maskrcnn``: the
         model exported to ONNX once, cached beside the checkpoint; ``yolo_seg_onnx`` needs
         one of the two ONNX engines).
-    precision: ``fp32`` or ``int8`` (ONNX engines, ``maskrcnn``: the export statically
-        quantised, see ``quantize.py``).
+    precision: the numeric precision, a decision of the configuration, never an engine's
+        default: ``f32`` (IEEE float32 everywhere: the reference), ``bf16`` (torch's CPU
+        autocast, or OpenVINO's bf16 inference; onnxruntime has none) or ``int8`` (ONNX
+        engines, ``maskrcnn``: the export statically quantised, see ``quantize.py``; the
+        rest in float32). ``fp32`` is read as ``f32``. Passed explicitly to every engine.
     calibration_images: ``int8``: a folder of real frames to calibrate activation ranges on.
     rpn_pre_nms_top_n, rpn_post_nms_top_n: RPN proposals per image at test time before /
         after NMS (null = the model's own).
@@ -57,7 +61,7 @@ class DetectorConfig:
     # the fastest engine here that gives the same detections as torch (docs/benchmarks.md
     # section 7)
     engine: Literal["torch", "onnxruntime", "openvino"] = "openvino"
-    precision: Literal["fp32", "int8"] = "fp32"
+    precision: Literal["f32", "bf16", "int8", "fp32"] = "f32"
     calibration_images: str | None = None
     weights: str | None = "demo"
     arch: str = "resnet50_fpn"
@@ -80,6 +84,8 @@ class DetectorConfig:
     embedder: Literal["box_head", "histogram"] = "histogram"
 
     def __post_init__(self) -> None:
+        if self.precision == "fp32":  # the key's older spelling
+            object.__setattr__(self, "precision", "f32")
         require(
             self.arch in ARCHS, "detector.arch", self.arch, f"must be one of {', '.join(ARCHS)}"
         )
@@ -111,16 +117,23 @@ class DetectorConfig:
             "runs on the CPU: set detector.engine: torch to use detector.device cuda",
         )
         require(
-            self.precision == "fp32" or self.engine != "torch",
+            self.precision != "int8" or self.engine != "torch",
             "detector.precision",
             self.precision,
             "int8 needs detector.engine onnxruntime or openvino",
         )
         require(
-            self.precision == "fp32" or bool(self.calibration_images),
+            self.precision != "int8" or bool(self.calibration_images),
             "detector.precision",
             self.precision,
             "needs detector.calibration_images (a folder of real frames like the camera's)",
+        )
+        require(
+            self.precision != "bf16" or self.engine != "onnxruntime",
+            "detector.precision",
+            self.precision,
+            "is not available in onnxruntime's CPU engine: use detector.engine openvino or "
+            "torch for bf16",
         )
         if self.type == "yolo_seg_onnx":
             require(
@@ -174,7 +187,9 @@ def build_detector(cfg: DetectorConfig) -> Detector:
         return build_onnx_maskrcnn(cfg)
     model = None
     if cfg.type == "maskrcnn" or cfg.embedder == "box_head":
-        model = build_torch_maskrcnn(cfg, device=cfg.device, fp16=cfg.fp16)
+        model = build_torch_maskrcnn(
+            cfg, device=cfg.device, fp16=cfg.fp16, precision=float_part(cfg.precision)
+        )
     if cfg.type == "maskrcnn":
         return model
     embedder = BoxHeadEmbedder(model) if cfg.embedder == "box_head" else HistogramEmbedder()
@@ -190,7 +205,7 @@ def build_detector(cfg: DetectorConfig) -> Detector:
 
 def build_torch_maskrcnn(cfg: DetectorConfig, **device) -> MaskRCNNDetector:
     """The configured Mask R-CNN in eager torch (weights, sizes, thresholds, RPN top-n);
-    ``device`` takes ``device`` and ``fp16``."""
+    ``device`` takes ``device``, ``fp16`` and ``precision``."""
     from vis.detection.detector import MaskRCNNDetector
 
     model = MaskRCNNDetector.from_weights(
@@ -215,8 +230,16 @@ def _build_yolo_seg(cfg: DetectorConfig) -> Detector:
     from vis.detection.engines import open_session
     from vis.detection.yolo_seg import YoloSegDetector, YoloSegThresholds
 
+    require(
+        cfg.precision != "int8",
+        "detector.precision",
+        cfg.precision,
+        "int8 is for type maskrcnn: quantise the YOLO-seg export with its own tools",
+    )
     return YoloSegDetector(
-        session=open_session(cfg.weights, engine=cfg.engine, threads=cfg.threads),
+        session=open_session(
+            cfg.weights, engine=cfg.engine, threads=cfg.threads, precision=float_part(cfg.precision)
+        ),
         labels=cfg.labels,
         thresholds=YoloSegThresholds(
             score=cfg.score_threshold, iou=cfg.nms_iou, max_detections=cfg.max_detections

@@ -18,6 +18,7 @@ import numpy as np
 from vis.detection.base import Detector
 from vis.detection.engines import Session, open_session
 from vis.detection.onnx_export import paste_masks, resized_size
+from vis.detection.precision import float_part
 from vis.ops.masks import at_threshold
 from vis.types import Detections, Frame
 
@@ -116,7 +117,7 @@ def build_onnx_maskrcnn(cfg) -> OnnxMaskRCNNDetector:
     from vis.detection.models import SHIPPED_CHECKPOINTS, coco_weights_file
     from vis.detection.onnx_export import cached_export
 
-    torch_det = build_torch_maskrcnn(cfg)
+    torch_det = build_torch_maskrcnn(cfg)  # f32: the export traces float32 graphs
     if cfg.weights in ("coco", "coco_v2"):
         arch = "resnet50_fpn_v2" if cfg.weights == "coco_v2" else cfg.arch
         weights_file = coco_weights_file(arch)
@@ -130,7 +131,12 @@ def build_onnx_maskrcnn(cfg) -> OnnxMaskRCNNDetector:
 
             sizes = (torch_det.min_size, int(torch_det.model.transform.max_size))
             path = quantized(path, calibration=cfg.calibration_images, sizes=sizes, batch=batch)
-        return open_session(path, engine=cfg.engine, threads=cfg.threads)
+        return open_session(
+            path,
+            engine=cfg.engine,
+            threads=cfg.threads,
+            precision=float_part(cfg.precision),
+        )
 
     detector = OnnxMaskRCNNDetector(
         sessions=open_batch,
@@ -144,4 +150,7 @@ def build_onnx_maskrcnn(cfg) -> OnnxMaskRCNNDetector:
     # export / load now, not at the first keyframe of a live stream
     for batch in sorted({1, cfg.batch_size}):
         detector.session(batch)
+    detector.engine = cfg.engine
+    ran = detector.session(1).precision  # as the engine reports it
+    detector.precision = f"int8+{ran}" if cfg.precision == "int8" else ran
     return detector

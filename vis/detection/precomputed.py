@@ -59,6 +59,8 @@ class PrecomputedDetector(Detector):
         self.labels = labels or self._scan_labels()
         self.score_threshold = score_threshold
         self.malformed = 0
+        self.engine = "precomputed"
+        self.precision = embedder.precision
 
     def _scan_labels(self) -> list[str]:
         names: dict[int, str] = {}

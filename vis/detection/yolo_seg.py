@@ -103,6 +103,8 @@ class YoloSegDetector(Detector):
         embedder=None,
     ) -> None:
         self.session = session
+        self.engine = session.engine
+        self.precision = session.precision
         if len(session.input_names) != 1 or len(session.output_names) != 2:
             raise YoloSegError(
                 f"a YOLO-seg graph has 1 input and 2 outputs, this one has "

@@ -58,7 +58,7 @@ def synthetic_frames():
 @pytest.mark.parametrize("engine", ENGINES)
 def test_demo_model_engine_equals_torch_with_batches(demo_copy, synthetic_frames, engine):
     base = dict(weights=str(demo_copy), threads=1, appearance="fused", score_threshold=0.3)
-    torch_det = build_detector(DetectorConfig(**base))
+    torch_det = build_detector(DetectorConfig(**base, engine="torch"))
     onnx_det = build_detector(DetectorConfig(**base, engine=engine, batch_size=2))
     want = torch_det.detect(synthetic_frames)
     got = onnx_det.detect(synthetic_frames)  # 3 frames of one size: a batch of 2, then 1
@@ -143,7 +143,7 @@ def test_people_cars_engine_equals_torch_on_real_images(engine):
     images = [cv2.imread(str(s.path)) for s in held[:4]]
     images.append(cv2.resize(images[0], (1280, 720)))
     base = dict(weights="people_cars", threads=1, appearance="fused")
-    torch_det = build_detector(DetectorConfig(**base))
+    torch_det = build_detector(DetectorConfig(**base, engine="torch"))
     onnx_det = build_detector(DetectorConfig(**base, engine=engine))
     found = 0
     for k, img in enumerate(images):

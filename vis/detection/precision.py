@@ -1,0 +1,117 @@
+"""Numeric precision: what the configuration asks for, what the CPU offers, what ran.
+
+Contract: the precision of a detector is a decision of its configuration
+(``detector.precision``: ``f32``, ``bf16`` or ``int8``; default ``f32``) and is passed
+explicitly to every engine; no library's default is trusted (OpenVINO's CPU plugin picks bf16
+on CPUs with AMX, which changed the street demo's tracks). ``cpu_features()`` names the CPU
+and the features that decide what a lower precision costs and gains; ``pin_torch_f32()``
+fixes eager torch's float32 math to IEEE float32; ``torch_autocast(precision)`` is the
+context the torch detector runs its network in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import platform
+from pathlib import Path
+
+PRECISIONS = ("f32", "bf16", "int8")
+
+
+@dataclasses.dataclass(frozen=True)
+class CpuFeatures:
+    """The CPU's model name and its feature flags (``/proc/cpuinfo`` names)."""
+
+    model: str
+    flags: frozenset[str]
+
+    @property
+    def avx2(self) -> bool:
+        return "avx2" in self.flags
+
+    @property
+    def avx512(self) -> bool:
+        return "avx512f" in self.flags
+
+    @property
+    def vnni(self) -> bool:
+        """INT8 dot products (AVX-512 VNNI or AVX-VNNI)."""
+        return bool({"avx512_vnni", "avx_vnni"} & self.flags)
+
+    @property
+    def bf16(self) -> bool:
+        """bf16 arithmetic in hardware (AVX-512 BF16 or AMX); without it bf16 is emulated."""
+        return bool({"avx512_bf16", "amx_bf16"} & self.flags)
+
+    @property
+    def amx(self) -> bool:
+        return bool({"amx_bf16", "amx_int8", "amx_tile"} & self.flags)
+
+    def names(self) -> list[str]:
+        """The features that matter for the detector's precision, in a fixed order."""
+        table = [
+            ("AVX2", self.avx2),
+            ("AVX-512", self.avx512),
+            ("VNNI", self.vnni),
+            ("BF16", "avx512_bf16" in self.flags),
+            ("AMX", self.amx),
+        ]
+        return [name for name, present in table if present]
+
+    def describe(self) -> str:
+        """E.g. ``Intel(R) Xeon(R) Processor (AVX2 AVX-512 VNNI BF16 AMX)``."""
+        return f"{self.model} ({' '.join(self.names()) or 'no AVX2'})"
+
+    def to_json(self) -> dict:
+        return {"model": self.model, "features": self.names()}
+
+
+def parse_cpuinfo(text: str) -> CpuFeatures:
+    """``CpuFeatures`` from the text of ``/proc/cpuinfo`` (the first processor's entry)."""
+    model, flags = "", frozenset()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key == "model name" and not model:
+            model = value.strip()
+        elif key in ("flags", "Features") and not flags:
+            flags = frozenset(value.split())
+    return CpuFeatures(model=model or platform.processor() or "unknown CPU", flags=flags)
+
+
+@functools.cache
+def cpu_features() -> CpuFeatures:
+    """This machine's CPU (read once per process)."""
+    try:
+        return parse_cpuinfo(Path("/proc/cpuinfo").read_text())
+    except OSError:
+        return CpuFeatures(model=platform.processor() or "unknown CPU", flags=frozenset())
+
+
+def float_part(precision: str) -> str:
+    """The precision of a detector's float operations: ``bf16`` for ``bf16``, else ``f32``
+    (``int8`` quantises the convolutions; what stays in float runs in float32)."""
+    return "bf16" if precision == "bf16" else "f32"
+
+
+def pin_torch_f32() -> None:
+    """Eager torch's float32 convolutions and matrix products in IEEE float32: never TF32 or
+    bf16 fast-math, whatever a library or an environment variable set before. Process-wide,
+    as torch's setting is."""
+    import torch
+
+    torch.backends.mkldnn.fp32_precision = "ieee"
+    torch.backends.mkldnn.conv.fp32_precision = "ieee"
+    torch.backends.mkldnn.matmul.fp32_precision = "ieee"
+
+
+def torch_autocast(precision: str):
+    """The context eager torch runs the network in: bf16 autocast on the CPU for ``bf16``,
+    nothing for ``f32`` (IEEE float32, see ``pin_torch_f32``)."""
+    if precision == "bf16":
+        import torch
+
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
