@@ -34,6 +34,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from vis.detection.precision import cpu_features  # noqa: E402
+
 RESULTS = ROOT / "bench" / "results"
 LOOP_STAGES = ("detect", "flow", "propagate", "track", "propagate_back")
 STREET_FRAMES = 200
@@ -158,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
             print(rows[-1], flush=True)
     report = {
         "date": time.strftime("%Y-%m-%d %H:%M"),
+        "cpu": cpu_features().describe(),
         "clip": what,
         "overrides": [*extra, *args.overrides],
         "rows": rows,
@@ -171,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
     md = [
-        f"{what}; {report['date']}; `python -m bench.demo_fps"
+        f"{what}; {report['date']}, {report['cpu']}; `python -m bench.demo_fps"
         + (" --street" if args.street else " --r50" if args.r50 else "")
         + "`",
         "",

@@ -14,7 +14,12 @@ For each setting (engine x precision) of the shipped ``people`` model:
 
 and for the R50-FPN architecture (initial weights: COCO weights cannot be fetched here):
 
-* ``r50``: ms per 1280x720 frame (min_size 480), settings taking turns.
+* ``r50``: ms per 1280x720 frame (min_size 480), settings taking turns;
+
+and, where the CPU has bf16, what bf16 changes in the people model's output (``jitter``):
+OpenVINO f32 and bf16 on every 3rd of the first 120 street frames (score >= 0.5), the same
+person's box IoU and score difference between the two, the embeddings' cosine distance, next
+to the distance between one person's f32 embeddings three frames apart.
 
 INT8 calibrates on 32 training-split images (never the held-out ones). The table names the CPU
 and its features: bf16 and INT8 gain only where the CPU has them in hardware (AMX, AVX-512
@@ -143,6 +148,58 @@ def r50_part(settings, calibration: str, reps: int) -> list[dict]:
     return rows
 
 
+def jitter_part() -> dict:
+    """How far OpenVINO bf16's detections are from f32's on the same street frames."""
+    import numpy as np
+
+    from bench.street import VIDEO
+    from vis.ops.boxes import box_iou
+
+    cap = cv2.VideoCapture(str(VIDEO))
+    frames = []
+    for i in range(120):
+        ok, frame = cap.read()
+        if ok and i % 3 == 0:
+            frames.append(frame)
+    cap.release()
+    base = DetectorConfig(
+        weights="people", engine="openvino", threads=1, classes=["person"], score_threshold=0.5
+    )
+    runs = {
+        p: build_detector(dataclasses.replace(base, precision=p)).detect(frames)
+        for p in ("f32", "bf16")
+    }
+    ious, scores, emb, temporal = [], [], [], []
+    for a, b in zip(runs["f32"], runs["bf16"]):
+        if len(a) and len(b):
+            iou = box_iou(a.xyxy, b.xyxy)
+            for i, j in enumerate(iou.argmax(axis=1)):
+                if iou[i, j] >= 0.5:  # the same person in both
+                    ious.append(iou[i, j])
+                    scores.append(abs(a.scores[i] - b.scores[j]))
+                    emb.append(1.0 - float(a.embeddings[i] @ b.embeddings[j]))
+    for a, b in zip(runs["f32"][:-1], runs["f32"][1:]):
+        if len(a) and len(b):
+            iou = box_iou(a.xyxy, b.xyxy)
+            for i, j in enumerate(iou.argmax(axis=1)):
+                if iou[i, j] >= 0.6:
+                    temporal.append(1.0 - float(a.embeddings[i] @ b.embeddings[j]))
+
+    def pct(values, q):
+        return [round(float(v), 4) for v in np.percentile(values, q)]
+
+    out = {
+        "frames": len(frames),
+        "detections": {p: sum(len(d) for d in r) for p, r in runs.items()},
+        "box_iou_p50_p10": pct(ious, [50, 10]),
+        "score_diff_p50_p90": pct(scores, [50, 90]),
+        "embedding_distance_p50_p90": pct(emb, [50, 90]),
+        "f32_same_person_3_frames_apart_p50_p90": pct(temporal, [50, 90]),
+    }
+    print(out, flush=True)
+    return out
+
+
 def markdown(payload: dict) -> str:
     out = [
         f"# Precision levers on {payload['cpu']} ({payload['date']}, one thread per "
@@ -159,7 +216,7 @@ def markdown(payload: dict) -> str:
             "## people model: speed and quality per setting\n",
             "| setting | ran at | detector ms/image (60 held-out) | street fps (N=3) | "
             "mask AP Penn-Fudan | mask AP COCO128 | HOTA | DetA | AssA | IDSW | "
-            "torch f32's tracks |",
+            "vs torch f32: frames with other ids / instances at mask IoU < 0.99 |",
             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
         ]
         for name, parts in by.items():
@@ -168,9 +225,12 @@ def markdown(payload: dict) -> str:
                 continue
             mask = ap.get("mask_AP", {})
             agree = h.get("agreement_with_torch_f32")
-            same = "-" if agree is None else ("yes" if agree["holds"] else "no")
-            if agree and not agree["holds"]:
-                same += f" ({agree['id_mismatch_frames']} of {agree['frames']} frames differ)"
+            same = "-"
+            if agree:
+                same = (
+                    f"{agree['id_mismatch_frames']} / {agree['low_iou_instances']} of "
+                    f"{agree['instances']}"
+                )
             speed = ""
             if ap and ref.get("ap"):
                 speed = f" ({ref['ap']['ms_per_image'] / ap['ms_per_image']:.2f}x)"
@@ -181,6 +241,19 @@ def markdown(payload: dict) -> str:
                 f"{h.get('HOTA', '-')} | {h.get('DetA', '-')} | {h.get('AssA', '-')} | "
                 f"{h.get('IDSW', '-')} | {same} |"
             )
+    jitter = payload.get("jitter")
+    if jitter:
+        out += [
+            "\n## What bf16 changes in the people model's detections (OpenVINO, street frames)\n",
+            f"{jitter['frames']} frames (every 3rd of the first 120), score >= 0.5: "
+            f"{jitter['detections']['f32']} detections at f32, {jitter['detections']['bf16']} "
+            f"at bf16. The same person's box IoU f32 vs bf16: median "
+            f"{jitter['box_iou_p50_p10'][0]}, 10th percentile {jitter['box_iou_p50_p10'][1]}; "
+            f"score difference median / 90th percentile {jitter['score_diff_p50_p90']}; "
+            f"embedding cosine distance {jitter['embedding_distance_p50_p90']}, against "
+            f"{jitter['f32_same_person_3_frames_apart_p50_p90']} between one person's f32 "
+            "embeddings three frames apart.",
+        ]
     if payload.get("r50"):
         ref = by.get(REFERENCE, {}).get("r50")
         out += [
@@ -196,7 +269,7 @@ def markdown(payload: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--parts", default="ap,hota,r50")
+    ap.add_argument("--parts", default="ap,hota,r50,jitter")
     ap.add_argument("--reps", type=int, default=5, help="r50: timed frames per setting")
     args = ap.parse_args(argv)
     setup_logging()
@@ -219,13 +292,16 @@ def main(argv: list[str] | None = None) -> int:
     if previous.is_file():  # a run of some parts keeps the others' last results
         old = json.loads(previous.read_text())
         if old.get("cpu") == payload["cpu"]:
-            payload = {**{k: old[k] for k in ("ap", "hota", "r50") if k in old}, **payload}
+            kept = ("ap", "hota", "r50", "jitter")
+            payload = {**{k: old[k] for k in kept if k in old}, **payload}
     if "ap" in parts:
         payload["ap"] = ap_part(settings, calibration)
     if "hota" in parts:
         payload["hota"] = hota_part(settings, calibration)
     if "r50" in parts:
         payload["r50"] = r50_part(settings, calibration, args.reps)
+    if "jitter" in parts and cpu.bf16:
+        payload["jitter"] = jitter_part()
     _, md = write_report("precision", payload, markdown(payload))
     print(md.read_text())
     return 0
