@@ -184,6 +184,21 @@ def score(
     return score_boxes(gt, trackers, frames_n, fps=FPS, size=SIZE)
 
 
+def span(tracks: Tracks, start: int, stop: int) -> Tracks:
+    """The frames ``start <= f < stop`` of ``tracks``, renumbered from 0 (a fold in time:
+    a tracker that ran through the whole video, scored on one stretch of it)."""
+    return {f - start: list(tracks.get(f, [])) for f in range(start, stop)}
+
+
+def score_span(
+    gt: Tracks, trackers: dict[str, Tracks], start: int, stop: int
+) -> dict[str, dict[str, float]]:
+    """``score`` on the frames ``start <= f < stop`` only."""
+    return score(
+        span(gt, start, stop), {k: span(v, start, stop) for k, v in trackers.items()}, stop - start
+    )
+
+
 def tracks_from_jsonl(path: Path, frames_n: int = DEV_FRAMES) -> Tracks:
     """A ``vis.frame/1`` JSONL of this footage -> {frame: [(track_id, xyxy)]} for frames < n."""
     out: Tracks = {f: [] for f in range(frames_n)}

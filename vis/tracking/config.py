@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal
 
 from vis.config import require
 
@@ -20,7 +21,13 @@ class TrackerConfig:
         adaptive_mask_weight: each track learns its own mask weight (starting at
             ``mask_weight``) from which of its two predictors, the Kalman box or the
             propagated mask, found its detections better.
-        appearance_weight: weight of the embedding distance in the cost (place gets the rest).
+        appearance_fusion: how place and appearance make one cost in passes 1 and 3: ``sum``
+            (``appearance_weight`` of the embedding distance, place the rest) or ``min``
+            (BoT-SORT's: a pair near in place and alike in appearance costs the smaller of the
+            two distances, any other pair its place distance; ``association_cost``).
+        appearance_weight: ``sum`` fusion: weight of the embedding distance in the cost.
+        appearance_gate: ``min`` fusion: embedding distance at most this vouches for a pair.
+        proximity: ``min`` fusion: place similarity at least this for appearance to count.
         min_iou: gate: a pair needs at least this place similarity (passes 1 and 3).
         low_min_iou: gate of pass 2 (low-score detections): place similarity at least this.
         max_embedding_distance: gate on cosine distance in passes 1 and 3.
@@ -51,7 +58,10 @@ class TrackerConfig:
     new_track_score: float = 0.6
     mask_weight: float = 0.5
     adaptive_mask_weight: bool = True
+    appearance_fusion: Literal["sum", "min"] = "sum"
     appearance_weight: float = 0.3
+    appearance_gate: float = 0.1
+    proximity: float = 0.5
     min_iou: float = 0.1
     low_min_iou: float = 0.5
     max_embedding_distance: float = 0.5
@@ -71,7 +81,14 @@ class TrackerConfig:
     duplicate_iou: float = 0.5
 
     def __post_init__(self) -> None:
-        for key in ("mask_weight", "appearance_weight", "high_score", "low_score"):
+        for key in (
+            "mask_weight",
+            "appearance_weight",
+            "high_score",
+            "low_score",
+            "appearance_gate",
+            "proximity",
+        ):
             v = getattr(self, key)
             require(0.0 <= v <= 1.0, f"tracker.{key}", v, "must be in [0, 1]")
         require(

@@ -1,0 +1,230 @@
+"""Tracker settings judged by cross-validation: tune on one fold, report the other.
+
+    PYTHONPATH=. .venv/bin/python -m bench.tracker_cv                   # every candidate
+    PYTHONPATH=. .venv/bin/python -m bench.tracker_cv --only default,no_reid --jobs 2
+
+Folds: the PETS 2009 S2.L1 dev span (``vis_eval.pets09``) split in time, **A** = frames
+0-199 and **B** = frames 200-399. The tracker runs through all 400 frames (a stream does not
+restart at a fold's edge); each fold is scored on its own frames with TrackEval (boxes).
+Cases: the foreign detector's detections at N=1 and at N=5, and the ground-truth boxes
+without ids at N=1 (``bench.real_tracking``'s inputs). A candidate is a list of ``--set``
+overrides of the pipeline (tracker settings, mostly); ``default`` is none.
+
+A third check that is not PETS: the synthetic benchmark set (``bench.make_set``, 8
+sequences, the demo model's own detections, ``configs/demo.yaml``) at N=1 and N=5, scored on
+masks; ``--no-synthetic`` skips it.
+
+Judgement: for each fold F, the candidate with the best mean HOTA over the cases on F is the
+one tuning on F would pick; what is reported for it is its score on the *other* fold. A
+candidate replaces a default only if it beats the default on both folds (mean HOTA over the
+cases), never on the strength of one, and does not lose more than 0.5 HOTA on the synthetic
+set. Writes ``bench/results/tracker_cv.{json,md}`` (``--name`` for another report name).
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import logging
+import statistics
+import sys
+import time
+
+from bench.common import RESULTS, setup_logging, write_report
+from vis_eval import pets09
+
+FOLDS = {"A": (0, 200), "B": (200, 400)}
+CASES = [("foreign", 1), ("foreign", 5), ("gt", 1)]
+COMMAND = "PYTHONPATH=. .venv/bin/python -m bench.tracker_cv"
+#: name -> overrides; each is one departure from the defaults (or a peer's choice)
+CANDIDATES: dict[str, list[str]] = {
+    "default": [],
+    # appearance: none in the first pass (place only), or no re-identification of lost tracks
+    "no_appearance": ["tracker.appearance_weight=0"],
+    "no_reid": ["tracker.reid_max_distance=0"],
+    # place: the Kalman box alone (no propagated mask), as the box trackers do
+    "box_only": ["tracker.mask_weight=0", "tracker.adaptive_mask_weight=false"],
+    # lifecycle: ByteTrack's two-keyframe confirmation, shorter / longer memory of lost tracks
+    "confirm_2": ["tracker.confirm_hits=2", "tracker.confirm_score=1.0"],
+    "lost_2s": ["tracker.max_lost_s=2"],
+    "lost_8s": ["tracker.max_lost_s=8"],
+    # score thresholds of ByteTrack's passes (track_thresh 0.6, new tracks at +0.1)
+    "high_0.6": ["tracker.high_score=0.6", "tracker.new_track_score=0.7"],
+    # BoT-SORT's fusion of place and appearance (min, two gates) at three appearance gates
+    "fusion_min_0.05": ["tracker.appearance_fusion=min", "tracker.appearance_gate=0.05"],
+    "fusion_min_0.1": ["tracker.appearance_fusion=min", "tracker.appearance_gate=0.1"],
+    "fusion_min_0.2": ["tracker.appearance_fusion=min", "tracker.appearance_gate=0.2"],
+    # ByteTrack's first-pass gate (IoU >= 0.2 at match_thresh 0.8) and a stricter cost cap
+    "min_iou_0.2": ["tracker.min_iou=0.2"],
+    "min_iou_0.3": ["tracker.min_iou=0.3"],
+    "max_cost_0.6": ["tracker.max_cost=0.6"],
+    # the keyframe mask: the detection's alone, or more of the propagated one
+    "smoothing_1": ["propagation.smoothing=1.0"],
+    "smoothing_0.5": ["propagation.smoothing=0.5"],
+    # the motion model: stiffer or looser
+    "kalman_stiff": ["tracker.position_noise=0.06", "tracker.velocity_noise=0.06"],
+    "kalman_loose": ["tracker.position_noise=0.26", "tracker.velocity_noise=0.24"],
+}
+
+
+def run_case(candidate: str, overrides: list[str], kind: str, interval: int):
+    """One pipeline run over frames 0-399 -> (candidate, kind, interval, tracks)."""
+    logging.getLogger().setLevel(logging.WARNING)
+    work = RESULTS / "tmp"
+    work.mkdir(parents=True, exist_ok=True)
+    tracks, _ = pets09.run_ours(pets09.detections_path(kind, work), interval, overrides)
+    return candidate, kind, interval, tracks
+
+
+def run_synthetic(candidate: str, overrides: list[str], interval: int):
+    """The synthetic set at keyframe interval ``interval`` -> (candidate, interval, HOTA)."""
+    from bench.common import DATA, TMP, run_on_set, score
+
+    logging.getLogger().setLevel(logging.WARNING)
+    out = TMP / "tracker_cv" / f"{candidate}_N{interval}"
+    run_on_set(DATA, out, ["detector.threads=1", f"keyframes.interval={interval}", *overrides])
+    combined = score(DATA, {"t": out}, mask_ap=False)["trackers"]["t"]["combined"]
+    return candidate, interval, {k: combined[k] for k in ("HOTA", "AssA", "IDSW")}
+
+
+def fold_scores(gt, tracks) -> dict[str, dict]:
+    keys = ("HOTA", "DetA", "AssA", "IDSW", "IDF1")
+    out = {}
+    for fold, (a, b) in FOLDS.items():
+        s = pets09.score_span(gt, {"t": tracks}, a, b)["t"]
+        out[fold] = {k: s[k] for k in keys}
+    return out
+
+
+def case_name(kind: str, interval: int) -> str:
+    return f"{kind} N={interval}"
+
+
+def judge(rows: dict[str, dict]) -> dict:
+    """Per fold: the candidate tuning there would pick and its score on the other fold; and
+    the candidates that beat the default on both folds."""
+
+    def mean_hota(name: str, fold: str) -> float:
+        return statistics.mean(rows[name]["cases"][c][fold]["HOTA"] for c in rows[name]["cases"])
+
+    out: dict = {"picked": {}, "beats_default_on_both": []}
+    for fold in FOLDS:
+        other = next(f for f in FOLDS if f != fold)
+        best = max(rows, key=lambda n: mean_hota(n, fold))
+        out["picked"][fold] = {
+            "candidate": best,
+            "tuned_on": round(mean_hota(best, fold), 2),
+            "reported_on": other,
+            "score": round(mean_hota(best, other), 2),
+            "default_on_other": round(mean_hota("default", other), 2)
+            if "default" in rows
+            else None,
+        }
+
+    def synthetic(name: str) -> float | None:
+        syn = rows[name].get("synthetic")
+        return statistics.mean(v["HOTA"] for v in syn.values()) if syn else None
+
+    if "default" in rows:
+        for name in rows:
+            if name == "default" or not all(
+                mean_hota(name, f) > mean_hota("default", f) for f in FOLDS
+            ):
+                continue
+            mine, base = synthetic(name), synthetic("default")
+            if mine is None or base is None or mine >= base - 0.5:
+                out["beats_default_on_both"].append(name)
+    for name in rows:
+        rows[name]["mean_HOTA"] = {f: round(mean_hota(name, f), 2) for f in FOLDS}
+        syn = synthetic(name)
+        rows[name]["synthetic_mean_HOTA"] = None if syn is None else round(syn, 2)
+    return out
+
+
+def markdown(payload: dict) -> str:
+    rows, verdict = payload["rows"], payload["judgement"]
+    cases = [case_name(k, n) for k, n in CASES]
+    head = " | ".join(f"{c} {f}" for c in cases for f in FOLDS)
+    out = [
+        "# Tracker candidates on PETS09 split in time (A = frames 0-199, B = 200-399)\n",
+        f"`{COMMAND}`; HOTA per case and fold (TrackEval boxes), mean over the cases per fold.\n",
+        f"| candidate | overrides | {head} | mean A | mean B | synthetic N=1 / N=5 |",
+        "|---|---|" + "---:|" * (len(cases) * len(FOLDS) + 2) + "---|",
+    ]
+    for name, r in rows.items():
+        cells = " | ".join(f"{r['cases'][c][f]['HOTA']:.2f}" for c in cases for f in FOLDS)
+        over = " ".join(f"`{o}`" for o in r["overrides"]) or "-"
+        syn = r.get("synthetic") or {}
+        syn_cell = " / ".join(f"{syn[k]['HOTA']:.2f}" for k in sorted(syn)) or "-"
+        out.append(
+            f"| {name} | {over} | {cells} | {r['mean_HOTA']['A']:.2f} | "
+            f"{r['mean_HOTA']['B']:.2f} | {syn_cell} |"
+        )
+    out.append("")
+    for fold, p in verdict["picked"].items():
+        out.append(
+            f"* Tuned on {fold}: **{p['candidate']}** (mean HOTA {p['tuned_on']} there); on "
+            f"{p['reported_on']}, which it was not tuned on: **{p['score']}** (default "
+            f"{p['default_on_other']})."
+        )
+    both = verdict["beats_default_on_both"]
+    out.append(
+        "* Beat the default on both PETS folds without losing more than 0.5 HOTA on the "
+        "synthetic set: " + (", ".join(f"**{n}**" for n in both) if both else "none") + "."
+    )
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", default=None, help="comma-separated candidate names")
+    ap.add_argument("--jobs", type=int, default=2, help="pipeline runs at once")
+    ap.add_argument("--no-synthetic", action="store_true", help="PETS folds only")
+    ap.add_argument("--name", default="tracker_cv", help="report name under bench/results")
+    args = ap.parse_args(argv)
+    setup_logging()
+    missing = pets09.available()
+    if missing:
+        print(f"bench.tracker_cv: {missing}", file=sys.stderr)
+        return 2
+    names = args.only.split(",") if args.only else list(CANDIDATES)
+    unknown = [n for n in names if n not in CANDIDATES]
+    if unknown:
+        print(f"bench.tracker_cv: unknown candidate {unknown[0]!r}", file=sys.stderr)
+        return 2
+    gt = pets09.load_gt()
+    t0 = time.perf_counter()
+    rows: dict[str, dict] = {n: {"overrides": CANDIDATES[n], "cases": {}} for n in names}
+    jobs = [(n, CANDIDATES[n], kind, interval) for n in names for kind, interval in CASES]
+    if not args.no_synthetic:
+        from bench.common import ensure_set
+
+        ensure_set()
+    with concurrent.futures.ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        synthetic = []
+        if not args.no_synthetic:
+            syn_jobs = [(n, CANDIDATES[n], interval) for n in names for interval in (1, 5)]
+            synthetic = [pool.submit(run_synthetic, *job) for job in syn_jobs]
+        for name, kind, interval, tracks in pool.map(run_case, *zip(*jobs)):
+            case = case_name(kind, interval)
+            rows[name]["cases"][case] = fold_scores(gt, tracks)
+            print(name, case, rows[name]["cases"][case], flush=True)
+        for future in synthetic:
+            name, interval, result = future.result()
+            rows[name].setdefault("synthetic", {})[f"N={interval}"] = result
+            print(name, "synthetic", interval, result, flush=True)
+    payload = {
+        "command": COMMAND,
+        "folds": FOLDS,
+        "cases": [case_name(k, n) for k, n in CASES],
+        "rows": rows,
+        "seconds": round(time.perf_counter() - t0),
+    }
+    payload["judgement"] = judge(rows)
+    _, md = write_report(args.name, payload, markdown(payload))
+    print(md.read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
