@@ -17,8 +17,14 @@ keyframes through ``keyframes.interval`` and propagates by optical flow between 
 * ``iou``: ``IouTracker`` below, a frame-to-frame box IoU + Hungarian baseline;
 * ours: ``vis_eval.pets09.run_ours`` (configs/demo.yaml with precomputed detections).
 
-Everything of one (kind, N) is scored by one ``pets09.score`` call; merged identities by
-``box_scoring.merges``. Time per frame: peers = their update calls (peers_runner's
+Everything of one (kind, N) is scored by one ``pets09.score`` call, and again on each fold of
+the dev span split in time (``pets09.FOLDS``: A = frames 0-199, B = 200-399; the trackers ran
+through all 400); merged identities by ``box_scoring.merges``; every crossing of two people
+in the ground truth (``vis_eval.crossings``: boxes overlapping 3+ frames) by the id switches
+of its two people from 5 frames before to 5 after, and whether both left with the id they
+entered with. ``real_tracking_ids.png`` draws, for the foreign detector at N=1, each
+person's covering track id over time for ours and the best peer, crossings shaded.
+Time per frame: peers = their update calls (peers_runner's
 timing.json), iou = its update calls, ours = the flow + propagate + track stages, with
 reading the detections file + embedding reported apart.
 
@@ -271,11 +277,59 @@ def run_iou(boxes: dict[int, np.ndarray]) -> tuple[Tracks, dict]:
     return out, {"ms_per_frame": round(1000 * seconds / max(len(boxes), 1), 3)}
 
 
+def plot_ids(gt: Tracks, runs: dict[str, Tracks], path: Path) -> Path:
+    """Each ground-truth person's covering track id over time, one panel per tracker in
+    ``runs`` ({label: tracks}); crossings (``vis_eval.crossings``) shaded on both people's
+    rows. A new colour on a row is an id switch; one colour on two rows, a merge."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from vis_eval.crossings import crossing_events, id_timeline
+
+    people = sorted({g for f in gt.values() for g, _ in f})
+    row = {g: i for i, g in enumerate(people)}
+    events = crossing_events(gt)
+    fig, axes = plt.subplots(len(runs), 1, figsize=(11, 1.2 + 0.42 * len(people) * len(runs)))
+    axes = np.atleast_1d(axes)
+    cmap = plt.get_cmap("tab20")
+    for ax, (label, tracks) in zip(axes, runs.items()):
+        for e in events:
+            for g in (e.a, e.b):
+                ax.axvspan(e.start, e.stop + 1, ymin=0, ymax=1, color="0.92", zorder=0)
+                ax.plot([e.start, e.stop + 1], [row[g]] * 2, color="0.6", lw=9, zorder=1)
+        for g, frames in id_timeline(gt, tracks).items():
+            for f, t in frames.items():
+                ax.plot(
+                    [f, f + 1],
+                    [row[g]] * 2,
+                    color=cmap(t % 20),
+                    lw=6,
+                    zorder=2,
+                    solid_capstyle="butt",
+                )
+        switches = sum(
+            sum(1 for x, y in zip(v, v[1:]) if x != y)
+            for v in (list(fr.values()) for fr in id_timeline(gt, tracks).values())
+        )
+        ax.set_yticks(range(len(people)), [f"person {g}" for g in people], fontsize=8)
+        ax.set_title(f"{label}: covering track id per frame ({switches} id changes)", fontsize=10)
+        ax.set_xlim(0, max(gt) + 1)
+        ax.invert_yaxis()
+    axes[-1].set_xlabel("frame (grey: two people's boxes overlap)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
 # -- scoring and the report --------------------------------------------------------------
 def score_rows(gt: Tracks, tracks: dict[str, Tracks], info: dict[str, dict]) -> dict[str, dict]:
     """One ``pets09.score`` call for every tracker of a (kind, N) -> {name: row}."""
     from vis_eval import pets09
     from vis_eval.box_scoring import merges
+    from vis_eval.crossings import crossing_events, outcomes
 
     # TrackEval cannot read an empty tracker file; a tracker with no box scores zero (every
     # GT box a miss): HOTA/DetA/AssA/MOTA/IDF1 0
@@ -294,16 +348,37 @@ def score_rows(gt: Tracks, tracks: dict[str, Tracks], info: dict[str, dict]) -> 
             "FN": n_gt,
             "ids": 0,
         }
+    folds = {
+        fold: pets09.score_span(gt, boxed, a, b) if boxed else {}
+        for fold, (a, b) in pets09.FOLDS.items()
+    }
+    events = crossing_events(gt)
     rows = {}
     for name, t in tracks.items():
         m = merges(gt, t)
+        at_crossings = outcomes(gt, t, events)
         rows[name] = {
             **scores[name],
             "merged_ids": len(m),
             "merged": {str(k): v for k, v in m.items()},
+            "folds": {
+                fold: {k: fs[name][k] for k in ("HOTA", "AssA", "IDSW")}
+                for fold, fs in folds.items()
+                if name in fs
+            },
+            "crossings": {
+                "events": len(events),
+                "kept": sum(o["kept"] for o in at_crossings),
+                "switches": sum(o["switches"] for o in at_crossings),
+            },
             **info.get(name, {}),
         }
     return rows
+
+
+def _kept(c: dict | None) -> str | None:
+    """``kept of events (switches)`` of a row's crossing outcomes."""
+    return None if not c else f"{c['kept']} of {c['events']} ({c['switches']})"
 
 
 def _diff(a: float | None, b: float | None) -> str:
@@ -339,6 +414,11 @@ def render_kind(kind: str, runs: dict[str, dict[str, dict]]) -> str:
                 "ids": a.get("ids"),
                 "merged": a.get("merged_ids"),
                 "HOTA5": b.get("HOTA"),
+                "A": a.get("folds", {}).get("A", {}).get("HOTA"),
+                "B": a.get("folds", {}).get("B", {}).get("HOTA"),
+                "A5": b.get("folds", {}).get("A", {}).get("HOTA"),
+                "B5": b.get("folds", {}).get("B", {}).get("HOTA"),
+                "kept": _kept(a.get("crossings")),
                 "ms": a.get("ms_per_frame"),
             }
         )
@@ -351,6 +431,11 @@ def render_kind(kind: str, runs: dict[str, dict[str, dict]]) -> str:
         ("ids", "ids", "d"),
         ("merged", "merged ids", "d"),
         ("HOTA5", "N=5 HOTA", ".1f"),
+        ("A", "HOTA fold A", ".1f"),
+        ("B", "HOTA fold B", ".1f"),
+        ("A5", "N=5 fold A", ".1f"),
+        ("B5", "N=5 fold B", ".1f"),
+        ("kept", "crossings kept (switches)", "s"),
         ("ms", "ms/frame", ".2f"),
     ]
     out = [f"### {TITLES.get(kind, kind)}", "", markdown_table(table, cols), ""]
@@ -390,7 +475,11 @@ detection gaps, not how well they associate (calling them on keyframes only woul
 other way to run them; not done here). norfair reports its predicted boxes between
 keyframes; the IoU baseline reports boxes on keyframes only and matches across the gap.
 ms/frame (N=1): peers = their update calls only (peers_runner timing.json); IoU baseline =
-its update calls; ours = flow + propagate + track stages. "merged ids": track ids that
+its update calls; ours = flow + propagate + track stages. Folds: the same runs scored on
+frames 0-199 (A) and 200-399 (B) alone. "crossings kept (switches)": of the ground truth's
+crossings (two people's boxes overlapping 3+ frames), those both people left with the id
+they entered with, and the id switches of the two from 5 frames before to 5 after.
+"merged ids": track ids that
 covered more than one person for 5+ frames each (`box_scoring.merges`). Best peer = the
 library peer with the highest N=1 HOTA. Peer settings are peers_runner's (each library's
 defaults, lost tracks kept 60 frames, norfair given the detections scoring >= 0.5); the IoU
@@ -525,6 +614,7 @@ def main(argv: list[str] | None = None) -> int:
     gt = pets09.load_gt()
     frames = pets09.DEV_FRAMES
     kinds: dict[str, dict] = {}
+    plotted: dict[str, Tracks] = {}  # foreign N=1: ours and the best peer
     measured = dict(old.get("measured", {}))
     versions = old.get("peer_versions")
     for kind in KINDS:
@@ -553,6 +643,8 @@ def main(argv: list[str] | None = None) -> int:
                     "ms_read_embed": round(timing.get("detections_and_embedding", 0.0), 3),
                     "ms_stages": {k: round(v, 3) for k, v in timing.items()},
                 }
+            if kind == "foreign" and n == 1:
+                plotted = dict(tracks)
             t0 = time.perf_counter()
             rows = score_rows(gt, tracks, info)  # failed peers have no tracks, only an error
             rows.update({x: i for x, i in info.items() if "error" in i})
@@ -590,6 +682,16 @@ def main(argv: list[str] | None = None) -> int:
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(results, indent=1) + "\n")
+    foreign = kinds.get("foreign", {}).get("N1", {})
+    best = best_peer(foreign)
+    if OURS in plotted:
+        runs = {"ours": plotted[OURS]}
+        peer_file = WORK / "out" / "foreign_N1" / str(best) / f"{SEQ}.tracks.jsonl"
+        if best in plotted:
+            runs[LABELS[best]] = plotted[best]
+        elif best and peer_file.is_file():  # --only ours: the peer's last output
+            runs[LABELS[best]] = read_peer_tracks(peer_file)
+        plot_ids(gt, runs, RESULTS / "real_tracking_ids.png")
     md = render(results)
     (RESULTS / "real_tracking.md").write_text(md)
     print(md)

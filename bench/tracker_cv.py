@@ -33,7 +33,7 @@ import time
 from bench.common import RESULTS, setup_logging, write_report
 from vis_eval import pets09
 
-FOLDS = {"A": (0, 200), "B": (200, 400)}
+FOLDS = pets09.FOLDS
 CASES = [("foreign", 1), ("foreign", 5), ("gt", 1)]
 COMMAND = "PYTHONPATH=. .venv/bin/python -m bench.tracker_cv"
 #: name -> overrides; each is one departure from the defaults (or a peer's choice)
@@ -61,6 +61,11 @@ CANDIDATES: dict[str, list[str]] = {
     # the keyframe mask: the detection's alone, or more of the propagated one
     "smoothing_1": ["propagation.smoothing=1.0"],
     "smoothing_0.5": ["propagation.smoothing=0.5"],
+    # the N=1 jitter: the flow-carried mask's box as a second measurement beside the detection's
+    "propagated_0.3": ["tracker.propagated_weight=0.3"],
+    "propagated_0.5": ["tracker.propagated_weight=0.5"],
+    # the two that beat the default on both folds in the first round, together
+    "lost_8s+max_cost_0.6": ["tracker.max_lost_s=8", "tracker.max_cost=0.6"],
     # the motion model: stiffer or looser
     "kalman_stiff": ["tracker.position_noise=0.06", "tracker.velocity_noise=0.06"],
     "kalman_loose": ["tracker.position_noise=0.26", "tracker.velocity_noise=0.24"],

@@ -107,22 +107,29 @@ def score_boxes(
     return out
 
 
-def merges(
-    gt: Tracks, tracks: Tracks, min_frames: int = 5, iou: float = 0.5
-) -> dict[int, list[int]]:
-    """Track ids that cover more than one GT person for ``min_frames``+ frames each (box IoU
-    >= ``iou``, Hungarian per frame) -> {track id: [gt ids]}: identities that merged."""
-    counts: dict[tuple[int, int], int] = {}
+def frame_matches(gt: Tracks, tracks: Tracks, iou: float = 0.5) -> dict[int, dict[int, int]]:
+    """Per frame, which track id covers which GT person: Hungarian on box IoU, pairs at
+    ``iou`` or more -> {frame: {gt id: track id}}."""
+    out: dict[int, dict[int, int]] = {}
     for f, trs in tracks.items():
         g = gt.get(f, [])
         if not trs or not g:
             continue
         m = box_iou(np.stack([b for _, b in trs]), np.stack([b for _, b in g]))
         rows, cols = linear_sum_assignment(-m)
-        for r, c in zip(rows, cols, strict=True):
-            if m[r, c] >= iou:
-                key = (trs[r][0], g[c][0])
-                counts[key] = counts.get(key, 0) + 1
+        out[f] = {g[c][0]: trs[r][0] for r, c in zip(rows, cols, strict=True) if m[r, c] >= iou}
+    return out
+
+
+def merges(
+    gt: Tracks, tracks: Tracks, min_frames: int = 5, iou: float = 0.5
+) -> dict[int, list[int]]:
+    """Track ids that cover more than one GT person for ``min_frames``+ frames each (box IoU
+    >= ``iou``, Hungarian per frame) -> {track id: [gt ids]}: identities that merged."""
+    counts: dict[tuple[int, int], int] = {}
+    for pairs in frame_matches(gt, tracks, iou).values():
+        for g, t in pairs.items():
+            counts[(t, g)] = counts.get((t, g), 0) + 1
     per: dict[int, list[int]] = {}
     for (t, g), n in counts.items():
         if n >= min_frames:

@@ -184,6 +184,10 @@ def score(
     return score_boxes(gt, trackers, frames_n, fps=FPS, size=SIZE)
 
 
+#: the dev span split in time, for cross-validation: tune on one fold, report the other
+FOLDS = {"A": (0, 200), "B": (200, 400)}
+
+
 def span(tracks: Tracks, start: int, stop: int) -> Tracks:
     """The frames ``start <= f < stop`` of ``tracks``, renumbered from 0 (a fold in time:
     a tracker that ran through the whole video, scored on one stretch of it)."""

@@ -21,6 +21,9 @@ class TrackerConfig:
         adaptive_mask_weight: each track learns its own mask weight (starting at
             ``mask_weight``) from which of its two predictors, the Kalman box or the
             propagated mask, found its detections better.
+        propagated_weight: on a keyframe, the weight of the box of the mask the flow carried
+            to the frame in a matched track's measured box (the detection's box gets the rest;
+            0 = the detection's box alone).
         appearance_fusion: how place and appearance make one cost in passes 1 and 3: ``sum``
             (``appearance_weight`` of the embedding distance, place the rest) or ``min``
             (BoT-SORT's: a pair near in place and alike in appearance costs the smaller of the
@@ -58,6 +61,7 @@ class TrackerConfig:
     new_track_score: float = 0.6
     mask_weight: float = 0.5
     adaptive_mask_weight: bool = True
+    propagated_weight: float = 0.0
     appearance_fusion: Literal["sum", "min"] = "sum"
     appearance_weight: float = 0.3
     appearance_gate: float = 0.1
@@ -88,6 +92,7 @@ class TrackerConfig:
             "low_score",
             "appearance_gate",
             "proximity",
+            "propagated_weight",
         ):
             v = getattr(self, key)
             require(0.0 <= v <= 1.0, f"tracker.{key}", v, "must be in [0, 1]")
