@@ -89,9 +89,6 @@ def association_cost(
     max_emb_dist: float,
     motion_ok: np.ndarray | None = None,
     class_penalty: float | None = None,
-    fusion: str = "sum",
-    appearance_gate: float = 0.1,
-    proximity: float = 0.5,
 ) -> np.ndarray:
     """The one cost of pairing tracks with detections: geometry, appearance, class, gates.
 
@@ -105,22 +102,13 @@ def association_cost(
         motion_ok: (N, M) bool, the detection lies where the track's motion model allows
             (None: no motion gate).
         class_penalty: added to the cost of pairs of different classes; None forbids them.
-        fusion: ``sum`` (``appearance_weight`` of the embedding distance plus the rest of
-            ``1 - geometry``) or ``min`` (BoT-SORT's fusion: a pair that is close in place,
-            geometry >= ``proximity``, and alike, embedding distance <= ``appearance_gate``,
-            costs the smaller of the two distances; any other pair its place distance alone:
-            appearance can only vouch for a pair, never outweigh where it is).
-        appearance_gate, proximity: ``min`` fusion's two gates.
 
     Returns:
         (N, M) cost; ``GATED`` for forbidden pairs.
     """
-    place = 1.0 - geometry
-    if fusion == "min":
-        vouched = (emb_dist <= appearance_gate) & (geometry >= proximity)
-        cost = np.where(vouched, np.minimum(place, emb_dist), place)
-    else:
-        cost = (1.0 - appearance_weight) * place + appearance_weight * np.minimum(emb_dist, 1.0)
+    cost = (1.0 - appearance_weight) * (1.0 - geometry) + appearance_weight * np.minimum(
+        emb_dist, 1.0
+    )
     extra = class_cost(same_class, class_penalty)
     allowed = (geometry >= min_geometry) & (emb_dist <= max_emb_dist) & (extra < GATED)
     if motion_ok is not None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
 
 from vis.config import require
 
@@ -21,16 +20,7 @@ class TrackerConfig:
         adaptive_mask_weight: each track learns its own mask weight (starting at
             ``mask_weight``) from which of its two predictors, the Kalman box or the
             propagated mask, found its detections better.
-        propagated_weight: on a keyframe, the weight of the box of the mask the flow carried
-            to the frame in a matched track's measured box (the detection's box gets the rest;
-            0 = the detection's box alone).
-        appearance_fusion: how place and appearance make one cost in passes 1 and 3: ``sum``
-            (``appearance_weight`` of the embedding distance, place the rest) or ``min``
-            (BoT-SORT's: a pair near in place and alike in appearance costs the smaller of the
-            two distances, any other pair its place distance; ``association_cost``).
-        appearance_weight: ``sum`` fusion: weight of the embedding distance in the cost.
-        appearance_gate: ``min`` fusion: embedding distance at most this vouches for a pair.
-        proximity: ``min`` fusion: place similarity at least this for appearance to count.
+        appearance_weight: weight of the embedding distance in the cost (place gets the rest).
         min_iou: gate: a pair needs at least this place similarity (passes 1 and 3).
         low_min_iou: gate of pass 2 (low-score detections): place similarity at least this.
         max_embedding_distance: gate on cosine distance in passes 1 and 3.
@@ -61,11 +51,7 @@ class TrackerConfig:
     new_track_score: float = 0.6
     mask_weight: float = 0.5
     adaptive_mask_weight: bool = True
-    propagated_weight: float = 0.0
-    appearance_fusion: Literal["sum", "min"] = "sum"
     appearance_weight: float = 0.3
-    appearance_gate: float = 0.1
-    proximity: float = 0.5
     min_iou: float = 0.1
     low_min_iou: float = 0.5
     max_embedding_distance: float = 0.5
@@ -85,15 +71,7 @@ class TrackerConfig:
     duplicate_iou: float = 0.5
 
     def __post_init__(self) -> None:
-        for key in (
-            "mask_weight",
-            "appearance_weight",
-            "high_score",
-            "low_score",
-            "appearance_gate",
-            "proximity",
-            "propagated_weight",
-        ):
+        for key in ("mask_weight", "appearance_weight", "high_score", "low_score"):
             v = getattr(self, key)
             require(0.0 <= v <= 1.0, f"tracker.{key}", v, "must be in [0, 1]")
         require(

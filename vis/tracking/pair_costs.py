@@ -114,9 +114,6 @@ class PairCosts:
             max_emb_dist=cfg.max_embedding_distance,
             motion_ok=self.motion_ok(tracks, dets),
             class_penalty=cfg.class_penalty_or_gate,
-            fusion=cfg.appearance_fusion,
-            appearance_gate=cfg.appearance_gate,
-            proximity=cfg.proximity,
         )
 
     def place_only(self, tracks: list[Track], dets: Candidates) -> np.ndarray:

@@ -49,20 +49,7 @@ from vis.tracking.pair_costs import (
 from vis.tracking.track import Track, TrackState, track_from_state, track_state
 from vis.types import Detections, TrackedInstance
 
-__all__ = ["Track", "Tracker", "TrackerConfig", "TrackState", "fused_measurement"]
-
-
-def fused_measurement(det_box: np.ndarray, propagated: BoxMask | None, weight: float) -> np.ndarray:
-    """The box a matched track takes on a keyframe: the detection's (4,) xyxy box, or with
-    ``weight`` > 0 its blend with the tight box of the mask the flow carried to this frame
-    (two measurements of one object: the detector's, which jitters from frame to frame, and
-    the flow's, which drifts slowly)."""
-    if weight <= 0 or propagated is None:
-        return det_box
-    carried = propagated.tight_box()
-    if carried is None:
-        return det_box
-    return ((1.0 - weight) * det_box + weight * carried).astype(np.float32)
+__all__ = ["Track", "Tracker", "TrackerConfig", "TrackState"]
 
 
 class Tracker:
@@ -252,14 +239,12 @@ class Tracker:
         det_mask: BoxMask | None = None,
     ) -> None:
         cfg = self.config
-        det_box = dets.xyxy[c]
-        box = det_box  # what the track measures: the detection's box, maybe fused with the flow's
+        box = dets.xyxy[c]
         if not reid:
-            learn_mask_trust(t, det_box, det_mask, use_kalman=cfg.use_kalman)
-            box = fused_measurement(det_box, t.mask, cfg.propagated_weight)
+            learn_mask_trust(t, box, det_mask, use_kalman=cfg.use_kalman)
         new_mask = smooth_mask(
             dets.masks[c],
-            det_box,
+            box,
             None if reid else t.mask,
             weight=self.smoothing,
             min_area=self.min_mask_area,

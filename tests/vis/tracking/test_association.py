@@ -51,22 +51,6 @@ def test_association_cost_gates_on_place_appearance_motion_and_class():
     assert np.array_equal(geo, [[0.8, 0.05, 0.9, 0.9]])  # inputs untouched
 
 
-def test_min_fusion_lets_appearance_vouch_for_a_near_pair_but_never_outweigh_place():
-    """BoT-SORT's fusion: a pair near in place (geometry >= proximity) and alike (distance <=
-    the gate) costs the smaller distance; every other pair costs its place distance."""
-    geo = np.array([[0.6, 0.6, 0.3, 0.95]])
-    emb = np.array([[0.05, 0.4, 0.05, 0.05]])
-    same = np.ones_like(geo, bool)
-    kw = dict(appearance_weight=0.3, min_geometry=0.1, max_emb_dist=0.5, fusion="min")
-    c = association_cost(geo, emb, same, appearance_gate=0.1, proximity=0.5, **kw)
-    assert c[0, 0] == pytest.approx(0.05)  # near and alike: appearance vouches
-    assert c[0, 1] == pytest.approx(0.4)  # near, unlike: its place distance, no worse
-    assert c[0, 2] == pytest.approx(0.7)  # alike but far: place alone
-    assert c[0, 3] == pytest.approx(0.05)  # the smaller of the two
-    summed = association_cost(geo, emb, same, **{**kw, "fusion": "sum"})
-    assert summed[0, 0] == pytest.approx(0.7 * 0.4 + 0.3 * 0.05)
-
-
 def test_geometry_mixes_mask_and_box_iou_with_each_tracks_weight():
     box = np.array([[0.2, 0.0], [0.6, 0.1]])
     mask = np.array([[0.8, 0.4], [0.0, 0.0]])

@@ -174,17 +174,3 @@ def test_a_missed_keyframe_is_bridged_by_the_motion_model():
         step(tr, 5, [("a_relit", x_back, 60, 14)])
         c = step(tr, 6, [("a_relit", x_back + 1, 60, 14)])
         assert list(c) == ([1] if same else [2])
-
-
-def test_fused_measurement_blends_the_detection_with_the_flows_box():
-    from vis.ops.masks import BoxMask
-    from vis.tracking.tracker import fused_measurement
-
-    det = np.array([10, 10, 30, 50], np.float32)
-    full = np.zeros((H, W), bool)
-    full[14:54, 12:32] = True  # the flow carried the mask 2 px right, 4 px down
-    carried = BoxMask.from_full(full)
-    assert np.array_equal(fused_measurement(det, carried, 0.0), det)
-    assert np.array_equal(fused_measurement(det, None, 0.5), det)
-    assert np.allclose(fused_measurement(det, carried, 0.5), [11, 12, 31, 52])
-    assert np.allclose(fused_measurement(det, carried, 1.0), carried.tight_box())
