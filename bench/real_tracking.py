@@ -348,10 +348,13 @@ def score_rows(gt: Tracks, tracks: dict[str, Tracks], info: dict[str, dict]) -> 
             "FN": n_gt,
             "ids": 0,
         }
-    folds = {
-        fold: pets09.score_span(gt, boxed, a, b) if boxed else {}
-        for fold, (a, b) in pets09.FOLDS.items()
-    }
+    folds = {}
+    for fold, (a, b) in pets09.FOLDS.items():
+        # a tracker with no box in the fold scores zero there (TrackEval cannot read it)
+        inside = {k: t for k, t in boxed.items() if any(t.get(f) for f in range(a, b))}
+        folds[fold] = pets09.score_span(gt, inside, a, b) if inside else {}
+        for name in tracks.keys() - inside.keys():
+            folds[fold][name] = {"HOTA": 0.0, "AssA": 0.0, "IDSW": 0}
     events = crossing_events(gt)
     rows = {}
     for name, t in tracks.items():
