@@ -6,7 +6,7 @@ engine. At ``f32`` every engine must give eager torch's tracks: the same track i
 frame and a mask IoU >= 0.99 for every instance. A lossy precision must trip that check
 (bf16: torch's CPU autocast on any CPU; OpenVINO's bf16 on CPUs that have it), which is what
 makes the check worth having: the street demo lost 6 HOTA to OpenVINO's silent bf16 default.
-Where the footage is absent, 12 real Penn-Fudan photographs (one per frame, detector on every
+Where the footage is absent, 50 real Penn-Fudan photographs (one per frame, detector on every
 frame) stand in; with neither the module skips and says why.
 """
 
@@ -32,8 +32,9 @@ FRAMES = 100
 
 
 @pytest.fixture(scope="module")
-def clip(tmp_path_factory) -> tuple[Path, list[str]]:
-    """A folder of real frames and the overrides that fit it."""
+def clip(tmp_path_factory) -> tuple[Path, list[str], int]:
+    """A folder of real frames, the overrides that fit it, and the fewest instances a run on
+    it must have for the comparison to mean something."""
     out = tmp_path_factory.mktemp("clip")
     video = next((v for v in VIDEOS if v.is_file()), None)
     if video is not None:
@@ -43,17 +44,17 @@ def clip(tmp_path_factory) -> tuple[Path, list[str]]:
             assert ok, f"{video} ended at frame {i}"
             cv2.imwrite(str(out / f"{i:05d}.png"), frame)
         cap.release()
-        return out, ["fps=10"]
-    photos = sorted((PENNFUDAN / "PNGImages").glob("*.png"))[:12]
+        return out, ["fps=10"], 100
+    photos = sorted((PENNFUDAN / "PNGImages").glob("*.png"))[:50]
     if not photos:
         pytest.skip(f"no real footage: {VIDEOS[0]} and {PENNFUDAN} are absent")
     for i, p in enumerate(photos):
         cv2.imwrite(str(out / f"{i:05d}.png"), cv2.resize(cv2.imread(str(p)), (640, 480)))
-    return out, ["fps=10", "keyframes.interval=1"]
+    return out, ["fps=10", "keyframes.interval=1"], 60
 
 
 def tracks(clip, engine: str, precision: str = "f32"):
-    folder, extra = clip
+    folder, extra, _ = clip
     overrides = [
         *extra,
         f"detector.engine={engine}",
@@ -75,7 +76,7 @@ def tracks(clip, engine: str, precision: str = "f32"):
 def reference(clip):
     results, ran = tracks(clip, "torch")
     assert ran == {"engine": "torch", "requested": "f32", "precision": "f32"}
-    assert sum(len(r.detections) for r in results) >= 100, "too few instances to compare"
+    assert sum(len(r.detections) for r in results) >= clip[2], "too few instances to compare"
     return results
 
 
@@ -85,7 +86,7 @@ def test_every_engine_at_f32_gives_eager_torchs_tracks(clip, reference, engine):
     assert ran == {"engine": engine, "requested": "f32", "precision": "f32"}
     agreement = track_agreement(reference, results, min_iou=0.99)
     assert agreement.holds, f"{engine} f32: {agreement.first_difference}"
-    assert agreement.instances >= 100
+    assert agreement.instances >= clip[2]
 
 
 def test_torch_bf16_autocast_trips_the_check(clip, reference):

@@ -129,7 +129,7 @@ class OpenVinoSession(Session):
 
 def _precision_name(value: object) -> str:
     """OpenVINO's element type (``<Type: 'bfloat16'>``, ``f32``...) -> ``f32`` / ``bf16`` / ..."""
-    text = str(getattr(value, "get_type_name", lambda: value)()).lower()
+    text = str(value).lower()
     for name, keys in (("bf16", ("bf16", "bfloat16")), ("f16", ("f16", "float16"))):
         if any(k in text for k in keys):
             return name
