@@ -306,6 +306,11 @@ def test_rtsp_transport_setting_is_obeyed():
 @pytest.mark.slow
 def test_pipeline_reconnects_after_server_restart_and_keeps_ids(kind, tmp_path, pingpong):
     server_class = HttpMjpegServer if kind == "http" else RtspServer
+    gt = read_mots_by_frame(SAMPLE_GT)
+
+    def position(r):
+        return frame_position(dict(zip(r.detections.track_ids, r.detections.full_masks())), gt)
+
     server = server_class(pingpong, loop_s=2 * SAMPLE_SECONDS)
     server.start()
     time.sleep(0.5)
@@ -335,10 +340,18 @@ def test_pipeline_reconnects_after_server_restart_and_keeps_ids(kind, tmp_path, 
         while len(sink.results) < 45 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert len(sink.results) >= 45, "no frames from the live stream"
-        # drop the camera in the first half of the forward pass: what it shows 2-6 s later
-        # is then at least 40 frames on, whether forwards or already on the way back
-        while not 0 <= (time.monotonic() - server.started) % server.loop_s * SAMPLE_FPS < 60:
-            time.sleep(0.02)
+        # drop the camera while the pipeline shows the first half of the forward pass: what
+        # it shows 2-6 s later is then at least 40 frames on, whether forwards or already on
+        # the way back. Judged on the pipeline's newest result, not on the server's clock:
+        # ffmpeg streams up to ~1 s after it is launched, and a drop timed by the clock at
+        # the start of a pass caught the turn of the previous one instead (where every
+        # object reverses, which no motion model across an outage can know)
+        shown = [-1]
+        while time.monotonic() < deadline + 20:
+            shown.append(position(sink.results[-1])[0])
+            if shown[-2] < shown[-1] and 20 <= shown[-1] < 60:  # moving forwards, early on
+                break
+            time.sleep(0.1)
         killed_at = time.monotonic()
         server.kill()  # the camera drops ...
         before = len(sink.results)
@@ -363,10 +376,6 @@ def test_pipeline_reconnects_after_server_restart_and_keeps_ids(kind, tmp_path, 
     assert gaps[gap_at - 1] > 800
     assert res[gap_at].frame_index - res[gap_at - 1].frame_index > 15  # index kept on time
     assert res[gap_at].keyframe  # the first frame after the outage runs the detector
-    gt = read_mots_by_frame(SAMPLE_GT)
-
-    def position(r):
-        return frame_position(dict(zip(r.detections.track_ids, r.detections.full_masks())), gt)
 
     # the last frame before the outage and the first after it (a keyframe): the tracker
     # re-identifies the objects across the gap
