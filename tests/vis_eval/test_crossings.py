@@ -47,3 +47,12 @@ def test_id_timeline_names_the_covering_track_per_frame():
     t = id_timeline(GT, tracker(swap=True))
     assert t[1][0] == 11 and t[1][20] == 12 and t[3] == {f: 13 for f in range(21)}
     assert id_timeline(GT, {}) == {}
+
+
+def test_a_fold_in_time_is_renumbered_from_zero():
+    from vis_eval.pets09 import FOLDS, span
+
+    fold = span(GT, 5, 8)
+    assert sorted(fold) == [0, 1, 2] and fold[0] == GT[5]
+    assert span({}, 0, 2) == {0: [], 1: []}
+    assert FOLDS == {"A": (0, 200), "B": (200, 400)}
