@@ -286,7 +286,7 @@ def plot_ids(gt: Tracks, runs: dict[str, Tracks], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from vis_eval.crossings import crossing_events, id_timeline
+    from vis_eval.crossings import crossing_events, id_changes, id_timeline
 
     people = sorted({g for f in gt.values() for g, _ in f})
     row = {g: i for i, g in enumerate(people)}
@@ -296,10 +296,11 @@ def plot_ids(gt: Tracks, runs: dict[str, Tracks], path: Path) -> Path:
     cmap = plt.get_cmap("tab20")
     for ax, (label, tracks) in zip(axes, runs.items()):
         for e in events:
+            ax.axvspan(e.start, e.stop + 1, ymin=0, ymax=1, color="0.92", zorder=0)
             for g in (e.a, e.b):
-                ax.axvspan(e.start, e.stop + 1, ymin=0, ymax=1, color="0.92", zorder=0)
                 ax.plot([e.start, e.stop + 1], [row[g]] * 2, color="0.6", lw=9, zorder=1)
-        for g, frames in id_timeline(gt, tracks).items():
+        timeline = id_timeline(gt, tracks)
+        for g, frames in timeline.items():
             for f, t in frames.items():
                 ax.plot(
                     [f, f + 1],
@@ -309,10 +310,7 @@ def plot_ids(gt: Tracks, runs: dict[str, Tracks], path: Path) -> Path:
                     zorder=2,
                     solid_capstyle="butt",
                 )
-        switches = sum(
-            sum(1 for x, y in zip(v, v[1:]) if x != y)
-            for v in (list(fr.values()) for fr in id_timeline(gt, tracks).values())
-        )
+        switches = sum(id_changes(list(fr.values())) for fr in timeline.values())
         ax.set_yticks(range(len(people)), [f"person {g}" for g in people], fontsize=8)
         ax.set_title(f"{label}: covering track id per frame ({switches} id changes)", fontsize=10)
         ax.set_xlim(0, max(gt) + 1)

@@ -60,16 +60,18 @@ def frames(video: Path, n: int = pets09.DEV_FRAMES) -> Path:
     return out
 
 
+def street_overrides(model: str, overrides: list[str]) -> list[str]:
+    """The study's settings, then ``model`` and the caller's ``overrides``."""
+    return [*BASE, f"detector.weights={model}", *overrides]
+
+
 def run_street(model: str, overrides: list[str], name: str) -> tuple[dict, dict]:
     """``configs/street.yaml`` with ``model`` and ``overrides`` on frames 0-399, scored:
     (the TrackEval row, the run summary). Its JSONL is ``WORK/<name>/00000-...jsonl``."""
     src = frames(VIDEO)
     out = WORK / name
     cfg = load_config(
-        CONFIG,
-        [*BASE, f"detector.weights={model}", *overrides],
-        sources=[str(src)],
-        output=str(out),
+        CONFIG, street_overrides(model, overrides), sources=[str(src)], output=str(out)
     )
     summary = run(cfg, progress=True).to_json()
     if summary.get("exit_code"):
@@ -96,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"bench.street skipped: {', '.join(map(str, missing))} absent", file=sys.stderr)
         return 0
-    overrides = [*BASE, f"detector.weights={args.model}", *args.overrides]
+    overrides = street_overrides(args.model, args.overrides)
     result, _ = run_street(args.model, args.overrides, args.name)
     row = {"model": args.model, **result}
     cols = [("model", "model", "s")] + [

@@ -5,7 +5,8 @@ people's boxes overlap (box IoU > ``min_iou``) for at least ``min_frames`` frame
 a tracker can swap or merge them. ``outcomes(gt, tracks, events)`` says, per event, how many
 identity switches its two people suffered from ``pad`` frames before it to ``pad`` after, and
 whether each person left it with the id they entered with. ``id_timeline`` gives each person's
-covering track id per frame (the data of the ids-over-time plot). Pure functions of the
+covering track id per frame (the data of the ids-over-time plot), ``id_changes`` counts the
+changes along one person's ids. Pure functions of the
 ground truth and a tracker's output (``box_scoring.Tracks``).
 """
 
@@ -57,6 +58,11 @@ def crossing_events(gt: Tracks, *, min_iou: float = 0.0, min_frames: int = 3) ->
     return sorted(events, key=lambda e: (e.start, e.a, e.b))
 
 
+def id_changes(ids: list[int]) -> int:
+    """How often the covering id changes along ``ids`` (one person's ids in frame order)."""
+    return sum(1 for x, y in zip(ids, ids[1:]) if x != y)
+
+
 def id_timeline(gt: Tracks, tracks: Tracks, iou: float = 0.5) -> dict[int, dict[int, int]]:
     """{gt id: {frame: covering track id}} (frames where nothing covers the person are absent)."""
     out: dict[int, dict[int, int]] = {}
@@ -79,7 +85,7 @@ def outcomes(gt: Tracks, tracks: Tracks, events: list[Crossing], *, pad: int = 5
                 for f, t in sorted(timeline.get(person, {}).items())
                 if e.start - pad <= f <= e.stop + pad
             ]
-            switches += sum(1 for x, y in zip(ids, ids[1:]) if x != y)
+            switches += id_changes(ids)
             kept &= bool(ids) and ids[0] == ids[-1]
         rows.append({**dataclasses.asdict(e), "switches": switches, "kept": kept})
     return rows
