@@ -60,9 +60,12 @@ COLUMNS = [
 ]
 
 
-def run_interval(root: Path, names: list[str], interval: int, overrides: list[str]) -> list[dict]:
-    """One pipeline run over ``names`` at keyframe interval ``interval`` -> scored rows."""
-    out = WORK / f"N{interval}"
+def run_interval(
+    root: Path, names: list[str], interval: int, overrides: list[str], work: Path = WORK
+) -> list[dict]:
+    """One pipeline run over ``names`` at keyframe interval ``interval`` -> scored rows
+    (outputs under ``work``)."""
+    out = work / f"N{interval}"
     out.mkdir(parents=True, exist_ok=True)
     cfg = load_config(
         CONFIG,
