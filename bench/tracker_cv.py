@@ -10,10 +10,11 @@ Cases: the foreign detector's detections at N=1 and at N=5, the ground-truth box
 ids at N=1 (``bench.real_tracking``'s inputs), and the street demo itself (``bench.street``:
 ``configs/street.yaml``, the shipped people model on the footage's frames, N=3, live, ECC;
 ``--no-street`` skips it). A candidate is a list of ``--set``
-overrides of the pipeline (tracker settings, mostly); ``default`` is none. Two departures
-that needed code and did not pay were measured at commit 0a23c56 and removed after
-(docs/benchmarks.md section 13): BoT-SORT's min fusion of place and appearance, and the
-flow-carried box as a second measurement.
+overrides of the pipeline (tracker settings, mostly); ``default`` is none. Departures
+that needed code and did not pay were measured and removed after (docs/benchmarks.md section
+13): BoT-SORT's min fusion of place and appearance and the flow-carried box as a second
+measurement (at commit 0a23c56), and coasting on the propagated mask through missed
+keyframes (``tracker.coast_s``, at commit f81fdbd).
 
 Two checks that are not PETS: the synthetic benchmark set (``bench.make_set``, 8
 sequences, the demo model's own detections, ``configs/demo.yaml``) at N=1 and N=5, scored on
@@ -79,8 +80,6 @@ CANDIDATES: dict[str, list[str]] = {
     "new_0.5": ["tracker.new_track_score=0.5"],
     "score_0.45": ["tracker.high_score=0.45", "tracker.new_track_score=0.45"],
     "score_0.45_new_0.5": ["tracker.high_score=0.45", "tracker.new_track_score=0.5"],
-    # a confirmed track missed on keyframes goes on on its propagated mask for a while
-    "coast_0.6": ["tracker.coast_s=0.6"],
 }
 
 

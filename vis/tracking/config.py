@@ -27,9 +27,6 @@ class TrackerConfig:
         max_cost: pairs costing more are not matched.
         confirm_hits: matched keyframes that confirm a tentative track.
         confirm_score: a detection at least this confident confirms its track at once.
-        coast_s: seconds a CONFIRMED track missed on keyframes stays confirmed on its
-            flow-propagated mask (as it does between keyframes) before it becomes LOST;
-            0 = lost at the first missed keyframe.
         max_lost_s: seconds a LOST track is kept for re-identification (stream time with
             frames: an outage, see ``outage_s``, does not count).
         reid_max_distance: cosine-distance gate for re-identifying LOST tracks (pass 4).
@@ -61,7 +58,6 @@ class TrackerConfig:
     max_cost: float = 0.8
     confirm_hits: int = 1
     confirm_score: float = 0.85
-    coast_s: float = 0.0
     max_lost_s: float = 4.0
     reid_max_distance: float = 0.2
     motion_gate: bool = True
@@ -98,7 +94,6 @@ class TrackerConfig:
             "must be in [0, 1)",
         )
         require(self.confirm_hits >= 1, "tracker.confirm_hits", self.confirm_hits, "must be >= 1")
-        require(self.coast_s >= 0, "tracker.coast_s", self.coast_s, "must be >= 0")
         require(self.max_lost_s >= 0, "tracker.max_lost_s", self.max_lost_s, "must be >= 0")
         for key in ("position_noise", "velocity_noise", "max_speed", "outage_s"):
             require(getattr(self, key) > 0, f"tracker.{key}", getattr(self, key), "must be > 0")

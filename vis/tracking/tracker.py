@@ -147,16 +147,6 @@ class Tracker:
                 t.last_box = t.mask.tight_box()
                 t.last_seen = frame_index
 
-    def _coasts(self, t: Track) -> bool:
-        """A confirmed track missed on a keyframe goes on on its propagated mask while it has
-        been missed for at most ``coast_s`` seconds (as between keyframes)."""
-        return (
-            self.config.coast_s > 0
-            and t.state is TrackState.CONFIRMED
-            and t.mask is not None
-            and t.missed_ms <= 1000.0 * self.config.coast_s
-        )
-
     def _lose(self, t: Track) -> None:
         """Unmatched or collapsed: TENTATIVE ends, CONFIRMED becomes LOST (mask dropped)."""
         t.mask = None
@@ -194,11 +184,7 @@ class Tracker:
             by_state[TrackState.TENTATIVE], kf, high, costs.full, cfg.max_cost
         )
         for t in by_state[TrackState.CONFIRMED] + by_state[TrackState.TENTATIVE]:
-            if id(t) in matched:
-                continue
-            if self._coasts(t):
-                t.last_box = t.mask.tight_box()
-            else:
+            if id(t) not in matched:
                 self._lose(t)
         # 4. lost tracks (including the ones just lost) x confident detections left: appearance
         lost = [t for t in self.tracks if t.state is TrackState.LOST and id(t) not in matched]
