@@ -94,9 +94,7 @@ class Analytics:
             ready = tr.frames >= cfg.min_track_frames
             box = d.xyxy[i]
             if cfg.lines:
-                point = (
-                    ground_point(d.masks[i]) if cfg.ground == "mask" else box_ground_point(box)
-                )
+                point = ground_point(d.masks[i]) if cfg.ground == "mask" else box_ground_point(box)
                 if point is not None:
                     margin = max(cfg.line_margin_px, cfg.line_margin_height * (box[3] - box[1]))
                     crosses += self._lines(tid, tr, point, margin, ready, where)
@@ -108,7 +106,9 @@ class Analytics:
                     if cfg.ground == "mask":
                         raster, zbox = self._rasters[zone.name]
                         frac = overlap_fraction(d.masks[i], raster, zbox)
-                        now_in = frac >= (cfg.zone_exit_overlap if inside else cfg.zone_enter_overlap)
+                        now_in = frac >= (
+                            cfg.zone_exit_overlap if inside else cfg.zone_enter_overlap
+                        )
                     else:
                         now_in = point_in_polygon(zone.polygon, box_ground_point(box))
                     if now_in and not inside:
@@ -174,7 +174,9 @@ class Analytics:
             self.occupancy[zone.name] = len(ids)
             cap = zone.max_occupancy
             out.append(
-                ZoneOccupancy(*where, zone.name, len(ids), ids, cap, cap is not None and len(ids) > cap)
+                ZoneOccupancy(
+                    *where, zone.name, len(ids), ids, cap, cap is not None and len(ids) > cap
+                )
             )
         return out
 
@@ -186,7 +188,9 @@ class Analytics:
             raster = rasterise(zone.polygon, height, width)
             ys, xs = np.nonzero(raster.any(axis=1))[0], np.nonzero(raster.any(axis=0))[0]
             zbox = (
-                (int(xs[0]), int(ys[0]), int(xs[-1]) + 1, int(ys[-1]) + 1) if ys.size else (0, 0, 0, 0)
+                (int(xs[0]), int(ys[0]), int(xs[-1]) + 1, int(ys[-1]) + 1)
+                if ys.size
+                else (0, 0, 0, 0)
             )
             self._rasters[zone.name] = (raster, zbox)
         self._raster_size = (height, width)

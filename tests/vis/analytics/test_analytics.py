@@ -53,7 +53,11 @@ def run(cfg: AnalyticsConfig, frames: list[FrameResult]) -> list[dict]:
 
 
 def crossings(events: list[dict]) -> list[tuple]:
-    return [(e["frame_index"], e["track_id"], e["direction"]) for e in events if e["event"] == "line_cross"]
+    return [
+        (e["frame_index"], e["track_id"], e["direction"])
+        for e in events
+        if e["event"] == "line_cross"
+    ]
 
 
 def test_geometry_basics():
