@@ -6,6 +6,7 @@ Contract: every function takes plain numbers or arrays and returns new values; m
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import cv2
@@ -33,29 +34,28 @@ def side_of_line(line: Sequence[Point], point: Point) -> tuple[float, float]:
     dx, dy = x2 - x1, y2 - y1
     length2 = dx * dx + dy * dy
     px, py = point[0] - x1, point[1] - y1
-    distance = (dx * py - dy * px) / np.sqrt(length2)
-    return float(distance), float((dx * px + dy * py) / length2)
+    return (dx * py - dy * px) / math.sqrt(length2), (dx * px + dy * py) / length2
 
 
 def ground_point(mask: BoxMask, rows_fraction: float = 0.03) -> Point | None:
-    """Where a mask touches the ground: the mean column of its lowest rows, the lowest row.
+    """Where a mask touches the ground: the middle of its lowest rows, at the lowest row.
 
     Args:
         mask: the instance's box-local mask.
-        rows_fraction: the rows averaged, as a fraction of the mask's height (at least one
-            row), so a one-pixel spur does not move the point sideways.
+        rows_fraction: the rows taken, as a fraction of the mask's height (at least one
+            row), so that a foot lifted by a pixel still counts.
 
     Returns:
         (x, y) in frame pixels (pixel centres), or None for an empty mask.
     """
     bits = mask.bits
-    rows = np.flatnonzero(bits.any(axis=1))
+    rows = bits.any(axis=1).nonzero()[0]
     if rows.size == 0:
         return None
     last = int(rows[-1])
-    span = max(1, int(round((last - int(rows[0]) + 1) * rows_fraction)))
-    cols = np.flatnonzero(bits[last - span + 1 : last + 1].any(axis=0))
-    return mask.x0 + float(cols.mean()) + 0.5, mask.y0 + last + 0.5
+    span = max(1, int((last - int(rows[0]) + 1) * rows_fraction + 0.5))
+    cols = bits[last - span + 1 : last + 1].any(axis=0).nonzero()[0]
+    return mask.x0 + 0.5 * (int(cols[0]) + int(cols[-1]) + 1), mask.y0 + last + 0.5
 
 
 def box_ground_point(box: Sequence[float]) -> Point:
