@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
@@ -25,7 +25,7 @@ from pycocotools import mask as mask_utils
 
 from vis.detection.factory import build_detector
 from vis.offline import make_processor
-from vis.types import Frame
+from vis.types import Frame, FrameResult
 from vis_eval.box_scoring import Tracks, score_boxes
 from vis_pipeline.config import load_config
 
@@ -138,9 +138,14 @@ def pipeline_config(dets: Path, interval: int, overrides: list[str] = ()):
 
 
 def run_ours(
-    dets: Path, interval: int = 1, overrides: list[str] = (), count: int = DEV_FRAMES
+    dets: Path,
+    interval: int = 1,
+    overrides: list[str] = (),
+    count: int = DEV_FRAMES,
+    on_result: Callable[[FrameResult], None] | None = None,
 ) -> tuple[Tracks, dict]:
-    """Our pipeline's per-stream processing on the footage -> (tracks per frame, timing)."""
+    """Our pipeline's per-stream processing on the footage -> (tracks per frame, timing);
+    ``on_result`` sees every final result, in the order the runner would write them."""
     cfg = pipeline_config(dets, interval, overrides)
     detector = build_detector(cfg.detector)
     proc = make_processor(
@@ -161,9 +166,9 @@ def run_ours(
                 d = detector.detect_frames([fr])[0]
                 detect_s += time.perf_counter() - t0
             for res, _ in proc.emit(fr, d):
-                _record(out, res)
+                _record(out, res, on_result)
         for res, _ in proc.finish():
-            _record(out, res)
+            _record(out, res, on_result)
     finally:
         detector.close()
     n = max(proc.frames, 1)
@@ -172,7 +177,9 @@ def run_ours(
     return out, timing
 
 
-def _record(out: Tracks, result) -> None:
+def _record(out: Tracks, result, on_result: Callable[[FrameResult], None] | None) -> None:
+    if on_result is not None:
+        on_result(result)
     det = result.detections
     out[result.frame_index] = [(int(t), det.xyxy[i].copy()) for i, t in enumerate(det.track_ids)]
 

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from streams.live import LiveConfig
+from vis.analytics import AnalyticsConfig
 from vis.config import ConfigError, from_mapping, set_path
 from vis.detection.factory import DetectorConfig
 from vis.keyframes import KeyframeConfig
@@ -34,6 +35,8 @@ class SinksConfig:
     record_version: the frame records the JSONL and Kafka sinks write: 2 (``vis.frame/2``,
         masks as box-relative RLE) or 1 (``vis.frame/1``, full-frame RLE, for consumers
         that do not read version 2 yet).
+    events_jsonl: write ``<output>/<stream_id>.events.jsonl`` (``vis.event/1``) when
+        ``analytics`` has lines or zones.
     """
 
     jsonl: bool = True
@@ -42,6 +45,7 @@ class SinksConfig:
     exports: list[str] | None = None
     export_images: bool = False
     record_version: int = 2
+    events_jsonl: bool = True
 
     def __post_init__(self) -> None:
         if self.record_version not in (1, 2) or isinstance(self.record_version, bool):
@@ -94,6 +98,7 @@ class PipelineConfig:
     propagation: PropagationConfig = PropagationConfig()
     live: LiveConfig = LiveConfig()
     sinks: SinksConfig = SinksConfig()
+    analytics: AnalyticsConfig = AnalyticsConfig()
     mode: str = "offline"
 
     def __post_init__(self) -> None:

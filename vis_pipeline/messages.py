@@ -1,7 +1,7 @@
 """What the processing loop sends the writer thread: one frozen dataclass per kind.
 
-Contract: the writer handles, in queue order, ``ResultMsg`` (write to every sink),
-``RedrawMsg`` (a resumed stream's frame whose result is already written: redraw the
+Contract: the writer handles, in queue order, ``ResultMsg`` (its events, then its result,
+to every sink), ``RedrawMsg`` (a resumed stream's frame whose result is already written: redraw the
 overlay), ``CheckpointMsg`` (flush the sinks, then save the state), ``StreamDoneMsg`` (the
 stream delivered its last frame: ``end_stream`` on every sink, then the finished marker),
 and ends on ``STOP``.
@@ -13,16 +13,19 @@ import dataclasses
 
 import numpy as np
 
+from vis.analytics import Event
 from vis.types import FrameResult
 from vis_pipeline.resume import EncodedState
 
 
 @dataclasses.dataclass(frozen=True)
 class ResultMsg:
-    """A processed frame: its result and the decoded image ((H, W, 3) uint8 BGR)."""
+    """A processed frame: its result, the decoded image ((H, W, 3) uint8 BGR) and the
+    analytics events it caused (handed to the sinks just before the result)."""
 
     result: FrameResult
     image: np.ndarray
+    events: tuple[Event, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,9 +19,17 @@ from pathlib import Path
 
 from streams.kafka import KafkaSink, KafkaSinkConfig
 from streams.sinks.export import ExportSink
-from streams.sinks import JsonlSink, OverlayVideoSink, Sink, SinkError, jsonl_path
+from streams.sinks import (
+    EventsJsonlSink,
+    JsonlSink,
+    OverlayVideoSink,
+    Sink,
+    SinkError,
+    events_path,
+    jsonl_path,
+)
 from streams.sources import SourceError
-from vis.config import from_mapping
+from vis.config import ConfigError, from_mapping
 from vis.detection.factory import build_detector
 from vis.detection.precision import cpu_features
 from vis_pipeline.config import PipelineConfig
@@ -59,6 +67,11 @@ def run(
     stop = stop or threading.Event()
     inputs, errors = expand_inputs(cfg)
     detector = build_detector(cfg.detector)
+    try:
+        cfg.analytics.check_classes(detector.labels)
+    except ConfigError:
+        detector.close()
+        raise
     out_dir = Path(cfg.output)
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = RunSummary(
@@ -75,12 +88,18 @@ def run(
     sinks: list[Sink] = list(extra_sinks or [])
     if cfg.sinks.jsonl:
         sinks.append(JsonlSink(out_dir, resume=True, record_version=cfg.sinks.record_version))
+    if cfg.analytics.enabled and cfg.sinks.events_jsonl:  # files cut back by StreamRun
+        sinks.append(EventsJsonlSink(out_dir, resume=True))
     if cfg.sinks.kafka is not None:
         kafka = from_mapping(KafkaSinkConfig, cfg.sinks.kafka, "sinks.kafka")
         sinks.append(KafkaSink(kafka, record_version=cfg.sinks.record_version))
     if cfg.sinks.exports:  # after the JSONL sink: exports read the stream's finished JSONL
         sinks.append(ExportSink(out_dir, cfg.sinks.exports, images=cfg.sinks.export_images))
-    overlay = OverlayVideoSink(out_dir) if cfg.sinks.overlay else None
+    overlay = (
+        OverlayVideoSink(out_dir, analytics=cfg.analytics if cfg.analytics.enabled else None)
+        if cfg.sinks.overlay
+        else None
+    )
     if overlay is not None:
         sinks.append(overlay)
     # redrawing a resumed overlay needs the kept results, which are in the JSONL file
@@ -168,7 +187,7 @@ class Admission:
             item = self.pending.popleft()
             try:
                 stream = StreamRun(item, self.context)
-            except (SourceError, ResumeError) as exc:
+            except (SourceError, ResumeError, ConfigError) as exc:
                 self.summary.failed_inputs.append(str(exc))
                 continue
             if stream.complete:
@@ -187,6 +206,8 @@ class Admission:
         cfg = self.context.config
         if cfg.sinks.jsonl:
             self.summary.outputs.append(str(jsonl_path(cfg.output, stream_id)))
+        if cfg.analytics.enabled and cfg.sinks.events_jsonl:
+            self.summary.outputs.append(str(events_path(cfg.output, stream_id)))
         if self.overlay is not None:
             self.summary.outputs.append(str(self.overlay.path_for(stream_id)))
 
@@ -200,7 +221,7 @@ def _conclude(
     """Set the exit code and error line; re-raise ``failure`` (or a stream's unexpected
     error) unless a sink failed."""
     for stream in streams:
-        if stream.failure is not None and not isinstance(stream.failure, SourceError):
+        if stream.failure is not None and not isinstance(stream.failure, SourceError | ConfigError):
             failure = failure or stream.failure
         elif stream.failure is not None:
             summary.failed_inputs.append(str(stream.failure))

@@ -110,9 +110,8 @@ class Scheduler:
             point = stream.processor.stop_point()
             if point is not None and point[0] > stream.resume_from:
                 index, state = point
-                self.writer.put(
-                    CheckpointMsg(stream.stream_id, index, encode_state(state)), after_stop=True
-                )
+                state = encode_state(stream.checkpoint_state(state))
+                self.writer.put(CheckpointMsg(stream.stream_id, index, state), after_stop=True)
                 log.info("%s: stopped, checkpoint after frame %d", stream.stream_id, index)
 
     def abandon_active(self) -> None:
@@ -181,7 +180,9 @@ class Scheduler:
         if point is not None:
             index, state = point
             self.writer.put(
-                CheckpointMsg(stream.stream_id, index, encode_state(state)),
+                CheckpointMsg(
+                    stream.stream_id, index, encode_state(stream.checkpoint_state(state))
+                ),
                 after_stop=self._settling,
             )
         if self.bars is not None:
@@ -189,8 +190,9 @@ class Scheduler:
         return True
 
     def _send_results(self, stream: StreamRun, ready: list[tuple[FrameResult, Frame]]) -> None:
-        for result, frame in ready:
-            self._send(ResultMsg(result, frame.image))
+        for result, frame in ready:  # final results, in the order they are written
+            events = () if stream.analytics is None else tuple(stream.analytics.update(result))
+            self._send(ResultMsg(result, frame.image, events))
             stream.delivered = frame.index
             stream.latency.add("end_to_end", time.monotonic() - frame.captured_at)
 

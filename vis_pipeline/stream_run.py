@@ -20,7 +20,10 @@ from collections import deque
 from typing import NamedTuple
 
 from streams.live import LiveSource, is_live_uri, put_latest
+from streams.sinks.paths import events_path
 from streams.sources import open_source
+from vis.analytics import Analytics
+from vis.config import ConfigError
 from vis.offline import make_processor
 from vis.pipeline import StageTimer
 from vis.types import Detections, Frame
@@ -72,6 +75,7 @@ class StreamRun:
 
     def __init__(self, stream_input: StreamInput, context: RunContext) -> None:
         cfg = context.config
+        self.context_config = cfg
         self.uri = stream_input.uri
         self.stop, self.activity = context.stop, context.activity
         self.live = is_live_uri(self.uri)
@@ -95,6 +99,7 @@ class StreamRun:
         else:
             self.source = open_source(self.uri, stream_id=stream_input.stream_id, fps=cfg.fps)
         self.stream_id: str = self.source.stream_id
+        self.analytics = self._analytics(cfg, point)
         if cfg.sinks.jsonl:  # a fresh start empties the file; a resume keeps what it resumes from
             resume.prepare_jsonl(cfg.output, self.stream_id, self.resume_from)
         self.processor = make_processor(
@@ -126,6 +131,42 @@ class StreamRun:
 
     def start(self) -> None:
         self.thread.start()
+
+    def _analytics(self, cfg: PipelineConfig, point: resume.ResumePoint) -> Analytics | None:
+        """The stream's analytics (None: no lines or zones), checked against the frame size
+        when the source knows it (files; live sources at their first frame), restored from
+        the checkpoint, its events file cut back to the resume point.
+
+        Raises:
+            ConfigError: a line or zone does not fit the frame (nothing written yet).
+        """
+        self._frame_checked = False
+        if not cfg.analytics.enabled:
+            return None
+        width, height = getattr(self.source, "width", None), getattr(self.source, "height", None)
+        if width and height:
+            self._check_frame(width, height)
+        # a track missing longer than the tracker keeps it (plus a tolerated outage) is gone
+        forget_ms = 1000.0 * cfg.tracker.max_lost_s + (cfg.live.max_gap_ms if self.live else 0)
+        analytics = Analytics(cfg.analytics, stream_id=self.stream_id, forget_after_ms=forget_ms)
+        if point.state is not None and "analytics" in point.state:
+            analytics.load_state_dict(point.state["analytics"])
+        if cfg.sinks.events_jsonl:
+            resume.cut_jsonl(events_path(cfg.output, self.stream_id), self.resume_from)
+        return analytics
+
+    def _check_frame(self, width: int, height: int) -> None:
+        self._frame_checked = True
+        try:
+            self.context_config.analytics.check_frame(width, height)
+        except ConfigError as exc:
+            raise ConfigError(f"{self.uri}: {exc}") from None
+
+    def checkpoint_state(self, state: dict) -> dict:
+        """The processor's ``state`` plus the analytics state (both after the same frame)."""
+        if self.analytics is None:
+            return state
+        return {**state, "analytics": self.analytics.state_dict()}
 
     # -- reader thread ---------------------------------------------------------------------------
     def _read(self) -> None:
@@ -178,6 +219,12 @@ class StreamRun:
                         continue
                     return False
                 continue
+            if self.analytics is not None and not self._frame_checked:
+                try:  # a live source's frame size is known only now
+                    self._check_frame(item.frame.width, item.frame.height)
+                except ConfigError as exc:
+                    self.failure = exc
+                    return False
             is_keyframe = self.processor.is_keyframe(item.frame)
             self.buffer.append(
                 BufferedFrame(item.frame, is_keyframe and not item.written, item.written)

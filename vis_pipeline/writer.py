@@ -108,6 +108,8 @@ class Writer:
     def _handle(self, msg: WriterMsg) -> None:
         if isinstance(msg, ResultMsg):
             for sink in self.sinks:
+                if msg.events:
+                    sink.write_events(msg.events)
                 sink.write(msg.result, msg.image)
         elif isinstance(msg, RedrawMsg):
             if self.redraw is not None:

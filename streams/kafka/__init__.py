@@ -8,7 +8,9 @@
   and timelines of what was read (``TrackTimelines``).
 * ``producer`` — kafka-python producer/admin calls (connect, create topics, close).
 * ``sink`` — ``KafkaSink``: at-least-once delivery with a bounded re-send buffer.
-* ``consumer`` — ``FrameReader``: frames of a topic, by partition or consumer group.
+* ``events`` — ``vis.event/1`` analytics events read back (``EventAssembler``).
+* ``consumer`` — ``FrameReader``: frames of a topic, by partition or consumer group;
+  ``EventReader``: the analytics events of an events topic.
 * ``cli`` — ``python -m streams.kafka``: read a topic, print a per-stream summary.
 
 See docs/kafka.md.
@@ -16,7 +18,8 @@ See docs/kafka.md.
 
 from streams.kafka.cli import format_summary, main
 from streams.kafka.config import KafkaSecurity, KafkaSinkConfig, load_kafka_config
-from streams.kafka.consumer import ConsumedFrame, FrameReader, parse_start
+from streams.kafka.consumer import ConsumedFrame, EventReader, FrameReader, parse_start
+from streams.kafka.events import EventAssembler, parse_event
 from streams.kafka.records import (
     RECORD_OVERHEAD,
     FrameAssembler,
@@ -38,6 +41,8 @@ __all__ = [
     "RECORD_OVERHEAD",
     "TRACK_SCHEMA",
     "ConsumedFrame",
+    "EventAssembler",
+    "EventReader",
     "FrameAssembler",
     "FrameReader",
     "KafkaSecurity",
@@ -53,6 +58,7 @@ __all__ = [
     "format_summary",
     "load_kafka_config",
     "main",
+    "parse_event",
     "parse_start",
     "tracked_instances",
 ]

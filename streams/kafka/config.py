@@ -150,6 +150,8 @@ class KafkaSinkConfig:
         bootstrap_servers: ``host:port[,host:port]``.
         topic: frame records (``vis.frame/2`` or ``/1``).
         tracks_topic: track started/ended events (``vis.track/1``); None disables them.
+        events_topic: analytics events (``vis.event/1``: line crossings, zone entries, exits
+            and occupancy), when the run has ``analytics`` lines or zones; None disables them.
         client_id: Kafka client id.
         compression: record batch codec. ``zstd`` (default) compresses a 720p frame as well
             as ``gzip`` for a tenth of the CPU (bench/results/kafka.md); it needs the
@@ -183,6 +185,7 @@ class KafkaSinkConfig:
     bootstrap_servers: str = "127.0.0.1:9092"
     topic: str = "vis.frames"
     tracks_topic: str | None = "vis.tracks"
+    events_topic: str | None = "vis.events"
     client_id: str = "vis-pipeline"
     compression: Literal["gzip", "lz4", "zstd", "snappy", "none"] = "zstd"
     linger_ms: int = 5
@@ -228,6 +231,18 @@ class KafkaSinkConfig:
             "tracks_topic",
             self.tracks_topic,
             "must differ from topic",
+        )
+        require(
+            self.events_topic is None or _TOPIC_RE.match(self.events_topic) is not None,
+            "events_topic",
+            self.events_topic,
+            "must be 1-249 characters of [A-Za-z0-9._-]",
+        )
+        require(
+            self.events_topic is None or self.events_topic not in (self.topic, self.tracks_topic),
+            "events_topic",
+            self.events_topic,
+            "must differ from topic and tracks_topic",
         )
         require(self.linger_ms >= 0, "linger_ms", self.linger_ms, "must be >= 0")
         require(self.batch_size >= 1024, "batch_size", self.batch_size, "must be >= 1024")

@@ -5,7 +5,9 @@ per frame, in partition order (so in order per stream), with split frames
 (``part``/``parts``) put back together and, by default, repeated (stream_id, frame_index)
 pairs skipped (``FrameAssembler``, in ``records``). Malformed records (not JSON, wrong
 schema, bad RLE) are counted and skipped, never raised. Masks are decoded only when
-``ConsumedFrame.result()`` asks for them. The CLI is ``python -m streams.kafka``.
+``ConsumedFrame.result()`` asks for them. ``EventReader(topic, ...).events()`` yields the
+``vis.event/1`` analytics events of an events topic the same way (checked, de-duplicated,
+in order per stream). The CLI is ``python -m streams.kafka``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any, Self
 
 from streams.kafka.config import KafkaSecurity, servers
+from streams.kafka.events import EventAssembler
 from streams.kafka.records import FrameAssembler
 from vis.schema import decode_record
 from vis.types import FrameResult
@@ -295,3 +298,21 @@ class FrameReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class EventReader(FrameReader):
+    """Iterates the analytics events (``vis.event/1`` dicts) of an events topic.
+
+    Takes ``FrameReader``'s arguments (``validate_masks`` is ignored); ``dedup`` drops
+    re-sent copies of an event. Malformed records are counted in ``assembler.malformed``.
+    """
+
+    def __init__(self, topic: str, *, dedup: bool = True, **kwargs: Any) -> None:
+        kwargs.setdefault("client_id", "vis-consume-events")
+        super().__init__(topic, dedup=dedup, **kwargs)
+        self.assembler = EventAssembler(dedup=dedup)  # type: ignore[assignment]
+
+    def events(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        """Yield events; takes the stopping arguments of ``FrameReader.frames``."""
+        for item in self.frames(**kwargs):
+            yield item.record

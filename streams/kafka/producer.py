@@ -72,7 +72,7 @@ def connect_producer(cfg: KafkaSinkConfig, *, first: bool = False) -> tuple[Any,
 
 
 def create_topics(cfg: KafkaSinkConfig) -> None:
-    """Create the frame and track topics with ``cfg.topic_partitions`` (0: do nothing).
+    """Create the frame, track and event topics with ``cfg.topic_partitions`` (0: do nothing).
 
     Raises:
         SinkError: the admin request failed (existing topics are not an error).
@@ -89,7 +89,7 @@ def create_topics(cfg: KafkaSinkConfig) -> None:
         **cfg.security.client_kwargs(),
     )
     try:
-        for topic in (cfg.topic, cfg.tracks_topic):
+        for topic in (cfg.topic, cfg.tracks_topic, cfg.events_topic):
             if topic is None:
                 continue
             with contextlib.suppress(TopicAlreadyExistsError):

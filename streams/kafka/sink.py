@@ -2,7 +2,9 @@
 
 Contract: ``KafkaSink(config).write(result)`` queues one record (key = stream_id, value =
 ``dumps_record(result)`` UTF-8, headers ``schema`` and ``content-type``) on ``config.topic``
-and, when ``config.tracks_topic`` is set, ``vis.track/1`` started/ended events on it.
+and, when ``config.tracks_topic`` is set, ``vis.track/1`` started/ended events on it;
+``write_events(events)`` queues ``vis.event/1`` analytics events on ``config.events_topic``
+(key = stream_id), through the same buffer and delivery as the frames.
 Delivery is at-least-once: every record stays in a bounded buffer until the broker
 acknowledges it (acks=all); failed records are re-sent in their original order by a fresh
 producer; ``write`` blocks while the buffer is full (back-pressure, up to
@@ -25,6 +27,7 @@ import dataclasses
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any, Self
 
 import numpy as np
@@ -40,6 +43,7 @@ from streams.kafka.producer import (
 from streams.kafka.records import RECORD_OVERHEAD, dumps_json, fit_record, headers
 from streams.kafka.tracks import TRACK_SCHEMA, TrackEvents
 from streams.sinks.base import Sink, SinkError
+from vis.analytics import EVENT_SCHEMA, Event
 from vis.schema import SCHEMAS, json_of, record_of
 from vis.types import FrameResult
 
@@ -104,6 +108,7 @@ class KafkaSink(Sink):
             "parts": 0,
             "coarsened": 0,
             "track_events": 0,
+            "events": 0,
             "recoveries": 0,
             "blocked_s": 0.0,
         }
@@ -120,6 +125,7 @@ class KafkaSink(Sink):
         events), ``sent`` acknowledged, ``failed`` send attempts, ``retried`` re-sent
         records, ``bytes`` acknowledged value bytes, ``oversize`` frames split or
         coarsened, ``parts`` extra part records, ``coarsened`` instances, ``track_events``,
+        ``events`` (analytics events queued),
         ``recoveries`` (new producers after failures), ``blocked_s`` spent on back-pressure,
         ``pending`` unacknowledged records now."""
         with self._cond:
@@ -158,6 +164,33 @@ class KafkaSink(Sink):
             self._stats["parts"] += len(values) - 1
             self._stats["coarsened"] += coarsened
             self._stats["track_events"] += len(msgs) - len(values)
+
+    def write_events(self, events: Sequence[Event]) -> None:
+        """Queue analytics events on ``events_topic`` (keyed by stream); blocks on a full
+        buffer like ``write``.
+
+        Raises:
+            SinkError: delivery failed for good, or the buffer stayed full ``block_timeout_s``.
+        """
+        topic = self.config.events_topic
+        if topic is None or not events:
+            return
+        if self._closed:
+            raise SinkError(f"kafka topic {topic!r}: write after close")
+        self._raise_fatal()
+        self._enqueue(
+            [
+                (
+                    topic,
+                    ev.stream_id.encode("utf-8"),
+                    dumps_json(ev.to_dict()),
+                    headers(EVENT_SCHEMA),
+                )
+                for ev in events
+            ]
+        )
+        with self._cond:
+            self._stats["events"] += len(events)
 
     def end_stream(self, stream_id: str) -> None:
         """Publish ``ended`` events for the open tracks of a finished stream."""
@@ -224,7 +257,7 @@ class KafkaSink(Sink):
         c = self.config
         return (
             f"KafkaSink(bootstrap_servers={c.bootstrap_servers!r}, topic={c.topic!r}, "
-            f"tracks_topic={c.tracks_topic!r}, security_protocol="
+            f"tracks_topic={c.tracks_topic!r}, events_topic={c.events_topic!r}, security_protocol="
             f"{c.security.security_protocol!r}, idempotent={self.idempotent})"
         )
 

@@ -1,12 +1,15 @@
 """``OverlayVideoSink``: ``<output>/<stream_id>.overlay.mp4``, the frames with masks and ids drawn.
 
 Contract: ``write(result, image)`` draws ``result`` on a copy of ``image`` and appends it to
-the stream's video (a result without an image is not drawn); ``end_stream`` finishes one
-stream's file, ``close`` all of them.
+the stream's video (a result without an image is not drawn); with ``analytics``, its lines
+and zones are drawn too, with the running counts taken from the events (``write_events``);
+``end_stream`` finishes one stream's file, ``close`` all of them.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -14,7 +17,73 @@ import numpy as np
 
 from streams.sinks.base import Sink, SinkError
 from streams.sinks.paths import overlay_path
+from vis.analytics import AnalyticsConfig, Event, LineCross, ZoneOccupancy
 from vis.types import FrameResult
+
+LINE_COLOUR = (0, 215, 255)  # BGR amber
+ZONE_COLOUR = (255, 160, 0)  # BGR sky blue
+ALERT_COLOUR = (40, 40, 230)  # BGR red: an overcrowded zone
+
+
+@dataclasses.dataclass
+class AnalyticsCounts:
+    """Running counts of one stream, as the events report them."""
+
+    lines: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)
+    zones: dict[str, tuple[int, bool]] = dataclasses.field(default_factory=dict)
+
+    def add(self, event: Event) -> None:
+        if isinstance(event, LineCross):
+            self.lines.setdefault(event.line, {"in": 0, "out": 0})[event.direction] = event.count
+        elif isinstance(event, ZoneOccupancy):
+            self.zones[event.zone] = (event.count, event.overcrowded)
+
+
+def _label(out: np.ndarray, text: str, org: tuple[int, int], colour: tuple[int, int, int]) -> None:
+    """Text with a dark outline, readable on any background."""
+    for col, thick in (((0, 0, 0), 3), (colour, 1)):
+        cv2.putText(out, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.5, col, thick, cv2.LINE_AA)
+
+
+def draw_analytics(out: np.ndarray, config: AnalyticsConfig, counts: AnalyticsCounts) -> None:
+    """Draw zones (outline, light fill, name and occupancy) and lines (with an arrow on the
+    ``in`` side and their in/out counts) on ``out`` in place.
+
+    Args:
+        out: (H, W, 3) uint8 BGR.
+        config: the lines and zones.
+        counts: the running counts.
+    """
+    for zone in config.zones:
+        pts = np.round(np.asarray(zone.polygon, np.float64)).astype(np.int32)
+        n, alert = counts.zones.get(zone.name, (0, False))
+        col = ALERT_COLOUR if alert else ZONE_COLOUR
+        x0, y0 = pts.min(axis=0)
+        x1, y1 = pts.max(axis=0) + 1
+        view = out[y0:y1, x0:x1]
+        fill = view.copy()
+        cv2.fillPoly(fill, [pts - [x0, y0]], col)
+        cv2.addWeighted(fill, 0.18, view, 0.82, 0, dst=view)
+        cv2.polylines(out, [pts], True, col, 2, cv2.LINE_AA)
+        cap = "" if zone.max_occupancy is None else f"/{zone.max_occupancy}"
+        _label(out, f"{zone.name}: {n}{cap}", (int(x0) + 4, int(y0) + 16), col)
+    for line in config.lines:
+        (ax, ay), (bx, by) = line.points
+        a, b = (int(round(ax)), int(round(ay))), (int(round(bx)), int(round(by)))
+        cv2.line(out, a, b, LINE_COLOUR, 2, cv2.LINE_AA)
+        length = max(np.hypot(bx - ax, by - ay), 1.0)
+        mx, my = (ax + bx) / 2, (ay + by) / 2
+        nx, ny = -(by - ay) / length, (bx - ax) / length  # the right-hand side: "in"
+        tip = (int(round(mx + 18 * nx)), int(round(my + 18 * ny)))
+        cv2.arrowedLine(
+            out, (int(round(mx)), int(round(my))), tip, LINE_COLOUR, 2, cv2.LINE_AA, 0, 0.4
+        )
+        c = counts.lines.get(line.name, {"in": 0, "out": 0})
+        text = f"{line.name} in {c['in']} out {c['out']}"
+        (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
+        h, w = out.shape[:2]
+        org = (min(max(a[0] + 4, 2), w - tw - 2), min(max(a[1] - 8, th + 4), h - 4))
+        _label(out, text, org, LINE_COLOUR)
 
 
 def track_colour(track_id: int) -> tuple[int, int, int]:
@@ -25,18 +94,30 @@ def track_colour(track_id: int) -> tuple[int, int, int]:
     return int(b), int(g), int(r)
 
 
-def render_overlay(image: np.ndarray, result: FrameResult, alpha: float = 0.5) -> np.ndarray:
-    """Draw masks (coloured by track id), boxes, ids and labels on a copy of ``image``.
+def render_overlay(
+    image: np.ndarray,
+    result: FrameResult,
+    alpha: float = 0.5,
+    *,
+    analytics: AnalyticsConfig | None = None,
+    counts: AnalyticsCounts | None = None,
+) -> np.ndarray:
+    """Draw masks (coloured by track id), boxes, ids and labels on a copy of ``image``, and
+    the analytics lines and zones with their counts when ``analytics`` is given.
 
     Args:
         image: (H, W, 3) uint8 BGR.
         result: the frame's tracked instances.
         alpha: mask opacity.
+        analytics: the lines and zones to draw (None: none).
+        counts: their running counts (None: zeros).
 
     Returns:
         (H, W, 3) uint8 BGR.
     """
     out = image.copy()
+    if analytics is not None:
+        draw_analytics(out, analytics, counts or AnalyticsCounts())
     d = result.detections
     for i in range(len(d)):
         tid = int(d.track_ids[i])
@@ -81,9 +162,19 @@ class OverlayVideoSink(Sink):
         output_dir: folder of the videos (created).
         fps: frame rate of a stream's video unless ``set_fps`` gave one.
         fourcc: OpenCV codec code.
+        analytics: lines and zones to draw with their running counts (None: none).
     """
 
-    def __init__(self, output_dir: str | Path, *, fps: float = 25.0, fourcc: str = "mp4v") -> None:
+    def __init__(
+        self,
+        output_dir: str | Path,
+        *,
+        fps: float = 25.0,
+        fourcc: str = "mp4v",
+        analytics: AnalyticsConfig | None = None,
+    ) -> None:
+        self.analytics = analytics
+        self._counts: dict[str, AnalyticsCounts] = {}
         self.output_dir = Path(output_dir)
         self.output_dir.mkdir(parents=True, exist_ok=True)
         self.fps = fps
@@ -113,9 +204,21 @@ class OverlayVideoSink(Sink):
             if not w.isOpened():
                 raise SinkError(f"cannot open video writer for {path} (codec {self.fourcc})")
             self._writers[result.stream_id] = w
-        w.write(render_overlay(image, result))
+        w.write(
+            render_overlay(
+                image,
+                result,
+                analytics=self.analytics,
+                counts=self._counts.get(result.stream_id),
+            )
+        )
+
+    def write_events(self, events: Sequence[Event]) -> None:
+        for event in events:
+            self._counts.setdefault(event.stream_id, AnalyticsCounts()).add(event)
 
     def end_stream(self, stream_id: str) -> None:
+        self._counts.pop(stream_id, None)
         w = self._writers.pop(stream_id, None)
         if w is not None:
             w.release()

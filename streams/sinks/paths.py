@@ -1,7 +1,8 @@
 """Output file names: the one place that turns a stream id into a path.
 
 Contract: ``safe_name(stream_id)`` is a file-name-safe form of any stream id;
-``jsonl_path(output_dir, stream_id)``, ``overlay_path(output_dir, stream_id)`` and
+``jsonl_path(output_dir, stream_id)``, ``events_path(output_dir, stream_id)``,
+``overlay_path(output_dir, stream_id)`` and
 ``export_path(output_dir, stream_id, suffix)`` are where the JSONL, overlay-video and export
 sinks write that stream (everything else that needs these files,
 the resume logic included, calls these functions).
@@ -20,6 +21,11 @@ def safe_name(stream_id: str) -> str:
 def jsonl_path(output_dir: str | Path, stream_id: str) -> Path:
     """``<output_dir>/<safe_name(stream_id)>.jsonl``."""
     return Path(output_dir) / f"{safe_name(stream_id)}.jsonl"
+
+
+def events_path(output_dir: str | Path, stream_id: str) -> Path:
+    """``<output_dir>/<safe_name(stream_id)>.events.jsonl``."""
+    return Path(output_dir) / f"{safe_name(stream_id)}.events.jsonl"
 
 
 def overlay_path(output_dir: str | Path, stream_id: str) -> Path:
