@@ -1,9 +1,9 @@
 """``vis-pipeline corrections``: record review decisions about a run's tracks without the
 browser, as the review page's "Save corrections" does (``vis.corrections/1``, docs/review.md).
 
-    vis-pipeline corrections out/demo/sample.jsonl -o sample.corrections.json \\
+    vis-pipeline corrections out/cam/cam1.jsonl -o cam1.corrections.json \\
         --accept 3,5 --reject 7 --reject 9:120-200 --wrong-class 4=car
-    vis-pipeline corrections out/demo/sample.jsonl -o sample.corrections.json --merge \\
+    vis-pipeline corrections out/cam/cam1.jsonl -o cam1.corrections.json --merge \\
         --accept 9:0-119
 
 TRACKS is a comma-separated list of ``TRACK`` (the whole track) or ``TRACK:START-STOP``
@@ -84,9 +84,13 @@ def main(argv: list[str]) -> int:
     )
     p.add_argument("jsonl", help="the run's vis.frame JSONL (or the review's quality JSONL)")
     p.add_argument("--output", "-o", required=True, metavar="FILE", help="corrections JSON")
-    for flag, kind, metavar in [("--accept", "accept", "TRACKS"), ("--reject", "reject", "TRACKS"),
-                                ("--wrong-class", "wrong_class", "TRACKS=LABEL")]:  # fmt: skip
-        p.add_argument(flag, action=_Step, const=kind, dest="steps", metavar=metavar)
+    for flag, kind, metavar, what in [
+        ("--accept", "accept", "TRACKS", "right: learn from them"),
+        ("--reject", "reject", "TRACKS", "not objects to learn (false positives, drift)"),
+        ("--wrong-class", "wrong_class", "TRACKS=LABEL", "real objects of class LABEL"),
+    ]:
+        p.add_argument(flag, action=_Step, const=kind, dest="steps", metavar=metavar,
+                       help=f"{what}; e.g. 3,5 or 9:120-200 (repeatable)")  # fmt: skip
     p.add_argument("--merge", action="store_true", help="add to the decisions in --output")
     p.add_argument("--reviewer", help="who decided (kept in the file)")
     args = p.parse_args(argv)

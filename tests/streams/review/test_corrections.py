@@ -58,7 +58,9 @@ def test_fingerprint_is_the_tracks_spans(story, tmp_path):
     assert run_identity(copy) == run_identity(run)
     # a run without the last frame ends track 1 and 2 earlier: another fingerprint
     short = tmp_path / "short.jsonl"
-    short.write_text("".join(dumps_record(story.records[f]) + "\n" for f in sorted(story.records)[:-1]))
+    short.write_text(
+        "".join(dumps_record(story.records[f]) + "\n" for f in sorted(story.records)[:-1])
+    )
     assert run_identity(short).tracks_fingerprint != run_identity(run).tracks_fingerprint
 
 

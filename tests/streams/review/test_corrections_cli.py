@@ -16,8 +16,8 @@ from vis_pipeline.cli import main
 
 def test_records_decisions_in_command_line_order(story, tmp_path, capsys):
     out = tmp_path / "c.json"
-    code = main(["corrections", str(story.jsonl), "-o", str(out), "--accept", "1",
-                 "--reject", "1:6-9,5", "--wrong-class", "2:0-3=person", "--reviewer", "ann"])  # fmt: skip
+    code = main(["corrections", str(story.jsonl), "-o", str(out), "--accept", "1", "--reject",
+                 "1:6-9,5", "--wrong-class", "2:0-3=person", "--reviewer", "ann"])  # fmt: skip
     assert code == 0
     assert "4 decisions about 3 tracks of cam 1" in capsys.readouterr().out
     corr = load_corrections(out, story.jsonl)
@@ -76,8 +76,10 @@ def test_refuses_to_merge_into_another_runs_file(story, tmp_path, capsys):
     assert json.loads(out.read_text())["decisions"] == [{"track_id": 1, "decision": "accept"}]
 
 
+@pytest.mark.slow
 def test_the_installed_entry_point(story, tmp_path):
-    """Through ``python -m vis_pipeline`` (what the ``vis-pipeline`` script calls)."""
+    """Through ``python -m vis_pipeline`` (what the ``vis-pipeline`` script calls; ~10 s of
+    imports on 2 cores)."""
     out = tmp_path / "c.json"
     cmd = [sys.executable, "-m", "vis_pipeline", "corrections", str(story.jsonl), "-o", str(out)]
     env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
