@@ -32,6 +32,7 @@ from streams.review.corrections import (
     check_against_run,
     load_corrections,
     now,
+    parse_decision,
     run_identity,
     save_corrections,
 )
@@ -68,10 +69,10 @@ def parse_items(decision: str, option: str, text: str) -> list[Decision]:
                 "9:120-200 (frames inclusive)"
             )
         tid, a, b = m.groups()
-        frames = None if a is None else (int(a), int(b))
-        if frames is not None and frames[0] > frames[1]:
-            raise CorrectionsError(f"{option} {item.strip()!r}: START must not be after STOP")
-        out.append(Decision(int(tid), decision, label, frames))
+        raw = {"track_id": int(tid), "decision": decision, "label": label}
+        if a is not None:
+            raw["frames"] = [int(a), int(b)]
+        out.append(parse_decision(raw, f"{option} {item.strip()}"))
     return out
 
 
@@ -132,8 +133,6 @@ def _record(args: argparse.Namespace) -> Corrections:
         check_against_run(decisions, run, f"{option} {text}")
         for d in decisions:
             span = run.tracks[d.track_id]
-            if d.frames == (span.first, span.last):
-                d = Decision(d.track_id, d.decision, d.label)  # the whole track
             corrections.add(d, (span.first, span.last))
     if args.reviewer:
         corrections.reviewer = args.reviewer

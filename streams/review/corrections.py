@@ -93,7 +93,10 @@ class Corrections:
     def add(self, decision: Decision, span: tuple[int, int]) -> None:
         """Append ``decision`` about a track spanning frames ``span`` (first, last), dropping
         the earlier decisions about that track whose frames it covers entirely (as the
-        review page does): they would never apply again."""
+        review page does): they would never apply again. A range equal to ``span`` is
+        recorded as the whole track."""
+        if decision.frames == span:
+            decision = dataclasses.replace(decision, frames=None)
         a, b = decision.frames or span
 
         def inside(d: Decision) -> bool:

@@ -152,3 +152,5 @@ def test_add_drops_the_decisions_a_later_one_covers(story):
     ]  # fmt: skip
     corr.add(Decision(1, "wrong_class", label="car"), (0, 9))  # the whole track: covers all
     assert corr.decisions == [Decision(2, "reject"), Decision(1, "wrong_class", label="car")]
+    corr.add(Decision(2, "accept", frames=(0, 9)), (0, 9))  # the track's span: the whole track
+    assert corr.decisions == [Decision(1, "wrong_class", label="car"), Decision(2, "accept")]

@@ -46,7 +46,7 @@ def test_merge_adds_after_the_file_and_overrides(story, tmp_path):
 BAD = [
     (["--accept", "42"], "--accept 42: track 42 is not in run 'cam 1' (tracks 1, 2, 5)"),
     (["--reject", "5:0-4"], "frames 0-4 are outside track 5 (frames 2-4)"),
-    (["--reject", "5:4-2"], "START must not be after STOP"),
+    (["--reject", "5:4-2"], "--reject 5:4-2: frames [4, 2] of track 5 must be [start, stop]"),
     (["--reject", "five"], "--reject 'five': expected TRACK or TRACK:START-STOP"),
     (["--wrong-class", "2"], "--wrong-class '2': expected TRACKS=LABEL"),
     (["--wrong-class", "2=bicycle"], "label 'bicycle' for track 2 is not one of the run's labels"),
