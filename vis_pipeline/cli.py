@@ -7,6 +7,7 @@
     python run_pipeline.py --config configs/live.yaml --source rtsp://cam1/s --source rtsp://cam2/s
     vis-pipeline export --format coco --input out/demo/sample.jsonl --output exp/  # docs/exports.md
     vis-pipeline review out/demo/sample.jsonl --video data/sample/sample.mp4 -o review/
+    vis-pipeline corrections out/demo/sample.jsonl -o sample.corrections.json --reject 7
 
 Each stream has a reader thread feeding a bounded queue; one processing loop serves the
 streams round-robin (so a busy stream cannot starve another), batches pending keyframes of
@@ -110,10 +111,10 @@ def _setup_logging(level: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """The command line: parse, run, print the summary; returns the exit code. A first
-    argument ``export`` or ``review`` (annotation workflow), or ``submit``, ``worker`` or
-    ``jobs`` (workers of a Kafka consumer group) runs that subcommand instead."""
+    argument ``export``, ``review`` or ``corrections`` (annotation workflow), or ``submit``,
+    ``worker`` or ``jobs`` (workers of a Kafka consumer group) runs that subcommand instead."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv and argv[0] in ("export", "review"):
+    if argv and argv[0] in ("export", "review", "corrections"):
         return _subcommand(argv[0], argv[1:])
     if argv and argv[0] in WORKER_COMMANDS:  # vis-pipeline submit | worker | jobs
         from vis_pipeline.worker.cli import main as worker_main
@@ -195,6 +196,10 @@ def _subcommand(name: str, argv: list[str]) -> int:
         from vis_pipeline.export_cli import main as export_main  # noqa: PLC0415
 
         return export_main(argv)
+    if name == "corrections":
+        from vis_pipeline.corrections_cli import main as corrections_main  # noqa: PLC0415
+
+        return corrections_main(argv)
     from vis_pipeline.review_cli import main as review_main  # noqa: PLC0415
 
     return review_main(argv)

@@ -2,7 +2,8 @@
 
     vis-pipeline review out/demo/sample.jsonl --video data/sample/sample.mp4 -o review/
 
-Writes ``review/index.html`` (open it in a browser; no server), ``review/review.csv``,
+Writes ``review/index.html`` (open it in a browser; no server: mark tracks accept, reject
+or wrong class and save the corrections file, docs/review.md), ``review/review.csv``,
 ``review/thumbs/`` and ``review/<stream>.quality.jsonl`` (the records with their quality
 fields, docs/quality.md). Exit codes: 0 written; 2 bad input.
 """

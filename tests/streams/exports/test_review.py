@@ -78,8 +78,8 @@ def test_review_page_renders_in_headless_chromium(story, tmp_path):
     if chromium is None:
         pytest.skip("Chromium not found: apt-get install -y chromium (scripts/system_packages.sh)")
     out = _review(story, tmp_path)
-    # a copy of the page with a probe script, beside it so the thumbnails resolve; the page
-    # itself has no script
+    # a copy of the page with a probe script, beside it so the thumbnails resolve (the
+    # page's own script, the decisions, is tested in tests/streams/review)
     probe = out / "probe.html"
     probe.write_text((out / "index.html").read_text().replace("</body>", PROBE + "</body>"))
     flags = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000"]
