@@ -40,9 +40,14 @@ class AnalyticsCounts:
 
 
 def _label(out: np.ndarray, text: str, org: tuple[int, int], colour: tuple[int, int, int]) -> None:
-    """Text with a dark outline, readable on any background."""
-    for col, thick in (((0, 0, 0), 3), (colour, 1)):
-        cv2.putText(out, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.5, col, thick, cv2.LINE_AA)
+    """``colour`` text on a black box (``org`` = the text's bottom-left), readable on any
+    background and over the boxes' own labels; kept inside the image."""
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
+    h, w = out.shape[:2]
+    x = min(max(org[0], 3), max(w - tw - 3, 3))
+    y = min(max(org[1], th + 3), h - base - 3)
+    cv2.rectangle(out, (x - 3, y - th - 3), (x + tw + 3, y + base + 2), (0, 0, 0), -1)
+    cv2.putText(out, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)
 
 
 def draw_analytics(out: np.ndarray, config: AnalyticsConfig, counts: AnalyticsCounts) -> None:
@@ -66,7 +71,8 @@ def draw_analytics(out: np.ndarray, config: AnalyticsConfig, counts: AnalyticsCo
         cv2.addWeighted(fill, 0.18, view, 0.82, 0, dst=view)
         cv2.polylines(out, [pts], True, col, 2, cv2.LINE_AA)
         cap = "" if zone.max_occupancy is None else f"/{zone.max_occupancy}"
-        _label(out, f"{zone.name}: {n}{cap}", (int(x0) + 4, int(y0) + 16), col)
+        top = pts[np.argmin(pts[:, 1])]  # above the zone's highest corner
+        _label(out, f"{zone.name}: {n}{cap}", (int(top[0]) + 4, int(top[1]) - 8), col)
     for line in config.lines:
         (ax, ay), (bx, by) = line.points
         a, b = (int(round(ax)), int(round(ay))), (int(round(bx)), int(round(by)))
@@ -80,10 +86,7 @@ def draw_analytics(out: np.ndarray, config: AnalyticsConfig, counts: AnalyticsCo
         )
         c = counts.lines.get(line.name, {"in": 0, "out": 0})
         text = f"{line.name} in {c['in']} out {c['out']}"
-        (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
-        h, w = out.shape[:2]
-        org = (min(max(a[0] + 4, 2), w - tw - 2), min(max(a[1] - 8, th + 4), h - 4))
-        _label(out, text, org, LINE_COLOUR)
+        _label(out, text, (a[0] + 4, a[1] + 20), LINE_COLOUR)
 
 
 def track_colour(track_id: int) -> tuple[int, int, int]:
