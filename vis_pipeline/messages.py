@@ -47,11 +47,13 @@ class CheckpointMsg:
 
 @dataclasses.dataclass(frozen=True)
 class StreamDoneMsg:
-    """The stream delivered its last frame; ``summary`` (None: no finished marker, e.g. a
-    failed, truncated or live stream) is recorded as complete."""
+    """The stream delivered its last frame; ``events`` (its analytics' closing events) go to
+    the sinks before ``end_stream``; ``summary`` (None: no finished marker, e.g. a failed,
+    truncated or live stream) is recorded as complete."""
 
     stream_id: str
     summary: dict | None = None
+    events: tuple = ()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -221,7 +221,14 @@ class Scheduler:
                 if complete and self.context.store is not None and not stream.live
                 else None
             )
-            self.writer.put(StreamDoneMsg(stream.stream_id, marker))
+            # a complete file's tracks still inside a zone exit at its end; a stream that
+            # failed or was cut short may be resumed, so its zones stay open
+            closing = (
+                tuple(stream.analytics.finish())
+                if stream.analytics is not None and complete and not stream.live
+                else ()
+            )
+            self.writer.put(StreamDoneMsg(stream.stream_id, marker, closing))
             self.active += self.admit(self.active)
 
     def _send(self, msg: WriterMsg) -> None:

@@ -121,6 +121,8 @@ class Writer:
                 self.store.save(msg.stream_id, msg.frame_index, msg.state)
         elif isinstance(msg, StreamDoneMsg):
             for sink in self.sinks:
+                if msg.events:
+                    sink.write_events(msg.events)
                 sink.end_stream(msg.stream_id)
             if self.redraw is not None:
                 self.redraw.end_stream(msg.stream_id)

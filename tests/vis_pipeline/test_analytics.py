@@ -145,3 +145,8 @@ def test_sample_run_events_validate_and_count_the_crossings(tmp_path, capsys):
     entries = Counter(e["event"] for e in events)
     truth_entries = Counter(e["event"] for e in reference)
     assert abs(entries["zone_enter"] - truth_entries["zone_enter"]) <= 1, (entries, truth_entries)
+    # a finished file closes every entry: each track's entries and exits pair up, in order
+    for tid in {e["track_id"] for e in events if e["event"] == "zone_enter"}:
+        seq = [e["event"] for e in events if e.get("track_id") == tid and "zone_" in e["event"]]
+        assert seq == ["zone_enter", "zone_exit"] * (len(seq) // 2), (tid, seq)
+    assert events[-1]["event"] != "zone_occupancy" or events[-1]["count"] == 0

@@ -6,7 +6,9 @@ occupancy changes). Decisions use each track's mask (``ground: mask``) or box
 (``ground: box``), with hysteresis; a track fires only once it has been in
 ``min_track_frames`` results, counts each direction of each line once, and keeps that
 memory while it is missing (a re-identified track keeps its id), until it has been missing
-``forget_after_ms``. Pure logic, no I/O; ``state_dict``/``load_state_dict`` for resuming.
+``forget_after_ms``. ``finish()`` once the stream has ended: every track still inside a
+zone leaves it (``reason: end``), so each entry has its exit and dwell. Pure logic, no I/O;
+``state_dict``/``load_state_dict`` for resuming.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ class Analytics:
         self.occupancy: dict[str, int] = {z.name: 0 for z in config.zones}
         self._rasters: dict[str, tuple[np.ndarray, tuple[int, int, int, int]]] = {}
         self._raster_size: tuple[int, int] | None = None
+        self._last: tuple[int, float] | None = None  # the last updated frame and its time
 
     # -- per frame ---------------------------------------------------------------------------
     def update(self, result: FrameResult) -> list[Event]:
@@ -71,6 +74,7 @@ class Analytics:
         cfg = self.config
         ts = float(result.timestamp_ms)
         where = (self.stream_id, int(result.frame_index), ts)
+        self._last = (int(result.frame_index), ts)
         crosses: list[Event] = []
         exits: list[Event] = []
         enters: list[Event] = []
@@ -128,6 +132,19 @@ class Analytics:
             if missing > self.forget_after_ms and not tr.zones:
                 del self._tracks[tid]
         return crosses + exits + enters + self._occupancy(where)
+
+    def finish(self) -> list[Event]:
+        """The stream ended: every track still inside a zone exits it (``reason: end``, at the
+        last updated frame), then the occupancy changes to none. Nothing without a frame."""
+        if self._last is None:
+            return []
+        where = (self.stream_id, *self._last)
+        exits: list[Event] = [
+            self._exit(tid, tr, name, where, "end")
+            for tid, tr in sorted(self._tracks.items())
+            for name in list(tr.zones)
+        ]
+        return exits + self._occupancy(where)
 
     def _lines(
         self,
@@ -214,6 +231,7 @@ class Analytics:
             ],
             "line_counts": [[k, v["in"], v["out"]] for k, v in self.line_counts.items()],
             "occupancy": [[k, v] for k, v in self.occupancy.items()],
+            "last": None if self._last is None else list(self._last),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -235,3 +253,5 @@ class Analytics:
         for name, n in state["occupancy"]:
             if name in self.occupancy:
                 self.occupancy[name] = int(n)
+        last = state.get("last")
+        self._last = None if last is None else (int(last[0]), float(last[1]))

@@ -62,8 +62,9 @@ class ZoneEnter(Event):
 
 @dataclasses.dataclass(frozen=True)
 class ZoneExit(Event):
-    """A track left a zone (``reason``: ``left``, or ``absent`` once it has been missing
-    ``absent_exit_s``); ``dwell_ms`` runs from its entry to the last frame it was inside."""
+    """A track left a zone (``reason``: ``left``, ``absent`` once it has been missing
+    ``absent_exit_s``, or ``end``: the stream ended with it inside); ``dwell_ms`` runs from
+    its entry to the last frame it was inside."""
 
     KIND: ClassVar[str] = "zone_exit"
 

@@ -210,6 +210,22 @@ def test_a_missing_track_leaves_its_zone_after_absent_exit_s():
     assert events[2]["reason"] == "absent" and events[2]["dwell_ms"] == pytest.approx(400.0)
 
 
+def test_finish_closes_every_zone_still_occupied_at_the_last_frame():
+    cfg = AnalyticsConfig(zones=(ZONE,), min_track_frames=1)
+    a = Analytics(cfg, stream_id="cam")
+    assert a.finish() == []  # no frame yet: nothing to close
+    for i in range(4):
+        a.update(frame(i, [(1, 200, 150), (2, 80, 150)] if i < 3 else [(1, 210, 150)]))
+    events = [e.to_dict() for e in a.finish()]
+    assert [(e["event"], e["frame_index"]) for e in events] == [
+        ("zone_exit", 3),
+        ("zone_occupancy", 3),
+    ]
+    assert events[0]["track_id"] == 1 and events[0]["reason"] == "end"
+    assert events[0]["dwell_ms"] == pytest.approx(300.0)  # inside from frame 0 to 3
+    assert events[1]["count"] == 0 and a.finish() == []  # closed once
+
+
 def test_box_ground_zones_use_the_bottom_centre():
     cfg = AnalyticsConfig(zones=(ZONE,), min_track_frames=1, ground="box")
     events = run(cfg, [frame(0, [(1, 170, 150)]), frame(1, [(1, 150, 150)])])
