@@ -11,6 +11,7 @@ sink closed before ``run`` returns or re-raises.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -92,6 +93,8 @@ def run(
         sinks.append(EventsJsonlSink(out_dir, resume=True))
     if cfg.sinks.kafka is not None:
         kafka = from_mapping(KafkaSinkConfig, cfg.sinks.kafka, "sinks.kafka")
+        if not cfg.analytics.enabled:  # no events: no events topic to create
+            kafka = dataclasses.replace(kafka, events_topic=None)
         sinks.append(KafkaSink(kafka, record_version=cfg.sinks.record_version))
     if cfg.sinks.exports:  # after the JSONL sink: exports read the stream's finished JSONL
         sinks.append(ExportSink(out_dir, cfg.sinks.exports, images=cfg.sinks.export_images))
