@@ -12,27 +12,25 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import numpy as np
 
-from streams.sinks.base import Sink, SinkError
+from streams.sinks.base import SinkError
+from streams.sinks.jsonl import LineFilesSink
 from streams.sinks.paths import events_path
 from vis.analytics import Event
 from vis.types import FrameResult
 
 
-class EventsJsonlSink(Sink):
+class EventsJsonlSink(LineFilesSink):
     """Args:
     output_dir: folder of the files (created).
     resume: append to existing files instead of truncating them.
     """
 
     def __init__(self, output_dir: str | Path, *, resume: bool = False) -> None:
-        self.output_dir = Path(output_dir)
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        self.resume = resume
-        self._files: dict[str, TextIO] = {}
+        super().__init__(output_dir, resume=resume)
         self._count = 0
 
     def path_for(self, stream_id: str) -> Path:
@@ -43,27 +41,14 @@ class EventsJsonlSink(Sink):
 
     def write_events(self, events: Sequence[Event]) -> None:
         for event in events:
-            path = self.path_for(event.stream_id)
+            f = self._file(event.stream_id)
             try:
-                f = self._files.get(event.stream_id)
-                if f is None:
-                    f = open(path, "a" if self.resume else "w", encoding="utf-8")  # noqa: SIM115
-                    self._files[event.stream_id] = f
                 f.write(json.dumps(event.to_dict(), separators=(",", ":")) + "\n")
                 f.flush()
             except OSError as exc:
+                path = self.path_for(event.stream_id)
                 raise SinkError(f"cannot write {path}: {exc.strerror}") from exc
             self._count += 1
-
-    def end_stream(self, stream_id: str) -> None:
-        f = self._files.pop(stream_id, None)
-        if f is not None:
-            f.close()
-
-    def close(self) -> None:
-        for f in self._files.values():
-            f.close()
-        self._files.clear()
 
     def stats(self) -> dict[str, Any]:
         return {"events": self._count}

@@ -7,6 +7,7 @@ naming the file.
 
 from __future__ import annotations
 
+import abc
 import os
 from pathlib import Path
 from typing import TextIO
@@ -19,7 +20,54 @@ from vis.schema import json_of
 from vis.types import FrameResult
 
 
-class JsonlSink(Sink):
+class LineFilesSink(Sink):
+    """One text file of lines per stream, under ``output_dir``: opened at its stream's first
+    line (truncated, or appended to with ``resume``), closed at the stream's end.
+
+    Args:
+        output_dir: folder of the files (created).
+        resume: append to existing files (the runner cuts them back to the resume point
+            first) instead of truncating them.
+    """
+
+    def __init__(self, output_dir: str | Path, *, resume: bool = False) -> None:
+        self.output_dir = Path(output_dir)
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        self.resume = resume
+        self._files: dict[str, TextIO] = {}
+
+    @abc.abstractmethod
+    def path_for(self, stream_id: str) -> Path: ...
+
+    def _file(self, stream_id: str) -> TextIO:
+        f = self._files.get(stream_id)
+        if f is None:
+            path = self.path_for(stream_id)
+            try:
+                f = open(path, "a" if self.resume else "w", encoding="utf-8")  # noqa: SIM115
+            except OSError as exc:
+                raise SinkError(f"cannot write {path}: {exc.strerror}") from exc
+            self._files[stream_id] = f
+        return f
+
+    def flush(self) -> None:
+        for f in self._files.values():
+            f.flush()
+
+    def end_stream(self, stream_id: str) -> None:
+        """Close one stream's file (a batch job finishing a video)."""
+        f = self._files.pop(stream_id, None)
+        if f is not None:
+            f.close()
+
+    def close(self) -> None:
+        for f in self._files.values():
+            f.flush()
+            f.close()
+        self._files.clear()
+
+
+class JsonlSink(LineFilesSink):
     """One ``vis.frame`` line per frame and stream, flushed per line.
 
     Args:
@@ -38,27 +86,13 @@ class JsonlSink(Sink):
         resume: bool = False,
         record_version: int = 2,
     ) -> None:
+        super().__init__(output_dir, resume=resume)
         self.record_version = record_version
-        self.output_dir = Path(output_dir)
-        self.output_dir.mkdir(parents=True, exist_ok=True)
         self.fsync_every = fsync_every
-        self.resume = resume
-        self._files: dict[str, TextIO] = {}
         self._count = 0
 
     def path_for(self, stream_id: str) -> Path:
         return jsonl_path(self.output_dir, stream_id)
-
-    def _file(self, stream_id: str) -> TextIO:
-        f = self._files.get(stream_id)
-        if f is None:
-            path = self.path_for(stream_id)
-            try:
-                f = open(path, "a" if self.resume else "w", encoding="utf-8")  # noqa: SIM115
-            except OSError as exc:
-                raise SinkError(f"cannot write {path}: {exc.strerror}") from exc
-            self._files[stream_id] = f
-        return f
 
     def write(self, result: FrameResult, image: np.ndarray | None = None) -> None:
         f = self._file(result.stream_id)
@@ -72,19 +106,3 @@ class JsonlSink(Sink):
             raise SinkError(
                 f"cannot write {self.path_for(result.stream_id)}: {exc.strerror}"
             ) from exc
-
-    def flush(self) -> None:
-        for f in self._files.values():
-            f.flush()
-
-    def end_stream(self, stream_id: str) -> None:
-        """Close one stream's file (a batch job finishing a video)."""
-        f = self._files.pop(stream_id, None)
-        if f is not None:
-            f.close()
-
-    def close(self) -> None:
-        for f in self._files.values():
-            f.flush()
-            f.close()
-        self._files.clear()
