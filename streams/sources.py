@@ -146,9 +146,7 @@ class ImageFolderSource:
         self.stream_id = stream_id or stream_id_for(str(path))
         self.fps = fps
         self.stats = {"frames": 0, "corrupt": 0, "truncated": False}
-        self.files = sorted(
-            (p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key
-        )
+        self.files = image_files(self.path)
         if not self.files:
             raise SourceError(
                 f"folder {self.path} has no images ({', '.join(sorted(IMAGE_SUFFIXES))}): "
@@ -173,6 +171,13 @@ class ImageFolderSource:
                 continue
             self.stats["frames"] += 1
             yield Frame(self.stream_id, index, index * 1000.0 / self.fps, img)
+
+
+def image_files(folder: Path) -> list[Path]:
+    """A folder's images in the order a folder source reads them (natural name order)."""
+    return sorted(
+        (p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key
+    )
 
 
 def _natural_key(p: Path) -> list:

@@ -8,6 +8,8 @@
     vis-pipeline export --format coco --input out/demo/sample.jsonl --output exp/  # docs/exports.md
     vis-pipeline review out/demo/sample.jsonl --video data/sample/sample.mp4 -o review/
     vis-pipeline corrections out/demo/sample.jsonl -o sample.corrections.json --reject 7
+    vis-pipeline adapt out/demo/sample.jsonl --video data/sample/sample.mp4 \
+        --corrections sample.corrections.json --model demo -o models/sample_demo.pt
 
 Each stream has a reader thread feeding a bounded queue; one processing loop serves the
 streams round-robin (so a busy stream cannot starve another), batches pending keyframes of
@@ -111,10 +113,11 @@ def _setup_logging(level: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """The command line: parse, run, print the summary; returns the exit code. A first
-    argument ``export``, ``review`` or ``corrections`` (annotation workflow), or ``submit``,
-    ``worker`` or ``jobs`` (workers of a Kafka consumer group) runs that subcommand instead."""
+    argument ``export``, ``review``, ``corrections`` or ``adapt`` (annotation workflow), or
+    ``submit``, ``worker`` or ``jobs`` (workers of a Kafka consumer group) runs that
+    subcommand instead."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv and argv[0] in ("export", "review", "corrections"):
+    if argv and argv[0] in ("export", "review", "corrections", "adapt"):
         return _subcommand(argv[0], argv[1:])
     if argv and argv[0] in WORKER_COMMANDS:  # vis-pipeline submit | worker | jobs
         from vis_pipeline.worker.cli import main as worker_main
@@ -200,6 +203,10 @@ def _subcommand(name: str, argv: list[str]) -> int:
         from vis_pipeline.corrections_cli import main as corrections_main  # noqa: PLC0415
 
         return corrections_main(argv)
+    if name == "adapt":
+        from vis_pipeline.adapt_cli import main as adapt_main  # noqa: PLC0415
+
+        return adapt_main(argv)
     from vis_pipeline.review_cli import main as review_main  # noqa: PLC0415
 
     return review_main(argv)

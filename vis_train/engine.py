@@ -22,6 +22,7 @@ from torchvision.models.detection import MaskRCNN
 from tqdm import tqdm
 
 from vis.detection.architectures import build_arch, build_tiny_maskrcnn
+from vis.detection.precision import pin_torch_f32, torch_autocast
 from vis_train.data import Sample, load_target, trainable
 from vis_train.sampling import DonorBank, draw, repeat_factors
 
@@ -47,6 +48,8 @@ class TrainConfig:
         every training image equally often.
     copy_paste: probability that a training image gets 1-2 donor objects pasted on it;
         paste_classes: the classes cut out as donors (from training images and ``donors``).
+    precision: ``f32`` (IEEE float32, pinned) or ``bf16`` (the forward pass under CPU bf16
+        autocast; the weights and optimizer stay float32).
     resume: continue from ``checkpoint`` if it exists.
     stop_after: end this process after that step (a resume checkpoint and the model file
         are written): for time-boxed sessions; ``resume`` continues the same schedule.
@@ -72,6 +75,7 @@ class TrainConfig:
     repeat_thresh: float = 0.0
     copy_paste: float = 0.0
     paste_classes: tuple[str, ...] = ()
+    precision: str = "f32"
     resume: bool = False
     stop_after: int | None = None
     progress: bool = True
@@ -179,6 +183,9 @@ def train(
     *,
     backbone_state: dict | None = None,
     donors: Sequence[Sample] = (),
+    init_state: dict | None = None,
+    negatives: Sequence[Sample] = (),
+    sample_weights: Sequence[float] | None = None,
 ) -> dict:
     """Train and write ``cfg.out``; returns a summary (steps, seconds, images, last losses).
 
@@ -188,11 +195,24 @@ def train(
         backbone_state: pretrained backbone weights (ignored when resuming).
         donors: more images to cut ``cfg.paste_classes`` objects from for copy-paste
             (never trained on whole: e.g. video frames where other objects are unannotated).
+        init_state: the whole model's weights to start from (fine-tuning a trained model of
+            the same arch and classes; ignored when resuming).
+        negatives: images trained on although they have no instance: all they show is
+            background (e.g. frames whose only detections a reviewer rejected).
+        sample_weights: per image of ``samples`` then ``negatives``, multiplies the repeat
+            factor (how often it is drawn); samples skipped as untrainable drop theirs.
     """
-    pool = [s for s in samples if trainable(s, labels)]
-    if not pool:
+    if cfg.precision not in ("f32", "bf16"):
+        raise ValueError(f"precision {cfg.precision!r}: use f32 or bf16")
+    keep = [k for k, s in enumerate(samples) if trainable(s, labels)]
+    pool = [samples[k] for k in keep] + list(negatives)
+    if not keep:
         raise ValueError(f"no training image has an instance of {', '.join(labels)}")
-    weights = torch.from_numpy(repeat_factors(pool, labels, cfg.repeat_thresh))
+    factors = repeat_factors(pool, labels, cfg.repeat_thresh)
+    if sample_weights is not None:
+        w = np.asarray(sample_weights, np.float64)
+        factors = factors * np.concatenate([w[keep], w[len(samples) :]])
+    weights = torch.from_numpy(factors)
     bank = None
     if cfg.copy_paste > 0:
         bank = DonorBank([*pool, *donors], labels, cfg.paste_classes or labels)
@@ -200,11 +220,14 @@ def train(
     # Our own generator draws images and augmentations; torchvision draws the scale jitter
     # and the RPN / RoI samples from the global one: both are seeded here and saved in the
     # resume checkpoint, so a resumed run continues as if it had never stopped.
+    pin_torch_f32()
     gen = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     start = 0
     resumed = cfg.resume and Path(cfg.checkpoint).is_file()
     model = build_model(cfg, len(labels), None if resumed else backbone_state)
+    if init_state is not None and not resumed:
+        model.load_state_dict(init_state)
     opt = torch.optim.AdamW(_param_groups(model, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay)
     if resumed:
         ck = torch.load(cfg.checkpoint, map_location="cpu", weights_only=True)
@@ -249,8 +272,9 @@ def train(
             img, m, b = augment(image, masks, boxes, gen, cfg)
             images.append(img)
             targets.append({"boxes": b, "labels": torch.from_numpy(class_ids), "masks": m})
-        losses = model(images, targets)
-        loss = sum(losses.values())
+        with torch_autocast(cfg.precision):
+            losses = model(images, targets)
+        loss = sum(v.float() for v in losses.values())
         if not torch.isfinite(loss):
             raise FloatingPointError(f"step {step}: loss is {loss.item()} ({losses})")
         opt.zero_grad()
@@ -288,7 +312,8 @@ def train(
         "schedule_steps": cfg.steps,
         "resumed_at": start,
         "seconds": round(seconds, 1),
-        "train_images": len(pool),
+        "train_images": len(keep),
+        "negative_images": len(negatives),
         "mean_repeat_factor": round(float(weights.mean()), 3),
         "donor_objects": len(bank) if bank is not None else 0,
         "losses": {k: round(v, 4) for k, v in avg.items()},

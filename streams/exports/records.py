@@ -133,29 +133,70 @@ def _read(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 def video_frames(
     run: RunRecords, video: str | Path, wanted: Collection[int]
 ) -> Iterator[tuple[int, Any]]:
-    """Decode ``video`` up to the last of the ``wanted`` frame indices and yield ``(index,
-    BGR image)`` for those. ``ExportError`` if the video cannot be opened, ends before the
-    last wanted frame, or has another size than the records."""
+    """Decode ``video`` (a file, or a folder of images as a folder source reads it) up to the
+    last of the ``wanted`` frame indices and yield ``(index, BGR image)`` for those.
+    ``ExportError`` if the video cannot be opened, ends before the last wanted frame, or has
+    another size than the records."""
+    last = max(wanted, default=-1)
+    reads = _folder_reads(Path(video), wanted) if Path(video).is_dir() else _video_reads(video)
+    try:
+        for index in range(last + 1):
+            image = next(reads, None)
+            if image is None:
+                raise ExportError(
+                    f"video {video} ends at frame {index} but the records go to frame {last}: "
+                    "give the video the run processed"
+                )
+            if index not in wanted:
+                continue
+            if image.shape[:2] != (run.height, run.width):
+                raise ExportError(
+                    f"video {video} is {image.shape[1]}x{image.shape[0]}, the records "
+                    f"{run.width}x{run.height}: give the video the run processed"
+                )
+            yield index, image
+    finally:
+        reads.close()
+
+
+def _video_reads(video: str | Path) -> Iterator[Any]:
+    """Every frame of a video file (BGR), in order."""
     import cv2
 
     cap = cv2.VideoCapture(str(video))
     if not cap.isOpened():
         raise ExportError(f"cannot open video {video}: give the video the run processed")
     try:
-        last = max(wanted, default=-1)
-        for index in range(last + 1):
+        while True:
             ok, image = cap.read()
             if not ok:
-                raise ExportError(
-                    f"video {video} ends at frame {index} but the records go to frame {last}: "
-                    "give the video the run processed"
-                )
-            if image.shape[:2] != (run.height, run.width):
-                raise ExportError(
-                    f"video {video} is {image.shape[1]}x{image.shape[0]}, the records "
-                    f"{run.width}x{run.height}: give the video the run processed"
-                )
-            if index in wanted:
-                yield index, image
+                return
+            yield image
     finally:
         cap.release()
+
+
+def _folder_reads(folder: Path, wanted: Collection[int]) -> Iterator[Any]:
+    """A folder of images in a folder source's order; only the ``wanted`` ones are decoded
+    (the others are a stand-in of the right shape, read from the first image)."""
+    import cv2
+
+    from streams.sources import image_files
+
+    shape = None
+    for index, path in enumerate(image_files(folder)):
+        if index in wanted or shape is None:
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if image is None:
+                raise ExportError(f"{path} is not a readable image: give the frames the run read")
+            shape = image.shape
+            yield image
+        else:
+            yield _Skipped(shape)
+
+
+class _Skipped:
+    """A frame not decoded (not wanted): only its shape is known."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        self.shape = shape
