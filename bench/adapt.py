@@ -2,6 +2,7 @@
 
     PYTHONPATH=. .venv/bin/python -m bench.adapt                  # both reviewers, 300 steps
     PYTHONPATH=. .venv/bin/python -m bench.adapt --steps 100 --only gt --name adapt_quick
+    PYTHONPATH=. .venv/bin/python -m bench.adapt --swap --name adapt_swap  # the other fold
 
 1. The generic model (``people``) runs ``configs/street.yaml`` at N=5 on PETS09 frames
    0-399 (``bench.street``'s frames and settings).
@@ -19,9 +20,11 @@
    (TrackEval boxes: HOTA, DetA, AssA, false-positive boxes, and those of static tracks: the
    sign, the cone, the tripod; a track is static if its box centre stays within 15 px of its
    median over the fold). The cards' held-out AP on Penn-Fudan and COCO128 persons says
-   whether the model forgot what it knew. Frame 300 of the generic and the ``gt``-adapted runs,
-side by side as the overlay draws them, goes to ``docs/adapt_before_after.png``
-(``--figure`` redraws it from the last runs).
+   whether the model forgot what it knew. ``--swap`` exchanges the folds (adapted on
+   200-399, scored on 0-199): a setting chosen on one fold is confirmed on the other.
+
+Frame 300 of the generic and the ``gt``-adapted runs, side by side as the overlay draws them,
+goes to ``docs/adapt_before_after.png`` (``--figure`` redraws it from the last runs).
 
 Writes ``bench/results/<--name, default adapt>.{json,md}``; models and runs under
 ``bench/results/tmp/adapt``. Without the footage or the ground truth it says what is missing
@@ -51,16 +54,18 @@ from vis_train.data import holdout_split, read_coco, read_pennfudan, select_clas
 COMMAND = "PYTHONPATH=. .venv/bin/python -m bench.adapt"
 TMP = RESULTS / "tmp" / "adapt"
 SHARED = ROOT.parent / "shared" / "data"
-ADAPT_RANGE = (0, 199)
-SCORED = (200, 400)
+#: adapted on frames 0-199, scored on 200-399; ``--swap``: the other way round
+FOLDS = {False: ((0, 199), (200, 400)), True: ((200, 399), (0, 200))}
 INTERVAL = ["keyframes.interval=5"]
 STATIC_PX = 15.0
 
 
-def gt_reviewer(run: RunRecords, tracks: Tracks, gt: Tracks) -> list[Decision]:
+def gt_reviewer(
+    run: RunRecords, tracks: Tracks, gt: Tracks, adapt_range: tuple[int, int]
+) -> list[Decision]:
     """Accept a track covered by a ground-truth person on most of its frames in the adapt
     range, reject it otherwise (decisions over that range only)."""
-    lo, hi = ADAPT_RANGE
+    lo, hi = adapt_range
     covered: dict[int, int] = {}
     for f, pairs in frame_matches(gt, tracks).items():
         if lo <= f <= hi:
@@ -77,9 +82,11 @@ def gt_reviewer(run: RunRecords, tracks: Tracks, gt: Tracks) -> list[Decision]:
     return out
 
 
-def self_reviewer(run: RunRecords, min_score: float = 0.8, min_frames: int = 10) -> list[Decision]:
+def self_reviewer(
+    run: RunRecords, adapt_range: tuple[int, int], min_score: float = 0.8, min_frames: int = 10
+) -> list[Decision]:
     """Accept confident tracks only (mean keyframe score, frames in the adapt range)."""
-    lo, hi = ADAPT_RANGE
+    lo, hi = adapt_range
     scores: dict[int, list[float]] = {}
     frames_in: dict[int, int] = {}
     for rec in run.records():
@@ -101,9 +108,9 @@ def self_reviewer(run: RunRecords, min_score: float = 0.8, min_frames: int = 10)
     return out
 
 
-def fold_row(tracks: Tracks, gt: Tracks) -> dict:
+def fold_row(tracks: Tracks, gt: Tracks, scored: tuple[int, int]) -> dict:
     """HOTA, DetA, AssA and false-positive boxes (all, static tracks') on the scored fold."""
-    a, b = SCORED
+    a, b = scored
     s = pets09.score_span(gt, {"t": tracks}, a, b)["t"]
     matches = frame_matches(gt, tracks)
     centres: dict[int, list[np.ndarray]] = {}
@@ -142,9 +149,10 @@ def replay_data(labels: list[str]):
 
 def markdown(payload: dict) -> str:
     rows = payload["rows"]
+    (a0, a1), (s0, s1) = payload["adapt_range"], payload["scored"]
     out = [
-        "## The people model adapted to the street camera (PETS09, adapted on frames 0-199, "
-        "scored on 200-399)\n",
+        f"## The people model adapted to the street camera (PETS09, adapted on frames {a0}-{a1}, "
+        f"scored on {s0}-{s1 - 1})\n",
         f"`{COMMAND}`; configs/street.yaml at N=5; {payload['steps']} steps at "
         f"{payload['precision']}, lr {payload['lr']}, replay share {payload['replay_share']}.\n",
         "| model | decisions (accept / reject) | HOTA | DetA | AssA | FP boxes | static FP boxes "
@@ -152,7 +160,7 @@ def markdown(payload: dict) -> str:
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, r in rows.items():
-        f = r["fold_B"]
+        f = r["scored"]
         ap = r.get("ap") or {}
         out.append(
             f"| {name} | {r.get('decisions', '-')} | {f['HOTA']:.2f} | {f['DetA']:.2f} | "
@@ -205,6 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--precision", choices=("f32", "bf16"), default="f32")
     ap.add_argument("--lr", type=float, default=AdaptConfig.lr)
     ap.add_argument("--threads", type=int, default=2, help="torch threads while training")
+    ap.add_argument(
+        "--swap", action="store_true", help="adapt on frames 200-399, score 0-199 (other fold)"
+    )
     ap.add_argument("--replay-share", type=float, default=AdaptConfig.replay_share)
     ap.add_argument("--only", default="gt,self", help="reviewers: gt, self")
     ap.add_argument("--name", default="adapt")
@@ -230,9 +241,14 @@ def main(argv: list[str] | None = None) -> int:
 
     labels = list(torch.load(base, map_location="cpu", weights_only=True)["labels"])
     replay, replay_held = replay_data(labels)
-    rows: dict[str, dict] = {"people (generic)": {"fold_B": fold_row(generic, gt)}}
+    adapt_range, scored = FOLDS[args.swap]
+    rows: dict[str, dict] = {"people (generic)": {"scored": fold_row(generic, gt, scored)}}
     for who in args.only.split(","):
-        decisions = gt_reviewer(run, generic, gt) if who == "gt" else self_reviewer(run)
+        decisions = (
+            gt_reviewer(run, generic, gt, adapt_range)
+            if who == "gt"
+            else self_reviewer(run, adapt_range)
+        )
         corr = Corrections(run_identity(run), decisions, reviewer=f"bench.adapt ({who})")
         save_corrections(corr, TMP / f"{who}.corrections.json")
         out = TMP / f"people_{who}.pt"
@@ -241,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
             model=base,
             steps=args.steps,
             frames=args.frames,
-            frame_range=ADAPT_RANGE,
+            frame_range=adapt_range,
             precision=args.precision,
             lr=args.lr,
             replay_share=args.replay_share,
@@ -255,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         n_acc = sum(d.decision == "accept" for d in decisions)
         rows[f"adapted ({who} reviewer)"] = {
             "decisions": f"{n_acc} / {len(decisions) - n_acc}",
-            "fold_B": fold_row(tracks, gt),
+            "scored": fold_row(tracks, gt, scored),
             "ap": person_ap(card, "adapted"),
             "adapt_seconds": seconds,
             "card": card,
@@ -267,12 +283,12 @@ def main(argv: list[str] | None = None) -> int:
         "precision": args.precision,
         "lr": args.lr,
         "replay_share": args.replay_share,
-        "adapt_range": ADAPT_RANGE,
-        "scored": SCORED,
+        "adapt_range": adapt_range,
+        "scored": scored,
         "rows": rows,
     }
     _, md = write_report(args.name, payload, markdown(payload))
-    if "gt" in args.only.split(","):
+    if "gt" in args.only.split(",") and not args.swap:
         figure()
     print(md.read_text())
     return 0
