@@ -213,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--precision", choices=("f32", "bf16"), default="f32")
     ap.add_argument("--lr", type=float, default=AdaptConfig.lr)
     ap.add_argument("--threads", type=int, default=2, help="torch threads while training")
+    ap.add_argument("--freeze-blocks", type=int, default=AdaptConfig.freeze_blocks)
     ap.add_argument(
         "--swap", action="store_true", help="adapt on frames 200-399, score 0-199 (other fold)"
     )
@@ -261,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
             precision=args.precision,
             lr=args.lr,
             replay_share=args.replay_share,
+            freeze_blocks=args.freeze_blocks,
         )
         torch.set_num_threads(args.threads)  # the pipeline runs set one detector thread
         t0 = time.time()
@@ -283,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         "precision": args.precision,
         "lr": args.lr,
         "replay_share": args.replay_share,
+        "freeze_blocks": args.freeze_blocks,
         "adapt_range": adapt_range,
         "scored": scored,
         "rows": rows,

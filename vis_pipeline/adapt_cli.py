@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=300, help="fine-tuning steps (default 300)")
     p.add_argument("--batch", type=int, default=2)
     p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument(
+        "--freeze-blocks", type=int, default=4, help="leading backbone blocks not trained"
+    )
     p.add_argument("--frames", type=int, default=120, help="keyframes sampled (default 120)")
     p.add_argument("--range", default=None, metavar="FIRST-LAST", help="frames to sample from")
     p.add_argument("--holdout", type=float, default=0.2, help="last share of frames held out")
@@ -121,6 +124,7 @@ def main(argv: list[str]) -> int:
             steps=args.steps,
             batch=args.batch,
             lr=args.lr,
+            freeze_blocks=args.freeze_blocks,
             frames=args.frames,
             frame_range=parse_range(args.range),
             holdout=args.holdout,

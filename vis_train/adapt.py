@@ -62,6 +62,7 @@ class AdaptConfig:
     model: the model to start from: a file ``load_model`` reads (``torch.load`` record with
         ``model``, ``arch``, ``labels``; the shipped ``people`` model is one).
     steps, batch, lr: the fine-tuning schedule (AdamW, warm-up then cosine, as ``train``).
+    freeze_blocks: leading backbone blocks kept as they are (``TrainConfig.freeze_blocks``).
     frames: keyframes sampled evenly over the run (or ``frame_range``) as training images.
     frame_range: (first, last) frame index the frames come from (None: the whole run).
     holdout: the last fraction of the sampled frames, in time, kept for the card's AP.
@@ -77,6 +78,7 @@ class AdaptConfig:
     steps: int = 300
     batch: int = 2
     lr: float = 1e-4
+    freeze_blocks: int = 4
     frames: int = 120
     frame_range: tuple[int, int] | None = None
     holdout: float = 0.2
@@ -240,6 +242,7 @@ def adapt(
         steps=cfg.steps,
         batch=cfg.batch,
         lr=cfg.lr,
+        freeze_blocks=cfg.freeze_blocks,
         warmup=max(1, cfg.steps // 10),
         min_size=int(base.get("min_size", 480)),
         max_size=int(base.get("max_size", 800)),
