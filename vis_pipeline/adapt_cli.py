@@ -92,9 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def replay_sets(args: argparse.Namespace, labels: list[str]):
-    """(replay training samples, their held-out samples)."""
-    from vis_train.data import holdout_split, read_coco, read_pennfudan, select_classes
+def replay_samples(args: argparse.Namespace):
+    """The replay sets given on the command line, whole (``adapt`` splits them)."""
+    from vis_train.data import read_coco, read_pennfudan
 
     samples = []
     if args.replay_pennfudan is not None:
@@ -103,10 +103,7 @@ def replay_sets(args: argparse.Namespace, labels: list[str]):
         if args.replay_images is None:
             raise ValueError("--replay-coco needs --replay-images (the folder of its images)")
         samples += read_coco(args.replay_coco, args.replay_images)
-    if not samples:
-        return [], []
-    samples, _ = select_classes(samples, {label: label for label in labels})
-    return holdout_split(samples, fraction=args.replay_holdout, seed=0)
+    return samples
 
 
 def main(argv: list[str]) -> int:
@@ -129,6 +126,7 @@ def main(argv: list[str]) -> int:
             frame_range=parse_range(args.range),
             holdout=args.holdout,
             replay_share=args.replay_share,
+            replay_holdout=args.replay_holdout,
             precision=args.precision,
             seed=args.seed,
             resume=args.resume,
@@ -140,9 +138,7 @@ def main(argv: list[str]) -> int:
             raise FileNotFoundError(
                 f"--video {args.video}: no such file; give the video the run processed"
             )
-        base_labels = torch.load(cfg.model, map_location="cpu", weights_only=True)["labels"]
-        replay, replay_held = replay_sets(args, list(base_labels))
-        card = adapt(cfg, run, args.video, corrections, replay=replay, replay_held_out=replay_held)
+        card = adapt(cfg, run, args.video, corrections, replay=replay_samples(args))
     except (
         AdaptError,
         CorrectionsError,

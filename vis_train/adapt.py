@@ -17,9 +17,11 @@ What a decision makes of an instance (its keyframe mask is the pseudo-mask):
 
 The last ``cfg.holdout`` of the sampled frames, in time, are never trained on: the card's AP
 is measured there, for the base and the adapted model, against the accepted instances. With
-replay sets (``replay``: e.g. the base model's own training data, already split with the
-split it was trained with), ``cfg.replay_share`` of the images drawn come from them, which
-keeps what the model knew; their held-out images are scored before and after as well.
+replay sets (``replay``: e.g. the base model's own training data; kept to the model's
+classes and split by ``vis_train.data.holdout_split`` with ``cfg.replay_holdout`` and seed 0,
+as ``tools/train.py`` splits, so the images it held out stay unseen), ``cfg.replay_share`` of
+the images drawn come from their training part, which keeps what the model knew; their
+held-out images are scored before and after as well.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from streams.exports.records import RunRecords, video_frames
 from streams.review.corrections import Corrections, resolve
 from vis.detection.precision import cpu_features
 from vis.schema import decode_mask
-from vis_train.data import Instance, Sample
+from vis_train.data import Instance, Sample, holdout_split, select_classes
 from vis_train.engine import TrainConfig, train
 from vis_train.evaluate import evaluate
 
@@ -67,6 +69,7 @@ class AdaptConfig:
     frame_range: (first, last) frame index the frames come from (None: the whole run).
     holdout: the last fraction of the sampled frames, in time, kept for the card's AP.
     replay_share: share of the images drawn from the replay sets (when given).
+    replay_holdout: share of each replay set held out (scored, never trained on).
     precision: ``f32`` or ``bf16`` (autocast in the forward pass; see ``TrainConfig``).
     seed: sampling and augmentation seed.
     resume: continue an interrupted adaptation of the same inputs.
@@ -83,6 +86,7 @@ class AdaptConfig:
     frame_range: tuple[int, int] | None = None
     holdout: float = 0.2
     replay_share: float = 0.5
+    replay_holdout: float = 0.2
     precision: str = "f32"
     seed: int = 0
     resume: bool = False
@@ -91,8 +95,11 @@ class AdaptConfig:
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch < 1 or self.frames < 2:
             raise AdaptError("adapt: --steps and --batch must be >= 1 and --frames >= 2")
-        if not 0.0 <= self.holdout < 1.0 or not 0.0 <= self.replay_share < 1.0:
-            raise AdaptError("adapt: --holdout and --replay-share must be in [0, 1)")
+        shares = (self.holdout, self.replay_share, self.replay_holdout)
+        if not all(0.0 <= v < 1.0 for v in shares):
+            raise AdaptError(
+                "adapt: --holdout, --replay-share and --replay-holdout must be in [0, 1)"
+            )
         if self.precision not in ("f32", "bf16"):
             raise AdaptError(f"adapt: --precision {self.precision!r}: use f32 or bf16")
         if self.frame_range is not None and self.frame_range[0] > self.frame_range[1]:
@@ -208,7 +215,6 @@ def adapt(
     corrections: Corrections,
     *,
     replay: Sequence[Sample] = (),
-    replay_held_out: Sequence[Sample] = (),
 ) -> dict[str, Any]:
     """Fine-tune ``cfg.model`` on the run's frames as decided; returns the model card (also
     written beside ``cfg.out``). ``AdaptError`` for input that cannot be used."""
@@ -219,6 +225,7 @@ def adapt(
             "and labels); give a shipped model name or such a file"
         )
     labels = list(base["labels"])
+    replay, replay_held_out = split_replay(replay, labels, cfg.replay_holdout)
     stem = cfg.out.with_suffix("")
     work = stem.parent / (stem.name + ".adapt")
     train_samples, held, stats = build_samples(
@@ -233,7 +240,7 @@ def adapt(
     negatives = [s for s in train_samples if not s.instances]
     camera_n = len(positives) + len(negatives)
     share = cfg.replay_share if replay else 0.0
-    weights = [(1.0 - share) / camera_n] * len(positives)
+    camera_w = (1.0 - share) / camera_n  # per camera image; the replay set shares ``share``
     replay_w = [share / len(replay)] * len(replay) if replay else []
     tcfg = TrainConfig(
         out=cfg.out,
@@ -259,7 +266,7 @@ def adapt(
         labels,
         init_state=base["model"],
         negatives=negatives,
-        sample_weights=[*weights, *replay_w, *[(1.0 - share) / camera_n] * len(negatives)],
+        sample_weights=[*[camera_w] * len(positives), *replay_w, *[camera_w] * len(negatives)],
     )
     card = {
         "model": str(cfg.out),
@@ -297,6 +304,17 @@ def adapt(
     }
     write_card(card, stem)
     return card
+
+
+def split_replay(
+    samples: Sequence[Sample], labels: list[str], holdout: float
+) -> tuple[list[Sample], list[Sample]]:
+    """Replay samples kept to ``labels`` -> (training part, held-out part), split as
+    ``tools/train.py`` splits (seed 0)."""
+    if not samples:
+        return [], []
+    kept, _ = select_classes(samples, {label: label for label in labels})
+    return holdout_split(kept, fraction=holdout, seed=0)
 
 
 def held_out_ap(

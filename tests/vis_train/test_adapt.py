@@ -159,3 +159,19 @@ def test_adapts_the_people_model_writes_its_card_and_resumes(story, tmp_path, ca
     assert main([*_args(story, tmp_path, corr, **{"--steps": "3"}), "--resume"]) == 0
     card = json.loads((tmp_path / "adapted.card.json").read_text())
     assert card["training"]["resumed_at"] == 2 and card["training"]["steps"] == 3
+
+
+def test_replay_sets_keep_the_models_classes_and_its_training_split():
+    from pathlib import Path
+
+    from vis_train.adapt import split_replay
+    from vis_train.data import Instance, Sample, holdout_split
+
+    rle = {"size": [4, 4], "counts": b"04"}
+    both = (Instance("person", rle), Instance("dog", rle))
+    pool = [Sample("pf", f"{k:03d}", Path(f"{k}.png"), 4, 4, both) for k in range(10)]
+    train, held = split_replay(pool, LABELS, 0.2)
+    assert len(held) == 2 and len(train) == 8
+    assert {s.key for s in held} == {s.key for s in holdout_split(pool, fraction=0.2, seed=0)[1]}
+    assert all([i.label for i in s.instances] == ["person"] for s in [*train, *held])
+    assert split_replay([], LABELS, 0.2) == ([], [])
