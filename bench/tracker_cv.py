@@ -14,7 +14,10 @@ overrides of the pipeline (tracker settings, mostly); ``default`` is none. Depar
 that needed code and did not pay were measured and removed after (docs/benchmarks.md section
 13): BoT-SORT's min fusion of place and appearance and the flow-carried box as a second
 measurement (at commit 0a23c56), and coasting on the propagated mask through missed
-keyframes (``tracker.coast_s``, at commit f81fdbd).
+keyframes (``tracker.coast_s``, at commit f81fdbd). Round 5's first weak starts, whose lost
+tracks were still re-identified from confident detections only
+(``tracker_cv_round5_nostreet.md``), were measured in the working tree before weak
+detections fed re-identification too.
 
 Two checks that are not PETS: the synthetic benchmark set (``bench.make_set``, 8
 sequences, the demo model's own detections, ``configs/demo.yaml``) at N=1 and N=5, scored on
@@ -80,6 +83,17 @@ CANDIDATES: dict[str, list[str]] = {
     "new_0.5": ["tracker.new_track_score=0.5"],
     "score_0.45": ["tracker.high_score=0.45", "tracker.new_track_score=0.45"],
     "score_0.45_new_0.5": ["tracker.high_score=0.45", "tracker.new_track_score=0.5"],
+    # round 5: thresholds that hold for any detector: an object the detector is steadily
+    # unsure of starts a track that is output only after a few matched keyframes in a row
+    "weak_0.3_h3": ["tracker.weak_start_score=0.3", "tracker.weak_start_hits=3"],
+    "weak_0.3_h2": ["tracker.weak_start_score=0.3", "tracker.weak_start_hits=2"],
+    "weak_0.4_h3": ["tracker.weak_start_score=0.4", "tracker.weak_start_hits=3"],
+    "weak_0.4_h2": ["tracker.weak_start_score=0.4", "tracker.weak_start_hits=2"],
+    "weak_0.35_h3": ["tracker.weak_start_score=0.35", "tracker.weak_start_hits=3"],
+    "weak_0.45_h3": ["tracker.weak_start_score=0.45", "tracker.weak_start_hits=3"],
+    "weak_0.4_h4": ["tracker.weak_start_score=0.4", "tracker.weak_start_hits=4"],
+    # the previous default (weak starts off)
+    "weak_off": ["tracker.weak_start_score=1.0"],
 }
 
 

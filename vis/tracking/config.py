@@ -15,6 +15,14 @@ class TrackerConfig:
         high_score: detections at least this confident take part in every pass.
         low_score: detections between this and ``high_score`` only continue tracks (pass 2).
         new_track_score: minimum score to start a track.
+        weak_start_score: a detection left over scoring between this and ``new_track_score``
+            starts a tentative track too, but one that is confirmed (output) only after
+            ``weak_start_hits`` matched keyframes in a row, matching detections down to this
+            score, and re-identification takes lost tracks back from detections down to it
+            too (1: off). An object the detector is steadily unsure of is tracked, a flicker
+            is not, and a person coming out from behind something at a weak score keeps
+            their id.
+        weak_start_hits: matched keyframes that confirm a weakly started track.
         mask_weight: weight of the propagated-mask IoU in the place term (the Kalman box
             IoU gets the rest; tracks without a mask use the box alone).
         adaptive_mask_weight: each track learns its own mask weight (starting at
@@ -49,6 +57,8 @@ class TrackerConfig:
     high_score: float = 0.5
     low_score: float = 0.1
     new_track_score: float = 0.6
+    weak_start_score: float = 0.4
+    weak_start_hits: int = 3
     mask_weight: float = 0.5
     adaptive_mask_weight: bool = True
     appearance_weight: float = 0.3
@@ -92,6 +102,18 @@ class TrackerConfig:
             "tracker.low_min_iou",
             self.low_min_iou,
             "must be in [0, 1)",
+        )
+        require(
+            self.low_score <= self.weak_start_score <= 1.0,
+            "tracker.weak_start_score",
+            self.weak_start_score,
+            "must be in [tracker.low_score, 1]",
+        )
+        require(
+            self.weak_start_hits >= 1,
+            "tracker.weak_start_hits",
+            self.weak_start_hits,
+            "must be >= 1",
         )
         require(self.confirm_hits >= 1, "tracker.confirm_hits", self.confirm_hits, "must be >= 1")
         require(self.max_lost_s >= 0, "tracker.max_lost_s", self.max_lost_s, "must be >= 0")

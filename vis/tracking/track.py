@@ -47,6 +47,7 @@ class Track:
     class_votes: dict[int, float] = dataclasses.field(default_factory=dict)
     mask_trust: float = 0.5  # learned weight of the propagated mask vs the Kalman box
     missed_ms: float = 0.0  # stream time since the last keyframe match, outages not counted
+    confirm_at: int = 0  # matched keyframes that confirm it (0: the tracker's confirm_hits)
 
     def vote(self, class_id: int, score: float) -> None:
         self.class_votes[class_id] = self.class_votes.get(class_id, 0.0) + score
@@ -89,6 +90,7 @@ def track_state(t: Track) -> dict:
         "class_votes": [[int(k), float(v)] for k, v in t.class_votes.items()],
         "mask_trust": t.mask_trust,
         "missed_ms": t.missed_ms,
+        "confirm_at": t.confirm_at,
     }
 
 
@@ -124,4 +126,5 @@ def track_from_state(d: dict) -> Track:
         class_votes={int(k): float(v) for k, v in d["class_votes"]},
         mask_trust=float(d["mask_trust"]),
         missed_ms=float(d.get("missed_ms", 0.0)),
+        confirm_at=int(d.get("confirm_at", 0)),
     )

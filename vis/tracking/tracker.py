@@ -15,10 +15,14 @@ detection's centre must lie inside the 99 % ellipse of the track's Kalman predic
    mask: ``association.geometry_similarity``) and appearance (``association.association_cost``);
 2. confirmed tracks still unmatched x the less confident detections (``low_score`` <= score <
    ``high_score``, ByteTrack's second pass): place only;
-3. tentative tracks x the confident detections left: as 1;
-4. lost tracks x the confident detections left: appearance only, inside the motion gate
+3. tentative tracks x the detections left down to ``weak_start_score``: as 1;
+4. lost tracks x the detections left down to ``weak_start_score`` (a person coming out of
+   an occlusion often scores low at first): appearance only, inside the motion gate
    (re-identification after an occlusion; the gate widens as the prediction ages);
-5. confident detections left, scoring >= ``new_track_score``, start tentative tracks.
+5. confident detections left, scoring >= ``new_track_score``, start tentative tracks; with
+   ``weak_start_score`` below that, the detections left between the two start tentative
+   tracks that need ``weak_start_hits`` matched keyframes in a row (pass 3 matches them with
+   detections down to ``weak_start_score``).
 
 Lifecycle (``TrackState``; transitions all in ``_ALLOWED``): TENTATIVE becomes CONFIRMED after
 ``confirm_hits`` matched keyframes (at once with score >= ``confirm_score``) and is REMOVED when
@@ -179,20 +183,24 @@ class Tracker:
         matched |= self._associate(
             rest, kf, ~high, costs.place_only, 1.0 - cfg.low_min_iou, learn_appearance=False
         )
-        # 3. tentative tracks x confident detections left
+        # 3. tentative tracks x detections left down to weak_start_score
+        weak = dets.scores >= min(cfg.high_score, cfg.weak_start_score)
         matched |= self._associate(
-            by_state[TrackState.TENTATIVE], kf, high, costs.full, cfg.max_cost
+            by_state[TrackState.TENTATIVE], kf, weak, costs.full, cfg.max_cost
         )
         for t in by_state[TrackState.CONFIRMED] + by_state[TrackState.TENTATIVE]:
             if id(t) not in matched:
                 self._lose(t)
-        # 4. lost tracks (including the ones just lost) x confident detections left: appearance
+        # 4. lost tracks (including the ones just lost) x detections left down to
+        # weak_start_score: appearance
         lost = [t for t in self.tracks if t.state is TrackState.LOST and id(t) not in matched]
-        self._associate(lost, kf, high, costs.reid, cfg.reid_max_distance, reid=True)
+        self._associate(lost, kf, weak, costs.reid, cfg.reid_max_distance, reid=True)
         # 5. new tentative tracks
         for c in kf.left:
             if dets.scores[c] >= cfg.new_track_score:
                 self._start(dets, int(c), frame_index)
+            elif dets.scores[c] >= cfg.weak_start_score:
+                self._start(dets, int(c), frame_index, confirm_at=cfg.weak_start_hits)
 
     def _associate(
         self,
@@ -268,10 +276,14 @@ class Tracker:
         t.last_seen_ms = self._now_ms()
         t.missed_ms = 0.0
         t.last_box = np.asarray(box, np.float32).copy()
-        if t.state is TrackState.LOST or t.hits >= cfg.confirm_hits or t.score >= cfg.confirm_score:
+        if (
+            t.state is TrackState.LOST
+            or t.hits >= (t.confirm_at or cfg.confirm_hits)
+            or t.score >= cfg.confirm_score
+        ):
             t.transition(TrackState.CONFIRMED)
 
-    def _start(self, dets: Detections, c: int, frame_index: int) -> None:
+    def _start(self, dets: Detections, c: int, frame_index: int, confirm_at: int = 0) -> None:
         mask = smooth_mask(
             dets.masks[c], dets.xyxy[c], None, weight=1.0, min_area=self.min_mask_area
         )
@@ -291,11 +303,12 @@ class Tracker:
             last_seen_ms=self._now_ms(),
             last_box=mask.tight_box(),
             mask_trust=self.config.mask_weight,
+            confirm_at=confirm_at,
         )
         t.vote(t.class_id, t.score)
         self._next_id += 1
         self.total_started += 1
-        if t.score >= self.config.confirm_score or self.config.confirm_hits <= 1:
+        if t.score >= self.config.confirm_score or (confirm_at or self.config.confirm_hits) <= 1:
             t.transition(TrackState.CONFIRMED)
         self.tracks.append(t)
 
