@@ -22,9 +22,13 @@
    median over the fold). The cards' held-out AP on Penn-Fudan and COCO128 persons says
    whether the model forgot what it knew. ``--swap`` exchanges the folds (adapted on
    200-399, scored on 0-199): a setting chosen on one fold is confirmed on the other.
+5. ``--blends`` (default 1 and ``AdaptConfig.blend``): the same fine-tuning kept at each share
+   (``vis_train.adapt.blend_model``: ``base + blend * (tuned - base)``), each scored as in 4;
+   the row without a blend is the fine-tuning itself (blend 1).
 
-Frame 300 of the generic and the ``gt``-adapted runs, side by side as the overlay draws them,
-goes to ``docs/adapt_before_after.png`` (``--figure`` redraws it from the last runs).
+Frame ``scored[0] + 100`` (never trained on) of the generic run and of the ``gt``-adapted run
+at the default blend, side by side as the overlay draws them, goes to
+``docs/adapt_before_after.png`` (``--figure FRAME`` redraws it from the last runs).
 
 Writes ``bench/results/<--name, default adapt>.{json,md}``; models and runs under
 ``bench/results/tmp/adapt``. Without the footage or the ground truth it says what is missing
@@ -49,7 +53,7 @@ from streams.review.corrections import Corrections, Decision, run_identity, save
 from streams.sinks import jsonl_path
 from vis_eval import pets09
 from vis_eval.box_scoring import Tracks, frame_matches
-from vis_train.adapt import AdaptConfig, adapt
+from vis_train.adapt import AdaptConfig, adapt, blend_model, held_out_ap, split_replay
 from vis_train.data import read_coco, read_pennfudan
 
 COMMAND = "PYTHONPATH=. .venv/bin/python -m bench.adapt"
@@ -172,6 +176,32 @@ def markdown(payload: dict) -> str:
     return "\n".join(out) + "\n"
 
 
+def blended_row(
+    who: str,
+    blend: float,
+    base: Path,
+    out: Path,
+    labels: list[str],
+    replay: list,
+    scored: tuple[int, int],
+    gt: Tracks,
+) -> dict:
+    """The same fine-tuning kept at ``blend`` (``vis_train.adapt.blend_model``): its scored
+    fold and the replay sets' held-out person AP."""
+    tuned = out.with_name(out.stem + ".adapt") / "tuned.pt"
+    path = TMP / f"people_{who}_blend{blend}.pt"
+    blend_model(base, tuned, blend, path)
+    name = f"adapt_{who}_blend{blend}"
+    run_street(str(path), INTERVAL, name)
+    tracks = pets09.tracks_from_jsonl(jsonl_path(WORK / name, frames(VIDEO).name))
+    _, held = split_replay(replay, labels, AdaptConfig.replay_holdout)
+    ap = held_out_ap({"adapted": path}, labels, [], held)
+    return {
+        "scored": fold_row(tracks, gt, scored),
+        "ap": person_ap({"held_out_ap": ap}, "adapted"),
+    }
+
+
 def person_ap(card: dict, which: str) -> dict:
     out = {}
     for data, r in (card.get("held_out_ap") or {}).get(which, {}).items():
@@ -184,9 +214,10 @@ def person_ap(card: dict, which: str) -> dict:
 FIGURE = ROOT / "docs" / "adapt_before_after.png"
 
 
-def figure(frame: int = 300, who: str = "gt") -> Path:
-    """Frame ``frame`` (scored fold) of the generic run beside the adapted one's, as the
-    overlay draws them: ``docs/adapt_before_after.png``."""
+def figure(frame: int = 300, run: str = f"adapt_gt_blend{AdaptConfig.blend}") -> Path:
+    """Frame ``frame`` (of the scored fold) of the generic run beside the adapted one's
+    (``run``: the default blend's, from the ``gt`` reviewer), as the overlay draws them:
+    ``docs/adapt_before_after.png``."""
     import cv2
 
     from streams.sinks.overlay import render_overlay
@@ -195,8 +226,8 @@ def figure(frame: int = 300, who: str = "gt") -> Path:
     src = frames(VIDEO)
     image = cv2.imread(str(sorted(src.glob("*.png"))[frame]))
     panels = []
-    for run, title in (("adapt_generic", "people (generic)"), (f"adapt_{who}", "adapted")):
-        with open(jsonl_path(WORK / run, src.name), encoding="utf-8") as fh:
+    for name, title in (("adapt_generic", "people (generic)"), (run, "adapted")):
+        with open(jsonl_path(WORK / name, src.name), encoding="utf-8") as fh:
             rec = next(r for r in fh if f'"frame_index":{frame},' in r.replace(" ", ""))
         panel = render_overlay(image, decode_record(rec))
         cv2.rectangle(panel, (0, panel.shape[0] - 26), (panel.shape[1], panel.shape[0]), 0, -1)
@@ -219,12 +250,24 @@ def main(argv: list[str] | None = None) -> int:
         "--swap", action="store_true", help="adapt on frames 200-399, score 0-199 (other fold)"
     )
     ap.add_argument("--replay-share", type=float, default=AdaptConfig.replay_share)
+    ap.add_argument(
+        "--blends",
+        default=f"1,{AdaptConfig.blend}",
+        help="comma-separated shares of the fine-tuning kept (AdaptConfig.blend); each is scored "
+        "from the same fine-tuning",
+    )
     ap.add_argument("--only", default="gt,self", help="reviewers: gt, self")
     ap.add_argument("--name", default="adapt")
-    ap.add_argument("--figure", action="store_true", help="only redraw docs/adapt_before_after.png")
+    ap.add_argument(
+        "--figure",
+        type=int,
+        default=None,
+        metavar="FRAME",
+        help="only redraw docs/adapt_before_after.png at FRAME (of the last run's scored fold)",
+    )
     args = ap.parse_args(argv)
-    if args.figure:
-        print(figure())
+    if args.figure is not None:
+        print(figure(args.figure))
         return 0
     setup_logging()
     missing = missing_inputs()
@@ -240,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     run = RunRecords.open(generic_jsonl)
     base = ROOT / "models" / "people_maskrcnn.pt"
     replay = replay_data()
+    blends = [float(b) for b in args.blends.split(",")]
     adapt_range, scored = FOLDS[args.swap]
     rows: dict[str, dict] = {"people (generic)": {"scored": fold_row(generic, gt, scored)}}
     for who in args.only.split(","):
@@ -261,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
             lr=args.lr,
             replay_share=args.replay_share,
             freeze_blocks=args.freeze_blocks,
+            blend=1.0,  # the fine-tuning itself; each of --blends is made from it after
         )
         torch.set_num_threads(args.threads)  # the pipeline runs set one detector thread
         t0 = time.time()
@@ -277,6 +322,12 @@ def main(argv: list[str] | None = None) -> int:
             "card": card,
         }
         rows["people (generic)"]["ap"] = person_ap(card, "base")
+        for blend in blends:
+            if blend == 1.0:
+                continue
+            rows[f"adapted ({who} reviewer), blend {blend}"] = blended_row(
+                who, blend, base, out, card["labels"], replay, scored, gt
+            )
     payload = {
         "command": COMMAND,
         "steps": args.steps,
@@ -284,13 +335,14 @@ def main(argv: list[str] | None = None) -> int:
         "lr": args.lr,
         "replay_share": args.replay_share,
         "freeze_blocks": args.freeze_blocks,
+        "blends": blends,
         "adapt_range": adapt_range,
         "scored": scored,
         "rows": rows,
     }
     _, md = write_report(args.name, payload, markdown(payload))
-    if "gt" in args.only.split(",") and not args.swap:
-        figure()
+    if "gt" in args.only.split(",") and AdaptConfig.blend in blends:
+        figure(frame=scored[0] + 100)
     print(md.read_text())
     return 0
 

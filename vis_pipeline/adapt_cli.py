@@ -73,6 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--range", default=None, metavar="FIRST-LAST", help="frames to sample from")
     p.add_argument("--holdout", type=float, default=0.2, help="last share of frames held out")
     p.add_argument("--precision", choices=("f32", "bf16"), default="f32")
+    p.add_argument(
+        "--blend",
+        type=float,
+        default=0.5,
+        help="share of the fine-tuning the model keeps: base + blend x (tuned - base) "
+        "(default 0.5)",
+    )
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue an interrupted adaptation")
@@ -128,6 +135,7 @@ def main(argv: list[str]) -> int:
             replay_share=args.replay_share,
             replay_holdout=args.replay_holdout,
             precision=args.precision,
+            blend=args.blend,
             seed=args.seed,
             resume=args.resume,
             progress=not args.no_progress,

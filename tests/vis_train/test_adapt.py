@@ -118,6 +118,7 @@ def _args(story, tmp_path, corr_path, **over):  # noqa: F811
         ({"--model": "nope"}, "--model nope: no such model file"),
         ({"--range": "9-x"}, "--range '9-x': expected FIRST-LAST"),
         ("all_rejected", "no accepted instance"),
+        ({"--blend": "0"}, "--blend 0.0: use a share in (0, 1]"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(story, tmp_path, capsys, change, message):  # noqa: F811
@@ -137,7 +138,10 @@ def test_bad_input_is_one_line_and_exit_2(story, tmp_path, capsys, change, messa
 
 @pytest.mark.slow
 def test_adapts_the_people_model_writes_its_card_and_resumes(story, tmp_path, capsys):  # noqa: F811
+    import torch
+
     from vis.detection.models import load_model
+    from vis_pipeline.adapt_cli import model_path
 
     corr = save_corrections(
         corrections(story, Decision(1, "accept"), Decision(2, "accept"), Decision(5, "reject")),
@@ -152,6 +156,12 @@ def test_adapts_the_people_model_writes_its_card_and_resumes(story, tmp_path, ca
     assert card["data"]["train_frames"] == 3 and card["data"]["held_out_frames"] == 1
     assert card["data"]["accepted"] > 0 and card["data"]["rejected"] == 1
     assert card["training"]["precision"] == "f32" and card["training"]["steps"] == 2
+    assert card["training"]["blend"] == 0.5  # the default: half the fine-tuning kept
+    tuned = torch.load(tmp_path / "adapted.adapt" / "tuned.pt", weights_only=True)["model"]
+    base = torch.load(model_path("people"), weights_only=True)["model"]
+    written = torch.load(tmp_path / "adapted.pt", weights_only=True)["model"]
+    key = next(k for k, v in tuned.items() if not torch.equal(v, base[k]))  # a trained weight
+    assert torch.allclose(written[key], (base[key] + tuned[key]) / 2, atol=1e-6)
     assert set(card["held_out_ap"]) == {"base", "adapted"}
     assert "camera" in card["held_out_ap"]["adapted"]
     assert (tmp_path / "adapted.card.md").read_text().startswith("# `adapted.pt`")
@@ -175,3 +185,27 @@ def test_replay_sets_keep_the_models_classes_and_its_training_split():
     assert {s.key for s in held} == {s.key for s in holdout_split(pool, fraction=0.2, seed=0)[1]}
     assert all([i.label for i in s.instances] == ["person"] for s in [*train, *held])
     assert split_replay([], LABELS, 0.2) == ([], [])
+
+
+def test_blend_keeps_that_share_of_the_fine_tuning(tmp_path):
+    import torch
+
+    from vis_train.adapt import blend_model
+
+    def record(w: float, labels=LABELS) -> dict:
+        state = {"w": torch.full((2, 3), w), "steps": torch.tensor(7 if w else 3)}
+        return {"model": state, "arch": "mobilenet_v2_fpn", "labels": labels, "min_size": 480}
+
+    base, tuned, out = tmp_path / "base.pt", tmp_path / "tuned.pt", tmp_path / "out.pt"
+    torch.save(record(0.0), base)
+    torch.save(record(4.0), tuned)
+    blend_model(base, tuned, 0.25, out)
+    got = torch.load(out, weights_only=True)
+    assert torch.equal(got["model"]["w"], torch.full((2, 3), 1.0))  # 0 + 0.25 * (4 - 0)
+    assert int(got["model"]["steps"]) == 7  # not a weight: the tuned model's own
+    assert got["labels"] == LABELS and got["min_size"] == 480
+    blend_model(base, tuned, 1.0, out)
+    assert torch.equal(torch.load(out, weights_only=True)["model"]["w"], torch.full((2, 3), 4.0))
+    torch.save(record(4.0, labels=["person"]), tuned)
+    with pytest.raises(AdaptError, match="not a fine-tuning of"):
+        blend_model(base, tuned, 0.5, out)

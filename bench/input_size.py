@@ -1,0 +1,115 @@
+"""Does the shipped people model do better at a larger input size? Judged on every held-out set.
+
+    PYTHONPATH=. .venv/bin/python -m bench.input_size                 # 480 (shipped), 576, 672
+    PYTHONPATH=. .venv/bin/python -m bench.input_size --sizes 480,640
+
+For each shorter-side size S (the longer side capped at S x 5/3, as the shipped 480/800):
+
+* the street demo (``bench.street``: ``configs/street.yaml``, N=3, PETS09 frames 0-399) with
+  ``detector.min_size=S``, scored on each fold of the dev span split in time (A = frames
+  0-199, B = 200-399; TrackEval boxes);
+* person mask AP on the held-out images of Penn-Fudan and COCO128 the model was never trained
+  on (``vis_train.adapt.split_replay``: the split ``tools/train.py`` made), the model's
+  resize set to S;
+* detector milliseconds per keyframe in the street run (``detect`` stage, mean), one thread.
+
+A size replaces the shipped one only if it wins on both folds and on both AP sets. Writes
+``bench/results/<--name, default input_size>.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from bench.adapt import replay_data
+from bench.common import setup_logging, write_report
+from bench.street import VIDEO, WORK, frames, missing_inputs, run_street
+from streams.sinks import jsonl_path
+from vis_eval import pets09
+
+COMMAND = "PYTHONPATH=. .venv/bin/python -m bench.input_size"
+INTERVAL = ["keyframes.interval=3"]
+
+
+def held_out_ap(size: int, max_size: int) -> dict[str, float]:
+    """Person mask AP of the shipped people model at ``size`` on its held-out images."""
+    from vis.detection.models import load_model
+    from vis_train.adapt import AdaptConfig, split_replay
+    from vis_train.evaluate import evaluate
+
+    model, labels = load_model(weights="people")
+    model.transform.min_size = (size,)
+    model.transform.max_size = max_size
+    _, held = split_replay(replay_data(), labels[1:], AdaptConfig.replay_holdout)
+    out = evaluate(model, held, labels[1:], progress=False)
+    return {data: r["per_class"]["person"]["mask_AP"] for data, r in out.items()}
+
+
+def detect_ms(summary: dict) -> float | None:
+    """Mean detector milliseconds per keyframe of the run (machine busy or not: a ratio
+    between the rows of one run is what it says)."""
+    seconds = (summary.get("stage_seconds") or {}).get("detect")
+    keyframes = summary.get("keyframes") or 0
+    return round(1000 * seconds / keyframes, 1) if seconds and keyframes else None
+
+
+def markdown(payload: dict) -> str:
+    out = [
+        "## The people model's input size, on every held-out set\n",
+        f"`{COMMAND}`; street demo N=3 on PETS09 (fold A = frames 0-199, B = 200-399), "
+        "person mask AP on the held-out images of the model's training sets.\n",
+        "| shorter / longer side | street HOTA A | street HOTA B | DetA A / B | Penn-Fudan mask AP "
+        "| COCO128 person mask AP | detector ms per keyframe |",
+        "|---|---:|---:|---|---:|---:|---:|",
+    ]
+    for r in payload["rows"]:
+        a, b = r["folds"]["A"], r["folds"]["B"]
+        out.append(
+            f"| {r['min_size']} / {r['max_size']} | {a['HOTA']:.2f} | {b['HOTA']:.2f} | "
+            f"{a['DetA']:.2f} / {b['DetA']:.2f} | {r['ap'].get('pennfudan', '-')} | "
+            f"{r['ap'].get('coco128', '-')} | {r['detect_ms'] or '-'} |"
+        )
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", default="480,576,672", help="comma-separated shorter sides")
+    ap.add_argument("--name", default="input_size")
+    args = ap.parse_args(argv)
+    setup_logging()
+    missing = missing_inputs()
+    if missing:
+        print(f"bench.input_size skipped: missing {', '.join(map(str, missing))}", file=sys.stderr)
+        return 0
+    gt = pets09.load_gt()
+    rows = []
+    for size in (int(s) for s in args.sizes.split(",")):
+        max_size = round(size * 5 / 3)
+        name = f"input_{size}"
+        sets = [*INTERVAL, f"detector.min_size={size}", f"detector.max_size={max_size}"]
+        _, summary = run_street("people", sets, name)
+        tracks = pets09.tracks_from_jsonl(jsonl_path(WORK / name, frames(VIDEO).name))
+        folds = {
+            f: {k: round(float(v[k]), 2) for k in ("HOTA", "DetA", "AssA")}
+            for f, v in ((f, pets09.score_span(gt, {"t": tracks}, a, b)["t"])
+                         for f, (a, b) in pets09.FOLDS.items())
+        }  # fmt: skip
+        rows.append(
+            {
+                "min_size": size,
+                "max_size": max_size,
+                "folds": folds,
+                "ap": held_out_ap(size, max_size),
+                "detect_ms": detect_ms(summary),
+            }
+        )
+    payload = {"command": COMMAND, "rows": rows}
+    _, md = write_report(args.name, payload, markdown(payload))
+    print(md.read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
