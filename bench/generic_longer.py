@@ -32,9 +32,7 @@ import torch
 
 from bench.adapt import replay_data
 from bench.common import RESULTS, ROOT, setup_logging, write_report
-from bench.street import VIDEO, WORK, frames, missing_inputs, run_street
-from streams.sinks import jsonl_path
-from vis_eval import pets09
+from bench.street import fold_scores, missing_inputs, run_street
 
 COMMAND = "PYTHONPATH=. .venv/bin/python -m bench.generic_longer"
 TMP = RESULTS / "tmp" / "generic_longer"
@@ -49,15 +47,9 @@ def scores(weights: str, name: str, held: list, labels: list[str]) -> dict:
     model, _ = load_model(weights=weights)
     ap = evaluate(model, held, labels, progress=False)
     run_street(weights, ["keyframes.interval=3"], name)
-    tracks = pets09.tracks_from_jsonl(jsonl_path(WORK / name, frames(VIDEO).name))
-    gt = pets09.load_gt()
-    folds = {}
-    for fold, (a, b) in pets09.FOLDS.items():
-        s = pets09.score_span(gt, {"t": tracks}, a, b)["t"]
-        folds[fold] = {k: round(float(s[k]), 2) for k in ("HOTA", "DetA", "AssA")}
     return {
         "ap": {d: r["per_class"]["person"]["mask_AP"] for d, r in ap.items()},
-        "folds": folds,
+        "folds": fold_scores(name),
     }
 
 

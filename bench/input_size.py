@@ -24,9 +24,7 @@ import sys
 
 from bench.adapt import replay_data
 from bench.common import setup_logging, write_report
-from bench.street import VIDEO, WORK, frames, missing_inputs, run_street
-from streams.sinks import jsonl_path
-from vis_eval import pets09
+from bench.street import fold_scores, missing_inputs, run_street
 
 COMMAND = "PYTHONPATH=. .venv/bin/python -m bench.input_size"
 INTERVAL = ["keyframes.interval=3"]
@@ -83,24 +81,17 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"bench.input_size skipped: missing {', '.join(map(str, missing))}", file=sys.stderr)
         return 0
-    gt = pets09.load_gt()
     rows = []
     for size in (int(s) for s in args.sizes.split(",")):
         max_size = round(size * 5 / 3)
         name = f"input_{size}"
         sets = [*INTERVAL, f"detector.min_size={size}", f"detector.max_size={max_size}"]
         _, summary = run_street("people", sets, name)
-        tracks = pets09.tracks_from_jsonl(jsonl_path(WORK / name, frames(VIDEO).name))
-        folds = {
-            f: {k: round(float(v[k]), 2) for k in ("HOTA", "DetA", "AssA")}
-            for f, v in ((f, pets09.score_span(gt, {"t": tracks}, a, b)["t"])
-                         for f, (a, b) in pets09.FOLDS.items())
-        }  # fmt: skip
         rows.append(
             {
                 "min_size": size,
                 "max_size": max_size,
-                "folds": folds,
+                "folds": fold_scores(name),
                 "ap": held_out_ap(size, max_size),
                 "detect_ms": detect_ms(summary),
             }

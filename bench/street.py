@@ -82,6 +82,18 @@ def run_street(model: str, overrides: list[str], name: str) -> tuple[dict, dict]
     return result, summary
 
 
+def fold_scores(name: str) -> dict[str, dict[str, float]]:
+    """HOTA, DetA and AssA of the run ``WORK/<name>`` on each fold of the dev span split in
+    time (``pets09.FOLDS``: A = frames 0-199, B = 200-399)."""
+    tracks = pets09.tracks_from_jsonl(jsonl_path(WORK / name, frames(VIDEO).name))
+    gt = pets09.load_gt()
+    out = {}
+    for fold, (a, b) in pets09.FOLDS.items():
+        s = pets09.score_span(gt, {"t": tracks}, a, b)["t"]
+        out[fold] = {k: round(float(s[k]), 2) for k in ("HOTA", "DetA", "AssA")}
+    return out
+
+
 def missing_inputs() -> list[Path]:
     """What the study needs and this machine lacks (the footage, the ground truth)."""
     return [p for p in (VIDEO, pets09.DATA / "gt.txt") if not p.is_file()]
