@@ -276,11 +276,7 @@ class Tracker:
         t.last_seen_ms = self._now_ms()
         t.missed_ms = 0.0
         t.last_box = np.asarray(box, np.float32).copy()
-        if (
-            t.state is TrackState.LOST
-            or t.hits >= (t.confirm_at or cfg.confirm_hits)
-            or t.score >= cfg.confirm_score
-        ):
+        if t.state is TrackState.LOST or self._earned_confirmation(t):
             t.transition(TrackState.CONFIRMED)
 
     def _start(self, dets: Detections, c: int, frame_index: int, confirm_at: int = 0) -> None:
@@ -308,9 +304,15 @@ class Tracker:
         t.vote(t.class_id, t.score)
         self._next_id += 1
         self.total_started += 1
-        if t.score >= self.config.confirm_score or (confirm_at or self.config.confirm_hits) <= 1:
+        if self._earned_confirmation(t):
             t.transition(TrackState.CONFIRMED)
         self.tracks.append(t)
+
+    def _earned_confirmation(self, t: Track) -> bool:
+        """Enough matched keyframes (its own count for a weak start, else ``confirm_hits``),
+        or a detection confident enough to confirm at once."""
+        needed = t.confirm_at or self.config.confirm_hits
+        return t.hits >= needed or t.score >= self.config.confirm_score
 
     def _now_ms(self) -> float:
         return 0.0 if self._time_ms is None else self._time_ms
