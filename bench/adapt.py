@@ -176,35 +176,39 @@ def markdown(payload: dict) -> str:
     return "\n".join(out) + "\n"
 
 
+def run_scored(model: Path, name: str, gt: Tracks, scored: tuple[int, int]) -> dict:
+    """The street config with ``model`` (run ``WORK/<name>``), scored on the fold."""
+    run_street(str(model), INTERVAL, name)
+    tracks = pets09.tracks_from_jsonl(jsonl_path(WORK / name, frames(VIDEO).name))
+    return fold_row(tracks, gt, scored)
+
+
 def blended_row(
     who: str,
     blend: float,
     base: Path,
     out: Path,
     labels: list[str],
-    replay: list,
+    held: list,
     scored: tuple[int, int],
     gt: Tracks,
 ) -> dict:
     """The same fine-tuning kept at ``blend`` (``vis_train.adapt.blend_model``): its scored
-    fold and the replay sets' held-out person AP."""
+    fold and the person AP on ``held`` (the replay sets' held-out images)."""
     tuned = out.with_name(out.stem + ".adapt") / "tuned.pt"
     path = TMP / f"people_{who}_blend{blend}.pt"
     blend_model(base, tuned, blend, path)
-    name = f"adapt_{who}_blend{blend}"
-    run_street(str(path), INTERVAL, name)
-    tracks = pets09.tracks_from_jsonl(jsonl_path(WORK / name, frames(VIDEO).name))
-    _, held = split_replay(replay, labels, AdaptConfig.replay_holdout)
-    ap = held_out_ap({"adapted": path}, labels, [], held)
     return {
-        "scored": fold_row(tracks, gt, scored),
-        "ap": person_ap({"held_out_ap": ap}, "adapted"),
+        "scored": run_scored(path, f"adapt_{who}_blend{blend}", gt, scored),
+        "ap": person_ap(held_out_ap({"adapted": path}, labels, [], held)["adapted"]),
     }
 
 
-def person_ap(card: dict, which: str) -> dict:
+def person_ap(by_dataset: dict) -> dict:
+    """{dataset: person mask AP} of one model's ``held_out_ap`` entry (camera frames left out:
+    their truth is the base model's own masks)."""
     out = {}
-    for data, r in (card.get("held_out_ap") or {}).get(which, {}).items():
+    for data, r in by_dataset.items():
         m = r["per_class"].get("person")
         if m and data != "camera":
             out[data] = m["mask_AP"]
@@ -311,22 +315,22 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.time()
         card = adapt(cfg, run, src, corr, replay=replay)
         seconds = round(time.time() - t0)
-        run_street(str(out), INTERVAL, f"adapt_{who}")
-        tracks = pets09.tracks_from_jsonl(jsonl_path(WORK / f"adapt_{who}", src.name))
         n_acc = sum(d.decision == "accept" for d in decisions)
+        ap = card.get("held_out_ap") or {}
         rows[f"adapted ({who} reviewer)"] = {
             "decisions": f"{n_acc} / {len(decisions) - n_acc}",
-            "scored": fold_row(tracks, gt, scored),
-            "ap": person_ap(card, "adapted"),
+            "scored": run_scored(out, f"adapt_{who}", gt, scored),
+            "ap": person_ap(ap.get("adapted", {})),
             "adapt_seconds": seconds,
             "card": card,
         }
-        rows["people (generic)"]["ap"] = person_ap(card, "base")
+        rows["people (generic)"]["ap"] = person_ap(ap.get("base", {}))
+        held = split_replay(replay, card["labels"], AdaptConfig.replay_holdout)[1]
         for blend in blends:
             if blend == 1.0:
                 continue
             rows[f"adapted ({who} reviewer), blend {blend}"] = blended_row(
-                who, blend, base, out, card["labels"], replay, scored, gt
+                who, blend, base, out, card["labels"], held, scored, gt
             )
     payload = {
         "command": COMMAND,

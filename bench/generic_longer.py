@@ -30,7 +30,7 @@ import time
 
 import torch
 
-from bench.adapt import replay_data
+from bench.adapt import person_ap, replay_data
 from bench.common import RESULTS, ROOT, setup_logging, write_report
 from bench.street import fold_scores, missing_inputs, run_street
 
@@ -41,16 +41,11 @@ BASE = ROOT / "models" / "people_maskrcnn.pt"
 
 def scores(weights: str, name: str, held: list, labels: list[str]) -> dict:
     """Held-out person mask AP and the street demo's folds for one model file."""
-    from vis.detection.models import load_model
-    from vis_train.evaluate import evaluate
+    from vis_train.adapt import held_out_ap
 
-    model, _ = load_model(weights=weights)
-    ap = evaluate(model, held, labels, progress=False)
+    ap = held_out_ap({name: weights}, labels, [], held)[name]
     run_street(weights, ["keyframes.interval=3"], name)
-    return {
-        "ap": {d: r["per_class"]["person"]["mask_AP"] for d, r in ap.items()},
-        "folds": fold_scores(name),
-    }
+    return {"ap": person_ap(ap), "folds": fold_scores(name)}
 
 
 def markdown(payload: dict) -> str:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench.adapt import replay_data
+from bench.adapt import person_ap, replay_data
 from bench.common import setup_logging, write_report
 from bench.street import fold_scores, missing_inputs, run_street
 
@@ -30,18 +30,13 @@ COMMAND = "PYTHONPATH=. .venv/bin/python -m bench.input_size"
 INTERVAL = ["keyframes.interval=3"]
 
 
-def held_out_ap(size: int, max_size: int) -> dict[str, float]:
-    """Person mask AP of the shipped people model at ``size`` on its held-out images."""
-    from vis.detection.models import load_model
-    from vis_train.adapt import AdaptConfig, split_replay
+def held_out_person_ap(model, size: int, max_size: int, held: list, labels: list[str]) -> dict:
+    """Person mask AP of ``model`` resized to ``size`` / ``max_size`` on ``held``."""
     from vis_train.evaluate import evaluate
 
-    model, labels = load_model(weights="people")
     model.transform.min_size = (size,)
     model.transform.max_size = max_size
-    _, held = split_replay(replay_data(), labels[1:], AdaptConfig.replay_holdout)
-    out = evaluate(model, held, labels[1:], progress=False)
-    return {data: r["per_class"]["person"]["mask_AP"] for data, r in out.items()}
+    return person_ap(evaluate(model, held, labels, progress=False))
 
 
 def detect_ms(summary: dict) -> float | None:
@@ -81,6 +76,12 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"bench.input_size skipped: missing {', '.join(map(str, missing))}", file=sys.stderr)
         return 0
+    from vis.detection.models import load_model
+    from vis_train.adapt import AdaptConfig, split_replay
+
+    model, labels = load_model(weights="people")
+    labels = labels[1:]  # without the background
+    _, held = split_replay(replay_data(), labels, AdaptConfig.replay_holdout)
     rows = []
     for size in (int(s) for s in args.sizes.split(",")):
         max_size = round(size * 5 / 3)
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
                 "min_size": size,
                 "max_size": max_size,
                 "folds": fold_scores(name),
-                "ap": held_out_ap(size, max_size),
+                "ap": held_out_person_ap(model, size, max_size, held, labels),
                 "detect_ms": detect_ms(summary),
             }
         )
