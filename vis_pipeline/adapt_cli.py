@@ -53,6 +53,8 @@ def model_path(name: str) -> Path:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from vis_train.adapt import AdaptConfig as D  # the defaults live with the settings
+
     p = argparse.ArgumentParser(
         prog="vis-pipeline adapt",
         description=__doc__.split("\n\n")[0],
@@ -63,38 +65,50 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--corrections", required=True, help="vis.corrections/1 file of this run")
     p.add_argument("--model", default="people", help="model to start from (default people)")
     p.add_argument("--output", "-o", required=True, type=Path, help="the adapted model (.pt)")
-    p.add_argument("--steps", type=int, default=300, help="fine-tuning steps (default 300)")
-    p.add_argument("--batch", type=int, default=2)
-    p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument(
-        "--freeze-blocks", type=int, default=4, help="leading backbone blocks not trained"
+        "--steps", type=int, default=D.steps, help=f"fine-tuning steps (default {D.steps})"
     )
-    p.add_argument("--frames", type=int, default=120, help="keyframes sampled (default 120)")
+    p.add_argument("--batch", type=int, default=D.batch)
+    p.add_argument("--lr", type=float, default=D.lr)
+    p.add_argument(
+        "--freeze-blocks",
+        type=int,
+        default=D.freeze_blocks,
+        help="leading backbone blocks not trained",
+    )
+    p.add_argument(
+        "--frames", type=int, default=D.frames, help=f"keyframes sampled (default {D.frames})"
+    )
     p.add_argument("--range", default=None, metavar="FIRST-LAST", help="frames to sample from")
-    p.add_argument("--holdout", type=float, default=0.2, help="last share of frames held out")
-    p.add_argument("--precision", choices=("f32", "bf16"), default="f32")
+    p.add_argument("--holdout", type=float, default=D.holdout, help="last share of frames held out")
+    p.add_argument("--precision", choices=("f32", "bf16"), default=D.precision)
     p.add_argument(
         "--blend",
         type=float,
-        default=0.5,
+        default=D.blend,
         help="share of the fine-tuning the model keeps: base + blend x (tuned - base) "
-        "(default 0.5)",
+        f"(default {D.blend})",
     )
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=D.seed)
     p.add_argument("--resume", action="store_true", help="continue an interrupted adaptation")
     p.add_argument("--no-progress", action="store_true")
     r = p.add_argument_group("replay: the base model's kind of data, so it does not forget")
     r.add_argument("--replay-pennfudan", type=Path, default=None, metavar="DIR")
     r.add_argument("--replay-coco", type=Path, default=None, metavar="JSON")
     r.add_argument("--replay-images", type=Path, default=None, metavar="DIR")
-    r.add_argument("--replay-share", type=float, default=0.5, help="share of draws (default 0.5)")
+    r.add_argument(
+        "--replay-share",
+        type=float,
+        default=D.replay_share,
+        help=f"share of draws (default {D.replay_share})",
+    )
     r.add_argument(
         "--replay-holdout",
         type=float,
-        default=0.2,
+        default=D.replay_holdout,
         help="held-out share of each replay set, split as tools/train.py splits (seed 0): "
-        "the shipped models' own held-out images stay unseen (default 0.2)",
+        f"the shipped models' own held-out images stay unseen (default {D.replay_holdout})",
     )
     return p
 
