@@ -157,6 +157,7 @@ class LiveSource:
             "reconnects": 0,
             "dropped": 0,
             "stalls": 0,
+            "backlog": 0,
         }
         self._rng = random.Random(seed)
         self._cap: cv2.VideoCapture | None = None
@@ -233,13 +234,19 @@ class LiveSource:
         index = 0
         last_time: float | None = None
         reconnected = False
+        backlog = BacklogGate(self.fps)  # the first connection's backlog too
         try:
             while not self.stop.is_set():
                 if self._cap is None:
                     self._cap = self._reconnect()
                     if self._cap is None:
                         return
+                    backlog = BacklogGate(self.fps)
+                began = time.monotonic()
                 ok = self._cap.grab()
+                if ok and backlog.stale(time.monotonic() - began):
+                    self.stats["backlog"] += 1
+                    continue
                 img = self._cap.retrieve()[1] if ok else None
                 if img is None:
                     self.stats["stalls"] += 1
@@ -283,6 +290,34 @@ class LiveSource:
                 )
                 return None
         return None
+
+
+class BacklogGate:
+    """Tells the frames buffered while a stream connected from the live ones.
+
+    Opening a network stream reads about a second of it to learn its format, and the decoder
+    then hands those frames over at once. Stamped with the time they come out, they would be a
+    second old and a second wrong, and the frame after them would jump a second ahead: after
+    a reconnect the tracker would re-identify objects against a past picture. So, after a
+    (re)connect, frames that arrive in well under a frame interval are skipped, until the
+    first one the stream made us wait for. A live frame that happens to arrive early is
+    skipped too, which costs one frame. At most ``max_s`` of frames are skipped (a source that
+    never makes us wait, such as a file served as a stream, is not starved).
+    """
+
+    def __init__(self, fps: float, max_s: float = 3.0) -> None:
+        self.quick_s = 0.5 / fps
+        self.left = max(1, round(max_s * fps))
+
+    def stale(self, grab_s: float) -> bool:
+        """Whether a frame that took ``grab_s`` to arrive is part of the backlog."""
+        if self.left <= 0:
+            return False
+        if grab_s >= self.quick_s:
+            self.left = 0  # the stream made us wait: we are live from here on
+            return False
+        self.left -= 1
+        return True
 
 
 def put_latest(q: queue.Queue, item, stats: dict) -> None:

@@ -265,6 +265,7 @@ class StreamRun:
             "truncated": bool(stats["truncated"]),
             "dropped_frames": self.dropped["dropped"],
             "reconnects": stats.get("reconnects", 0),
+            "backlog_frames": stats.get("backlog", 0),
             "resumed_after_frame": self.resume_from,
             "rtsp_transport": self.source.transport if self.live else None,
             "seconds": round(self.seconds, 3),
