@@ -246,6 +246,8 @@ class LiveSource:
                 ok = self._cap.grab()
                 if ok and backlog.stale(time.monotonic() - began):
                     self.stats["backlog"] += 1
+                    if not reconnected:  # after a reconnect the index jumps by the outage's time
+                        index += 1  # a frame the camera sent: counted, as drops are
                     continue
                 img = self._cap.retrieve()[1] if ok else None
                 if img is None:
