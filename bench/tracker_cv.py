@@ -94,6 +94,13 @@ CANDIDATES: dict[str, list[str]] = {
     "weak_0.4_h4": ["tracker.weak_start_score=0.4", "tracker.weak_start_hits=4"],
     # the previous default (weak starts off)
     "weak_off": ["tracker.weak_start_score=1.0"],
+    # round 6: a detector less sure than the reference (its 90th percentile score) is read
+    # on the reference's scale
+    "score_ref_off": ["tracker.score_reference=0"],
+    "score_ref_0.75": ["tracker.score_reference=0.75"],
+    "score_ref_0.8": ["tracker.score_reference=0.8"],
+    "score_ref_0.85": ["tracker.score_reference=0.85"],
+    "score_ref_0.9": ["tracker.score_reference=0.9"],
 }
 
 

@@ -23,6 +23,15 @@ class TrackerConfig:
             is not, and a person coming out from behind something at a weak score keeps
             their id.
         weak_start_hits: matched keyframes that confirm a weakly started track.
+        score_reference: the thresholds above are set for detectors whose clear
+            detections score at least this. ``level``, the 90th percentile of the last 512
+            detection scores the tracker was given, says where a detector's clear
+            detections sit; below the reference, every score is read times
+            ``score_reference / level`` (capped at 1) before any threshold applies.
+            Detectors disagree about what a score means (the shipped models say 0.99 for a
+            clear person, a small YOLO 0.75), and footage moves them too (light, size); a
+            less sure detector is read on the scale the thresholds were set on, a surer one
+            as it is. 0: off. Published scores are never changed.
         mask_weight: weight of the propagated-mask IoU in the place term (the Kalman box
             IoU gets the rest; tracks without a mask use the box alone).
         adaptive_mask_weight: each track learns its own mask weight (starting at
@@ -59,6 +68,7 @@ class TrackerConfig:
     new_track_score: float = 0.6
     weak_start_score: float = 0.4
     weak_start_hits: int = 3
+    score_reference: float = 0.8
     mask_weight: float = 0.5
     adaptive_mask_weight: bool = True
     appearance_weight: float = 0.3
@@ -114,6 +124,12 @@ class TrackerConfig:
             "tracker.weak_start_hits",
             self.weak_start_hits,
             "must be >= 1",
+        )
+        require(
+            0.0 <= self.score_reference <= 1.0,
+            "tracker.score_reference",
+            self.score_reference,
+            "must be in [0, 1] (0: off)",
         )
         require(self.confirm_hits >= 1, "tracker.confirm_hits", self.confirm_hits, "must be >= 1")
         require(self.max_lost_s >= 0, "tracker.max_lost_s", self.max_lost_s, "must be >= 0")

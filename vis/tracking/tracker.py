@@ -34,6 +34,7 @@ prediction has left the image. Ids count up from 1 per tracker (per stream), nev
 
 from __future__ import annotations
 
+import collections
 import time
 
 from collections.abc import Callable
@@ -52,6 +53,11 @@ from vis.tracking.pair_costs import (
 )
 from vis.tracking.track import Track, TrackState, track_from_state, track_state
 from vis.types import Detections, TrackedInstance
+
+#: detection scores remembered for ``TrackerConfig.score_reference``, and the quantile of
+#: them taken as the detector's level of a clear detection
+SCORE_WINDOW = 512
+SCORE_LEVEL_Q = 0.9
 
 __all__ = ["Track", "Tracker", "TrackerConfig", "TrackState"]
 
@@ -84,6 +90,8 @@ class Tracker:
         self._time_ms: float | None = None
         self._size = (0, 0)
         self.total_started = 0
+        #: recent detection scores, for ``score_reference`` (bounded: SCORE_WINDOW)
+        self._recent_scores: collections.deque[float] = collections.deque(maxlen=SCORE_WINDOW)
         #: seconds spent building cost matrices and solving assignments (a measurement,
         #: never part of the state)
         self.association_s = 0.0
@@ -157,15 +165,27 @@ class Tracker:
         t.transition(TrackState.REMOVED if t.state is TrackState.TENTATIVE else TrackState.LOST)
 
     # -- keyframes -----------------------------------------------------------------------
+    def score_scale(self) -> float:
+        """What the detector's scores are multiplied by before any threshold is applied
+        (``TrackerConfig.score_reference``; 1 when off, before any detection, or for a
+        detector at least as sure as the reference)."""
+        if not self.config.score_reference or not self._recent_scores:
+            return 1.0
+        level = float(np.quantile(np.fromiter(self._recent_scores, float), SCORE_LEVEL_Q))
+        return max(1.0, self.config.score_reference / max(level, 1e-3))
+
     def _update_keyframe(self, dets: Detections, frame_index: int) -> None:
         cfg = self.config
         size = dets.image_size
-        usable = np.flatnonzero(dets.scores >= cfg.low_score)
+        if cfg.score_reference:
+            self._recent_scores.extend(float(v) for v in dets.scores)
+        scores = np.minimum(dets.scores * self.score_scale(), 1.0)
+        usable = np.flatnonzero(scores >= cfg.low_score)
         masks = [BoxMask.empty(size)] * len(dets)
         for c in usable:
             masks[c] = dets.masks[c]
         kf = KeyframeDetections(dets, masks, usable, frame_index)
-        high = dets.scores >= cfg.high_score
+        high = scores >= cfg.high_score
         by_state = {s: [t for t in self.tracks if t.state is s] for s in TrackState}
         matched: set[int] = set()
         costs = PairCosts(cfg, self._now_ms())
@@ -184,7 +204,7 @@ class Tracker:
             rest, kf, ~high, costs.place_only, 1.0 - cfg.low_min_iou, learn_appearance=False
         )
         # 3. tentative tracks x detections left down to weak_start_score
-        weak = dets.scores >= min(cfg.high_score, cfg.weak_start_score)
+        weak = scores >= min(cfg.high_score, cfg.weak_start_score)
         matched |= self._associate(
             by_state[TrackState.TENTATIVE], kf, weak, costs.full, cfg.max_cost
         )
@@ -197,9 +217,9 @@ class Tracker:
         self._associate(lost, kf, weak, costs.reid, cfg.reid_max_distance, reid=True)
         # 5. new tentative tracks
         for c in kf.left:
-            if dets.scores[c] >= cfg.new_track_score:
+            if scores[c] >= cfg.new_track_score:
                 self._start(dets, int(c), frame_index)
-            elif dets.scores[c] >= cfg.weak_start_score:
+            elif scores[c] >= cfg.weak_start_score:
                 self._start(dets, int(c), frame_index, confirm_at=cfg.weak_start_hits)
 
     def _associate(
@@ -312,7 +332,7 @@ class Tracker:
         """Enough matched keyframes (its own count for a weak start, else ``confirm_hits``),
         or a detection confident enough to confirm at once."""
         needed = t.confirm_at or self.config.confirm_hits
-        return t.hits >= needed or t.score >= self.config.confirm_score
+        return t.hits >= needed or t.score * self.score_scale() >= self.config.confirm_score
 
     def _now_ms(self) -> float:
         return 0.0 if self._time_ms is None else self._time_ms
@@ -356,6 +376,7 @@ class Tracker:
             "size": list(self._size),
             "total_started": self.total_started,
             "tracks": [track_state(t) for t in self.tracks],
+            "recent_scores": list(self._recent_scores),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -366,6 +387,8 @@ class Tracker:
         self._size = tuple(int(v) for v in state["size"])
         self.total_started = int(state["total_started"])
         self.tracks = [track_from_state(d) for d in state["tracks"]]
+        self._recent_scores.clear()
+        self._recent_scores.extend(float(v) for v in state.get("recent_scores", []))
 
     def end_all(self) -> None:
         """End every track (e.g. after a long gap in the stream); ids are not reused."""

@@ -261,13 +261,14 @@ def test_people_who_turned_round_during_a_camera_outage_keep_their_ids(fps, outa
 
 
 def walker_passes_unsure_person(
-    cfg: TrackerConfig, fps: float, s_scores: tuple[float, float]
+    cfg: TrackerConfig, fps: float, s_scores: tuple[float, float], calibration: float = 1.0
 ) -> tuple[list[int | None], list[int | None], int | None]:
     """PETS09 frames 140-152, as a story: person S stands still and the detector is only
     moderately sure of them (``s_scores``: every third frame the first, else the second);
     W walks past close by. While W passes S, W's own detection is weak (0.3) and S's sits
     where W's prediction points. Returns W's and S's covering ids on the frames their centres
-    are apart, and the first frame S is output."""
+    are apart, and the first frame S is output. ``calibration`` multiplies every score (a
+    detector more or less sure of the same scene)."""
     s_x, s_feet = 150.0, 190.0
 
     def w_x(t):
@@ -280,9 +281,8 @@ def walker_passes_unsure_person(
         tr.predict(i, image_size=(H, W), timestamp_ms=1000.0 * t)
         w_score = 0.3 if abs(w_x(t) - s_x) < PERSON_W else 0.9
         s_score = s_scores[0] if i % 3 == 0 else s_scores[1]
-        res = tr.update(
-            people([("a", w_x(t), s_feet + 6.0), ("b", s_x, s_feet)], [w_score, s_score]), i
-        )
+        scores = [calibration * w_score, calibration * s_score]
+        res = tr.update(people([("a", w_x(t), s_feet + 6.0), ("b", s_x, s_feet)], scores), i)
         frame = {int(k): float((b[0] + b[2]) / 2) for k, b in zip(res.track_ids, res.xyxy)}
         if s_first is None and owner(frame, s_x, tol=6.0) is not None:
             s_first = i
@@ -317,6 +317,46 @@ def test_a_person_the_detector_is_steadily_unsure_of_is_tracked_whoever_the_dete
     s_ids = s_ids[2:]  # frames 0 and 1 are recorded (W is far from S then)
     assert None not in s_ids and len(set(s_ids)) == 1, s_ids
     assert len(set(w_ids)) == 1 and None not in w_ids and set(w_ids) != set(s_ids), w_ids
+
+
+@pytest.mark.parametrize("fps", [7.0, 30.0])
+def test_the_story_ends_the_same_for_a_less_sure_detector(fps):
+    """The walker story scored by detectors that see the same scene but are less sure of it
+    than the shipped models (every score x0.6, x0.75, x0.85: a small YOLO says 0.75 for a
+    clear person where the shipped models say 0.99). With ``score_reference`` the tracker
+    tells the same story from all three, S tracked under one id; reading the scores as
+    given, the less sure detector's S waits two seconds for a track. A detector as sure as
+    the reference is read as it is."""
+    cfg = TrackerConfig(score_reference=0.8)
+    story = {c: walker_passes_unsure_person(cfg, fps, (0.5, 0.46), c) for c in (0.6, 0.75, 0.85)}
+    assert story[0.6] == story[0.75] == story[0.85]
+    w_ids, s_ids, s_first = story[0.75]
+    assert s_first is not None and len({i for i in s_ids if i is not None}) == 1
+    assert len({i for i in w_ids if i is not None}) == 1
+    raw = walker_passes_unsure_person(TrackerConfig(score_reference=0), fps, (0.5, 0.46), 0.75)
+    assert raw[2] is None or raw[2] >= 2 * fps  # S at 0.35-0.38: 2 s late, or never
+    sure = walker_passes_unsure_person(cfg, fps, (0.5, 0.46), 1.0)
+    off = TrackerConfig(score_reference=0)
+    assert sure == walker_passes_unsure_person(off, fps, (0.5, 0.46), 1.0)
+
+
+def test_calibrated_scores_follow_the_detectors_level_and_survive_a_restart():
+    tr = Tracker(TrackerConfig(score_reference=0.8))
+    assert tr.score_scale() == 1.0  # nothing seen yet
+    for i in range(3):
+        tr.predict(i, image_size=(H, W), timestamp_ms=100.0 * i)
+        tr.update(people([("a", 60.0 + 5 * i, 150.0), ("b", 200.0, 150.0)], [0.6, 0.5]), i)
+    assert tr.score_scale() == pytest.approx(0.8 / 0.6, rel=1e-5)  # its 90th percentile: 0.6
+    again = Tracker(TrackerConfig(score_reference=0.8))
+    again.load_state_dict(tr.state_dict())
+    assert again.score_scale() == tr.score_scale()
+    sure = Tracker(TrackerConfig(score_reference=0.8))
+    sure.predict(0, image_size=(H, W), timestamp_ms=0.0)
+    sure.update(people([("a", 60.0, 150.0)], [0.99]), 0)
+    assert sure.score_scale() == 1.0  # a detector surer than the reference: as it is
+    assert Tracker(TrackerConfig(score_reference=0)).score_scale() == 1.0  # off: as given
+    with pytest.raises(Exception, match="score_reference"):
+        TrackerConfig(score_reference=1.5)
 
 
 def test_an_unsure_flicker_never_becomes_a_track():

@@ -116,7 +116,9 @@ def test_object_leaving_ends_cleanly_and_ids_are_never_reused():
 
 
 def test_tentative_tracks_need_hits_and_low_scores_start_nothing():
-    tr = Tracker(TrackerConfig(confirm_hits=3, confirm_score=1.01, new_track_score=0.5))
+    tr = Tracker(  # scores as given (score_reference would read this 0.6 detector's 0.3 as 0.4)
+        TrackerConfig(confirm_hits=3, confirm_score=1.01, new_track_score=0.5, score_reference=0)
+    )
     d = dets([("a", 50, 50, 10)])
     d.scores[:] = 0.6
     for i in range(3):
