@@ -25,6 +25,9 @@
 5. ``--blends`` (default 1 and ``AdaptConfig.blend``): the same fine-tuning kept at each share
    (``vis_train.adapt.blend_model``: ``base + blend * (tuned - base)``), each scored as in 4;
    the row without a blend is the fine-tuning itself (blend 1).
+6. Each adapted model's person AP on the held-out photos, against the generic model's, with
+   the 95 % interval of the difference over ``--resamples`` paired bootstrap draws of those
+   images (``bench.replay_ci``).
 
 Frame ``scored[0] + 100`` (never trained on) of the generic run and of the ``gt``-adapted run
 at the default blend, side by side as the overlay draws them, goes to
@@ -47,6 +50,8 @@ import numpy as np
 import torch
 
 from bench.common import RESULTS, ROOT, setup_logging, write_report
+from bench.replay_ci import cell as ci_cell
+from bench.replay_ci import intervals
 from bench.street import VIDEO, WORK, frames, missing_inputs, run_street
 from streams.exports.records import RunRecords
 from streams.review.corrections import Corrections, Decision, run_identity, save_corrections
@@ -173,6 +178,20 @@ def markdown(payload: dict) -> str:
             f"{ap.get('pennfudan', '-')} | {ap.get('coco128', '-')} | "
             f"{r.get('adapt_seconds', '-')} |"
         )
+    with_ci = {n: r["ap_interval"] for n, r in rows.items() if r.get("ap_interval")}
+    if with_ci:
+        sets = sorted({d for by in with_ci.values() for d in by})
+        out += [
+            "",
+            f"Person mask AP on the held-out photos against the generic model: AP (difference, "
+            f"[95 % interval of the difference over {payload['resamples']} paired bootstrap "
+            "draws of the images]; `bench.replay_ci`). An interval spanning 0 is a difference "
+            "these images cannot tell from none.\n",
+            "| model | " + " | ".join(sets) + " |",
+            "|---|" + "---:|" * len(sets),
+        ]
+        for name, by in with_ci.items():
+            out.append(f"| {name} | " + " | ".join(ci_cell(by.get(d)) for d in sets) + " |")
     return "\n".join(out) + "\n"
 
 
@@ -263,11 +282,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", default="gt,self", help="reviewers: gt, self")
     ap.add_argument("--name", default="adapt")
     ap.add_argument(
+        "--resamples",
+        type=int,
+        default=200,
+        help="paired bootstrap draws for the photo sets' AP intervals (0: none)",
+    )
+    ap.add_argument(
         "--figure",
         type=int,
         default=None,
         metavar="FRAME",
         help="only redraw docs/adapt_before_after.png at FRAME (of the last run's scored fold)",
+    )
+    ap.add_argument(
+        "--no-figure", action="store_true", help="leave docs/adapt_before_after.png as it is"
     )
     args = ap.parse_args(argv)
     if args.figure is not None:
@@ -290,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     blends = [float(b) for b in args.blends.split(",")]
     adapt_range, scored = FOLDS[args.swap]
     rows: dict[str, dict] = {"people (generic)": {"scored": fold_row(generic, gt, scored)}}
+    models: dict[str, Path] = {}  # row -> model file, for the AP intervals
     for who in args.only.split(","):
         decisions = (
             gt_reviewer(run, generic, gt, adapt_range)
@@ -324,14 +353,20 @@ def main(argv: list[str] | None = None) -> int:
             "adapt_seconds": seconds,
             "card": card,
         }
+        models[f"adapted ({who} reviewer)"] = out
         rows["people (generic)"]["ap"] = person_ap(ap.get("base", {}))
         held = split_replay(replay, card["labels"], AdaptConfig.replay_holdout)[1]
         for blend in blends:
             if blend == 1.0:
                 continue
-            rows[f"adapted ({who} reviewer), blend {blend}"] = blended_row(
-                who, blend, base, out, card["labels"], held, scored, gt
-            )
+            name = f"adapted ({who} reviewer), blend {blend}"
+            rows[name] = blended_row(who, blend, base, out, card["labels"], held, scored, gt)
+            models[name] = TMP / f"people_{who}_blend{blend}.pt"
+    if models and args.resamples:
+        # is a loss on the photo sets a loss, or the draw of their few dozen held-out images?
+        for name, by_dataset in intervals(models, card["labels"], held, args.resamples).items():
+            if name in rows:
+                rows[name]["ap_interval"] = by_dataset
     payload = {
         "command": COMMAND,
         "steps": args.steps,
@@ -340,12 +375,13 @@ def main(argv: list[str] | None = None) -> int:
         "replay_share": args.replay_share,
         "freeze_blocks": args.freeze_blocks,
         "blends": blends,
+        "resamples": args.resamples,
         "adapt_range": adapt_range,
         "scored": scored,
         "rows": rows,
     }
     _, md = write_report(args.name, payload, markdown(payload))
-    if "gt" in args.only.split(",") and AdaptConfig.blend in blends:
+    if "gt" in args.only.split(",") and AdaptConfig.blend in blends and not args.no_figure:
         figure(frame=scored[0] + 100)
     print(md.read_text())
     return 0

@@ -357,9 +357,11 @@ def held_out_ap(
     camera: Sequence[Sample],
     replay: Sequence[Sample],
     progress: bool = False,
+    resamples: int = 0,
 ) -> dict[str, dict]:
     """AP of each model (name -> file) on the held-out camera frames (against the accepted
-    instances) and the replay sets' held-out images, per dataset and class."""
+    instances) and the replay sets' held-out images, per dataset and class (with
+    ``resamples`` paired bootstrap draws: ``vis_train.evaluate``)."""
     from vis.detection.models import load_model
 
     out: dict[str, dict] = {}
@@ -368,7 +370,7 @@ def held_out_ap(
         return out
     for name, weights in models.items():
         model, _ = load_model(weights=str(weights))
-        out[name] = evaluate(model, sets, labels, progress=progress)
+        out[name] = evaluate(model, sets, labels, progress=progress, resamples=resamples)
     return out
 
 
