@@ -92,6 +92,7 @@ class Tracker:
         self.total_started = 0
         #: recent detection scores, for ``score_reference`` (bounded: SCORE_WINDOW)
         self._recent_scores: collections.deque[float] = collections.deque(maxlen=SCORE_WINDOW)
+        self._scale = 1.0  # score_scale() of the keyframe being associated
         #: seconds spent building cost matrices and solving assignments (a measurement,
         #: never part of the state)
         self.association_s = 0.0
@@ -179,7 +180,8 @@ class Tracker:
         size = dets.image_size
         if cfg.score_reference:
             self._recent_scores.extend(float(v) for v in dets.scores)
-        scores = np.minimum(dets.scores * self.score_scale(), 1.0)
+        self._scale = self.score_scale()
+        scores = np.minimum(dets.scores * self._scale, 1.0)
         usable = np.flatnonzero(scores >= cfg.low_score)
         masks = [BoxMask.empty(size)] * len(dets)
         for c in usable:
@@ -332,7 +334,7 @@ class Tracker:
         """Enough matched keyframes (its own count for a weak start, else ``confirm_hits``),
         or a detection confident enough to confirm at once."""
         needed = t.confirm_at or self.config.confirm_hits
-        return t.hits >= needed or t.score * self.score_scale() >= self.config.confirm_score
+        return t.hits >= needed or t.score * self._scale >= self.config.confirm_score
 
     def _now_ms(self) -> float:
         return 0.0 if self._time_ms is None else self._time_ms
