@@ -58,7 +58,7 @@ from streams.review.corrections import Corrections, Decision, run_identity, save
 from streams.sinks import jsonl_path
 from vis_eval import pets09
 from vis_eval.box_scoring import Tracks, frame_matches
-from vis_train.adapt import AdaptConfig, adapt, blend_model, held_out_ap, split_replay
+from vis_train.adapt import AdaptConfig, adapt, blend_model, split_replay
 from vis_train.data import read_coco, read_pennfudan
 
 COMMAND = "PYTHONPATH=. .venv/bin/python -m bench.adapt"
@@ -203,24 +203,14 @@ def run_scored(model: Path, name: str, gt: Tracks, scored: tuple[int, int]) -> d
 
 
 def blended_row(
-    who: str,
-    blend: float,
-    base: Path,
-    out: Path,
-    labels: list[str],
-    held: list,
-    scored: tuple[int, int],
-    gt: Tracks,
-) -> dict:
+    who: str, blend: float, base: Path, out: Path, scored: tuple[int, int], gt: Tracks
+) -> tuple[dict, Path]:
     """The same fine-tuning kept at ``blend`` (``vis_train.adapt.blend_model``): its scored
-    fold and the person AP on ``held`` (the replay sets' held-out images)."""
+    fold, and the model file (its person AP comes with the intervals, in one scoring pass)."""
     tuned = out.with_name(out.stem + ".adapt") / "tuned.pt"
     path = TMP / f"people_{who}_blend{blend}.pt"
     blend_model(base, tuned, blend, path)
-    return {
-        "scored": run_scored(path, f"adapt_{who}_blend{blend}", gt, scored),
-        "ap": person_ap(held_out_ap({"adapted": path}, labels, [], held)["adapted"]),
-    }
+    return {"scored": run_scored(path, f"adapt_{who}_blend{blend}", gt, scored)}, path
 
 
 def person_ap(by_dataset: dict) -> dict:
@@ -360,12 +350,15 @@ def main(argv: list[str] | None = None) -> int:
             if blend == 1.0:
                 continue
             name = f"adapted ({who} reviewer), blend {blend}"
-            rows[name] = blended_row(who, blend, base, out, card["labels"], held, scored, gt)
-            models[name] = TMP / f"people_{who}_blend{blend}.pt"
-    if models and args.resamples:
-        # is a loss on the photo sets a loss, or the draw of their few dozen held-out images?
+            rows[name], models[name] = blended_row(who, blend, base, out, scored, gt)
+    if models:
+        # the blends' person AP, and whether a loss on the photo sets is a loss or the draw
+        # of their few dozen held-out images (with --resamples)
         for name, by_dataset in intervals(models, card["labels"], held, args.resamples).items():
-            if name in rows:
+            if name not in rows:
+                continue
+            rows[name].setdefault("ap", {d: r["mask_AP"] for d, r in by_dataset.items()})
+            if args.resamples:
                 rows[name]["ap_interval"] = by_dataset
     payload = {
         "command": COMMAND,

@@ -31,25 +31,25 @@ def intervals(
 ) -> dict[str, dict[str, dict]]:
     """{model name: {dataset: {mask_AP, diff, interval}}} of person mask AP against the
     shipped model on ``held`` (the replay sets' held-out images); the shipped model's own
-    row has no difference."""
+    row has no difference, and no row has an interval when ``resamples`` is 0."""
+    from bench.adapt import person_ap
     from vis_train.adapt import held_out_ap
     from vis_train.evaluate import paired_interval
 
     scored = held_out_ap({BASE_NAME: BASE, **models}, labels, [], held, resamples=resamples)
-    base = scored[BASE_NAME]
+    base = person_ap(scored[BASE_NAME])
     out: dict[str, dict[str, dict]] = {}
     for name, by_dataset in scored.items():
         out[name] = {}
-        for data, r in by_dataset.items():
-            m = r["per_class"].get("person")
-            if not m:
-                continue
-            row = {"mask_AP": m["mask_AP"]}
+        for data, ap in person_ap(by_dataset).items():
+            row: dict = {"mask_AP": ap}
             if name != BASE_NAME:
-                row["diff"] = round(m["mask_AP"] - base[data]["per_class"]["person"]["mask_AP"], 2)
-                row["interval"] = paired_interval(
-                    base[data]["resampled"]["person"], r["resampled"]["person"]
-                )
+                row["diff"] = round(ap - base[data], 2)
+                if resamples:
+                    row["interval"] = paired_interval(
+                        scored[BASE_NAME][data]["resampled"]["person"],
+                        by_dataset[data]["resampled"]["person"],
+                    )
             out[name][data] = row
     return out
 
@@ -57,8 +57,8 @@ def intervals(
 def cell(row: dict | None) -> str:
     if not row:
         return "-"
-    if "diff" not in row:
-        return f"{row['mask_AP']:.2f}"
+    if "interval" not in row:
+        return f"{row['mask_AP']:.2f}" + (f" ({row['diff']:+.2f})" if "diff" in row else "")
     lo, hi = row["interval"]
     return f"{row['mask_AP']:.2f} ({row['diff']:+.2f}, [{lo:+.2f}, {hi:+.2f}])"
 
