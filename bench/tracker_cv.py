@@ -101,6 +101,14 @@ CANDIDATES: dict[str, list[str]] = {
     "score_ref_0.8": ["tracker.score_reference=0.8"],
     "score_ref_0.85": ["tracker.score_reference=0.85"],
     "score_ref_0.9": ["tracker.score_reference=0.9"],
+    "score_ref_0.95": ["tracker.score_reference=0.95"],
+    # round 7: three small people crossing in a group (frames 155-167, fold A): the occluded
+    # one's detection is dropped as a duplicate of the front one's, and its lost track is
+    # re-identified onto the wrong person by appearance alone
+    "dup_0.7": ["tracker.duplicate_iou=0.7"],
+    "dup_off": ["tracker.duplicate_iou=1.0"],
+    "reid_0.15": ["tracker.reid_max_distance=0.15"],
+    "reach_3": ["tracker.max_speed=3"],
 }
 
 
@@ -174,7 +182,14 @@ def fold_scores(gt, tracks) -> dict[str, dict]:
     for fold, (a, b) in FOLDS.items():
         s = pets09.score_span(gt, {"t": tracks}, a, b)["t"]
         out[fold] = {k: s[k] for k in keys}
+    s = pets09.score(gt, {"t": tracks})["t"]
+    out[WHOLE] = {k: s[k] for k in keys}
     return out
+
+
+#: the whole dev span scored as one sequence, reported beside the folds: an identity carried
+#: across frame 200 counts there and in neither fold (not used to pick: it holds both folds)
+WHOLE = "whole"
 
 
 def case_name(kind: str, interval: int) -> str:
@@ -225,6 +240,8 @@ def judge(rows: dict[str, dict]) -> dict:
                 out["beats_default_on_both"].append(name)
     for name in rows:
         rows[name]["mean_HOTA"] = {f: round(mean_hota(name, f), 2) for f in FOLDS}
+        if all(WHOLE in c for c in rows[name]["cases"].values()):
+            rows[name]["mean_HOTA"][WHOLE] = round(mean_hota(name, WHOLE), 2)
         syn = synthetic(name)
         rows[name]["synthetic_mean_HOTA"] = None if syn is None else round(syn, 2)
         dj = davis_j(name)
@@ -239,9 +256,9 @@ def markdown(payload: dict) -> str:
     out = [
         "# Tracker candidates on PETS09 split in time (A = frames 0-199, B = 200-399)\n",
         f"`{COMMAND}`; HOTA per case and fold (TrackEval boxes), mean over the cases per fold.\n",
-        f"| candidate | overrides | {head} | mean A | mean B | synthetic N=1 / N=5 "
+        f"| candidate | overrides | {head} | mean A | mean B | whole span | synthetic N=1 / N=5 "
         "| DAVIS people J (ids) N=1 / N=5 |",
-        "|---|---|" + "---:|" * (len(cases) * len(FOLDS) + 2) + "---|---|",
+        "|---|---|" + "---:|" * (len(cases) * len(FOLDS) + 3) + "---|---|",
     ]
     for name, r in rows.items():
         cells = " | ".join(f"{r['cases'][c][f]['HOTA']:.2f}" for c in cases for f in FOLDS)
@@ -252,7 +269,8 @@ def markdown(payload: dict) -> str:
         dv_cell = " / ".join(f"{dv[k]['J']:.3f} ({dv[k]['ids']})" for k in sorted(dv)) or "-"
         out.append(
             f"| {name} | {over} | {cells} | {r['mean_HOTA']['A']:.2f} | "
-            f"{r['mean_HOTA']['B']:.2f} | {syn_cell} | {dv_cell} |"
+            f"{r['mean_HOTA']['B']:.2f} | {r['mean_HOTA'].get(WHOLE, float('nan')):.2f} | "
+            f"{syn_cell} | {dv_cell} |"
         )
     out.append("")
     for fold, p in verdict["picked"].items():
@@ -261,6 +279,10 @@ def markdown(payload: dict) -> str:
             f"{p['reported_on']}, which it was not tuned on: **{p['score']}** (default "
             f"{p['default_on_other']})."
         )
+    out.append(
+        "* Whole span: the mean over the cases of HOTA on frames 0-399 scored as one sequence "
+        "(identities carried across frame 200 count there); reported, not used to pick."
+    )
     both = verdict["beats_default_on_both"]
     out.append(
         f"* Beat the default on both PETS folds without losing more than {SYNTHETIC_SLACK} "

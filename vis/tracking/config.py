@@ -24,9 +24,11 @@ class TrackerConfig:
             their id.
         weak_start_hits: matched keyframes that confirm a weakly started track.
         score_reference: the thresholds above are set for detectors whose clear
-            detections score at least this. ``level``, the 90th percentile of the last 512
-            detection scores the tracker was given, says where a detector's clear
-            detections sit; below the reference, every score is read times
+            detections score at least this. ``level``, the 90th percentile of the scores
+            of the last 512 detections kept on tracks the detector was sure enough of to
+            start (``new_track_score``; not weak starts, whose scores in a scene without a
+            clear object are the detector's false ones), says where a detector's clear
+            detections sit; once 8 are kept, below the reference every score is read times
             ``score_reference / level`` (capped at 1) before any threshold applies.
             Detectors disagree about what a score means (the shipped models say 0.99 for a
             clear person, a small YOLO 0.75), and footage moves them too (light, size); a
@@ -68,7 +70,7 @@ class TrackerConfig:
     new_track_score: float = 0.6
     weak_start_score: float = 0.4
     weak_start_hits: int = 3
-    score_reference: float = 0.8
+    score_reference: float = 0.85
     mask_weight: float = 0.5
     adaptive_mask_weight: bool = True
     appearance_weight: float = 0.3

@@ -54,10 +54,13 @@ from vis.tracking.pair_costs import (
 from vis.tracking.track import Track, TrackState, track_from_state, track_state
 from vis.types import Detections, TrackedInstance
 
-#: detection scores remembered for ``TrackerConfig.score_reference``, and the quantile of
-#: them taken as the detector's level of a clear detection
+#: for ``TrackerConfig.score_reference``: the scores of the detections the tracker kept on
+#: tracks the detector was sure enough of to start on its own (not weak starts) remembered,
+#: the quantile of them taken as the detector's level of a clear detection, and how many it
+#: needs before it reads any detector's scores as other than given
 SCORE_WINDOW = 512
 SCORE_LEVEL_Q = 0.9
+SCORE_MIN = 8
 
 __all__ = ["Track", "Tracker", "TrackerConfig", "TrackState"]
 
@@ -90,7 +93,8 @@ class Tracker:
         self._time_ms: float | None = None
         self._size = (0, 0)
         self.total_started = 0
-        #: recent detection scores, for ``score_reference`` (bounded: SCORE_WINDOW)
+        #: scores of the recent detections kept on confidently started tracks, for
+        #: ``score_reference`` (bounded: SCORE_WINDOW)
         self._recent_scores: collections.deque[float] = collections.deque(maxlen=SCORE_WINDOW)
         self._scale = 1.0  # score_scale() of the keyframe being associated
         #: seconds spent building cost matrices and solving assignments (a measurement,
@@ -168,9 +172,15 @@ class Tracker:
     # -- keyframes -----------------------------------------------------------------------
     def score_scale(self) -> float:
         """What the detector's scores are multiplied by before any threshold is applied
-        (``TrackerConfig.score_reference``; 1 when off, before any detection, or for a
-        detector at least as sure as the reference)."""
-        if not self.config.score_reference or not self._recent_scores:
+        (``TrackerConfig.score_reference``; 1 when off, before ``SCORE_MIN`` detections were
+        kept, or for a detector at least as sure as the reference).
+
+        The level is read from the detections the tracker kept on tracks started by a
+        detection scoring ``new_track_score`` or more, not from every detection: in a scene
+        with no clear object most detections are the detector's unsure false ones (and an
+        object it is steadily unsure of, such as a parked car, is a weak start), and their
+        quantile would say a sure detector is an unsure one."""
+        if not self.config.score_reference or len(self._recent_scores) < SCORE_MIN:
             return 1.0
         level = float(np.quantile(np.fromiter(self._recent_scores, float), SCORE_LEVEL_Q))
         return max(1.0, self.config.score_reference / max(level, 1e-3))
@@ -178,8 +188,6 @@ class Tracker:
     def _update_keyframe(self, dets: Detections, frame_index: int) -> None:
         cfg = self.config
         size = dets.image_size
-        if cfg.score_reference:
-            self._recent_scores.extend(float(v) for v in dets.scores)
         self._scale = self.score_scale()
         scores = np.minimum(dets.scores * self._scale, 1.0)
         usable = np.flatnonzero(scores >= cfg.low_score)
@@ -300,6 +308,7 @@ class Tracker:
         t.last_box = np.asarray(box, np.float32).copy()
         if t.state is TrackState.LOST or self._earned_confirmation(t):
             t.transition(TrackState.CONFIRMED)
+        self._remember_score(t)
 
     def _start(self, dets: Detections, c: int, frame_index: int, confirm_at: int = 0) -> None:
         mask = smooth_mask(
@@ -328,7 +337,14 @@ class Tracker:
         self.total_started += 1
         if self._earned_confirmation(t):
             t.transition(TrackState.CONFIRMED)
+            self._remember_score(t)
         self.tracks.append(t)
+
+    def _remember_score(self, t: Track) -> None:
+        """The score of a detection just kept, for ``score_scale``: on confirmed tracks the
+        detector started on its own (``confirm_at`` 0), not on weak starts."""
+        if self.config.score_reference and t.state is TrackState.CONFIRMED and not t.confirm_at:
+            self._recent_scores.append(t.score)
 
     def _earned_confirmation(self, t: Track) -> bool:
         """Enough matched keyframes (its own count for a weak start, else ``confirm_hits``),
