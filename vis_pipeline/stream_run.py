@@ -261,6 +261,7 @@ class StreamRun:
             "keyframes": self.processor.keyframes,
             "keyframe_reasons": dict(self.processor.schedule.reasons),
             "tracks": self.processor.tracker.total_started,
+            "score_scale": round(self.processor.tracker.score_scale(), 4),
             "corrupt_frames": stats["corrupt"],
             "truncated": bool(stats["truncated"]),
             "dropped_frames": self.dropped["dropped"],

@@ -88,6 +88,8 @@ def _render_stream(s: dict) -> list[str]:
         extra = f"  dropped {s['dropped_frames']}  reconnects {s['reconnects']}"
     if s["resumed_after_frame"] >= 0:
         extra += f"  resumed after frame {s['resumed_after_frame']}"
+    if s.get("score_scale", 1.0) != 1.0:  # a detector less sure than tracker.score_reference
+        extra += f"  scores read x{s['score_scale']:.2f}"
     lines = [
         f"stream {s['stream_id']} ({s['source']})",
         f"  frames {s['frames']}  keyframes {s['keyframes']}  tracks {s['tracks']}  "

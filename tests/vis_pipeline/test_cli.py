@@ -16,6 +16,7 @@ import pytest
 from tests.conftest import ROOT, SAMPLE_GT
 from vis_eval.sequences import format_lines, read_mots_by_frame
 from vis.schema import decode_record
+from vis.tracking.config import TrackerConfig
 from vis_pipeline.cli import main
 
 
@@ -277,7 +278,11 @@ def test_corrupt_frames_mid_video_leave_gaps_and_the_tracks_go_on(small_video, t
         )
 
 
-def test_precomputed_detections_are_tracked(small_video, tmp_path, capsys):
+@pytest.mark.parametrize("score", [0.95, 0.6])
+def test_precomputed_detections_are_tracked(small_video, tmp_path, capsys, score):
+    """Another detector's file is tracked, whether that detector is as sure of the objects
+    as the shipped models (0.95) or less (0.6, every threshold read on
+    ``tracker.score_reference``'s scale); the summary says what its scores were read as."""
     from vis_eval.synthetic import CLASS_NAMES
 
     video, gt = small_video
@@ -293,7 +298,7 @@ def test_precomputed_detections_are_tracked(small_video, tmp_path, capsys):
                     {
                         "class_id": cid,
                         "label": labels[cid],
-                        "score": 0.95,
+                        "score": score,
                         "bbox": [
                             int(xs.min()),
                             int(ys.min()),
@@ -335,6 +340,8 @@ def test_precomputed_detections_are_tracked(small_video, tmp_path, capsys):
             "keyframes.interval=4",
             "--set",
             "sinks.overlay=false",
+            "--summary-json",
+            str(tmp_path / "summary.json"),
             "--no-progress",
         ],
         capsys,
@@ -345,6 +352,10 @@ def test_precomputed_detections_are_tracked(small_video, tmp_path, capsys):
     assert len(results) == 40
     assert q["coverage"] >= 0.9 and q["mean_iou"] >= 0.85 and q["switches"] == 0
     assert {r.labels[c] for r in results for c in r.detections.class_ids} <= set(labels.values())
+    assert {round(float(v), 2) for r in results for v in r.detections.scores} == {score}
+    (summary,) = json.loads((tmp_path / "summary.json").read_text())["streams"]
+    reference = TrackerConfig().score_reference
+    assert summary["score_scale"] == pytest.approx(max(1.0, reference / score), abs=1e-3)
 
 
 @pytest.mark.slow

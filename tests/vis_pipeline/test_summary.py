@@ -74,6 +74,13 @@ def test_render_and_json_add_up_the_streams():
     assert j["exit_code"] == 2 and j["skipped_complete"] == ["cam2"]
 
 
+def test_a_less_sure_detectors_scale_is_shown():
+    """``score_scale`` (the tracker's reading of a detector less sure than
+    ``tracker.score_reference``) is printed when the scores were read as other than given."""
+    assert "scores read x1.42" in RunSummary(streams=[stream(score_scale=1.4167)]).render()
+    assert "scores read" not in RunSummary(streams=[stream(score_scale=1.0)]).render()
+
+
 def test_live_streams_show_drops_and_reconnects():
     text = RunSummary(streams=[stream(live=True, dropped_frames=7, reconnects=2)]).render()
     assert "dropped 7  reconnects 2" in text
