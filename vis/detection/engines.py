@@ -92,6 +92,12 @@ class OpenVinoSession(Session):
     def __init__(self, path: Path, threads: int, precision: str = "f32") -> None:
         import openvino as ov
 
+        from vis.detection.precision import cpu_features
+
+        if precision == "bf16" and not cpu_features().bf16:
+            # decided here, not left to the plugin: a CPU without bf16 (or one capped below
+            # it, ONEDNN_MAX_CPU_ISA) runs float32, and the session reports f32
+            precision = "f32"
         core = ov.Core()
         try:
             model = core.read_model(str(path))
@@ -112,7 +118,7 @@ class OpenVinoSession(Session):
                 "or use detector.engine: onnxruntime"
             ) from exc
         self._request = self._compiled.create_infer_request()
-        # what the compiled model runs at (bf16 asked on a CPU without it gives f32)
+        # what the compiled model runs at
         self.precision = _precision_name(self._compiled.get_property("INFERENCE_PRECISION_HINT"))
         self.input_names = [i.get_any_name() for i in model.inputs]
         self.output_names = [o.get_any_name() for o in model.outputs]

@@ -14,18 +14,44 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import os
 import platform
 from pathlib import Path
 
 PRECISIONS = ("f32", "bf16", "int8")
 
 
+#: environment variables that cap the instruction set oneDNN (eager torch's and OpenVINO's
+#: CPU kernels) may use, e.g. ``ONEDNN_MAX_CPU_ISA=AVX2`` to run as an AVX2-only CPU would
+ISA_CAP_VARS = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
+
+#: per oneDNN ISA cap: the ``/proc/cpuinfo`` flags it takes away (caps not named here, such
+#: as ``ALL`` or the AMX ones, take none)
+_ISA_CAP_DROPS = {
+    **dict.fromkeys(("SSE41", "AVX", "AVX2"), ("avx512", "avx_vnni", "amx")),
+    **dict.fromkeys(("AVX2_VNNI", "AVX2_VNNI_2"), ("avx512", "amx")),
+    "AVX512_CORE": ("avx512_vnni", "avx512_bf16", "avx_vnni", "amx"),
+    "AVX512_CORE_VNNI": ("avx512_bf16", "amx"),
+    **dict.fromkeys(("AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX10_1_512"), ("amx",)),
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class CpuFeatures:
-    """The CPU's model name and its feature flags (``/proc/cpuinfo`` names)."""
+    """The CPU's model name and its feature flags (``/proc/cpuinfo`` names), less those an
+    ISA cap (``cap``, the value of ``ONEDNN_MAX_CPU_ISA``) takes away."""
 
     model: str
     flags: frozenset[str]
+    cap: str | None = None
+
+    def capped(self, cap: str | None) -> CpuFeatures:
+        """These features as the kernels see them under the oneDNN ISA cap ``cap``."""
+        if not cap:
+            return self
+        drops = _ISA_CAP_DROPS.get(cap.strip().upper(), ())
+        flags = frozenset(f for f in self.flags if not f.startswith(drops))
+        return CpuFeatures(model=self.model, flags=flags, cap=cap.strip().upper())
 
     @property
     def avx2(self) -> bool:
@@ -61,11 +87,13 @@ class CpuFeatures:
         return [name for name, present in table if present]
 
     def describe(self) -> str:
-        """E.g. ``Intel(R) Xeon(R) Processor (AVX2 AVX-512 VNNI BF16 AMX)``."""
-        return f"{self.model} ({' '.join(self.names()) or 'no AVX2'})"
+        """E.g. ``Intel(R) Xeon(R) Processor (AVX2 AVX-512 VNNI BF16 AMX)``, or with a cap
+        ``Intel(R) Xeon(R) Processor (AVX2; capped by ONEDNN_MAX_CPU_ISA=AVX2)``."""
+        cap = f"; capped by ONEDNN_MAX_CPU_ISA={self.cap}" if self.cap else ""
+        return f"{self.model} ({' '.join(self.names()) or 'no AVX2'}{cap})"
 
     def to_json(self) -> dict:
-        return {"model": self.model, "features": self.names()}
+        return {"model": self.model, "features": self.names(), "isa_cap": self.cap}
 
 
 def parse_cpuinfo(text: str) -> CpuFeatures:
@@ -83,11 +111,14 @@ def parse_cpuinfo(text: str) -> CpuFeatures:
 
 @functools.cache
 def cpu_features() -> CpuFeatures:
-    """This machine's CPU (read once per process)."""
+    """This machine's CPU as the kernels see it (read once per process): its features, less
+    those an ISA cap in the environment (``ISA_CAP_VARS``) takes away."""
+    cap = next((os.environ[v] for v in ISA_CAP_VARS if os.environ.get(v)), None)
     try:
-        return parse_cpuinfo(Path("/proc/cpuinfo").read_text())
+        found = parse_cpuinfo(Path("/proc/cpuinfo").read_text())
     except OSError:
-        return CpuFeatures(model=platform.processor() or "unknown CPU", flags=frozenset())
+        found = CpuFeatures(model=platform.processor() or "unknown CPU", flags=frozenset())
+    return found.capped(cap)
 
 
 def float_part(precision: str) -> str:

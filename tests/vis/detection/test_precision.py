@@ -44,6 +44,26 @@ def test_cpu_features_from_cpuinfo(text, model, names, bf16):
     assert cpu.to_json()["features"] == names
 
 
+@pytest.mark.parametrize(
+    ("cap", "names", "bf16"),
+    [
+        ("AVX2", ["AVX2"], False),  # the AMD EPYC machines' kernels, on this Xeon
+        ("avx512_core", ["AVX2", "AVX-512"], False),
+        ("AVX512_CORE_BF16", ["AVX2", "AVX-512", "VNNI", "BF16"], True),
+        ("ALL", ["AVX2", "AVX-512", "VNNI", "BF16", "AMX"], True),
+        (None, ["AVX2", "AVX-512", "VNNI", "BF16", "AMX"], True),
+    ],
+)
+def test_an_isa_cap_takes_the_features_it_hides_from_the_kernels(cap, names, bf16):
+    """``ONEDNN_MAX_CPU_ISA`` caps what oneDNN (eager torch's and OpenVINO's kernels) may use;
+    the features the precision decisions read must be the capped ones, or a Xeon capped to
+    AVX2 would ask OpenVINO for a bf16 it can no longer compile."""
+    cpu = parse_cpuinfo(XEON).capped(cap)
+    assert cpu.names() == names and cpu.bf16 is bf16
+    assert cpu.to_json()["isa_cap"] == (cap.upper() if cap else None)
+    assert ("capped by ONEDNN_MAX_CPU_ISA" in cpu.describe()) is bool(cap)
+
+
 def test_this_machines_cpu_is_read():
     cpu = cpu_features()
     assert cpu.model and cpu is cpu_features()  # read once
