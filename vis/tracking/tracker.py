@@ -95,7 +95,7 @@ class Tracker:
         self.total_started = 0
         #: scores of the recent detections kept on confidently started tracks, for
         #: ``score_reference`` (bounded: SCORE_WINDOW)
-        self._recent_scores: collections.deque[float] = collections.deque(maxlen=SCORE_WINDOW)
+        self._kept_scores: collections.deque[float] = collections.deque(maxlen=SCORE_WINDOW)
         self._scale = 1.0  # score_scale() of the keyframe being associated
         #: seconds spent building cost matrices and solving assignments (a measurement,
         #: never part of the state)
@@ -180,9 +180,9 @@ class Tracker:
         with no clear object most detections are the detector's unsure false ones (and an
         object it is steadily unsure of, such as a parked car, is a weak start), and their
         quantile would say a sure detector is an unsure one."""
-        if not self.config.score_reference or len(self._recent_scores) < SCORE_MIN:
+        if not self.config.score_reference or len(self._kept_scores) < SCORE_MIN:
             return 1.0
-        level = float(np.quantile(np.fromiter(self._recent_scores, float), SCORE_LEVEL_Q))
+        level = float(np.quantile(np.fromiter(self._kept_scores, float), SCORE_LEVEL_Q))
         return max(1.0, self.config.score_reference / max(level, 1e-3))
 
     def _update_keyframe(self, dets: Detections, frame_index: int) -> None:
@@ -344,7 +344,7 @@ class Tracker:
         """The score of a detection just kept, for ``score_scale``: on confirmed tracks the
         detector started on its own (``confirm_at`` 0), not on weak starts."""
         if self.config.score_reference and t.state is TrackState.CONFIRMED and not t.confirm_at:
-            self._recent_scores.append(t.score)
+            self._kept_scores.append(t.score)
 
     def _earned_confirmation(self, t: Track) -> bool:
         """Enough matched keyframes (its own count for a weak start, else ``confirm_hits``),
@@ -394,7 +394,9 @@ class Tracker:
             "size": list(self._size),
             "total_started": self.total_started,
             "tracks": [track_state(t) for t in self.tracks],
-            "recent_scores": list(self._recent_scores),
+            # the scores behind score_scale(); a checkpoint of the tracker before 2026-12-07
+            # has "recent_scores" (every detection's), which is not read
+            "kept_scores": list(self._kept_scores),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -405,8 +407,8 @@ class Tracker:
         self._size = tuple(int(v) for v in state["size"])
         self.total_started = int(state["total_started"])
         self.tracks = [track_from_state(d) for d in state["tracks"]]
-        self._recent_scores.clear()
-        self._recent_scores.extend(float(v) for v in state.get("recent_scores", []))
+        self._kept_scores.clear()
+        self._kept_scores.extend(float(v) for v in state.get("kept_scores", []))
 
     def end_all(self) -> None:
         """End every track (e.g. after a long gap in the stream); ids are not reused."""

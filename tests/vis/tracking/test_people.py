@@ -356,6 +356,13 @@ def test_calibrated_scores_follow_the_detectors_level_and_survive_a_restart():
     again = Tracker(TrackerConfig(score_reference=0.8))
     again.load_state_dict(tr.state_dict())
     assert again.score_scale() == tr.score_scale()
+    # a checkpoint of the tracker that read every detection's score: its scores are not
+    # the kept ones, so the level is learnt again
+    old = tr.state_dict()
+    old["recent_scores"] = old.pop("kept_scores")
+    older = Tracker(TrackerConfig(score_reference=0.8))
+    older.load_state_dict(old)
+    assert older.score_scale() == 1.0
     sure = Tracker(TrackerConfig(score_reference=0.8))
     for i in range(SCORE_MIN + 1):
         sure.predict(i, image_size=(H, W), timestamp_ms=100.0 * i)
