@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from vis.detection.precision import feature_text
+
 EXIT_OK, EXIT_INPUT, EXIT_SINK, EXIT_INTERRUPTED = 0, 2, 3, 130
 
 
@@ -75,9 +77,7 @@ class RunSummary:
 
 def precision_line(detector: dict[str, str], cpu: dict[str, Any]) -> str:
     """``detector: openvino at f32 (asked f32) on <CPU> (AVX2 AVX-512 ...)``."""
-    features = " ".join(cpu.get("features", [])) or "no AVX2"
-    if cpu.get("isa_cap"):
-        features += f"; capped by ONEDNN_MAX_CPU_ISA={cpu['isa_cap']}"
+    features = feature_text(cpu.get("features", []), cpu.get("isa_cap"))
     return (
         f"  detector: {detector['engine']} at {detector['precision']} (asked "
         f"{detector['requested']}) on {cpu.get('model', 'unknown CPU')} ({features})"

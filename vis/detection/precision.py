@@ -89,11 +89,17 @@ class CpuFeatures:
     def describe(self) -> str:
         """E.g. ``Intel(R) Xeon(R) Processor (AVX2 AVX-512 VNNI BF16 AMX)``, or with a cap
         ``Intel(R) Xeon(R) Processor (AVX2; capped by ONEDNN_MAX_CPU_ISA=AVX2)``."""
-        cap = f"; capped by ONEDNN_MAX_CPU_ISA={self.cap}" if self.cap else ""
-        return f"{self.model} ({' '.join(self.names()) or 'no AVX2'}{cap})"
+        return f"{self.model} ({feature_text(self.names(), self.cap)})"
 
     def to_json(self) -> dict:
         return {"model": self.model, "features": self.names(), "isa_cap": self.cap}
+
+
+def feature_text(names: list[str], cap: str | None) -> str:
+    """``AVX2 AVX-512 ...``, and the ISA cap when there is one: how a CPU's features are
+    written in the run summary and in ``CpuFeatures.describe``."""
+    capped = f"; capped by ONEDNN_MAX_CPU_ISA={cap}" if cap else ""
+    return f"{' '.join(names) or 'no AVX2'}{capped}"
 
 
 def parse_cpuinfo(text: str) -> CpuFeatures:

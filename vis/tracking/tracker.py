@@ -337,7 +337,7 @@ class Tracker:
         self.total_started += 1
         if self._earned_confirmation(t):
             t.transition(TrackState.CONFIRMED)
-            self._remember_score(t)
+        self._remember_score(t)
         self.tracks.append(t)
 
     def _remember_score(self, t: Track) -> None:
