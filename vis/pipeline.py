@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from vis.keyframes import KeyframeConfig, make_schedule
-from vis.ops.masks import suppress_duplicates
+from vis.ops.masks import duplicate_of, is_box
 from vis.propagation import PropagationConfig, Propagator
 from vis.tracking.tracker import Tracker, TrackerConfig
 from vis.types import Detections, Frame, FrameResult, TrackedInstance
@@ -167,9 +167,10 @@ class StreamProcessor:
                 frame.index, image_size=gray.shape, warp=warp, timestamp_ms=frame.timestamp_ms
             )
         with self.timer("track"):
+            held = None
             if detections is not None:
-                detections = self._drop_duplicates(detections)
-            self.tracker.update(detections, frame.index, full_masks=False)
+                detections, held = self._split_duplicates(detections)
+            self.tracker.update(detections, frame.index, full_masks=False, held=held)
             instances = self.tracker.instances()
         self.schedule.observe(instances, detections is not None)
         self._prev_gray = gray
@@ -207,14 +208,26 @@ class StreamProcessor:
         """The grey image of the last frame tracked (None before the first)."""
         return self._prev_gray
 
-    def _drop_duplicates(self, dets: Detections) -> Detections:
-        """One object detected twice (per-class NMS lets a second class through): keep the
-        better-scoring of detections whose masks overlap by more than ``duplicate_iou``."""
-        limit = self.tracker.config.duplicate_iou
-        if len(dets) < 2 or limit >= 1.0:
-            return dets
-        keep = suppress_duplicates(dets.masks, dets.scores, limit)
-        return dets if len(keep) == len(dets) else dets[keep]
+    def _split_duplicates(self, dets: Detections) -> tuple[Detections, np.ndarray | None]:
+        """One object detected twice (per-class NMS lets a second class through): of
+        detections whose masks overlap by more than ``duplicate_iou`` the better-scoring one
+        is kept. The other is dropped when the two masks have shapes: silhouettes
+        overlapping that much are one object. When both masks are their boxes (a detector
+        of boxes, ground-truth boxes) the overlap is only the boxes', which two people
+        walking past each other reach too: that detection is kept as ``held`` (True), to
+        continue a track nothing else matched, never to start one.
+
+        Returns:
+            The detections left, and which of them are held (None when none are).
+        """
+        of = duplicate_of(dets.masks, dets.scores, self.tracker.config.duplicate_iou)
+        if not (of >= 0).any():
+            return dets, None
+        held = np.array(
+            [k >= 0 and is_box(dets.masks[i]) and is_box(dets.masks[k]) for i, k in enumerate(of)]
+        )
+        left = np.flatnonzero((of < 0) | held)
+        return dets[left], (held[left] if held.any() else None)
 
     # -- checkpoints -------------------------------------------------------------------
     def state_dict(self) -> dict:

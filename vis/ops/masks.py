@@ -169,22 +169,45 @@ def pair_iou(ma: BoxMask, mb: BoxMask) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def suppress_duplicates(masks: list[BoxMask], scores: np.ndarray, max_iou: float) -> np.ndarray:
+def duplicate_of(masks: list[BoxMask], scores: np.ndarray, max_iou: float) -> np.ndarray:
     """Greedy non-maximum suppression on mask IoU, whatever the classes.
 
     Returns:
-        Sorted indices of the masks kept: each dropped mask overlaps a kept, higher-scoring
-        one with IoU > ``max_iou``. ``max_iou >= 1`` keeps everything.
+        (N,) int: -1 for a mask kept, else the index of the kept, higher-scoring mask it
+        overlaps most (IoU > ``max_iou``). ``max_iou >= 1`` keeps everything.
     """
     n = len(masks)
+    of = np.full(n, -1, int)
     if n < 2 or max_iou >= 1.0:
-        return np.arange(n)
+        return of
     iou = mask_iou(masks, masks)
     kept: list[int] = []
     for i in np.argsort(-np.asarray(scores), kind="stable"):
-        if all(iou[i, k] <= max_iou for k in kept):
+        over = [k for k in kept if iou[i, k] > max_iou]
+        if over:
+            of[i] = max(over, key=lambda k: iou[i, k])
+        else:
             kept.append(int(i))
-    return np.array(sorted(kept), dtype=int)
+    return of
+
+
+def suppress_duplicates(masks: list[BoxMask], scores: np.ndarray, max_iou: float) -> np.ndarray:
+    """Sorted indices of the masks ``duplicate_of`` keeps."""
+    return np.flatnonzero(duplicate_of(masks, scores, max_iou) < 0)
+
+
+#: a mask covering at least this share of its tight box has no shape of its own: it is the
+#: box (a detector that gives boxes only, or ground-truth boxes)
+BOX_FILL = 0.95
+
+
+def is_box(mask: BoxMask) -> bool:
+    """The mask fills its tight box (``BOX_FILL``): its overlap with another says no more
+    than their boxes' does."""
+    box = mask.tight_box()
+    if box is None:
+        return False
+    return mask.area >= BOX_FILL * float((box[2] - box[0]) * (box[3] - box[1]))
 
 
 def clean_mask(prob: np.ndarray, *, min_area: int, threshold: float = 0.5) -> np.ndarray:

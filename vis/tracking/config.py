@@ -62,7 +62,10 @@ class TrackerConfig:
         class_penalty: cost added to a pair whose classes differ; negative forbids such pairs.
         duplicate_iou: a keyframe detection whose mask overlaps a higher-scoring one (of any
             class) by more than this IoU is the same object and is dropped (1 = keep all);
-            applied by the stream processor before association.
+            applied by the stream processor before association. When both masks fill their
+            boxes (a detector of boxes, ground-truth boxes) the overlap is only the boxes',
+            which two people walking past each other reach too: the detection is kept to
+            continue a track nothing else matched, never to start one.
     """
 
     high_score: float = 0.5

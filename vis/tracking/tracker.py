@@ -137,9 +137,19 @@ class Tracker:
                     t.mask = None
 
     def update(
-        self, detections: Detections | None, frame_index: int, *, full_masks: bool = True
+        self,
+        detections: Detections | None,
+        frame_index: int,
+        *,
+        full_masks: bool = True,
+        held: np.ndarray | None = None,
     ) -> Detections | None:
         """Associate keyframe ``detections`` (or, with None, keep the propagated masks).
+
+        ``held`` (bool per detection): detections that may only continue a confirmed track
+        no other detection matched (pass 2), never start, confirm or re-identify one: a
+        box overlapping a better-scoring one that may be a second person behind the first
+        or the first one detected twice (``StreamProcessor`` decides which).
 
         Returns:
             The frame's confirmed instances, ``track_ids`` set, in track-id order (None with
@@ -148,7 +158,10 @@ class Tracker:
         if detections is None:
             self._update_propagated(frame_index)
         else:
-            self._update_keyframe(detections, frame_index)
+            held = np.zeros(len(detections), bool) if held is None else np.asarray(held, bool)
+            if held.shape != (len(detections),):
+                raise ValueError(f"held has shape {held.shape}, not ({len(detections)},)")
+            self._update_keyframe(detections, frame_index, held)
         self._expire()
         if not full_masks:
             return None
@@ -185,7 +198,7 @@ class Tracker:
         level = float(np.quantile(np.fromiter(self._kept_scores, float), SCORE_LEVEL_Q))
         return max(1.0, self.config.score_reference / max(level, 1e-3))
 
-    def _update_keyframe(self, dets: Detections, frame_index: int) -> None:
+    def _update_keyframe(self, dets: Detections, frame_index: int, held: np.ndarray) -> None:
         cfg = self.config
         size = dets.image_size
         self._scale = self.score_scale()
@@ -195,7 +208,7 @@ class Tracker:
         for c in usable:
             masks[c] = dets.masks[c]
         kf = KeyframeDetections(dets, masks, usable, frame_index)
-        high = scores >= cfg.high_score
+        high = (scores >= cfg.high_score) & ~held
         by_state = {s: [t for t in self.tracks if t.state is s] for s in TrackState}
         matched: set[int] = set()
         costs = PairCosts(cfg, self._now_ms())
@@ -208,13 +221,14 @@ class Tracker:
             costs.full,
             cfg.max_cost,
         )
-        # 2. confirmed tracks still unmatched x the less confident detections: place only
+        # 2. confirmed tracks still unmatched x the less confident and the held detections:
+        # place only
         rest = [t for t in by_state[TrackState.CONFIRMED] if id(t) not in matched]
         matched |= self._associate(
             rest, kf, ~high, costs.place_only, 1.0 - cfg.low_min_iou, learn_appearance=False
         )
         # 3. tentative tracks x detections left down to weak_start_score
-        weak = scores >= min(cfg.high_score, cfg.weak_start_score)
+        weak = (scores >= min(cfg.high_score, cfg.weak_start_score)) & ~held
         matched |= self._associate(
             by_state[TrackState.TENTATIVE], kf, weak, costs.full, cfg.max_cost
         )
@@ -226,7 +240,7 @@ class Tracker:
         lost = [t for t in self.tracks if t.state is TrackState.LOST and id(t) not in matched]
         self._associate(lost, kf, weak, costs.reid, cfg.reid_max_distance, reid=True)
         # 5. new tentative tracks
-        for c in kf.left:
+        for c in kf.left[~held[kf.left]]:
             if scores[c] >= cfg.new_track_score:
                 self._start(dets, int(c), frame_index)
             elif scores[c] >= cfg.weak_start_score:

@@ -2,7 +2,15 @@ import numpy as np
 import pytest
 
 from tests.conftest import disk_mask
-from vis.ops.masks import BoxMask, clean_mask, mask_iou, overlapping_pairs, suppress_duplicates
+from vis.ops.masks import (
+    BoxMask,
+    clean_mask,
+    duplicate_of,
+    is_box,
+    mask_iou,
+    overlapping_pairs,
+    suppress_duplicates,
+)
 
 
 def brute_iou(a, b):
@@ -71,3 +79,14 @@ def test_suppress_duplicates_keeps_the_best_of_each_object_whatever_its_class():
     assert suppress_duplicates(masks, scores, 0.5).tolist() == [1, 2, 3]
     assert suppress_duplicates(masks, scores, 1.0).tolist() == [0, 1, 2, 3]
     assert suppress_duplicates(masks[:1], scores[:1], 0.5).tolist() == [0]
+    # each dropped mask names the kept one it duplicates
+    assert duplicate_of(masks, scores, 0.5).tolist() == [1, -1, -1, -1]
+
+
+def test_a_mask_that_fills_its_box_is_a_box_and_a_silhouette_is_not():
+    h, w = 60, 80
+    rect = np.zeros((h, w), bool)
+    rect[10:50, 20:35] = True
+    assert is_box(BoxMask.from_full(rect))
+    assert not is_box(BoxMask.from_full(disk_mask(h, w, 40, 30, 12)))
+    assert not is_box(BoxMask.empty((h, w)))

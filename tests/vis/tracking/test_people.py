@@ -447,3 +447,142 @@ def test_a_person_back_from_behind_a_pillar_at_a_weak_score_keeps_their_id(fps):
         if not hidden:
             ids.append(owner(frame, x, tol=8.0))
     assert None not in ids and len(set(ids)) == 1, ids
+
+
+@pytest.mark.parametrize("fps", [7.0, 30.0])
+def test_a_person_overtaken_by_another_stays_tracked_while_they_overlap(fps):
+    """B walks faster than A on the same pavement and overtakes them in front; a detector of
+    boxes (or the ground truth's boxes) reports both every frame, A less sure the more of
+    them B hides. For most of a second their boxes overlap by more than ``duplicate_iou``,
+    which used to drop A's detection as a second detection of B and lose A's track (PETS09's
+    ground-truth boxes, where people walk past each other). A must be output on every frame
+    under one id, and each keeps their id once apart."""
+    from vis.pipeline import StreamProcessor
+    from vis.propagation import PropagationConfig
+    from vis.types import Frame
+
+    bg = _texture(3, H, W)
+    looks = {"a": _texture(4, PERSON_H, PERSON_W), "b": _texture(5, PERSON_H, PERSON_W)}
+
+    def xa(t):
+        return 60 + 30.0 * t
+
+    def xb(t):
+        return 20 + 45.0 * t
+
+    proc = StreamProcessor(
+        stream_id="s",
+        labels=["bg", "person"],
+        tracker=TrackerConfig(),
+        propagation=PropagationConfig(),
+    )
+    counts, ids_a, ids_b, overlapped = [], [], [], 0
+    for i in range(int(5.0 * fps)):
+        t = i / fps
+        img = bg.copy()
+        objs = [("a", xa(t), 194.0), ("b", xb(t), 200.0)]  # B drawn last: in front
+        for name, x, feet in objs:
+            x0 = int(round(x - PERSON_W / 2))
+            img[int(feet) - PERSON_H : int(feet), x0 : x0 + PERSON_W] = looks[name]
+        hidden = 1.0 - min(abs(xa(t) - xb(t)) / PERSON_W, 1.0)
+        overlapped += hidden > 0.8
+        dets = people(objs, score=[0.9 - 0.5 * hidden, 0.9])
+        res = proc.process(Frame(stream_id="s", index=i, timestamp_ms=1000 * t, image=img), dets)
+        fr = {
+            int(tid): float((b[0] + b[2]) / 2)
+            for tid, b in zip(res.detections.track_ids, res.detections.xyxy)
+        }
+        if t >= 0.5:
+            counts.append(len(fr))
+        if t >= 0.5 and abs(xa(t) - xb(t)) >= PERSON_W:
+            ids_a.append(owner(fr, xa(t)))
+            ids_b.append(owner(fr, xb(t)))
+    assert overlapped >= 0.5 * fps  # the story happened: half a second of near-full overlap
+    assert set(counts) == {2}, counts
+    assert len(set(ids_a)) == 1 and len(set(ids_b)) == 1 and set(ids_a) != set(ids_b)
+    assert None not in set(ids_a) | set(ids_b)
+
+
+@pytest.mark.parametrize("fps", [7.0, 30.0])
+def test_a_hidden_person_is_not_carried_on_a_second_detection_of_the_one_in_front(fps):
+    """B overtakes A in front and hides them completely; the detector misses A while hidden
+    and reports B twice (as a person and, scored lower, as another class: the second
+    detection a per-class NMS lets through). A's track must not live on in B's second
+    detection: while A is unseen only B is output, and each keeps their id once apart."""
+    from vis.pipeline import StreamProcessor
+    from vis.propagation import PropagationConfig
+    from vis.types import Frame
+
+    bg = _texture(6, H, W)
+    looks = {"a": _texture(7, PERSON_H, PERSON_W), "b": _texture(8, PERSON_H, PERSON_W)}
+
+    def xa(t):
+        return 60 + 30.0 * t
+
+    def xb(t):
+        return 20 + 45.0 * t
+
+    proc = StreamProcessor(
+        stream_id="s",
+        labels=["bg", "person", "other"],
+        tracker=TrackerConfig(),
+        propagation=PropagationConfig(),
+    )
+    unseen, ids_a, ids_b = [], [], []
+    for i in range(int(5.0 * fps)):
+        t = i / fps
+        img = bg.copy()
+        objs = [("a", xa(t), 198.0), ("b", xb(t), 200.0)]  # B drawn last: in front
+        for name, x, feet in objs:
+            x0 = int(round(x - PERSON_W / 2))
+            img[int(feet) - PERSON_H : int(feet), x0 : x0 + PERSON_W] = looks[name]
+        hidden = 1.0 - min(abs(xa(t) - xb(t)) / PERSON_W, 1.0)
+        dets = people([objs[1], objs[1]] + ([objs[0]] if hidden <= 0.6 else []), score=0.9)
+        dets.scores[1] = 0.6
+        dets.class_ids[1] = 2
+        res = proc.process(Frame(stream_id="s", index=i, timestamp_ms=1000 * t, image=img), dets)
+        fr = {
+            int(tid): float((b[0] + b[2]) / 2)
+            for tid, b in zip(res.detections.track_ids, res.detections.xyxy)
+        }
+        if hidden > 0.6:
+            unseen.append(len(fr))
+        if t >= 0.5 and abs(xa(t) - xb(t)) >= PERSON_W:
+            ids_a.append(owner(fr, xa(t)))
+            ids_b.append(owner(fr, xb(t)))
+    assert len(unseen) >= 0.5 * fps  # the story happened: A unseen for half a second
+    assert set(unseen) == {1}, unseen
+    assert len(set(ids_a)) == 1 and len(set(ids_b)) == 1 and set(ids_a) != set(ids_b)
+    assert None not in set(ids_a) | set(ids_b)
+
+
+def test_overlapping_silhouettes_are_one_object_and_overlapping_boxes_may_be_two():
+    """The processor's duplicate rule: two masks with shapes overlapping by more than
+    ``duplicate_iou`` are one object detected twice (the lower-scoring one is dropped); two
+    masks that are their boxes overlapping as much may be two people passing, so the
+    lower-scoring one is kept, held (it may continue a track, never start one)."""
+    from tests.conftest import disk_mask
+    from vis.pipeline import StreamProcessor
+    from vis.propagation import PropagationConfig
+
+    proc = StreamProcessor(
+        stream_id="s",
+        labels=["bg", "person"],
+        tracker=TrackerConfig(),
+        propagation=PropagationConfig(),
+    )
+    boxes = people([("a", 100.0, 200.0), ("b", 104.0, 202.0)], score=[0.9, 0.6])
+    left, held = proc._split_duplicates(boxes)
+    assert len(left) == 2 and held.tolist() == [False, True]
+    shapes = Detections(
+        xyxy=boxes.xyxy,
+        masks=np.stack([disk_mask(H, W, 100, 170, 25), disk_mask(H, W, 103, 171, 25)]),
+        scores=boxes.scores,
+        class_ids=boxes.class_ids,
+        embeddings=boxes.embeddings,
+    )
+    left, held = proc._split_duplicates(shapes)
+    assert len(left) == 1 and held is None and left.scores.tolist() == [np.float32(0.9)]
+    apart = people([("a", 60.0, 200.0), ("b", 200.0, 200.0)])
+    left, held = proc._split_duplicates(apart)
+    assert len(left) == 2 and held is None

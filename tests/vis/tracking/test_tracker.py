@@ -176,3 +176,34 @@ def test_a_missed_keyframe_is_bridged_by_the_motion_model():
         step(tr, 5, [("a_relit", x_back, 60, 14)])
         c = step(tr, 6, [("a_relit", x_back + 1, 60, 14)])
         assert list(c) == ([1] if same else [2])
+
+
+def test_a_held_detection_continues_a_track_and_starts_or_brings_back_none():
+    """``held`` detections (a box that may be a second detection of a better-scoring one)
+    continue a confirmed track nothing else matched; they never start a track, and a lost
+    track is not re-identified from one."""
+    tr = Tracker(TrackerConfig())
+    for i in range(3):
+        step(tr, i, [("a", 40 + 2 * i, 50, 10), ("b", 150, 50, 10)])
+    ids = {t.track_id for t in tr.tracks}
+    # "a" detected only as a held detection: its track goes on with it
+    tr.predict(3, image_size=(H, W))
+    out = tr.update(dets([("a", 46, 50, 10), ("b", 150, 50, 10)]), 3, held=np.array([True, False]))
+    assert len(out) == 2 and set(out.track_ids.tolist()) == ids
+    # a held detection far from every track starts nothing
+    tr.predict(4, image_size=(H, W))
+    out = tr.update(
+        dets([("a", 48, 50, 10), ("b", 150, 50, 10), ("c", 100, 100, 10)]),
+        4,
+        held=np.array([False, False, True]),
+    )
+    assert len(out) == 2 and tr.total_started == 2
+    # "b" lost, then seen again only as a held detection: it stays lost
+    for i in (5, 6):
+        step(tr, i, [("a", 40 + 2 * i, 50, 10)])
+    tr.predict(7, image_size=(H, W))
+    tr.update(dets([("a", 54, 50, 10), ("b", 150, 50, 10)]), 7, held=np.array([False, True]))
+    b = [t for t in tr.tracks if t.track_id in ids and t.track_id != min(ids)]
+    assert b and b[0].state is TrackState.LOST and tr.total_started == 2
+    with pytest.raises(ValueError, match="held"):
+        tr.update(dets([("a", 56, 50, 10)]), 8, held=np.array([True, False]))
