@@ -2,6 +2,8 @@
 
     PYTHONPATH=. .venv/bin/python -m bench.input_size                 # 480 (shipped), 576, 672
     PYTHONPATH=. .venv/bin/python -m bench.input_size --sizes 480,640
+    PYTHONPATH=. .venv/bin/python -m bench.input_size --model adapted.pt --interval 5 \
+        --sizes 480,672 --name input_size_adapted     # an adapted model, as bench.adapt runs it
 
 For each shorter-side size S (the longer side capped at S x 5/3, as the shipped 480/800):
 
@@ -27,7 +29,6 @@ from bench.common import setup_logging, write_report
 from bench.street import fold_scores, missing_inputs, run_street
 
 COMMAND = "PYTHONPATH=. .venv/bin/python -m bench.input_size"
-INTERVAL = ["keyframes.interval=3"]
 
 
 def held_out_person_ap(model, size: int, max_size: int, held: list, labels: list[str]) -> dict:
@@ -50,7 +51,8 @@ def detect_ms(summary: dict) -> float | None:
 def markdown(payload: dict) -> str:
     out = [
         "## The people model's input size, on every held-out set\n",
-        f"`{COMMAND}`; street demo N=3 on PETS09 (fold A = frames 0-199, B = 200-399), "
+        f"`{COMMAND}`; model `{payload.get('model', 'people')}`, street config at "
+        f"N={payload.get('interval', 3)} on PETS09 (fold A = frames 0-199, B = 200-399), "
         "person mask AP on the held-out images of the model's training sets.\n",
         "| shorter / longer side | street HOTA A | street HOTA B | DetA A / B | Penn-Fudan mask AP "
         "| COCO128 person mask AP | detector ms per keyframe |",
@@ -69,6 +71,8 @@ def markdown(payload: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="480,576,672", help="comma-separated shorter sides")
+    ap.add_argument("--model", default="people", help="weights: a shipped name or a .pt file")
+    ap.add_argument("--interval", type=int, default=3, help="keyframe interval of the runs")
     ap.add_argument("--name", default="input_size")
     args = ap.parse_args(argv)
     setup_logging()
@@ -79,15 +83,19 @@ def main(argv: list[str] | None = None) -> int:
     from vis.detection.models import load_model
     from vis_train.adapt import AdaptConfig, split_replay
 
-    model, labels = load_model(weights="people")
+    model, labels = load_model(weights=args.model)
     labels = labels[1:]  # without the background
     _, held = split_replay(replay_data(), labels, AdaptConfig.replay_holdout)
     rows = []
     for size in (int(s) for s in args.sizes.split(",")):
         max_size = round(size * 5 / 3)
-        name = f"input_{size}"
-        sets = [*INTERVAL, f"detector.min_size={size}", f"detector.max_size={max_size}"]
-        _, summary = run_street("people", sets, name)
+        name = f"{args.name}_{size}"
+        sets = [
+            f"keyframes.interval={args.interval}",
+            f"detector.min_size={size}",
+            f"detector.max_size={max_size}",
+        ]
+        _, summary = run_street(args.model, sets, name)
         rows.append(
             {
                 "min_size": size,
@@ -97,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
                 "detect_ms": detect_ms(summary),
             }
         )
-    payload = {"command": COMMAND, "rows": rows}
+    payload = {"command": COMMAND, "model": args.model, "interval": args.interval, "rows": rows}
     _, md = write_report(args.name, payload, markdown(payload))
     print(md.read_text())
     return 0
