@@ -358,6 +358,121 @@ def test_precomputed_detections_are_tracked(small_video, tmp_path, capsys, score
     assert summary["score_scale"] == pytest.approx(max(1.0, reference / score), abs=1e-3)
 
 
+def _box_rows(gt) -> dict[int, list[tuple[int, list[int]]]]:
+    """{frame: [(class_id, [x0, y0, x1, y1])]} of the synthetic ground truth's objects."""
+    out = {}
+    for frame, rows in sorted(read_mots_by_frame(gt).items()):
+        out[frame] = []
+        for _, cid, m in rows:
+            ys, xs = np.nonzero(m)
+            out[frame].append(
+                (cid, [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1])
+            )
+    return out
+
+
+@pytest.mark.parametrize("form", ["mot", "jsonl"])
+def test_a_detector_of_boxes_only_is_tracked(small_video, tmp_path, capsys, form):
+    """Boxes without masks, as most detectors and MOTChallenge ``det.txt`` files give them:
+    a ``.txt`` in MOTChallenge's format (1-based frames, x, y, w, h, conf), or ``vis.frame``
+    records whose instances have no ``mask``. Each box is its own mask; every object is
+    tracked under one id."""
+    video, gt = small_video
+    boxes = _box_rows(gt)
+    if form == "mot":
+        dets = tmp_path / "det.txt"
+        dets.write_text(
+            "".join(
+                f"{f + 1},-1,{b[0]},{b[1]},{b[2] - b[0]},{b[3] - b[1]},0.9,-1,-1,-1\n"
+                for f, rows in boxes.items()
+                for _, b in rows
+            )
+            + "not,a,line\n"
+        )
+    else:
+        dets = tmp_path / "dets.jsonl"
+        dets.write_text(
+            "".join(
+                json.dumps(
+                    {
+                        "schema": "vis.frame/2",
+                        "stream_id": "x",
+                        "frame_index": f,
+                        "timestamp_ms": 0.0,
+                        "keyframe": True,
+                        "width": 320,
+                        "height": 192,
+                        "instances": [
+                            {"class_id": 1, "label": "thing", "score": 0.9, "bbox": b}
+                            for _, b in rows
+                        ],
+                    }
+                )
+                + "\n"
+                for f, rows in boxes.items()
+            )
+        )
+    code, _, err = run_cli(
+        [
+            "--source",
+            str(video),
+            "--output",
+            str(tmp_path / "o"),
+            "--set",
+            "detector.type=precomputed",
+            "--set",
+            f"detector.path={dets}",
+            "--set",
+            "detector.weights=null",
+            "--set",
+            "keyframes.interval=1",
+            "--set",
+            "sinks.overlay=false",
+            "--no-progress",
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    results = read_jsonl(tmp_path / "o" / "small.jsonl")
+    assert len(results) == 40
+    n_objects = {f: len(rows) for f, rows in boxes.items()}
+    out_boxes = {r.frame_index: r.detections.xyxy for r in results}
+    for f, rows in boxes.items():  # every object out, each at its box
+        assert len(out_boxes[f]) == n_objects[f]
+        for _, b in rows:
+            assert np.abs(out_boxes[f] - np.array(b)).max(axis=1).min() <= 2
+    ids = {tid for r in results for tid in r.detections.track_ids.tolist()}
+    assert len(ids) == max(n_objects.values())  # no object changed id
+    if form == "mot":
+        assert {r.labels[c] for r in results for c in r.detections.class_ids} == {"person"}
+
+
+def test_an_unsorted_mot_file_is_refused_with_the_fix(small_video, tmp_path, capsys):
+    video, _ = small_video
+    dets = tmp_path / "det.txt"
+    dets.write_text("1,-1,10,10,20,20,0.9\n3,-1,10,10,20,20,0.9\n2,-1,10,10,20,20,0.9\n")
+    code, _, err = run_cli(
+        [
+            "--source",
+            str(video),
+            "--output",
+            str(tmp_path / "o"),
+            "--set",
+            "detector.type=precomputed",
+            "--set",
+            f"detector.path={dets}",
+            "--set",
+            "detector.weights=null",
+            "--set",
+            "keyframes.interval=1",
+            "--no-progress",
+        ],
+        capsys,
+    )
+    assert code == 2
+    assert str(dets) in err and "sort the file by frame" in err
+
+
 @pytest.mark.slow
 def test_sigint_flushes_processed_frames_and_exits_130(tmp_path):
     out = tmp_path / "o"

@@ -52,7 +52,7 @@ class DetectorConfig:
     threads: torch intra-op threads.
     appearance: Re-ID embedding of detections: ``box_head`` (the model's box-head
         representation) or ``fused`` (box head + colour histogram inside the mask).
-    path: ``precomputed``: vis.frame JSONL file.
+    path: ``precomputed``: vis.frame JSONL file, or a MOTChallenge ``det.txt`` (``.txt``).
     embedder: ``precomputed``: ``box_head`` (needs ``weights``; honours ``appearance``)
         or ``histogram``.
     """
@@ -161,7 +161,8 @@ class DetectorConfig:
                 bool(self.path),
                 "detector.path",
                 self.path,
-                "is required for type precomputed (a vis.frame JSONL file)",
+                "is required for type precomputed (a vis.frame JSONL file or a "
+                "MOTChallenge det.txt)",
             )
             require(
                 self.embedder == "histogram" or bool(self.weights),

@@ -61,6 +61,17 @@ class BoxMask:
         return cls(0, 0, np.zeros((0, 0), np.float32), image_size)
 
     @classmethod
+    def from_box(cls, xyxy, image_size: tuple[int, int]) -> BoxMask:
+        """The filled box ``xyxy`` (x2, y2 exclusive, rounded to pixels, clipped to the
+        image) as a mask: what a detector of boxes says of an object's shape."""
+        h, w = image_size
+        x0, y0, x1, y1 = (int(round(float(v))) for v in xyxy)
+        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+        if x1 <= x0 or y1 <= y0:
+            return cls.empty(image_size)
+        return cls(x0, y0, np.ones((y1 - y0, x1 - x0), np.float32), (h, w))
+
+    @classmethod
     def crop_or_empty(cls, full: np.ndarray) -> BoxMask:
         """``from_full``, or ``empty`` where ``full`` has no pixels (IoU 0 with anything)."""
         return cls.from_full(full) or cls.empty(full.shape)

@@ -90,3 +90,12 @@ def test_a_mask_that_fills_its_box_is_a_box_and_a_silhouette_is_not():
     assert is_box(BoxMask.from_full(rect))
     assert not is_box(BoxMask.from_full(disk_mask(h, w, 40, 30, 12)))
     assert not is_box(BoxMask.empty((h, w)))
+
+
+def test_a_box_becomes_its_filled_mask_clipped_to_the_image():
+    m = BoxMask.from_box([10.4, 5.6, 30, 25], (40, 50))
+    assert (m.x0, m.y0, m.x1, m.y1) == (10, 6, 30, 25) and m.area == 20 * 19 and is_box(m)
+    clipped = BoxMask.from_box([-5, -5, 60, 10], (40, 50))
+    assert (clipped.x0, clipped.y0, clipped.x1, clipped.y1) == (0, 0, 50, 10)
+    assert BoxMask.from_box([45, 10, 70, 20], (40, 50)).area == 5 * 10
+    assert BoxMask.from_box([60, 10, 70, 20], (40, 50)).area == 0  # outside the image
