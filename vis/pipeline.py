@@ -214,8 +214,11 @@ class StreamProcessor:
         is kept. The other is dropped when the two masks have shapes: silhouettes
         overlapping that much are one object. When both masks are their boxes (a detector
         of boxes, ground-truth boxes) the overlap is only the boxes', which two people
-        walking past each other reach too: that detection is kept as ``held`` (True), to
-        continue a track nothing else matched, never to start one.
+        walking past each other reach too: if the detector is sure of the second box as
+        well (``high_score``, on the tracker's score scale) it is kept as ``held`` (True),
+        to continue a track nothing else matched, never to start one; a box it is unsure of
+        is a fragment more often than a person, and is dropped
+        (``tracker.hold_box_duplicates``: false drops every duplicate).
 
         Returns:
             The detections left, and which of them are held (None when none are).
@@ -223,8 +226,17 @@ class StreamProcessor:
         of = duplicate_of(dets.masks, dets.scores, self.tracker.config.duplicate_iou)
         if not (of >= 0).any():
             return dets, None
+        cfg = self.tracker.config
+        sure = np.minimum(dets.scores * self.tracker.score_scale(), 1.0) >= cfg.high_score
         held = np.array(
-            [k >= 0 and is_box(dets.masks[i]) and is_box(dets.masks[k]) for i, k in enumerate(of)]
+            [
+                cfg.hold_box_duplicates
+                and k >= 0
+                and sure[i]
+                and is_box(dets.masks[i])
+                and is_box(dets.masks[k])
+                for i, k in enumerate(of)
+            ]
         )
         left = np.flatnonzero((of < 0) | held)
         return dets[left], (held[left] if held.any() else None)

@@ -14,6 +14,7 @@ scores it on the dev span.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +26,8 @@ from pycocotools import mask as mask_utils
 
 from vis.detection.factory import build_detector
 from vis.offline import make_processor
+from vis.ops.masks import BoxMask
+from vis.ops.rle import encode_box_as_full
 from vis.types import Frame, FrameResult
 from vis_eval.box_scoring import Tracks, score_boxes
 from vis_pipeline.config import load_config
@@ -102,13 +105,34 @@ def gt_detections(gt: Tracks, path: Path, size: tuple[int, int] = SIZE) -> Path:
 
 
 def detections_path(kind: str, work: Path) -> Path:
-    """``foreign`` (the shipped foreign detector's file) or ``gt`` (written under ``work``)."""
+    """``foreign`` (the shipped foreign detector's file), ``gt`` (written under ``work``) or
+    ``foreign_boxes`` (the foreign detector's boxes without its masks, as a detector of
+    boxes would give them; written under ``work``)."""
     if kind == "foreign":
         return DATA / "detections_dev.jsonl"
     if kind == "gt":
         p = work / "pets_gt_dets.jsonl"
         return p if p.is_file() else gt_detections(load_gt(), p)
-    raise ValueError(f"detections kind {kind!r}: use foreign or gt")
+    if kind == "foreign_boxes":
+        p = work / "pets_foreign_boxes.jsonl"
+        return p if p.is_file() else boxes_only(DATA / "detections_dev.jsonl", p)
+    raise ValueError(f"detections kind {kind!r}: use foreign, gt or foreign_boxes")
+
+
+def boxes_only(src: Path, path: Path) -> Path:
+    """``src``'s detections with every mask replaced by its filled box (rounded to pixels)."""
+    tmp = path.with_suffix(f".{os.getpid()}.part")
+    with open(src, encoding="utf-8") as fin, open(tmp, "w", encoding="utf-8") as fout:
+        for line in fin:
+            rec = json.loads(line)
+            size = (rec["height"], rec["width"])
+            for inst in rec["instances"]:
+                m = BoxMask.from_box(inst["bbox"], size)
+                inst["bbox"] = [float(m.x0), float(m.y0), float(m.x1), float(m.y1)]
+                inst["mask"] = encode_box_as_full(m)
+            fout.write(json.dumps(rec) + "\n")
+    tmp.replace(path)  # whole or absent: parallel runs may ask for it at once
+    return path
 
 
 def frames(video: Path = VIDEO, count: int = DEV_FRAMES) -> Iterator[Frame]:

@@ -64,8 +64,11 @@ class TrackerConfig:
             class) by more than this IoU is the same object and is dropped (1 = keep all);
             applied by the stream processor before association. When both masks fill their
             boxes (a detector of boxes, ground-truth boxes) the overlap is only the boxes',
-            which two people walking past each other reach too: the detection is kept to
-            continue a track nothing else matched, never to start one.
+            which two people walking past each other reach too: a detection scoring at
+            least ``high_score`` is kept to continue a track nothing else matched, never to
+            start one (``hold_box_duplicates``).
+        hold_box_duplicates: keep such overlapping boxes to continue tracks (false: drop
+            them as duplicates, as silhouettes are).
     """
 
     high_score: float = 0.5
@@ -94,6 +97,7 @@ class TrackerConfig:
     use_kalman: bool = True
     class_penalty: float = 0.2
     duplicate_iou: float = 0.5
+    hold_box_duplicates: bool = True
 
     def __post_init__(self) -> None:
         for key in ("mask_weight", "appearance_weight", "high_score", "low_score"):
