@@ -358,6 +358,21 @@ def test_precomputed_detections_are_tracked(small_video, tmp_path, capsys, score
     assert summary["score_scale"] == pytest.approx(max(1.0, reference / score), abs=1e-3)
 
 
+def run_precomputed(video, dets, out, capsys) -> tuple[int, str, str]:
+    """The CLI on ``video`` with the detections file ``dets``, every frame a keyframe."""
+    sets = [
+        "detector.type=precomputed",
+        f"detector.path={dets}",
+        "detector.weights=null",
+        "keyframes.interval=1",
+        "sinks.overlay=false",
+    ]
+    args = ["--source", str(video), "--output", str(out), "--no-progress"]
+    for s in sets:
+        args += ["--set", s]
+    return run_cli(args, capsys)
+
+
 def _box_rows(gt) -> dict[int, list[tuple[int, list[int]]]]:
     """{frame: [(class_id, [x0, y0, x1, y1])]} of the synthetic ground truth's objects."""
     out = {}
@@ -412,26 +427,7 @@ def test_a_detector_of_boxes_only_is_tracked(small_video, tmp_path, capsys, form
                 for f, rows in boxes.items()
             )
         )
-    code, _, err = run_cli(
-        [
-            "--source",
-            str(video),
-            "--output",
-            str(tmp_path / "o"),
-            "--set",
-            "detector.type=precomputed",
-            "--set",
-            f"detector.path={dets}",
-            "--set",
-            "detector.weights=null",
-            "--set",
-            "keyframes.interval=1",
-            "--set",
-            "sinks.overlay=false",
-            "--no-progress",
-        ],
-        capsys,
-    )
+    code, _, err = run_precomputed(video, dets, tmp_path / "o", capsys)
     assert code == 0, err
     results = read_jsonl(tmp_path / "o" / "small.jsonl")
     assert len(results) == 40
@@ -451,24 +447,7 @@ def test_an_unsorted_mot_file_is_refused_with_the_fix(small_video, tmp_path, cap
     video, _ = small_video
     dets = tmp_path / "det.txt"
     dets.write_text("1,-1,10,10,20,20,0.9\n3,-1,10,10,20,20,0.9\n2,-1,10,10,20,20,0.9\n")
-    code, _, err = run_cli(
-        [
-            "--source",
-            str(video),
-            "--output",
-            str(tmp_path / "o"),
-            "--set",
-            "detector.type=precomputed",
-            "--set",
-            f"detector.path={dets}",
-            "--set",
-            "detector.weights=null",
-            "--set",
-            "keyframes.interval=1",
-            "--no-progress",
-        ],
-        capsys,
-    )
+    code, _, err = run_precomputed(video, dets, tmp_path / "o", capsys)
     assert code == 2
     assert str(dets) in err and "sort the file by frame" in err
 
