@@ -25,13 +25,13 @@ the detections it says what is missing and exits 0.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import statistics
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from bench.common import RESULTS, setup_logging, write_report
+from bench.tracker_stress import write_variant
 
 COMMAND = "PYTHONPATH=. .venv/bin/python -m bench.interval_luck"
 WORK = RESULTS / "tmp" / "interval_luck"
@@ -48,15 +48,6 @@ def redraw(record: dict, kind: str, rng: random.Random) -> dict:
     else:
         raise ValueError(f"kind {kind!r}")
     return {**record, "instances": inst}
-
-
-def write_draw(src: Path, kind: str, seed: int, out: Path) -> Path:
-    rng = random.Random(seed)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(src, encoding="utf-8") as fin, open(out, "w", encoding="utf-8") as fout:
-        for line in fin:
-            fout.write(json.dumps(redraw(json.loads(line), kind, rng)) + "\n")
-    return out
 
 
 def run_one(dets: str, interval: int) -> dict[str, float]:
@@ -139,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     for kind in KINDS:
         for seed in range(args.seeds):
             slug = kind.split()[0].replace("+-", "pm").replace("%", "")
-            files[(kind, seed)] = write_draw(src, kind, seed, WORK / f"{slug}_{seed}.jsonl")
+            out = WORK / f"{slug}_{seed}.jsonl"
+            files[(kind, seed)] = write_variant(src, kind, out, seed=seed, change=redraw)
     with ProcessPoolExecutor(args.jobs) as pool:
         futs = {
             (key, n): pool.submit(run_one, str(path), n)

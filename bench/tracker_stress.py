@@ -30,6 +30,7 @@ import argparse
 import json
 import random
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from bench.common import RESULTS, setup_logging, write_report
@@ -52,12 +53,16 @@ def perturb(record: dict, variant: str, rng: random.Random) -> dict:
     return {**record, "instances": inst}
 
 
-def write_variant(src: Path, variant: str, out: Path) -> Path:
-    rng = random.Random(0)
+def write_variant(
+    src: Path, variant: str, out: Path, *, seed: int = 0, change: Callable = perturb
+) -> Path:
+    """``src``'s records, each passed through ``change(record, variant, rng)`` (one
+    ``random.Random(seed)`` for the whole file), written to ``out``."""
+    rng = random.Random(seed)
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(src, encoding="utf-8") as fin, open(out, "w", encoding="utf-8") as fout:
         for line in fin:
-            fout.write(json.dumps(perturb(json.loads(line), variant, rng)) + "\n")
+            fout.write(json.dumps(change(json.loads(line), variant, rng)) + "\n")
     return out
 
 

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from pycocotools import mask as mask_utils
 
 from vis.detection.factory import build_detector
 from vis.offline import make_processor
@@ -70,20 +69,16 @@ def gt_detections(gt: Tracks, path: Path, size: tuple[int, int] = SIZE) -> Path:
         for f in sorted(gt):
             insts = []
             for _, b in gt[f]:
-                x0, y0 = max(int(round(b[0])), 0), max(int(round(b[1])), 0)
-                x1, y1 = min(int(round(b[2])), w), min(int(round(b[3])), h)
-                if x1 <= x0 or y1 <= y0:
+                m = BoxMask.from_box(b, size)
+                if not m.area:
                     continue
-                m = np.zeros((h, w), np.uint8, order="F")
-                m[y0:y1, x0:x1] = 1
-                rle = mask_utils.encode(m)
                 insts.append(
                     {
                         "class_id": 1,
                         "label": "person",
                         "score": 1.0,
-                        "bbox": [float(x0), float(y0), float(x1), float(y1)],
-                        "mask": {"size": [h, w], "counts": rle["counts"].decode()},
+                        "bbox": [float(m.x0), float(m.y0), float(m.x1), float(m.y1)],
+                        "mask": encode_box_as_full(m),
                     }
                 )
             fh.write(

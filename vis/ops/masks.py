@@ -202,11 +202,6 @@ def duplicate_of(masks: list[BoxMask], scores: np.ndarray, max_iou: float) -> np
     return of
 
 
-def suppress_duplicates(masks: list[BoxMask], scores: np.ndarray, max_iou: float) -> np.ndarray:
-    """Sorted indices of the masks ``duplicate_of`` keeps."""
-    return np.flatnonzero(duplicate_of(masks, scores, max_iou) < 0)
-
-
 #: a mask covering at least this share of its tight box has no shape of its own: it is the
 #: box (a detector that gives boxes only, or ground-truth boxes)
 BOX_FILL = 0.95

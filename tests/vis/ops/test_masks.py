@@ -9,7 +9,6 @@ from vis.ops.masks import (
     is_box,
     mask_iou,
     overlapping_pairs,
-    suppress_duplicates,
 )
 
 
@@ -68,7 +67,7 @@ def test_clean_mask_removes_specks_and_fills_holes():
     assert out.sum() == 25 * 25
 
 
-def test_suppress_duplicates_keeps_the_best_of_each_object_whatever_its_class():
+def test_duplicates_keep_the_best_of_each_object_whatever_its_class():
     h, w = 60, 80
     a = disk_mask(h, w, 20, 30, 10)
     a_again = disk_mask(h, w, 21, 30, 10)  # the same object detected twice (IoU ~0.9)
@@ -76,9 +75,13 @@ def test_suppress_duplicates_keeps_the_best_of_each_object_whatever_its_class():
     touching = disk_mask(h, w, 33, 30, 6)  # a neighbour overlapping a little
     masks = [BoxMask.from_full(m) for m in (a, a_again, b, touching)]
     scores = np.array([0.7, 0.9, 0.8, 0.6])
-    assert suppress_duplicates(masks, scores, 0.5).tolist() == [1, 2, 3]
-    assert suppress_duplicates(masks, scores, 1.0).tolist() == [0, 1, 2, 3]
-    assert suppress_duplicates(masks[:1], scores[:1], 0.5).tolist() == [0]
+
+    def kept(masks, scores, max_iou):
+        return np.flatnonzero(duplicate_of(masks, scores, max_iou) < 0).tolist()
+
+    assert kept(masks, scores, 0.5) == [1, 2, 3]
+    assert kept(masks, scores, 1.0) == [0, 1, 2, 3]
+    assert kept(masks[:1], scores[:1], 0.5) == [0]
     # each dropped mask names the kept one it duplicates
     assert duplicate_of(masks, scores, 0.5).tolist() == [1, -1, -1, -1]
 
