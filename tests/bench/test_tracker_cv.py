@@ -1,7 +1,7 @@
 """bench.tracker_cv's judgement: a setting is picked on one fold and reported on the other, and
 replaces a default only if it wins both folds without losing the synthetic set."""
 
-from bench.tracker_cv import judge, markdown
+from bench.tracker_cv import judge, markdown, mean_scores
 
 
 def row(a: float, b: float, synthetic: float | None = 70.0) -> dict:
@@ -32,3 +32,14 @@ def test_the_fold_a_setting_wins_on_is_reported_on_b_and_only_all_round_winners_
     md = markdown({"rows": rows, "judgement": verdict, "cases": ["c1"]})
     assert "Tuned on A: **fits_a** (mean HOTA 65 there); on B" in md
     assert "**wins_both**, **no_synthetic_run**" in md
+
+
+def test_a_case_at_several_keyframe_phases_is_their_mean_per_fold_and_key():
+    runs = [
+        {"A": {"HOTA": 52.0, "IDSW": 16}, "B": {"HOTA": 63.0, "IDSW": 4}},
+        {"A": {"HOTA": 43.0, "IDSW": 20}, "B": {"HOTA": 58.0, "IDSW": 6}},
+    ]
+    assert mean_scores(runs) == {"A": {"HOTA": 47.5, "IDSW": 18}, "B": {"HOTA": 60.5, "IDSW": 5}}
+    rows = {"default": row(47.5, 60.5)}
+    md = markdown({"rows": rows, "judgement": judge(rows), "cases": ["c1"], "phases": True})
+    assert "mean over every keyframe phase" in md

@@ -38,3 +38,24 @@ def test_a_foreign_detector_every_frame_keeps_identities(gt):
     tracks, _ = pets09.run_ours(pets09.detections_path("foreign", pets09.ROOT), interval=1)
     s = pets09.score(gt, {"ours": tracks})["ours"]
     assert s["HOTA"] >= 45.0 and s["AssA"] >= 34.0
+
+
+def test_a_keyframe_phase_moves_the_keyframes_and_nothing_else():
+    """``run_ours(phase=p)``: after the first frame the detector runs on frames p, p + N, ...
+    (where a stream happens to start against the footage's events); phase 0 is the schedule
+    itself, and a phase the interval does not allow is refused."""
+    dets = pets09.detections_path("foreign", pets09.ROOT)
+    seen: dict[int, list[int]] = {}
+    for phase in (0, 2):
+        keys = seen.setdefault(phase, [])
+        pets09.run_ours(
+            dets,
+            interval=5,
+            count=13,
+            phase=phase,
+            on_result=lambda r, keys=keys: keys.append(r.frame_index) if r.keyframe else None,
+        )
+    assert seen[0] == [0, 5, 10]
+    assert seen[2] == [0, 2, 7, 12]
+    with pytest.raises(ValueError, match="phase 5"):
+        pets09.run_ours(dets, interval=5, count=2, phase=5)
