@@ -141,9 +141,13 @@ class WorkerProcess:
         return self.proc.returncode
 
 
-def read_frames(bootstrap: str, topic: str, idle_s: float = 3.0) -> list[tuple[str, int, dict]]:
-    """Every frame record of ``topic`` (duplicates kept): (stream id, frame index, record)."""
+def read_frames(bootstrap: str, topic: str, idle_s: float = 15.0) -> list[tuple[str, int, dict]]:
+    """Every frame record of ``topic`` as it stands (duplicates kept): (stream id, frame
+    index, record). Read to each partition's end offset, not until a quiet spell: a broker
+    slow to serve one partition must not look like frames that were never written."""
     from streams.kafka import FrameReader
 
     with FrameReader(topic, bootstrap_servers=bootstrap, dedup=False, validate_masks=False) as r:
-        return [(f.stream_id, f.frame_index, f.record) for f in r.frames(idle_s=idle_s)]
+        return [
+            (f.stream_id, f.frame_index, f.record) for f in r.frames(idle_s=idle_s, to_end=True)
+        ]

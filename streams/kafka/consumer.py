@@ -217,6 +217,7 @@ class FrameReader:
         timeout_s: float | None = None,
         join_timeout_s: float = 30.0,
         stop: threading.Event | None = None,
+        to_end: bool = False,
     ) -> Iterator[ConsumedFrame]:
         """Yield complete frames.
 
@@ -227,6 +228,10 @@ class FrameReader:
             timeout_s: stop after this long in total (None: never).
             join_timeout_s: stop if no partition is assigned within this long.
             stop: stop (between polls) once this event is set.
+            to_end: stop once every partition assigned at the start has been read up to
+                the end it had then (the topic as it stood: an export, a check that every
+                frame arrived), however slowly the broker serves it; ``idle_s`` still stops
+                a read that gets nothing for that long.
         """
         start = time.monotonic()
         deadline = start + timeout_s if timeout_s is not None else float("inf")
@@ -236,6 +241,7 @@ class FrameReader:
                 return
             self._positioned = True
         last = None
+        ends: dict | None = None
         n = 0
         while True:
             now = time.monotonic()
@@ -244,6 +250,8 @@ class FrameReader:
             if last is None:
                 if self.consumer.assignment():
                     last = now
+                    if to_end:
+                        ends = self.consumer.end_offsets(list(self.consumer.assignment()))
                 elif now - start >= join_timeout_s:
                     log.warning(
                         "no partition of %s assigned after %.0f s", self.topic, join_timeout_s
@@ -278,6 +286,14 @@ class FrameReader:
             if got:
                 last = time.monotonic()
                 self._commit()
+            if ends is not None and self._reached(ends):
+                return
+
+    def _reached(self, ends: dict) -> bool:
+        """Every partition of ``ends`` read up to its offset there (one it is no longer
+        assigned, after a rebalance, is another member's to read)."""
+        held = self.consumer.assignment()
+        return all(self.consumer.position(tp) >= end for tp, end in ends.items() if tp in held)
 
     def _commit(self) -> None:
         if self.group_id is None:

@@ -198,6 +198,33 @@ def test_start_positions(broker, topic):
     assert [f.frame_index for f in frames] == [2, 3, 4]
 
 
+def test_a_read_to_the_end_stops_at_the_topic_as_it_stood_without_an_idle_spell(broker, topic):
+    """``to_end``: every partition read up to its end offset at the start, then the read
+    stops, with no idle timeout to end it; frames written afterwards are not waited for.
+    Without it this read would never end (no idle_s, no timeout)."""
+    streams = _streams_covering(3)
+    results = make_results(streams, 4)
+    with _sink(broker, topic, topic_partitions=3) as sink:
+        for r in results:
+            sink.write(r)
+    reader = FrameReader(topic, bootstrap_servers=broker.bootstrap_servers, dedup=False)
+    got: list = []
+    done = threading.Event()
+
+    def read() -> None:
+        got.extend(reader.frames(idle_s=None, to_end=True))
+        done.set()
+
+    worker = threading.Thread(target=read, daemon=True)
+    worker.start()
+    assert done.wait(60), "a read to the end did not stop at the end"
+    reader.close()
+    assert sorted((f.stream_id, f.frame_index) for f in got) == sorted(
+        (r.stream_id, r.frame_index) for r in results
+    )
+    assert len(got) == len(results)  # no frame twice
+
+
 @pytest.mark.parametrize(
     "text,expected",
     [
