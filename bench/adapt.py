@@ -27,7 +27,7 @@
    the row without a blend is the fine-tuning itself (blend 1).
 6. Each adapted model's person AP on the held-out photos, against the generic model's, with
    the 95 % interval of the difference over ``--resamples`` paired bootstrap draws of those
-   images (``bench.replay_ci``).
+   images (``intervals``: ``vis_train.evaluate.paired_interval``).
 
 Frame ``scored[0] + 100`` (never trained on) of the generic run and of the ``gt``-adapted run
 at the default blend, side by side as the overlay draws them, goes to
@@ -50,8 +50,6 @@ import numpy as np
 import torch
 
 from bench.common import RESULTS, ROOT, setup_logging, write_report
-from bench.replay_ci import cell as ci_cell
-from bench.replay_ci import intervals
 from bench.street import VIDEO, WORK, frames, missing_inputs, run_street
 from streams.exports.records import RunRecords
 from streams.review.corrections import Corrections, Decision, run_identity, save_corrections
@@ -185,8 +183,8 @@ def markdown(payload: dict) -> str:
             "",
             f"Person mask AP on the held-out photos against the generic model: AP (difference, "
             f"[95 % interval of the difference over {payload['resamples']} paired bootstrap "
-            "draws of the images]; `bench.replay_ci`). An interval spanning 0 is a difference "
-            "these images cannot tell from none.\n",
+            "draws of the images]; `vis_train.evaluate.paired_interval`). An interval spanning "
+            "0 is a difference these images cannot tell from none.\n",
             "| model | " + " | ".join(sets) + " |",
             "|---|" + "---:|" * len(sets),
         ]
@@ -222,6 +220,48 @@ def person_ap(by_dataset: dict) -> dict:
         if m and data != "camera":
             out[data] = m["mask_AP"]
     return out
+
+
+BASE = ROOT / "models" / "people_maskrcnn.pt"
+BASE_NAME = "people (shipped)"
+
+
+def intervals(
+    models: dict[str, Path], labels: list[str], held: list, resamples: int = 200
+) -> dict[str, dict[str, dict]]:
+    """{model name: {dataset: {mask_AP, diff, interval}}} of person mask AP against the
+    shipped model on ``held`` (the replay sets' held-out images); the shipped model's own
+    row has no difference, and no row has an interval when ``resamples`` is 0. An interval
+    below 0 is a loss; one spanning 0 is a difference these images cannot tell from none."""
+    from vis_train.adapt import held_out_ap
+    from vis_train.evaluate import paired_interval
+
+    scored = held_out_ap({BASE_NAME: BASE, **models}, labels, [], held, resamples=resamples)
+    base = person_ap(scored[BASE_NAME])
+    out: dict[str, dict[str, dict]] = {}
+    for name, by_dataset in scored.items():
+        out[name] = {}
+        for data, ap in person_ap(by_dataset).items():
+            row: dict = {"mask_AP": ap}
+            if name != BASE_NAME:
+                row["diff"] = round(ap - base[data], 2)
+                if resamples:
+                    row["interval"] = paired_interval(
+                        scored[BASE_NAME][data]["resampled"]["person"],
+                        by_dataset[data]["resampled"]["person"],
+                    )
+            out[name][data] = row
+    return out
+
+
+def ci_cell(row: dict | None) -> str:
+    """One model's AP on one photo set: AP (difference, [95 % interval])."""
+    if not row:
+        return "-"
+    if "interval" not in row:
+        return f"{row['mask_AP']:.2f}" + (f" ({row['diff']:+.2f})" if "diff" in row else "")
+    lo, hi = row["interval"]
+    return f"{row['mask_AP']:.2f} ({row['diff']:+.2f}, [{lo:+.2f}, {hi:+.2f}])"
 
 
 FIGURE = ROOT / "docs" / "adapt_before_after.png"
@@ -303,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     generic_jsonl = jsonl_path(WORK / "adapt_generic", src.name)
     generic = pets09.tracks_from_jsonl(generic_jsonl)
     run = RunRecords.open(generic_jsonl)
-    base = ROOT / "models" / "people_maskrcnn.pt"
+    base = BASE
     replay = replay_data()
     blends = [float(b) for b in args.blends.split(",")]
     adapt_range, scored = FOLDS[args.swap]

@@ -182,7 +182,7 @@ def run_peers(
 ) -> tuple[dict[str, Path], dict[str, dict]]:
     raw = TMP / "peers" / kind / "raw"
     if not PEERS_PY.is_file():
-        raise SystemExit(f"{PEERS_PY} not found: create the peers venv (docs/benchmarks.md)")
+        raise SystemExit(f"{PEERS_PY} not found: run bench.real_tracking once (it creates it)")
     seqs = sequences(data, only)
     subprocess.run(
         [

@@ -12,8 +12,8 @@ ids at N=1 (``bench.real_tracking``'s inputs), and the street demo itself (``ben
 ``configs/street.yaml``, the shipped people model on the footage's frames, N=3, live, ECC;
 ``--no-street`` skips it). A candidate is a list of ``--set``
 overrides of the pipeline (tracker settings, mostly); ``default`` is none. Departures
-that needed code and did not pay were measured and removed after (docs/benchmarks.md section
-13): BoT-SORT's min fusion of place and appearance and the flow-carried box as a second
+that needed code and did not pay were measured and removed after (docs/history.md
+section 6): BoT-SORT's min fusion of place and appearance and the flow-carried box as a second
 measurement (at commit 0a23c56), and coasting on the propagated mask through missed
 keyframes (``tracker.coast_s``, at commit f81fdbd). Round 5's first weak starts, whose lost
 tracks were still re-identified from confident detections only
@@ -29,9 +29,10 @@ J of the one track that covers the person most and the distinct ids on them
 
 Keyframe phase (``--phases``): at N=5 the keyframes fall on frames 0, 5, 10, ... only because
 the footage starts at frame 0, and on PETS's fold A one crossing between two keyframes or on
-one moves HOTA by up to 10 (``bench.interval_luck``). With ``--phases`` each PETS case at N > 1
-runs at every phase (keyframes on frames p, p + N, ... for p < N) and is scored as their mean
-(the street demo stays at phase 0: one run of the shipped model per candidate).
+one moves HOTA by up to 10 (``bench.interval_luck``, at commit 5a90620). With ``--phases``
+each PETS case at N > 1 runs at every phase (keyframes on frames p, p + N, ... for p < N) and
+is scored as their mean (the street demo stays at phase 0: one run of the shipped model per
+candidate).
 
 Judgement: for each fold F, the candidate with the best mean HOTA over the cases on F is the
 one tuning on F would pick; what is reported for it is its score on the *other* fold. A
