@@ -90,12 +90,10 @@ def instances_study(
         for f, d in enumerate(dets):
             a0 = tr.association_s
             t0 = time.perf_counter()
-            tr.predict(2 * f, image_size=(h, w))
-            out = tr.update(d, 2 * f)
+            out = tr.update(d, frame_index=2 * f, image_size=(h, w))
             t1 = time.perf_counter()
             a1 = tr.association_s
-            tr.predict(2 * f + 1, image_size=(h, w))
-            shown = tr.update(None, 2 * f + 1)
+            shown = tr.update(None, frame_index=2 * f + 1, image_size=(h, w))
             t2 = time.perf_counter()
             json_of(FrameResult("s", 2 * f + 1, 0.0, False, w, h, shown, ["bg", "obj"]))
             t3 = time.perf_counter()

@@ -1,9 +1,10 @@
 """When the detector runs: a fixed interval, or adaptively where propagation degrades.
 
 Contract: ``make_schedule(config).is_keyframe(frame)`` is called once per frame, in order,
-before the frame is processed. The adaptive schedule also reads ``observe(instances,
-keyframe)``, called by the stream processor after each tracked frame, and keeps to an
-average budget of one detector call per ``interval`` frames: every frame earns
+before the frame is processed. The adaptive schedule also reads ``observe(tracked,
+keyframe)``, called by the stream processor after each tracked frame with the frame's
+tracked ``Detections``, and keeps to an average budget of one detector call per
+``interval`` frames: every frame earns
 ``1 / interval`` of a call (at most ``MAX_CREDIT`` calls are saved); a frame whose health
 check fails (below) spends a saved call, and unspent credit is spent in quiet stretches, so
 over a long stream it makes as many calls as the fixed schedule.
@@ -30,7 +31,7 @@ import cv2
 import numpy as np
 
 from vis.config import require
-from vis.types import Frame, TrackedInstance
+from vis.types import Detections, Frame
 
 MAX_CREDIT = 2.0
 SHAPE_CHANGE = 0.35
@@ -124,8 +125,9 @@ class KeyframeSchedule:
             return must
         return "interval" if frame.index - self._last_index >= self.config.interval else None
 
-    def observe(self, instances: list[TrackedInstance], keyframe: bool) -> None:
-        """What the last tracked frame showed (used by the adaptive policy only)."""
+    def observe(self, tracked: Detections, keyframe: bool) -> None:
+        """What the last tracked frame showed: its tracked instances (``track_ids`` set), and
+        whether the detector ran on it (used by the adaptive policy only)."""
 
     def restart(self) -> None:
         """The next frame is a keyframe (a resumed offline stream starts with one)."""
@@ -193,11 +195,11 @@ class AdaptiveSchedule(KeyframeSchedule):
             ] = False
         return "motion" if moving.mean() > MOTION_FRACTION else None
 
-    def observe(self, instances: list[TrackedInstance], keyframe: bool) -> None:
-        self._boxes = (
-            np.stack([i.box for i in instances]) if instances else np.zeros((0, 4), np.float32)
-        )
-        now = {i.track_id: (i.mask.area, i.mask.touches_border) for i in instances}
+    def observe(self, tracked: Detections, keyframe: bool) -> None:
+        self._boxes = tracked.xyxy.copy()
+        now = {
+            int(tid): (m.area, m.touches_border) for tid, m in zip(tracked.track_ids, tracked.masks)
+        }
         if keyframe:
             self._at_key = now
             return

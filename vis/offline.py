@@ -29,7 +29,7 @@ from vis.bidirectional import carry, forward_weight, fuse
 from vis.ops.masks import BoxMask, mask_iou
 from vis.keyframes import KeyframeConfig
 from vis.pipeline import StreamProcessor
-from vis.types import Detections, Frame, FrameResult, TrackedInstance
+from vis.types import Detections, Frame, FrameResult, mask_confidence
 
 
 #: a mask carried back into a frame is left out where it overlaps an instance already there
@@ -46,8 +46,53 @@ class _Held:
 
     frame: Frame
     gray: np.ndarray
-    instances: list[TrackedInstance]
+    tracked: Detections
     keyframe: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class _Instance:
+    """One row of a frame's tracked ``Detections``, while a span's frames are merged."""
+
+    track_id: int
+    class_id: int
+    score: float
+    box: np.ndarray  # (4,) float32 x1 y1 x2 y2
+    mask: BoxMask  # box-local
+    embedding: np.ndarray  # (D,) float32
+    agreement: float | None = None  # IoU of the forward and backward masks fused
+
+
+def _row(tracked: Detections, r: int) -> _Instance:
+    """Row ``r`` of ``tracked`` (its agreement is not carried: tracked rows have none)."""
+    return _Instance(
+        int(tracked.track_ids[r]),
+        int(tracked.class_ids[r]),
+        float(tracked.scores[r]),
+        tracked.xyxy[r],
+        tracked.masks[r],
+        tracked.embeddings[r],
+    )
+
+
+def _detections(rows: list[_Instance], image_size: tuple[int, int]) -> Detections:
+    """``rows`` -> ``Detections`` in their order, ``mask_confidence`` of their masks and
+    ``agreement`` NaN where none."""
+    if not rows:
+        return Detections.empty(*image_size)
+    return Detections(
+        xyxy=np.stack([i.box for i in rows]),
+        masks=[i.mask for i in rows],
+        scores=np.array([i.score for i in rows], np.float32),
+        class_ids=np.array([i.class_id for i in rows], np.int64),
+        embeddings=np.stack([i.embedding for i in rows]),
+        track_ids=np.array([i.track_id for i in rows], np.int64),
+        mask_confidence=np.array([mask_confidence(i.mask) for i in rows], np.float32),
+        agreement=np.array(
+            [np.nan if i.agreement is None else i.agreement for i in rows], np.float32
+        ),
+        image_size=image_size,
+    )
 
 
 class OfflineStreamProcessor(StreamProcessor):
@@ -74,8 +119,8 @@ class OfflineStreamProcessor(StreamProcessor):
             if self._checkpoint_wanted:
                 self._boundary = self._last_boundary
                 self._checkpoint_wanted = False
-        instances = self.track(frame, detections)
-        now = _Held(frame, self.gray, instances, keyframe)
+        tracked = self.track(frame, detections)
+        now = _Held(frame, self.gray, tracked, keyframe)
         if not keyframe or not self.held:
             self.held.append(now)
             return []
@@ -89,7 +134,7 @@ class OfflineStreamProcessor(StreamProcessor):
             (
                 self.result(
                     h.frame,
-                    h.instances,
+                    h.tracked,
                     keyframe=h.keyframe,
                     propagated_from=() if h.keyframe else (self.held[0].frame.index,),
                 ),
@@ -120,27 +165,26 @@ class OfflineStreamProcessor(StreamProcessor):
     # -- one span: held[0] (a keyframe) .. the frame before ``key`` --------------------------
     def _close_span(self, held: list[_Held], key: _Held) -> list[tuple[FrameResult, Frame]]:
         back = self._carry_back(held, key)
-        first_frame = {t.track_id: t.first_frame for t in self.tracker.tracks}
-        at_start = {i.track_id for i in held[0].instances}
+        at_start = set(held[0].tracked.track_ids.tolist())
         b = key.frame.index
         born = {
-            i.track_id
-            for i in key.instances
-            if self.backfill and first_frame.get(i.track_id) == b and i.track_id not in at_start
+            tid
+            for tid in key.tracked.track_ids.tolist()
+            if self.backfill and self.tracker.first_frame(tid) == b and tid not in at_start
         }
-        at_key = {i.track_id: i for i in key.instances}
+        at_key = {tid: _row(key.tracked, r) for r, tid in enumerate(key.tracked.track_ids.tolist())}
         span = _Span(held[0].frame.index, key, at_key, born, at_start | born)
         out = []
         for j, h in enumerate(held):
             backward = back[j] if back is not None else {}
-            instances = self._merge(h, j, backward, span)
+            tracked = self._merge(h, j, backward, span)
             if j > 0:
                 sources = (span.a, b) if back is not None else (span.a,)
             else:  # the earlier keyframe: only births carried back to it came from ``b``
-                sources = (b,) if len(instances) > len(h.instances) else ()
+                sources = (b,) if len(tracked) > len(h.tracked) else ()
             out.append(
                 (
-                    self.result(h.frame, instances, keyframe=h.keyframe, propagated_from=sources),
+                    self.result(h.frame, tracked, keyframe=h.keyframe, propagated_from=sources),
                     h.frame,
                 )
             )
@@ -154,19 +198,21 @@ class OfflineStreamProcessor(StreamProcessor):
         if (gaps > self.max_flow_gap).any() or len({g.shape for g in grays}) > 1:
             return None
         start = {
-            i.track_id: BoxMask(i.mask.x0, i.mask.y0, i.mask.prob, i.mask.image_size)
-            for i in key.instances
+            int(tid): BoxMask(m.x0, m.y0, m.prob, m.image_size)
+            for tid, m in zip(key.tracked.track_ids, key.tracked.masks)
         }
         back = carry(start, grays[::-1], self.propagator, min_area=self.propagation.min_area)
         return back[::-1]  # back[j] is held[j]
 
-    def _merge(self, h: _Held, j: int, backward: dict, span: _Span) -> list[TrackedInstance]:
+    def _merge(self, h: _Held, j: int, backward: dict, span: _Span) -> Detections:
         """The held frame's instances with the backward masks fused in (interior frames) and
         backward-only masks added for the tracks in ``span.fill`` that forward tracking
-        lacks, where they still look like the object at the later keyframe."""
+        lacks, where they still look like the object at the later keyframe; in track-id
+        order."""
         w = forward_weight(h.frame.index - span.a, span.key.frame.index - span.a)
         merged = []
-        for inst in h.instances:
+        for r in range(len(h.tracked)):
+            inst = _row(h.tracked, r)
             bm = backward.get(inst.track_id) if j > 0 else None
             if bm is None:
                 merged.append(inst)
@@ -187,7 +233,8 @@ class OfflineStreamProcessor(StreamProcessor):
                 continue  # the flow left the mask on something else (the object jumped)
             added.append(_with_mask(span.at_key[tid], bm))
         self.backfilled += sum(1 for i in added if i.track_id in span.born)
-        return sorted(merged + added, key=lambda i: i.track_id)
+        rows = sorted(merged + added, key=lambda i: i.track_id)
+        return _detections(rows, h.tracked.image_size)
 
 
 @dataclasses.dataclass
@@ -197,7 +244,7 @@ class _Span:
 
     a: int
     key: _Held
-    at_key: dict[int, TrackedInstance]
+    at_key: dict[int, _Instance]
     born: set[int]
     fill: set[int]
 
@@ -212,7 +259,7 @@ def _looks_alike(mask: BoxMask, gray: np.ndarray, ref: BoxMask, ref_gray: np.nda
     return abs(float(a.mean()) - float(b.mean())) <= BACKFILL_MAX_SHIFT
 
 
-def _with_mask(inst: TrackedInstance, mask: BoxMask) -> TrackedInstance:
+def _with_mask(inst: _Instance, mask: BoxMask) -> _Instance:
     box = mask.tight_box()
     return dataclasses.replace(inst, mask=mask, box=inst.box if box is None else box)
 

@@ -15,10 +15,9 @@ import cv2
 import numpy as np
 
 from vis.keyframes import KeyframeConfig, make_schedule
-from vis.ops.masks import duplicate_of, is_box
 from vis.propagation import PropagationConfig, Propagator
 from vis.tracking.tracker import Tracker, TrackerConfig
-from vis.types import Detections, Frame, FrameResult, TrackedInstance
+from vis.types import Detections, Frame, FrameResult
 
 #: version of what ``StreamProcessor.state_dict`` holds; bump when the tracker's state changes
 #: shape, so that checkpoints of an older version are refused rather than misread
@@ -137,13 +136,14 @@ class StreamProcessor:
 
     def process(self, frame: Frame, detections: Detections | None) -> FrameResult:
         """Track one frame; ``detections`` on keyframes, None between them."""
-        instances = self.track(frame, detections)
+        tracked = self.track(frame, detections)
         keyframe = detections is not None
         source = () if keyframe or self.last_keyframe is None else (self.last_keyframe,)
-        return self.result(frame, instances, keyframe=keyframe, propagated_from=source)
+        return self.result(frame, tracked, keyframe=keyframe, propagated_from=source)
 
-    def track(self, frame: Frame, detections: Detections | None) -> list[TrackedInstance]:
-        """``process`` without the result: the frame's instances, masks box-local."""
+    def track(self, frame: Frame, detections: Detections | None) -> Detections:
+        """``process`` without the result: the frame's tracked instances (``Tracker.update``:
+        track ids set, masks box-local, in track-id order)."""
         gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
         if (
             self.max_gap_ms
@@ -160,19 +160,21 @@ class StreamProcessor:
             and frame.index - self._prev_index <= self.max_flow_gap
         ):
             with self.timer("flow"):
-                masks = [t.mask for t in self.tracker.tracks if t.mask is not None]
-                warp = self.propagator.warp_fn(self._prev_gray, gray, masks)
-        with self.timer("propagate"):
-            self.tracker.predict(
-                frame.index, image_size=gray.shape, warp=warp, timestamp_ms=frame.timestamp_ms
-            )
-        with self.timer("track"):
-            held = None
-            if detections is not None:
-                detections, held = self._split_duplicates(detections)
-            self.tracker.update(detections, frame.index, full_masks=False, held=held)
-            instances = self.tracker.instances()
-        self.schedule.observe(instances, detections is not None)
+                warp = self.propagator.warp_fn(self._prev_gray, gray, self.tracker.live_masks())
+        # "propagate": the tracker moving its tracks to the frame (masks warped); "track":
+        # the rest of the update (duplicates, association, lifecycle)
+        t0, predict_s = time.perf_counter(), self.tracker.predict_s
+        tracked = self.tracker.update(
+            detections,
+            frame_index=frame.index,
+            image_size=gray.shape,
+            timestamp_ms=frame.timestamp_ms,
+            warp=warp,
+        )
+        predict_s = self.tracker.predict_s - predict_s
+        self.timer.add("propagate", predict_s)
+        self.timer.add("track", time.perf_counter() - t0 - predict_s)
+        self.schedule.observe(tracked, detections is not None)
         self._prev_gray = gray
         self._prev_index = frame.index
         self._prev_ts = frame.timestamp_ms
@@ -180,17 +182,18 @@ class StreamProcessor:
         if detections is not None:
             self.keyframes += 1
             self.last_keyframe = frame.index
-        return instances
+        return tracked
 
     def result(
         self,
         frame: Frame,
-        instances: list[TrackedInstance],
+        tracked: Detections,
         *,
         keyframe: bool,
         propagated_from: tuple[int, ...] = (),
     ) -> FrameResult:
-        """The frame's ``FrameResult`` (masks pasted to full frame here)."""
+        """The frame's ``FrameResult`` of its ``tracked`` instances (masks stay box-local:
+        ``Detections``)."""
         return FrameResult(
             stream_id=self.stream_id,
             frame_index=frame.index,
@@ -198,7 +201,7 @@ class StreamProcessor:
             keyframe=keyframe,
             width=frame.width,
             height=frame.height,
-            detections=Detections.from_instances(instances, frame.height, frame.width),
+            detections=tracked,
             labels=self.labels,
             propagated_from=propagated_from,
         )
@@ -207,39 +210,6 @@ class StreamProcessor:
     def gray(self) -> np.ndarray | None:
         """The grey image of the last frame tracked (None before the first)."""
         return self._prev_gray
-
-    def _split_duplicates(self, dets: Detections) -> tuple[Detections, np.ndarray | None]:
-        """One object detected twice (per-class NMS lets a second class through): of
-        detections whose masks overlap by more than ``duplicate_iou`` the better-scoring one
-        is kept. The other is dropped when the two masks have shapes: silhouettes
-        overlapping that much are one object. When both masks are their boxes (a detector
-        of boxes, ground-truth boxes) the overlap is only the boxes', which two people
-        walking past each other reach too: if the detector is sure of the second box as
-        well (``high_score``, on the tracker's score scale) it is kept as ``held`` (True),
-        to continue a track nothing else matched, never to start one; a box it is unsure of
-        is a fragment more often than a person, and is dropped
-        (``tracker.hold_box_duplicates``: false drops every duplicate).
-
-        Returns:
-            The detections left, and which of them are held (None when none are).
-        """
-        of = duplicate_of(dets.masks, dets.scores, self.tracker.config.duplicate_iou)
-        if not (of >= 0).any():
-            return dets, None
-        cfg = self.tracker.config
-        sure = np.minimum(dets.scores * self.tracker.score_scale(), 1.0) >= cfg.high_score
-        held = np.array(
-            [
-                cfg.hold_box_duplicates
-                and k >= 0
-                and sure[i]
-                and is_box(dets.masks[i])
-                and is_box(dets.masks[k])
-                for i, k in enumerate(of)
-            ]
-        )
-        left = np.flatnonzero((of < 0) | held)
-        return dets[left], (held[left] if held.any() else None)
 
     # -- checkpoints -------------------------------------------------------------------
     def state_dict(self) -> dict:

@@ -57,8 +57,8 @@ class Detections:
         embeddings: (N, D) float32 L2-normalised appearance embeddings (D may be 0).
         track_ids: (N,) int64, -1 where unassigned.
         mask_confidence: optional (N,) float32 in [0, 1]: how far each soft mask is from 0.5
-            inside its box (mean of |2p - 1|; 1 = every pixel certain), set on tracked
-            instances.
+            inside its box (``mask_confidence``: mean of |2p - 1|; 1 = every pixel certain),
+            set on tracked instances.
         agreement: optional (N,) float32: offline, the mask IoU of the forward and backward
             estimates fused into each instance's mask (NaN where not fused).
         image_size: (H, W) of the frame; taken from the masks when not given (required for
@@ -125,27 +125,6 @@ class Detections:
             image_size=(height, width),
         )
 
-    @classmethod
-    def from_instances(
-        cls, instances: list[TrackedInstance], height: int, width: int
-    ) -> Detections:
-        """Tracked instances -> ``Detections`` (masks stay box-local), in the given order."""
-        if not instances:
-            return cls.empty(height, width)
-        return cls(
-            xyxy=np.stack([i.box for i in instances]),
-            masks=[i.mask for i in instances],
-            scores=np.array([i.score for i in instances], np.float32),
-            class_ids=np.array([i.class_id for i in instances], np.int64),
-            embeddings=np.stack([i.embedding for i in instances]),
-            track_ids=np.array([i.track_id for i in instances], np.int64),
-            mask_confidence=np.array([i.mask_confidence for i in instances], np.float32),
-            agreement=np.array(
-                [np.nan if i.agreement is None else i.agreement for i in instances], np.float32
-            ),
-            image_size=(height, width),
-        )
-
     def __len__(self) -> int:
         return len(self.xyxy)
 
@@ -208,35 +187,11 @@ def _crop_nonzero(full: np.ndarray) -> BoxMask:
     return BoxMask(x0, y0, full[y0:y1, x0:x1].astype(np.float32), full.shape)
 
 
-@dataclasses.dataclass(frozen=True)
-class TrackedInstance:
-    """One tracked object in one frame, its mask kept inside its box (pasted to full frame
-    only by ``Detections.from_instances``, where a sink needs it).
-
-    Attributes:
-        track_id: the track's id.
-        class_id: its class (the track's class vote).
-        score: its last detection score.
-        box: (4,) float32 x1 y1 x2 y2.
-        mask: its soft mask, box-local.
-        embedding: (D,) float32 appearance embedding.
-        agreement: offline mode, frames between keyframes: mask IoU of the estimate carried
-            forward and the one carried back, which were fused (None: not fused).
-    """
-
-    track_id: int
-    class_id: int
-    score: float
-    box: np.ndarray
-    mask: BoxMask
-    embedding: np.ndarray
-    agreement: float | None = None  # offline: IoU of the forward and backward masks fused
-
-    @property
-    def mask_confidence(self) -> float:
-        """Mean of |2p - 1| over the soft mask's box (1: every pixel certain)."""
-        p = self.mask.prob
-        return float(np.abs(2.0 * p - 1.0).mean()) if p.size else 0.0
+def mask_confidence(mask: BoxMask) -> float:
+    """How far a soft mask is from 0.5 inside its box: mean of |2p - 1| (1: every pixel
+    certain; 0 for an empty mask), as ``Detections.mask_confidence`` holds it."""
+    p = mask.prob
+    return float(np.abs(2.0 * p - 1.0).mean()) if p.size else 0.0
 
 
 @dataclasses.dataclass

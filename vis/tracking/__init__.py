@@ -1,1 +1,2 @@
-"""Association (costs + Hungarian), Kalman box filter and the multi-object tracker."""
+"""The multi-object tracker (``Tracker.update(detections) -> Detections``), its keyframe
+duplicate rule, association (costs + Hungarian) and Kalman box filter."""

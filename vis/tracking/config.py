@@ -62,11 +62,11 @@ class TrackerConfig:
         class_penalty: cost added to a pair whose classes differ; negative forbids such pairs.
         duplicate_iou: a keyframe detection whose mask overlaps a higher-scoring one (of any
             class) by more than this IoU is the same object and is dropped (1 = keep all);
-            applied by the stream processor before association. When both masks fill their
-            boxes (a detector of boxes, ground-truth boxes) the overlap is only the boxes',
-            which two people walking past each other reach too: a detection scoring at
-            least ``high_score`` is kept to continue a track nothing else matched, never to
-            start one (``hold_box_duplicates``).
+            applied by the tracker before association (``duplicates.split_duplicates``).
+            When both masks fill their boxes (a detector of boxes, ground-truth boxes) the
+            overlap is only the boxes', which two people walking past each other reach too: a
+            detection scoring at least ``high_score`` is kept to continue a track nothing else
+            matched, never to start one (``hold_box_duplicates``).
         hold_box_duplicates: keep such overlapping boxes to continue tracks (false: drop
             them as duplicates, as silhouettes are).
     """

@@ -1,11 +1,12 @@
 """Multi-object tracker over instance masks: a function of its state and the detections.
 
-Contract: once per frame, call ``predict(frame_index, image_size=..., warp=..., timestamp_ms=...)``
-(moves every track to the frame: Kalman prediction over the elapsed time, and the live masks
-warped by ``warp``), then ``update(detections, frame_index)`` on keyframes or
-``update(None, frame_index)`` between them. ``update`` returns the confirmed instances of the
-frame with ``track_ids`` set. No I/O; times are in seconds of stream time, so one setting
-means the same at 7 fps and at 30 fps.
+Contract: once per frame, in order, ``update(detections, frame_index=..., image_size=...,
+timestamp_ms=..., warp=...)`` with the keyframe's ``Detections``, or None between keyframes.
+It moves every track to the frame (Kalman prediction over the elapsed stream time, the live
+masks warped by ``warp``), on keyframes sets aside duplicate detections
+(``duplicates.split_duplicates``) and associates the rest, and returns the frame's confirmed
+instances as ``Detections``: ``track_ids`` set, masks box-local, in track-id order. No I/O;
+times are in seconds of stream time, so one setting means the same at 7 fps and at 30 fps.
 
 Association on a keyframe (every pair also passes the class rule and the motion gate: the
 detection's centre must lie inside the 99 % ellipse of the track's Kalman prediction):
@@ -14,7 +15,7 @@ detection's centre must lie inside the 99 % ellipse of the track's Kalman predic
    place (IoU of the Kalman-predicted box and, for tracks still in view, of the flow-propagated
    mask: ``association.geometry_similarity``) and appearance (``association.association_cost``);
 2. confirmed tracks still unmatched x the less confident detections (``low_score`` <= score <
-   ``high_score``, ByteTrack's second pass): place only;
+   ``high_score``, ByteTrack's second pass) and the held duplicates: place only;
 3. tentative tracks x the detections left down to ``weak_start_score``: as 1;
 4. lost tracks x the detections left down to ``weak_start_score`` (a person coming out of
    an occlusion often scores low at first): appearance only, inside the motion gate
@@ -45,6 +46,7 @@ from vis.ops.masks import BoxMask, smooth_mask
 from vis.tracking import kalman
 from vis.tracking.association import linear_assignment
 from vis.tracking.config import TrackerConfig
+from vis.tracking.duplicates import split_duplicates
 from vis.tracking.pair_costs import (
     Candidates,
     KeyframeDetections,
@@ -52,7 +54,7 @@ from vis.tracking.pair_costs import (
     learn_mask_trust,
 )
 from vis.tracking.track import Track, TrackState, track_from_state, track_state
-from vis.types import Detections, TrackedInstance
+from vis.types import Detections, mask_confidence
 
 #: for ``TrackerConfig.score_reference``: the scores of the detections the tracker kept on
 #: tracks the detector was sure enough of to start on its own (not weak starts) remembered,
@@ -66,13 +68,21 @@ __all__ = ["Track", "Tracker", "TrackerConfig", "TrackState"]
 
 
 class Tracker:
-    """Tracks instances of one stream.
+    """Tracks instances of one stream (see the module docstring).
 
     Args:
         config: association and lifecycle settings.
         min_mask_area: a propagated mask smaller than this has collapsed (track LOST).
         smoothing: detection weight when blending masks on keyframes (1 = none).
-        fps: converts frame indices to stream time when ``predict`` gets no timestamp.
+        fps: converts frame indices to stream time when ``update`` gets no timestamp.
+
+    Attributes:
+        tracks: every track alive (tentative, confirmed or lost): the state, to read, not
+            to change.
+        total_started: tracks started so far (ids count up from 1).
+        association_s, predict_s: seconds spent associating (cost matrices and assignment)
+            and moving the tracks to each frame (Kalman prediction and mask warping):
+            measurements, never part of the state.
     """
 
     def __init__(
@@ -87,6 +97,11 @@ class Tracker:
         self.min_mask_area = min_mask_area
         self.smoothing = smoothing
         self.fps = fps
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every track and every score seen: the tracker of a new stream (ids count
+        from 1 again)."""
         self.tracks: list[Track] = []
         self._next_id = 1
         self._frame = -1
@@ -97,18 +112,72 @@ class Tracker:
         #: ``score_reference`` (bounded: SCORE_WINDOW)
         self._kept_scores: collections.deque[float] = collections.deque(maxlen=SCORE_WINDOW)
         self._scale = 1.0  # score_scale() of the keyframe being associated
-        #: seconds spent building cost matrices and solving assignments (a measurement,
-        #: never part of the state)
         self.association_s = 0.0
+        self.predict_s = 0.0
 
     # -- per frame ---------------------------------------------------------------
-    def predict(
+    def update(
+        self,
+        detections: Detections | None,
+        *,
+        frame_index: int,
+        image_size: tuple[int, int] | None = None,
+        timestamp_ms: float | None = None,
+        warp: Callable[[BoxMask], BoxMask | None] | None = None,
+    ) -> Detections:
+        """Track one frame: the keyframe's ``detections``, or None between keyframes (the
+        tracks keep their propagated masks).
+
+        Args:
+            detections: the frame's N detections (any order; ``track_ids`` are ignored), or
+                None on a frame the detector did not run on.
+            frame_index: the frame's index in the stream (frames in increasing order).
+            image_size: (H, W) of the frame; default: the detections', else the last frame's.
+            timestamp_ms: the frame's stream time (default: ``frame_index`` at ``fps``).
+            warp: moves a mask of the previous frame to this one (optical flow; None: masks
+                stay where they were); a mask it returns None for has collapsed.
+
+        Returns:
+            The frame's confirmed instances (M >= 0), in track-id order: ``track_ids`` set,
+            each mask box-local (``Detections.full_masks()`` pastes them), ``xyxy`` the
+            track's box, ``scores`` its last detection score, ``embeddings`` its appearance,
+            ``mask_confidence`` set and ``agreement`` NaN.
+
+        Raises:
+            ValueError: no ``image_size`` on the first frame without detections.
+        """
+        if image_size is None:
+            image_size = self._size if detections is None else detections.image_size
+            if image_size == (0, 0):
+                raise ValueError(
+                    "Tracker.update: pass image_size on a first frame of no detections"
+                )
+        t0 = time.perf_counter()
+        self._predict(frame_index, tuple(image_size), warp, timestamp_ms)
+        self.predict_s += time.perf_counter() - t0
+        if detections is None:
+            self._update_propagated(frame_index)
+        else:
+            left, held = split_duplicates(detections, self.score_scale(), self.config)
+            self._update_keyframe(left, frame_index, held)
+        self._expire()
+        return self._confirmed()
+
+    def live_masks(self) -> list[BoxMask]:
+        """The masks the tracks carry into the next frame (the ones ``warp`` will move), for
+        building the flow between this frame and the next."""
+        return [t.mask for t in self.tracks if t.mask is not None]
+
+    def first_frame(self, track_id: int) -> int | None:
+        """The frame a track still alive started on (None: no such track)."""
+        return next((t.first_frame for t in self.tracks if t.track_id == track_id), None)
+
+    def _predict(
         self,
         frame_index: int,
-        *,
         image_size: tuple[int, int],
-        warp: Callable[[BoxMask], BoxMask | None] | None = None,
-        timestamp_ms: float | None = None,
+        warp: Callable[[BoxMask], BoxMask | None] | None,
+        timestamp_ms: float | None,
     ) -> None:
         """Advance all tracks to ``frame_index`` of an (H, W) image (stream time
         ``timestamp_ms``, else from ``fps``); warp live masks with ``warp``."""
@@ -135,37 +204,6 @@ class Tracker:
                 t.mask = warp(t.mask)
                 if t.mask is not None and t.mask.area < self.min_mask_area:
                     t.mask = None
-
-    def update(
-        self,
-        detections: Detections | None,
-        frame_index: int,
-        *,
-        full_masks: bool = True,
-        held: np.ndarray | None = None,
-    ) -> Detections | None:
-        """Associate keyframe ``detections`` (or, with None, keep the propagated masks).
-
-        ``held`` (bool per detection): detections that may only continue a confirmed track
-        no other detection matched (pass 2), never start, confirm or re-identify one: a
-        box overlapping a better-scoring one that may be a second person behind the first
-        or the first one detected twice (``StreamProcessor`` decides which).
-
-        Returns:
-            The frame's confirmed instances, ``track_ids`` set, in track-id order (None with
-            ``full_masks=False``: read them box-local from ``instances()``).
-        """
-        if detections is None:
-            self._update_propagated(frame_index)
-        else:
-            held = np.zeros(len(detections), bool) if held is None else np.asarray(held, bool)
-            if held.shape != (len(detections),):
-                raise ValueError(f"held has shape {held.shape}, not ({len(detections)},)")
-            self._update_keyframe(detections, frame_index, held)
-        self._expire()
-        if not full_masks:
-            return None
-        return Detections.from_instances(self.instances(), *self._size)
 
     # -- between keyframes -------------------------------------------------------------
     def _update_propagated(self, frame_index: int) -> None:
@@ -387,16 +425,25 @@ class Tracker:
                 t.transition(TrackState.REMOVED)
         self.tracks = [t for t in self.tracks if t.state is not TrackState.REMOVED]
 
-    def instances(self) -> list[TrackedInstance]:
+    def _confirmed(self) -> Detections:
         """The frame's confirmed instances with live masks, box-local, in track-id order."""
         live = sorted(
             (t for t in self.tracks if t.state is TrackState.CONFIRMED and t.mask is not None),
             key=lambda t: t.track_id,
         )
-        return [
-            TrackedInstance(t.track_id, t.class_id, t.score, t.last_box, t.mask, t.embedding)
-            for t in live
-        ]
+        if not live:
+            return Detections.empty(*self._size)
+        return Detections(
+            xyxy=np.stack([t.last_box for t in live]),
+            masks=[t.mask for t in live],
+            scores=np.array([t.score for t in live], np.float32),
+            class_ids=np.array([t.class_id for t in live], np.int64),
+            embeddings=np.stack([t.embedding for t in live]),
+            track_ids=np.array([t.track_id for t in live], np.int64),
+            mask_confidence=np.array([mask_confidence(t.mask) for t in live], np.float32),
+            agreement=np.full(len(live), np.nan, np.float32),
+            image_size=self._size,
+        )
 
     # -- state as data (checkpoints) ---------------------------------------------------------
     def state_dict(self) -> dict:
@@ -425,7 +472,8 @@ class Tracker:
         self._kept_scores.extend(float(v) for v in state.get("kept_scores", []))
 
     def end_all(self) -> None:
-        """End every track (e.g. after a long gap in the stream); ids are not reused."""
+        """End every track (e.g. after a long gap in the stream); ids are not reused and the
+        scores seen are kept (``reset`` forgets everything)."""
         for t in self.tracks:
             t.transition(TrackState.REMOVED)
         self.tracks = []

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import disk_mask
+from vis.tracking import tracker as tracker_module
 from vis.tracking.tracker import Tracker, TrackerConfig, TrackState
 from vis.types import Detections
 
@@ -44,8 +45,7 @@ def dets(objs: list[tuple[str, float, float, float]], cls: int | list[int] = 1) 
 
 def step(tr: Tracker, i: int, objs, cls: int | list[int] = 1) -> dict[int, tuple[float, float]]:
     """Run frame i; return {track_id: mask centre}."""
-    tr.predict(i, image_size=(H, W))
-    out = tr.update(dets(objs, cls), i)
+    out = tr.update(dets(objs, cls), frame_index=i, image_size=(H, W))
     centres = {}
     for tid, m in zip(out.track_ids, out.full_masks()):
         ys, xs = np.nonzero(m)
@@ -60,11 +60,9 @@ def owner(centres, x, y):
 def test_empty_frames_are_fine():
     tr = Tracker()
     for i in range(3):
-        tr.predict(i, image_size=(H, W))
-        out = tr.update(Detections.empty(H, W, 32), i)
+        out = tr.update(Detections.empty(H, W, 32), frame_index=i, image_size=(H, W))
         assert len(out) == 0 and out.full_masks().shape == (0, H, W)
-    tr.predict(3, image_size=(H, W))
-    assert len(tr.update(None, 3)) == 0
+    assert len(tr.update(None, frame_index=3, image_size=(H, W))) == 0
 
 
 def test_two_objects_crossing_keep_their_ids():
@@ -122,13 +120,11 @@ def test_tentative_tracks_need_hits_and_low_scores_start_nothing():
     d = dets([("a", 50, 50, 10)])
     d.scores[:] = 0.6
     for i in range(3):
-        tr.predict(i, image_size=(H, W))
-        out = tr.update(d, i)
+        out = tr.update(d, frame_index=i, image_size=(H, W))
         assert len(out) == (1 if i == 2 else 0)
     low = dets([("b", 150, 50, 10)])
     low.scores[:] = 0.3
-    tr.predict(3, image_size=(H, W))
-    tr.update(low, 3)
+    tr.update(low, frame_index=3, image_size=(H, W))
     assert tr.total_started == 1
 
 
@@ -138,12 +134,12 @@ def test_propagated_frames_keep_ids_and_collapsed_masks_are_lost(use_kalman):
     step(tr, 0, [("a", 50, 50, 10), ("b", 150, 50, 10)])
     shift = lambda m: type(m)(m.x0 + 2, m.y0, m.prob, m.image_size)  # noqa: E731
     for i in range(1, 6):
-        tr.predict(i, image_size=(H, W), warp=shift)
-        out = tr.update(None, i)
+        out = tr.update(None, frame_index=i, image_size=(H, W), warp=shift)
         assert sorted(out.track_ids.tolist()) == [1, 2]
         assert out.xyxy[0, 0] == pytest.approx(40 + 2 * i)
-    tr.predict(6, image_size=(H, W), warp=lambda m: None)  # every mask collapsed
-    assert len(tr.update(None, 6)) == 0
+    assert (
+        len(tr.update(None, frame_index=6, image_size=(H, W), warp=lambda m: None)) == 0
+    )  # every mask collapsed
     assert all(t.state is TrackState.LOST for t in tr.tracks)
 
 
@@ -152,8 +148,11 @@ def test_a_one_frame_class_flip_keeps_the_id_and_the_voted_class(class_penalty):
     tr = Tracker(TrackerConfig(class_penalty=class_penalty))
     ids, classes = set(), set()
     for i in range(12):
-        tr.predict(i, image_size=(H, W))
-        out = tr.update(dets([("a", 40 + 3 * i, 60, 12)], cls=2 if i == 6 else 1), i)
+        out = tr.update(
+            dets([("a", 40 + 3 * i, 60, 12)], cls=2 if i == 6 else 1),
+            frame_index=i,
+            image_size=(H, W),
+        )
         if i >= 1:
             ids.update(out.track_ids.tolist())
             classes.update(out.class_ids.tolist())
@@ -178,32 +177,101 @@ def test_a_missed_keyframe_is_bridged_by_the_motion_model():
         assert list(c) == ([1] if same else [2])
 
 
-def test_a_held_detection_continues_a_track_and_starts_or_brings_back_none():
+def test_a_held_detection_continues_a_track_and_starts_or_brings_back_none(monkeypatch):
     """``held`` detections (a box that may be a second detection of a better-scoring one)
     continue a confirmed track nothing else matched; they never start a track, and a lost
-    track is not re-identified from one."""
+    track is not re-identified from one. (Which detections are held is
+    ``split_duplicates``'s decision, tested on its own; here it is scripted.)"""
+    held = {}
+    monkeypatch.setattr(
+        tracker_module,
+        "split_duplicates",
+        lambda d, scale, cfg: (d, held.get(len(d), np.zeros(len(d), bool))),
+    )
     tr = Tracker(TrackerConfig())
     for i in range(3):
         step(tr, i, [("a", 40 + 2 * i, 50, 10), ("b", 150, 50, 10)])
     ids = {t.track_id for t in tr.tracks}
     # "a" detected only as a held detection: its track goes on with it
-    tr.predict(3, image_size=(H, W))
-    out = tr.update(dets([("a", 46, 50, 10), ("b", 150, 50, 10)]), 3, held=np.array([True, False]))
+    held[2] = np.array([True, False])
+    out = tr.update(dets([("a", 46, 50, 10), ("b", 150, 50, 10)]), frame_index=3, image_size=(H, W))
     assert len(out) == 2 and set(out.track_ids.tolist()) == ids
     # a held detection far from every track starts nothing
-    tr.predict(4, image_size=(H, W))
+    held[3] = np.array([False, False, True])
     out = tr.update(
         dets([("a", 48, 50, 10), ("b", 150, 50, 10), ("c", 100, 100, 10)]),
-        4,
-        held=np.array([False, False, True]),
+        frame_index=4,
+        image_size=(H, W),
     )
     assert len(out) == 2 and tr.total_started == 2
     # "b" lost, then seen again only as a held detection: it stays lost
     for i in (5, 6):
         step(tr, i, [("a", 40 + 2 * i, 50, 10)])
-    tr.predict(7, image_size=(H, W))
-    tr.update(dets([("a", 54, 50, 10), ("b", 150, 50, 10)]), 7, held=np.array([False, True]))
+    held[2] = np.array([False, True])
+    tr.update(dets([("a", 54, 50, 10), ("b", 150, 50, 10)]), frame_index=7, image_size=(H, W))
     b = [t for t in tr.tracks if t.track_id in ids and t.track_id != min(ids)]
     assert b and b[0].state is TrackState.LOST and tr.total_started == 2
-    with pytest.raises(ValueError, match="held"):
-        tr.update(dets([("a", 56, 50, 10)]), 8, held=np.array([True, False]))
+
+
+def boxes(objs: list[tuple[str, float, float, float]], scores: list[float]) -> Detections:
+    """``dets`` whose masks fill their boxes (a detector of boxes), one score per object."""
+    d = dets(objs)
+    full = np.zeros((len(objs), H, W), bool)
+    for k, (x0, y0, x1, y1) in enumerate(d.xyxy.astype(int)):
+        full[k, y0:y1, x0:x1] = True
+    return Detections(
+        xyxy=d.xyxy, masks=full, scores=scores, class_ids=d.class_ids, embeddings=d.embeddings
+    )
+
+
+def test_update_returns_tracked_detections_with_box_local_masks():
+    """The whole contract: ``Detections`` in, the frame's confirmed instances out as
+    ``Detections`` in track-id order, ``track_ids`` set, masks kept inside their boxes (the
+    full frame only on ``full_masks()``), ``mask_confidence`` and ``agreement`` set."""
+    tr = Tracker(TrackerConfig())
+    objs = [("b", 150, 50, 10), ("a", 50, 60, 12)]
+    for i in range(3):
+        out = tr.update(dets(objs), frame_index=i, image_size=(H, W))
+    assert isinstance(out, Detections) and out.image_size == (H, W)
+    assert out.track_ids.tolist() == [1, 2]  # track-id order, not the detections' order
+    b, a = out.masks
+    assert (b.x0, b.y0, b.x1, b.y1) == (140, 40, 161, 61)  # box-local: a 21 x 21 crop
+    assert (a.x0, a.y0, a.x1, a.y1) == (38, 48, 63, 73)
+    assert b.prob.shape == (21, 21) and a.prob.shape == (25, 25)
+    full = out.full_masks()
+    assert full.shape == (2, H, W) and full[0, 50, 150] and not full[0, 60, 50]
+    assert out.xyxy[1].tolist() == pytest.approx([38, 48, 63, 73])
+    assert out.mask_confidence.tolist() == pytest.approx([1.0, 1.0])  # binary masks: certain
+    assert np.isnan(out.agreement).all()  # live tracking fuses nothing
+    assert out.embeddings.shape == (2, 32) and out.scores.tolist() == pytest.approx([0.9, 0.9])
+    # between keyframes: the propagated masks, the same ids; image_size defaults to the last
+    out = tr.update(None, frame_index=3)
+    assert out.track_ids.tolist() == [1, 2] and out.image_size == (H, W)
+    with pytest.raises(ValueError, match="image_size"):
+        Tracker().update(None, frame_index=0)
+
+
+def test_update_splits_duplicates_itself():
+    """One person detected twice as boxes (a second class let through by per-class NMS): the
+    second box is held, so it starts no track of its own; drawn as silhouettes, the second
+    one is dropped. Either way: one track."""
+    for two in (
+        boxes([("a", 60, 60, 12), ("a", 61, 60, 12)], [0.9, 0.7]),
+        dets([("a", 60, 60, 12), ("a", 61, 60, 12)]),
+    ):
+        tr = Tracker(TrackerConfig())
+        for i in range(4):
+            out = tr.update(two, frame_index=i, image_size=(H, W))
+        assert out.track_ids.tolist() == [1] and tr.total_started == 1
+
+
+def test_reset_forgets_every_track_and_score():
+    tr = Tracker(TrackerConfig(score_reference=0.8))
+    for i in range(12):
+        tr.update(dets([("a", 40 + 2 * i, 50, 10)]), frame_index=i, image_size=(H, W))
+    assert tr.tracks and tr.total_started == 1 and tr.state_dict()["kept_scores"]
+    tr.reset()
+    assert tr.tracks == [] and tr.total_started == 0
+    assert tr.state_dict() == Tracker(TrackerConfig(score_reference=0.8)).state_dict()
+    out = tr.update(dets([("b", 150, 50, 10)]), frame_index=0, image_size=(H, W))
+    assert out.track_ids.tolist() == [1]  # ids count from 1 again
