@@ -8,8 +8,12 @@
     vis-pipeline export --format coco --input out/demo/sample.jsonl --output exp/  # docs/exports.md
     vis-pipeline review out/demo/sample.jsonl --video data/sample/sample.mp4 -o review/
     vis-pipeline corrections out/demo/sample.jsonl -o sample.corrections.json --reject 7
-    vis-pipeline adapt out/demo/sample.jsonl --video data/sample/sample.mp4 \
+    vis-pipeline adapt out/demo/sample.jsonl --video data/sample/sample.mp4 \\
         --corrections sample.corrections.json --model demo -o models/sample_demo.pt
+    vis-pipeline train --pennfudan PennFudanPed --classes person --out models/mine.pt
+    vis-pipeline consume --topic vis.frames --bootstrap 127.0.0.1:9092   # docs/kafka.md
+
+``vis-pipeline --help`` lists every subcommand (``SUBCOMMANDS``); without one it is ``run``.
 
 Each stream has a reader thread feeding a bounded queue; one processing loop serves the
 streams round-robin (so a busy stream cannot starve another), batches pending keyframes of
@@ -27,14 +31,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import signal
 import sys
 import threading
 from pathlib import Path
 
-import cv2
 import yaml
 
 from streams.sinks import SinkError
@@ -43,26 +45,62 @@ from vis.config import ConfigError, to_mapping
 from vis.detection.factory import DetectorConfig
 from vis.detection.models import WeightsError
 from vis.detection.precomputed import PrecomputedError
+from vis_pipeline.cli_common import quiet_decoder_logs, setup_logging
 from vis_pipeline.config import load_config
+from vis_pipeline.resume import ResumeError
 from vis_pipeline.runner import run
 from vis_pipeline.summary import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_SINK
 
-status = logging.getLogger("vis.status")  # periodic per-stream status lines, always INFO
+#: every subcommand of ``vis-pipeline``, with the line ``--help`` shows for it
+SUBCOMMANDS = {
+    "run": "run the pipeline on videos, folders or streams (the default: no subcommand)",
+    "export": "a run's JSONL -> COCO, CVAT, MOTS, ... annotation files (docs/exports.md)",
+    "review": "a static review page (HTML + CSV) of a run, worst tracks first (docs/review.md)",
+    "corrections": "record accept / reject / wrong-class decisions about a run's tracks",
+    "adapt": "fine-tune a model on a run's own frames, as a reviewer decided them",
+    "train": "fine-tune a Mask R-CNN on COCO-format and Penn-Fudan data (was tools/train.py)",
+    "submit": "write one job per source to a Kafka jobs topic (docs/scaling.md)",
+    "worker": "process the jobs as a member of a Kafka consumer group",
+    "jobs": "list the jobs of a jobs topic and their states",
+    "consume": "read a vis.frames Kafka topic, print a summary (= python -m streams.kafka)",
+}
+ANNOTATION_COMMANDS = ("export", "review", "corrections", "adapt")
 WORKER_COMMANDS = ("submit", "worker", "jobs")  # handled by vis_pipeline/worker/cli.py
+#: the repository's own tools (a checkout, not the installed package)
+REPO_TOOLS = (
+    ("python -m tools.demo", "the demos end to end, with an embedded Kafka broker"),
+    ("python tools/make_sample.py", "write the synthetic sample video and its ground truth"),
+    ("python tools/train_demo.py", "train the shipped demo model on synthetic scenes"),
+)
 
 
-def _quiet_decoder_logs() -> None:
-    """FFmpeg/OpenCV print their own multi-line complaints; we report errors in one line."""
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+def _epilog() -> str:
+    width = max(len(name) for name in SUBCOMMANDS) + 2
+    lines = ["subcommands (vis-pipeline COMMAND --help for each):"]
+    lines += [f"  {name.ljust(width)}{line}" for name, line in SUBCOMMANDS.items()]
+    lines += ["", "in a checkout of the repository:"]
+    lines += [f"  {cmd}: {line}" for cmd, line in REPO_TOOLS]
+    lines += [
+        "",
+        "Every config key is documented in docs/configuration.md.",
+        "Exit codes: 0 ok, 2 bad input/config/weights, 3 sink delivery failed, 130 interrupted.",
+    ]
+    return "\n".join(lines)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _default_prog() -> str:
+    """``run_pipeline.py`` when run as that script (as it always said), else ``vis-pipeline``."""
+    return (
+        "run_pipeline.py" if os.path.basename(sys.argv[0]) == "run_pipeline.py" else "vis-pipeline"
+    )
+
+
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    """The run command's parser; its help ends with every subcommand, a line each."""
     p = argparse.ArgumentParser(
-        prog="run_pipeline.py",
+        prog=prog or _default_prog(),
         description=__doc__.split("\n\n")[0],
-        epilog="Every config key is documented in docs/configuration.md. Exit codes: 0 ok, "
-        "2 bad input/config/weights, 3 sink delivery failed, 130 interrupted.",
+        epilog=_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--config", "-c", help="YAML config file (e.g. configs/demo.yaml)")
@@ -101,31 +139,35 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, str(level).upper(), logging.WARNING),
-        format="%(levelname)s %(name)s: %(message)s",
-    )
-    status.setLevel(logging.INFO)
-    if logging.getLogger().level > logging.DEBUG:  # kafka-python logs each refused connection
-        logging.getLogger("kafka").setLevel(logging.CRITICAL)
-
-
 def main(argv: list[str] | None = None) -> int:
     """The command line: parse, run, print the summary; returns the exit code. A first
-    argument ``export``, ``review``, ``corrections`` or ``adapt`` (annotation workflow), or
-    ``submit``, ``worker`` or ``jobs`` (workers of a Kafka consumer group) runs that
-    subcommand instead."""
+    argument naming one of ``SUBCOMMANDS`` runs that subcommand instead (``run``: the same
+    as none)."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv and argv[0] in ("export", "review", "corrections", "adapt"):
-        return _subcommand(argv[0], argv[1:])
-    if argv and argv[0] in WORKER_COMMANDS:  # vis-pipeline submit | worker | jobs
-        from vis_pipeline.worker.cli import main as worker_main
+    command = argv[0] if argv else None
+    if command in ANNOTATION_COMMANDS:
+        return _subcommand(command, argv[1:])
+    if command in WORKER_COMMANDS:  # vis-pipeline submit | worker | jobs
+        from vis_pipeline.worker.cli import main as worker_main  # noqa: PLC0415
 
         return worker_main(argv)
-    args = build_parser().parse_args(argv)
-    _setup_logging(args.log_level)
-    _quiet_decoder_logs()
+    if command == "train":  # sets up its own logging (INFO progress lines)
+        from vis_train.cli import main as train_main  # noqa: PLC0415
+
+        return train_main(argv[1:], prog="vis-pipeline train")
+    if command == "consume":
+        from streams.kafka.cli import main as consume_main  # noqa: PLC0415
+
+        return consume_main(argv[1:], prog="vis-pipeline consume")
+    if command == "run":
+        return _run(argv[1:], prog="vis-pipeline run")
+    return _run(argv)
+
+
+def _run(argv: list[str], prog: str | None = None) -> int:
+    args = build_parser(prog).parse_args(argv)
+    setup_logging(args.log_level)
+    quiet_decoder_logs()
     try:
         cfg = load_config(
             args.config,
@@ -134,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
             output=args.output,
             stream_id=args.stream_id,
         )
-    except ConfigError as exc:
+    except ValueError as exc:  # ConfigError, and values no setting can hold
         print(f"error: invalid config: {exc}", file=sys.stderr)
         return EXIT_INPUT
     if args.print_config:
@@ -152,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         summary = run(cfg, progress=not args.no_progress, stop=stop, restart=args.restart)
-    except (ConfigError, SourceError, WeightsError, PrecomputedError) as exc:
+    except (ConfigError, SourceError, WeightsError, PrecomputedError, ResumeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT
     except SinkError as exc:  # e.g. the Kafka broker is down at start
@@ -193,8 +235,8 @@ def precision_comment(detector: DetectorConfig) -> str:
 
 
 def _subcommand(name: str, argv: list[str]) -> int:
-    _setup_logging("WARNING")
-    _quiet_decoder_logs()
+    setup_logging("WARNING")
+    quiet_decoder_logs()
     if name == "export":
         from vis_pipeline.export_cli import main as export_main  # noqa: PLC0415
 

@@ -19,7 +19,7 @@ The last ``cfg.holdout`` of the sampled frames, in time, are never trained on: t
 is measured there, for the base and the adapted model, against the accepted instances. With
 replay sets (``replay``: e.g. the base model's own training data; kept to the model's
 classes and split by ``vis_train.data.holdout_split`` with ``cfg.replay_holdout`` and seed 0,
-as ``tools/train.py`` splits, so the images it held out stay unseen), ``cfg.replay_share`` of
+as ``vis-pipeline train`` splits, so the images it held out stay unseen), ``cfg.replay_share`` of
 the images drawn come from their training part, which keeps what the model knew; their
 held-out images are scored before and after as well.
 """
@@ -74,7 +74,7 @@ class AdaptConfig:
     blend: share of the fine-tuning the written model keeps: its weights are
         ``base + blend * (tuned - base)`` (1: the fine-tuned weights as they are; smaller
         keeps more of what the base model knew). 0.5 won both PETS folds against 1, 0.7
-        and 0.3, on the camera and on the replay sets (docs/benchmarks.md section 15): the
+        and 0.3, on the camera and on the replay sets (docs/results.md): the
         fine-tuned box head separates the camera's people less well, which costs the
         tracker's appearance term. The fine-tuned weights themselves stay in the work folder
         (``tuned.pt``).
@@ -325,7 +325,7 @@ def split_replay(
     samples: Sequence[Sample], labels: list[str], holdout: float
 ) -> tuple[list[Sample], list[Sample]]:
     """Replay samples kept to ``labels`` -> (training part, held-out part), split as
-    ``tools/train.py`` splits (seed 0)."""
+    ``vis-pipeline train`` splits (seed 0)."""
     if not samples:
         return [], []
     kept, _ = select_classes(samples, {label: label for label in labels})

@@ -1,6 +1,7 @@
-"""``tools/train.py``: fine-tune a Mask R-CNN on COCO-format and Penn-Fudan data.
+"""``vis-pipeline train`` (or ``python tools/train.py``): fine-tune a Mask R-CNN on
+COCO-format and Penn-Fudan data.
 
-    python tools/train.py --coco export/annotations.json --images export/images \\
+    vis-pipeline train --coco export/annotations.json --images export/images \\
         --classes person,car --steps 2000 --out models/my_maskrcnn.pt
 
 Reads every dataset given (``--coco JSON --images DIR`` pairs, ``--pennfudan DIR``), keeps
@@ -39,12 +40,13 @@ from vis_train.evaluate import evaluate
 log = logging.getLogger("vis_train")
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None, prog: str = "tools/train.py") -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        prog="tools/train.py",
+        prog=prog,
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    p.set_defaults(prog=prog)  # the name the AP JSON's "command" gives
     d = p.add_argument_group("data")
     d.add_argument(
         "--coco",
@@ -253,7 +255,7 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     ap = evaluate(model, held, labels, progress=not args.no_progress)
     result = {
         "checkpoint": os.path.relpath(args.out),
-        "command": "python tools/train.py "
+        "command": ("python tools/train.py " if args.prog == "tools/train.py" else f"{args.prog} ")
         + shlex.join(argv if argv is not None else sys.argv[1:]),
         "classes": labels,
         "split": {
@@ -279,12 +281,13 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     return result
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "tools/train.py") -> int:
+    """``vis-pipeline train`` (``prog``: the name its usage and records give it)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    args = parse_args(argv)
+    args = parse_args(argv, prog)
     try:
         run(args, argv)
     except (DatasetError, ValueError) as exc:
-        print(f"tools/train.py: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     return 0

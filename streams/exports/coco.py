@@ -6,7 +6,7 @@ Contract:
   compressed RLE ``segmentation``, ``area``, ``bbox`` x/y/w/h, ``iscrowd: 0``, ``score``,
   ``track_id``, ``video_id``, ``category_id`` = the class of that frame), ``categories``
   (``id`` = class id), ``videos`` (the one stream). Written while reading: memory is one
-  record. ``pycocotools.coco.COCO`` loads it and ``tools/train.py --coco`` trains on it.
+  record. ``pycocotools.coco.COCO`` loads it and ``vis-pipeline train --coco`` trains on it.
 * ``write_ytvis``: ``videos`` (``file_names`` of every record), ``annotations`` (one per
   track: ``segmentations`` / ``areas`` / ``bboxes`` with one entry per video frame, ``null``
   where the track is absent; ``category_id`` = the class given most often; ``score`` = mean

@@ -1,4 +1,5 @@
-"""The consumer CLI: read a ``vis.frame`` topic, print a per-stream summary.
+"""The consumer CLI: read a ``vis.frame`` topic, print a per-stream summary (also
+``vis-pipeline consume``, with the same options).
 
     python -m streams.kafka --topic vis.frames --bootstrap 127.0.0.1:9092 \\
         [--group G] [--from earliest|latest|offset:N|timestamp:MS] [--max-records N] \\
@@ -45,9 +46,9 @@ def format_summary(assembler: FrameAssembler) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "python -m streams.kafka") -> int:
     ap = argparse.ArgumentParser(
-        prog="python -m streams.kafka", description="Read vis.frame records from a Kafka topic."
+        prog=prog, description="Read vis.frame records from a Kafka topic."
     )
     ap.add_argument("--topic", default="vis.frames")
     ap.add_argument("--bootstrap", default="127.0.0.1:9092", help="host:port[,host:port]")

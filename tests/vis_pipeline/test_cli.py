@@ -490,3 +490,65 @@ def test_sigint_flushes_processed_frames_and_exits_130(tmp_path):
     s = json.loads((tmp_path / "s.json").read_text())
     assert 5 <= len(results) == s["frames"] < 150
     assert [r.frame_index for r in results] == list(range(len(results)))
+
+
+# -- one CLI: every subcommand listed, the older forms kept ------------------------------------
+def _help(args: list[str], capsys) -> str:
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 0
+    return capsys.readouterr().out
+
+
+def test_help_lists_every_subcommand_with_a_line_and_each_one_answers(capsys):
+    from vis_pipeline import cli
+    from vis_pipeline.worker.cli import build_parser as worker_parser
+
+    dispatched = {"run", "train", "consume", *cli.ANNOTATION_COMMANDS, *cli.WORKER_COMMANDS}
+    worker = worker_parser()._subparsers._group_actions[0].choices  # noqa: SLF001
+    assert dispatched | set(worker) == set(cli.SUBCOMMANDS)
+    out = _help(["--help"], capsys)
+    for name, line in cli.SUBCOMMANDS.items():
+        assert any(row.split() == [name, *line.split()] for row in out.splitlines()), name
+    for name in cli.SUBCOMMANDS:
+        usage = _help([name, "--help"], capsys).splitlines()[0]
+        assert usage.startswith(f"usage: vis-pipeline {name}"), usage
+
+
+def test_run_is_the_same_command_as_no_subcommand(capsys):
+    args = ["--config", "configs/demo.yaml", "--set", "keyframes.interval=3", "--print-config"]
+    assert run_cli(["run", *args], capsys) == run_cli(args, capsys)
+    code, _, err = run_cli(["run", "--config", "configs/demo.yaml", "--set", "x.y=1"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+
+
+def test_vis_pipeline_train_is_tools_train_under_its_new_name(capsys):
+    from vis_train.cli import parse_args
+
+    out = _help(["train", "--help"], capsys)
+    assert out.startswith("usage: vis-pipeline train") and "--pennfudan" in out
+    args = ["--pennfudan", "p", "--classes", "person", "--out", "m.pt"]
+    assert parse_args(args, "vis-pipeline train").prog == "vis-pipeline train"
+    assert parse_args(args).prog == "tools/train.py"  # what the AP JSON of the old form says
+    with pytest.raises(SystemExit) as info:  # no data: the same usage error, exit 2
+        main(["train", "--classes", "person"])
+    assert info.value.code == 2
+
+
+@pytest.mark.slow
+def test_the_older_command_forms_still_work():
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300
+        )
+
+    old = cli("tools/train.py", "--help")
+    assert old.returncode == 0 and old.stdout.startswith("usage: tools/train.py")
+    assert old.stderr.strip() == "note: tools/train.py is now `vis-pipeline train` (same options)"
+    bad = cli("tools/train.py", "--classes", "person")
+    assert bad.returncode == 2 and "--pennfudan" in bad.stderr
+    script = cli("run_pipeline.py", "--help")
+    assert script.returncode == 0 and script.stdout.startswith("usage: run_pipeline.py")
+    assert "subcommands" in script.stdout
+    kafka = cli("-m", "streams.kafka", "--help")
+    assert kafka.returncode == 0 and kafka.stdout.startswith("usage: python -m streams.kafka")

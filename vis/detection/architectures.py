@@ -6,7 +6,7 @@ torchvision ``MaskRCNN`` of one of ``ARCHS``:
     ``tiny_fpn``: the project's small demo model (a 5-stage CNN + 64-channel FPN, trained
     from scratch on synthetic scenes by ``tools/train_demo.py``).
     ``mobilenet_v2_fpn``: torchvision's MobileNetV2 features (frozen batch norm) + a
-    128-channel FPN, fine-tuned on real images by ``tools/train.py``
+    128-channel FPN, fine-tuned on real images by ``vis-pipeline train``
     (``models/people_maskrcnn.pt``, ``models/people_cars_maskrcnn.pt``). Built without any
     pretrained file; ImageNet features are loaded only when training starts
     (``load_mobilenet_v2_features``).

@@ -20,8 +20,9 @@ class Detector(abc.ABC):
         labels: label per class index (index 0 = background).
         engine: what runs the network (``torch``, ``onnxruntime``, ``openvino``, or
             ``precomputed`` when detections are read from a file).
-        precision: the precision the network really runs at: ``f32``, ``bf16``, or
-            ``int8+f32`` / ``int8+bf16`` (quantised convolutions, the rest in float).
+        precision: the precision the network really runs at: ``f32``, ``bf16``, ``f16``
+            (CUDA half), or ``int8+f32`` / ``int8+bf16`` (quantised convolutions, the rest in
+            float).
     """
 
     labels: list[str]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import torch
@@ -18,11 +18,14 @@ import torch.nn.functional as F
 from torchvision.models.detection import MaskRCNN
 
 from vis.detection.base import Detector
-from vis.detection.models import WeightsError, load_model
+from vis.detection.models import WeightsError, load_model, set_rpn_top_n
 from vis.detection.onnx_export import paste_masks
-from vis.detection.precision import pin_torch_f32, torch_autocast
+from vis.detection.precision import autocast_dtype, pin_torch_f32, torch_autocast
 from vis.ops.masks import at_threshold
 from vis.types import Detections, Frame
+
+if TYPE_CHECKING:
+    from vis.detection.factory import DetectorConfig
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +65,11 @@ class MaskRCNNDetector(Detector):
         max_detections: detections kept per image (highest scores).
         classes: allow-list of labels or class indices (None = all).
         mask_threshold: soft-mask threshold for the binary masks.
-        device: ``cpu`` or ``cuda[:k]``; on cuda the model runs in fp16 when ``fp16``.
-        precision: ``f32`` (IEEE float32, pinned: no TF32/bf16 fast-math) or ``bf16`` (the
-            network under torch's CPU bf16 autocast; a speed lever with a cost, see
-            docs/benchmarks.md).
+        device: ``cpu`` or ``cuda[:k]``.
+        precision: on either device ``f32`` (IEEE float32, pinned: no TF32/bf16 fast-math)
+            or ``bf16`` (the network under torch's bf16 autocast; a speed lever with a cost,
+            see docs/results.md); on cuda also ``f16`` (float16 autocast). The configuration
+            decides, never the device (``precision.autocast_dtype``).
         appearance: ``box_head`` (the box-head representation only) or ``fused`` (box head
             concatenated with a colour histogram inside the mask, each half L2-normalised;
             no second network). Measured on the demo model: nearest-neighbour re-identification
@@ -82,22 +86,20 @@ class MaskRCNNDetector(Detector):
         classes: Sequence[str | int] | None = None,
         mask_threshold: float = 0.5,
         device: str = "cpu",
-        fp16: bool = True,
         precision: str = "f32",
         appearance: str = "box_head",
     ) -> None:
-        if precision not in ("f32", "bf16"):
-            raise ValueError(f"precision must be f32 or bf16 for eager torch, not {precision!r}")
+        autocast_dtype(precision, torch.device(device).type)  # ValueError: not one to run here
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.labels = list(labels)
         self.score_threshold = score_threshold
         self.max_detections = max_detections
         self.mask_threshold = mask_threshold
-        self.fp16 = fp16 and self.device.type == "cuda"
         self.engine = "torch"
-        self.precision = "f16" if self.fp16 else precision
-        pin_torch_f32()  # bf16 comes from autocast only, never from a float32 fast-math mode
+        self.precision = precision
+        # bf16 / f16 come from autocast only, never from a float32 fast-math mode
+        pin_torch_f32(self.device.type)
         self.model.roi_heads.score_thresh = score_threshold
         self.model.roi_heads.detections_per_img = max_detections
         self.allowed: set[int] | None = None
@@ -155,13 +157,13 @@ class MaskRCNNDetector(Detector):
     def _features(self, images: Sequence[np.ndarray]):
         tensors = [_to_tensor(im, self.device) for im in images]
         batch, _ = self.model.transform(tensors)
-        if self.fp16:
-            with torch.autocast("cuda", dtype=torch.float16):
-                feats = self.model.backbone(batch.tensors)
-        else:
-            with torch_autocast(self.precision):
-                feats = self.model.backbone(batch.tensors)
+        with self._autocast():
+            feats = self.model.backbone(batch.tensors)
         return batch, feats
+
+    def _autocast(self):
+        """The context the network runs in: ``precision`` on this detector's device."""
+        return torch_autocast(self.precision, self.device.type)
 
     def _embed_boxes(self, feats, boxes: list[torch.Tensor], image_sizes) -> list[torch.Tensor]:
         """RoI-align ``boxes`` (transformed-image coordinates) through the box head."""
@@ -169,7 +171,7 @@ class MaskRCNNDetector(Detector):
         if sum(counts) == 0:
             return [torch.zeros((0, self.box_head_dim)) for _ in boxes]
         rh = self.model.roi_heads
-        with torch_autocast(self.precision):
+        with self._autocast():
             pooled = rh.box_roi_pool(feats, boxes, image_sizes)
             emb = F.normalize(rh.box_head(pooled).float(), dim=1)
         return list(emb.split(counts))
@@ -181,7 +183,7 @@ class MaskRCNNDetector(Detector):
             return []
         orig_sizes = [im.shape[:2] for im in images]
         batch, feats = self._features(images)
-        with torch_autocast(self.precision):
+        with self._autocast():
             proposals, _ = self.model.rpn(batch, feats)
             dets, _ = self.model.roi_heads(feats, proposals, batch.image_sizes)
         if self.allowed is not None:
@@ -286,7 +288,9 @@ class HistogramEmbedder:
         gain = 128.0 / max(float(hsv[..., 2].mean()), 1.0) if self.relative_value else 1.0
         for i in range(len(dets)):
             x1, y1, x2, y2 = (int(v) for v in np.round(dets.xyxy[i]))
-            x1, y1 = max(x1, 0), max(y1, 0)
+            # the box clipped to the frame before anything is cut or allocated by its size
+            x1, y1 = min(max(x1, 0), hsv.shape[1]), min(max(y1, 0), hsv.shape[0])
+            x2, y2 = min(max(x2, x1), hsv.shape[1]), min(max(y2, y1), hsv.shape[0])
             crop = hsv[y1:y2, x1:x2]
             if gain != 1.0:
                 crop = crop.copy()
@@ -312,3 +316,27 @@ class HistogramEmbedder:
         v = cv2.calcHist([crop], [2], mask, [vb], [0, 256]).ravel()
         vec = np.sqrt(np.concatenate([hs, v]))
         return vec / max(np.linalg.norm(vec), 1e-9)
+
+
+def build_torch_maskrcnn(
+    cfg: DetectorConfig, *, device: str = "cpu", precision: str = "f32"
+) -> MaskRCNNDetector:
+    """The Mask R-CNN ``cfg`` describes (weights, sizes, thresholds, classes, appearance, RPN
+    top-n) in eager torch on ``device`` at ``precision``. The ONNX engines export this same
+    model (``onnx_maskrcnn``), built at the defaults: float32 on the CPU."""
+    model = MaskRCNNDetector.from_weights(
+        weights=cfg.weights,
+        arch=cfg.arch,
+        num_classes=cfg.num_classes,
+        labels=cfg.labels,
+        min_size=cfg.min_size,
+        max_size=cfg.max_size,
+        score_threshold=cfg.score_threshold,
+        max_detections=cfg.max_detections,
+        classes=cfg.classes,
+        appearance=cfg.appearance,
+        device=device,
+        precision=precision,
+    )
+    set_rpn_top_n(model.model, cfg.rpn_pre_nms_top_n, cfg.rpn_post_nms_top_n)
+    return model

@@ -8,15 +8,26 @@ Contract: ``build_detector(DetectorConfig(...))`` returns a ``Detector`` (``labe
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from vis.config import require
 from vis.detection.base import Detector
-from vis.detection.models import ARCHS, set_rpn_top_n
+from vis.detection.models import ARCHS
 from vis.detection.precision import float_part
 
-if TYPE_CHECKING:
-    from vis.detection.detector import MaskRCNNDetector
+
+#: (key, lowest, highest) of the detector's integer keys (null is allowed where the key is
+#: optional): beyond them a run allocates more than a machine has (docs/limits.md)
+LIMITS = (
+    ("max_detections", 1, 1000),
+    ("batch_size", 1, 64),
+    ("threads", 1, 256),
+    ("num_classes", 1, 10000),
+    ("min_size", 32, 4096),
+    ("max_size", 32, 4096),
+    ("rpn_pre_nms_top_n", 1, 10000),
+    ("rpn_post_nms_top_n", 1, 10000),
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,10 +40,12 @@ class DetectorConfig:
         model exported to ONNX once, cached beside the checkpoint; ``yolo_seg_onnx`` needs
         one of the two ONNX engines).
     precision: the numeric precision, a decision of the configuration, never an engine's
-        default: ``f32`` (IEEE float32 everywhere: the reference), ``bf16`` (torch's CPU
-        autocast, or OpenVINO's bf16 inference; onnxruntime has none) or ``int8`` (ONNX
-        engines, ``maskrcnn``: the export statically quantised, see ``quantize.py``; the
-        rest in float32). ``fp32`` is read as ``f32``. Passed explicitly to every engine.
+        or a device's default: ``f32`` (IEEE float32 everywhere, CUDA included: the
+        reference), ``bf16`` (torch's autocast, or OpenVINO's bf16 inference; onnxruntime has
+        none), ``f16`` (CUDA half: torch's float16 autocast; ``device: cuda`` only) or
+        ``int8`` (ONNX engines, ``maskrcnn``: the export statically quantised, see
+        ``quantize.py``; the rest in float32). ``fp32`` is read as ``f32``. Passed explicitly
+        to every engine.
     calibration_images: ``int8``: a folder of real frames to calibrate activation ranges on.
     rpn_pre_nms_top_n, rpn_post_nms_top_n: RPN proposals per image at test time before /
         after NMS (null = the model's own).
@@ -47,7 +60,9 @@ class DetectorConfig:
     score_threshold, max_detections: detection filtering.
     classes: allow-list of labels or class ids (null = all).
     min_size, max_size: model input resize (null = the model's own).
-    device: ``cpu`` or ``cuda``; ``fp16`` applies on cuda.
+    device: ``cpu`` or ``cuda``.
+    fp16: deprecated and ignored (it once turned eager torch to float16 on any CUDA device):
+        ``precision`` decides, ``f16`` for CUDA half. Accepted with a warning.
     batch_size: keyframes run through the model in one call when several are pending.
     threads: torch intra-op threads.
     appearance: Re-ID embedding of detections: ``box_head`` (the model's box-head
@@ -58,10 +73,9 @@ class DetectorConfig:
     """
 
     type: Literal["maskrcnn", "yolo_seg_onnx", "precomputed"] = "maskrcnn"
-    # the fastest engine here that gives the same detections as torch (docs/benchmarks.md
-    # section 7)
+    # the fastest engine here that gives the same detections as torch (docs/results.md)
     engine: Literal["torch", "onnxruntime", "openvino"] = "openvino"
-    precision: Literal["f32", "bf16", "int8", "fp32"] = "f32"
+    precision: Literal["f32", "bf16", "f16", "int8", "fp32"] = "f32"
     calibration_images: str | None = None
     weights: str | None = "demo"
     arch: str = "resnet50_fpn"
@@ -76,7 +90,11 @@ class DetectorConfig:
     rpn_post_nms_top_n: int | None = None
     nms_iou: float = 0.7
     device: str = "cpu"
-    fp16: bool = True
+    # kept (default and all) so that the config digest of earlier output folders still matches
+    fp16: bool = dataclasses.field(
+        default=True,
+        metadata={"deprecated": "is deprecated and ignored: precision decides (f16: CUDA half)"},
+    )
     batch_size: int = 1
     threads: int = 2
     appearance: Literal["box_head", "fused"] = "fused"
@@ -95,26 +113,33 @@ class DetectorConfig:
             self.score_threshold,
             "must be in [0, 1]",
         )
-        require(
-            self.max_detections >= 1, "detector.max_detections", self.max_detections, "must be >= 1"
-        )
-        require(self.batch_size >= 1, "detector.batch_size", self.batch_size, "must be >= 1")
-        require(self.threads >= 1, "detector.threads", self.threads, "must be >= 1")
+        # ranges a machine can run: every detection, batch and thread costs memory up front
+        for key, low, high in LIMITS:
+            value = getattr(self, key)
+            require(
+                value is None or low <= value <= high,
+                f"detector.{key}",
+                value,
+                f"must be in [{low}, {high}]",
+            )
         require(
             self.device == "cpu" or self.device.startswith("cuda"),
             "detector.device",
             self.device,
             "must be cpu or cuda[:N]",
         )
-        for key in ("rpn_pre_nms_top_n", "rpn_post_nms_top_n"):
-            value = getattr(self, key)
-            require(value is None or value >= 1, f"detector.{key}", value, "must be >= 1")
         require(0.0 < self.nms_iou <= 1.0, "detector.nms_iou", self.nms_iou, "must be in (0, 1]")
         require(
             self.engine == "torch" or self.device == "cpu" or self.type == "precomputed",
             "detector.engine",
             self.engine,
             "runs on the CPU: set detector.engine: torch to use detector.device cuda",
+        )
+        require(
+            self.precision != "f16" or self.device.startswith("cuda"),
+            "detector.precision",
+            self.precision,
+            "is CUDA half precision: use f32 or bf16 on the CPU (or detector.device cuda)",
         )
         require(
             self.precision != "int8" or self.engine != "torch",
@@ -176,7 +201,7 @@ def build_detector(cfg: DetectorConfig) -> Detector:
     """Construct the detector ``cfg`` describes."""
     import torch
 
-    from vis.detection.detector import BoxHeadEmbedder, HistogramEmbedder
+    from vis.detection.detector import BoxHeadEmbedder, HistogramEmbedder, build_torch_maskrcnn
     from vis.detection.precomputed import PrecomputedDetector
 
     torch.set_num_threads(cfg.threads)
@@ -188,9 +213,7 @@ def build_detector(cfg: DetectorConfig) -> Detector:
         return build_onnx_maskrcnn(cfg)
     model = None
     if cfg.type == "maskrcnn" or cfg.embedder == "box_head":
-        model = build_torch_maskrcnn(
-            cfg, device=cfg.device, fp16=cfg.fp16, precision=float_part(cfg.precision)
-        )
+        model = build_torch_maskrcnn(cfg, device=cfg.device, precision=float_part(cfg.precision))
     if cfg.type == "maskrcnn":
         return model
     embedder = BoxHeadEmbedder(model) if cfg.embedder == "box_head" else HistogramEmbedder()
@@ -202,28 +225,6 @@ def build_detector(cfg: DetectorConfig) -> Detector:
     return PrecomputedDetector(
         path=cfg.path, embedder=embedder, labels=labels, score_threshold=cfg.score_threshold
     )
-
-
-def build_torch_maskrcnn(cfg: DetectorConfig, **device) -> MaskRCNNDetector:
-    """The configured Mask R-CNN in eager torch (weights, sizes, thresholds, RPN top-n);
-    ``device`` takes ``device``, ``fp16`` and ``precision``."""
-    from vis.detection.detector import MaskRCNNDetector
-
-    model = MaskRCNNDetector.from_weights(
-        weights=cfg.weights,
-        arch=cfg.arch,
-        num_classes=cfg.num_classes,
-        labels=cfg.labels,
-        min_size=cfg.min_size,
-        max_size=cfg.max_size,
-        score_threshold=cfg.score_threshold,
-        max_detections=cfg.max_detections,
-        classes=cfg.classes,
-        appearance=cfg.appearance,
-        **device,
-    )
-    set_rpn_top_n(model.model, cfg.rpn_pre_nms_top_n, cfg.rpn_post_nms_top_n)
-    return model
 
 
 def _build_yolo_seg(cfg: DetectorConfig) -> Detector:

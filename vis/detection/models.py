@@ -212,7 +212,7 @@ def load_model(
             COCO weights come from the torch hub cache, or are downloaded into it with
             torchvision's checksum check when the file is missing and the machine is online.
             A checkpoint may be a bare state dict or ``{"model": state_dict, "arch": ...,
-            "labels": [...]}`` as written by ``tools/train_demo.py`` and ``tools/train.py``.
+            "labels": [...]}`` as written by ``tools/train_demo.py`` and ``vis-pipeline train``.
         arch: one of ``ARCHS`` (ignored for ``coco_v2``, shipped models and checkpoints that
             name their arch).
         num_classes: foreground classes of a bare checkpoint (default: from ``labels``).

@@ -2,9 +2,10 @@
 
 Contract: ``build_onnx_maskrcnn(cfg)`` loads the configured model with torch once, exports it
 (``onnx_export.cached_export``; reused from the cache on later runs) and returns an
-``OnnxMaskRCNNDetector``: the same ``Detections`` as ``MaskRCNNDetector`` (boxes, masks pasted
-into the frame, scores, class ids, box-head Re-ID embeddings, fused with the colour histogram
-when ``appearance`` is ``fused``), computed by ONNX Runtime or OpenVINO. Frames of one size
+``OnnxMaskRCNNDetector``: the same ``Detections`` as ``MaskRCNNDetector`` (boxes, soft masks
+resized into their boxes (box-local, never a full-frame array), scores, class ids, box-head
+Re-ID embeddings, fused with the colour histogram when ``appearance`` is ``fused``),
+computed by ONNX Runtime or OpenVINO. Frames of one size
 go through the engine together, up to ``batch_size`` per call (one graph per batch size).
 """
 
@@ -113,7 +114,7 @@ def build_onnx_maskrcnn(cfg) -> OnnxMaskRCNNDetector:
     The model is built and loaded with torch exactly as for ``engine: torch`` (same
     thresholds, sizes and proposal counts), then exported per batch size on first use.
     """
-    from vis.detection.factory import build_torch_maskrcnn
+    from vis.detection.detector import build_torch_maskrcnn
     from vis.detection.models import SHIPPED_CHECKPOINTS, coco_weights_file
     from vis.detection.onnx_export import cached_export
 

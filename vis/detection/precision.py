@@ -1,12 +1,14 @@
 """Numeric precision: what the configuration asks for, what the CPU offers, what ran.
 
 Contract: the precision of a detector is a decision of its configuration
-(``detector.precision``: ``f32``, ``bf16`` or ``int8``; default ``f32``) and is passed
-explicitly to every engine; no library's default is trusted (OpenVINO's CPU plugin picks bf16
-on CPUs with AMX, which changed the street demo's tracks). ``cpu_features()`` names the CPU
-and the features that decide what a lower precision costs and gains; ``pin_torch_f32()``
-fixes eager torch's float32 math to IEEE float32; ``torch_autocast(precision)`` is the
-context the torch detector runs its network in.
+(``detector.precision``: ``f32``, ``bf16``, ``f16`` or ``int8``; default ``f32``) and is
+passed explicitly to every engine, on the CPU and on CUDA alike; no library's default is
+trusted (OpenVINO's CPU plugin picks bf16 on CPUs with AMX, which changed the street demo's
+tracks; cuDNN runs float32 convolutions in TF32 unless told). ``cpu_features()`` names the
+CPU and the features that decide what a lower precision costs and gains; ``pin_torch_f32()``
+fixes eager torch's float32 math to IEEE float32; ``autocast_dtype(precision, device_type)``
+decides the autocast dtype and ``torch_autocast(precision, device_type)`` is the context the
+torch detector runs its network in.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import os
 import platform
 from pathlib import Path
 
-PRECISIONS = ("f32", "bf16", "int8")
+PRECISIONS = ("f32", "bf16", "f16", "int8")
 
 
 #: environment variables that cap the instruction set oneDNN (eager torch's and OpenVINO's
@@ -128,27 +130,57 @@ def cpu_features() -> CpuFeatures:
 
 
 def float_part(precision: str) -> str:
-    """The precision of a detector's float operations: ``bf16`` for ``bf16``, else ``f32``
-    (``int8`` quantises the convolutions; what stays in float runs in float32)."""
-    return "bf16" if precision == "bf16" else "f32"
+    """The precision of a detector's float operations: ``bf16`` for ``bf16``, ``f16`` for
+    ``f16`` (CUDA half), else ``f32`` (``int8`` quantises the convolutions; what stays in float
+    runs in float32)."""
+    return precision if precision in ("bf16", "f16") else "f32"
 
 
-def pin_torch_f32() -> None:
+def pin_torch_f32(device_type: str = "cpu") -> None:
     """Eager torch's float32 convolutions and matrix products in IEEE float32: never TF32 or
-    bf16 fast-math, whatever a library or an environment variable set before. Process-wide,
+    bf16 fast-math, whatever a library or an environment variable set before. On ``cuda`` the
+    CUDA matrix products and cuDNN convolutions too (cuDNN's own default is TF32). Process-wide,
     as torch's setting is."""
     import torch
 
     torch.backends.mkldnn.fp32_precision = "ieee"
     torch.backends.mkldnn.conv.fp32_precision = "ieee"
     torch.backends.mkldnn.matmul.fp32_precision = "ieee"
+    if device_type == "cuda":
+        torch.backends.cuda.matmul.fp32_precision = "ieee"
+        torch.backends.cudnn.conv.fp32_precision = "ieee"
 
 
-def torch_autocast(precision: str):
-    """The context eager torch runs the network in: bf16 autocast on the CPU for ``bf16``,
-    nothing for ``f32`` (IEEE float32, see ``pin_torch_f32``)."""
+def autocast_dtype(precision: str, device_type: str) -> str | None:
+    """The dtype eager torch's network runs in under autocast for ``precision`` on
+    ``device_type`` (``cpu`` or ``cuda``), or None for no autocast (``f32``: IEEE float32).
+
+    The configuration decides on CUDA as on the CPU: ``f32`` -> None, ``bf16`` ->
+    ``bfloat16``, ``f16`` -> ``float16`` (CUDA only).
+
+    Raises:
+        ValueError: ``f16`` on the CPU, or a precision eager torch does not run.
+    """
+    if precision == "f32":
+        return None
     if precision == "bf16":
-        import torch
+        return "bfloat16"
+    if precision == "f16":
+        if device_type != "cuda":
+            raise ValueError(
+                "precision f16 is CUDA half precision: use f32 or bf16 on the CPU, or device cuda"
+            )
+        return "float16"
+    raise ValueError(f"precision must be f32, bf16 or f16 for eager torch, not {precision!r}")
 
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+
+def torch_autocast(precision: str, device_type: str = "cpu"):
+    """The context eager torch runs the network in on ``device_type``: autocast to
+    ``autocast_dtype(precision, device_type)``, or nothing for ``f32`` (IEEE float32, see
+    ``pin_torch_f32``)."""
+    dtype = autocast_dtype(precision, device_type)
+    if dtype is None:
+        return contextlib.nullcontext()
+    import torch
+
+    return torch.autocast(device_type, dtype=getattr(torch, dtype))

@@ -20,6 +20,7 @@ import threading
 from collections.abc import Callable
 
 from vis.config import ConfigError, from_mapping
+from vis_pipeline.cli_common import quiet_decoder_logs, setup_logging
 from vis_pipeline.config import load_config
 from vis_pipeline.summary import EXIT_INPUT, EXIT_OK, EXIT_SINK
 
@@ -155,11 +156,9 @@ def _jobs(args: argparse.Namespace) -> int:
 
 def main(argv: list[str]) -> int:
     """``vis-pipeline submit|worker|jobs ...``; returns the exit code."""
-    from vis_pipeline.cli import _quiet_decoder_logs, _setup_logging
-
     args = build_parser().parse_args(argv)
-    _setup_logging(args.log_level)
-    _quiet_decoder_logs()
+    setup_logging(args.log_level)
+    quiet_decoder_logs()
     handlers = {"submit": _submit, "worker": _worker, "jobs": _jobs}
     try:
         return handlers[args.command](args)

@@ -3,6 +3,7 @@ the engine really ran it; the CPU's features named for the summary."""
 
 from __future__ import annotations
 
+import logging
 import warnings
 
 import numpy as np
@@ -12,7 +13,14 @@ import torch
 from vis.config import ConfigError, from_mapping
 from vis.detection.engines import EngineError, open_session
 from vis.detection.factory import DetectorConfig
-from vis.detection.precision import cpu_features, float_part, parse_cpuinfo, pin_torch_f32
+from vis.detection.precision import (
+    autocast_dtype,
+    cpu_features,
+    float_part,
+    parse_cpuinfo,
+    pin_torch_f32,
+    torch_autocast,
+)
 
 EPYC = """processor\t: 0
 vendor_id\t: AuthenticAMD
@@ -151,3 +159,64 @@ def test_onnxruntime_is_float32_and_refuses_bf16(conv_onnx):
 def test_the_torch_detector_reports_its_precision(demo_detector):
     assert demo_detector.engine == "torch" and demo_detector.precision == "f32"
     assert torch.backends.mkldnn.conv.fp32_precision == "ieee"
+
+
+@pytest.mark.parametrize(
+    ("precision", "device", "want"),
+    [
+        ("f32", "cpu", None),
+        ("f32", "cuda", None),  # IEEE float32 on CUDA too: the device does not decide
+        ("bf16", "cpu", "bfloat16"),
+        ("bf16", "cuda", "bfloat16"),
+        ("f16", "cuda", "float16"),
+    ],
+)
+@pytest.mark.filterwarnings("ignore:CUDA is not available")  # the context is only built
+def test_the_configuration_decides_the_autocast_on_every_device(precision, device, want):
+    assert autocast_dtype(precision, device) == want
+    context = torch_autocast(precision, device)
+    if want is None:
+        assert not isinstance(context, torch.autocast)
+    else:
+        assert context.device == device and context.fast_dtype == getattr(torch, want)
+
+
+@pytest.mark.parametrize(("precision", "needle"), [("f16", "CUDA half"), ("int8", "not 'int8'")])
+def test_eager_torch_refuses_a_precision_it_cannot_run_on_the_device(precision, needle):
+    with pytest.raises(ValueError, match=needle):
+        autocast_dtype(precision, "cpu")
+
+
+def test_a_cuda_config_runs_f32_unless_it_asks_for_f16():
+    """``fp16: true`` (the old default) once turned every CUDA run to float16."""
+    default = DetectorConfig(device="cuda", engine="torch")
+    assert autocast_dtype(float_part(default.precision), "cuda") is None
+    half = from_mapping(
+        DetectorConfig, {"device": "cuda:0", "engine": "torch", "precision": "f16"}, "detector"
+    )
+    assert autocast_dtype(float_part(half.precision), "cuda") == "float16"
+
+
+def test_f16_on_the_cpu_is_refused_at_load_in_one_line():
+    with pytest.raises(ConfigError, match=r"detector.precision='f16' is CUDA half precision"):
+        from_mapping(DetectorConfig, {"precision": "f16", "engine": "torch"}, "detector")
+
+
+def test_the_torch_detector_refuses_f16_on_the_cpu(demo_detector):
+    from vis.detection.detector import MaskRCNNDetector
+
+    with pytest.raises(ValueError, match="CUDA half"):
+        MaskRCNNDetector(model=demo_detector.model, labels=demo_detector.labels, precision="f16")
+
+
+def test_the_deprecated_fp16_key_is_read_with_one_warning_and_changes_nothing(caplog):
+    with caplog.at_level(logging.WARNING, logger="vis.config"):
+        old = from_mapping(DetectorConfig, {"fp16": True, "device": "cpu"}, "detector")
+    assert [r.getMessage() for r in caplog.records] == [
+        "detector.fp16 is deprecated and ignored: precision decides (f16: CUDA half)"
+    ]
+    assert old == DetectorConfig()  # the same settings (and config digest) as no key at all
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="vis.config"):
+        from_mapping(DetectorConfig, {"precision": "f32"}, "detector")
+    assert caplog.records == []
