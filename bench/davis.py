@@ -25,28 +25,17 @@ import sys
 from pathlib import Path
 
 from bench.common import RESULTS, ROOT, setup_logging, write_report
-from streams.sinks import jsonl_path
 from vis_eval import davis
-from vis_eval.sequences import read_jsonl
 from vis_eval.tables import markdown_table
-from vis_pipeline import load_config, run
 
 log = logging.getLogger("bench.davis")
 
-CONFIG = ROOT / "configs" / "street.yaml"
+CONFIG = davis.CONFIG
 MODEL = ROOT / "models" / "people_cars_maskrcnn.pt"
 WORK = RESULTS / "tmp" / "davis"
 INTERVALS = (1, 5, 10)
 COMMAND = "PYTHONPATH=. .venv/bin/python -m bench.davis"
-BASE = [
-    "detector.classes=null",  # both classes: the car sequences fail on the model, not a filter
-    "detector.threads=1",
-    "fps=24",
-    "sinks.overlay=false",
-    "sinks.jsonl=true",
-    "sinks.kafka=null",
-    "resume=false",
-]
+BASE = davis.RUN_SETTINGS
 COLUMNS = [
     ("sequence", "sequence", "s"),
     ("object", "object", "s"),
@@ -63,33 +52,11 @@ COLUMNS = [
 def run_interval(
     root: Path, names: list[str], interval: int, overrides: list[str], work: Path = WORK
 ) -> list[dict]:
-    """One pipeline run over ``names`` at keyframe interval ``interval`` -> scored rows
-    (outputs under ``work``)."""
-    out = work / f"N{interval}"
-    out.mkdir(parents=True, exist_ok=True)
-    cfg = load_config(
-        CONFIG,
-        [*BASE, f"keyframes.interval={interval}", *overrides],
-        sources=[str(davis.frames_dir(root, n)) for n in names],
-        output=str(out),
-    )
-    summary = run(cfg, progress=False).to_json()
-    if summary.get("exit_code"):
-        raise RuntimeError(f"pipeline failed: {summary.get('error')}")
-    streams = {s["stream_id"]: s for s in summary.get("streams", [])}
-    rows = []
-    for name in names:
-        pred = davis.masks_by_track(read_jsonl(jsonl_path(out, name)))
-        row = {
-            "sequence": name,
-            "object": davis.SEQUENCES.get(name, "?"),
-            "N": interval,
-            **davis.score_object(davis.load_gt(root, name), pred),
-        }
-        st = streams.get(name, {})
-        row["fps"] = round(st["frames"] / st["seconds"], 2) if st.get("seconds") else None
-        rows.append(row)
-        log.info("%s N=%d: %s", name, interval, row)
+    """``vis_eval.davis.run_sequences`` over ``names`` at keyframe interval ``interval`` ->
+    scored rows (outputs under ``work/N<interval>``)."""
+    rows = davis.run_sequences(root, names, interval, overrides, work / f"N{interval}")
+    for row in rows:
+        log.info("%s N=%d: %s", row["sequence"], interval, row)
     return rows
 
 

@@ -31,9 +31,9 @@ reading the detections file + embedding reported apart.
 Peer and iou rows do not change when our tracker changes: ``--only ours`` keeps them from
 the last ``bench/results/real_tracking.json`` (and ``--only peers`` keeps ours).
 
-The peers venv is created when missing. docs/benchmarks.md installs the four peer packages
-in one pip command, which pip cannot resolve (norfair 2.3.0 pins numpy<2, boxmot 25 needs
-numpy>=2.2): ``VENV_STEPS`` installs them in three steps, norfair with ``--no-deps``.
+The peers venv is created when missing. The four peer packages cannot be installed by one pip
+command (norfair 2.3.0 pins numpy<2, boxmot 25 needs numpy>=2.2): ``VENV_STEPS`` installs
+them in three steps, norfair with ``--no-deps``.
 Writes bench/results/real_tracking.{json,md}.
 """
 
@@ -57,6 +57,7 @@ from bench.peers_runner import ALL as PEERS
 from bench.peers_runner import MAX_LOST, NORFAIR_MIN_SCORE
 from vis.ops.boxes import box_iou
 from vis_eval.box_scoring import Tracks
+from vis_eval.pets09 import phase_scores
 from vis_eval.tables import markdown_table
 
 log = logging.getLogger("bench.real_tracking")
@@ -323,40 +324,6 @@ def plot_ids(gt: Tracks, runs: dict[str, Tracks], path: Path) -> Path:
 
 
 # -- scoring and the report --------------------------------------------------------------
-def phase_scores(gt: Tracks, runs: list[Tracks]) -> dict:
-    """Ours at N > 1 run at every keyframe phase (``runs[p]``: keyframes on frames p, p + N,
-    ... after the first) -> HOTA of the whole span and of each fold per phase, their mean and
-    range: where the keyframes fall against the crossings moves N=5 by several HOTA, and a
-    stream starts wherever it starts."""
-    import statistics
-
-    from vis_eval import pets09
-
-    def hota(tracks: Tracks, a: int, b: int) -> float:
-        # a run with no box in the span scores zero there (TrackEval cannot read it)
-        if not any(tracks.get(f) for f in range(a, b)):
-            return 0.0
-        return round(pets09.score_span(gt, {"o": tracks}, a, b)["o"]["HOTA"], 2)
-
-    per = []
-    for tracks in runs:
-        row = {"whole": hota(tracks, 0, pets09.DEV_FRAMES)}
-        for fold, (a, b) in pets09.FOLDS.items():
-            row[fold] = hota(tracks, a, b)
-        per.append(row)
-    return {
-        "by_phase": per,
-        **{
-            k: {
-                "mean": round(statistics.mean(r[k] for r in per), 2),
-                "min": min(r[k] for r in per),
-                "max": max(r[k] for r in per),
-            }
-            for k in per[0]
-        },
-    }
-
-
 def score_rows(gt: Tracks, tracks: dict[str, Tracks], info: dict[str, dict]) -> dict[str, dict]:
     """One ``pets09.score`` call for every tracker of a (kind, N) -> {name: row}."""
     from vis_eval import pets09

@@ -1,4 +1,4 @@
-"""The fixed, seeded benchmark scenario set (issue #4): one short sequence per tracking challenge.
+"""The fixed, seeded benchmark scenario set: one short sequence per tracking challenge.
 
 Contract: ``benchmark_scenarios(scale)`` returns the ``Scenario`` list (``scale`` seeded
 variants of each of the eight challenges); ``render_scenario(s)`` yields its

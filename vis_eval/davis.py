@@ -2,7 +2,10 @@
 
 Contract: ``available(root)`` says what is missing (a skip reason) or None; ``load_gt(root,
 seq)`` reads the sequence's annotation masks; ``masks_by_track(seq)`` decodes a prediction
-``TrackSequence``; ``score_object(gt, pred)`` scores the tracks against the one object.
+``TrackSequence``; ``score_object(gt, pred)`` scores the tracks against the one object;
+``run_sequences(root, names, interval, overrides, out)`` runs the pipeline over sequences'
+frames (``configs/street.yaml`` by default) and scores each; ``PEOPLE`` are the sequences
+of one person.
 
 Scoring (DAVIS J is the region similarity, the mask IoU with the annotation):
 
@@ -27,10 +30,23 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from vis_eval.sequences import TrackSequence
+from streams.sinks import jsonl_path
+from vis_eval.sequences import TrackSequence, read_jsonl
+from vis_pipeline import load_config, run
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "davis2016" / "DAVIS"
+#: the configuration the sequences run through, and what every run sets on top of it
+CONFIG = ROOT / "configs" / "street.yaml"
+RUN_SETTINGS = [
+    "detector.classes=null",  # every class of the model: a miss is the model's, not a filter's
+    "detector.threads=1",
+    "fps=24",
+    "sinks.overlay=false",
+    "sinks.jsonl=true",
+    "sinks.kafka=null",
+    "resume=false",
+]
 #: the sequences at hand and what the annotated object is
 SEQUENCES = {
     "lucia": "person",
@@ -40,6 +56,8 @@ SEQUENCES = {
     "car-shadow": "car",
     "car-roundabout": "car",
 }
+#: the sequences whose annotated object is one person
+PEOPLE = ["lucia", "dance-twirl"]
 HIT_IOU = 0.5
 
 #: (frame -> [(track_id, (H, W) bool mask)])
@@ -126,3 +144,53 @@ def score_object(gt: list[np.ndarray], pred: PredMasks, *, hit_iou: float = HIT_
         "ids": len(set(hits.values())),
         "missed": len(annotated) - len(hits),
     }
+
+
+def run_sequences(
+    root: Path,
+    names: list[str],
+    interval: int,
+    overrides: list[str],
+    out: Path,
+    config: Path = CONFIG,
+) -> list[dict]:
+    """One pipeline run (``vis_pipeline.run``) over the frames of ``names``, one sequence
+    after the other, at keyframe interval ``interval``; each sequence's JSONL (under ``out``)
+    read back and scored by ``score_object``.
+
+    Args:
+        root: the DAVIS folder.
+        names: sequence names.
+        interval: keyframe interval N.
+        overrides: ``--set`` overrides after ``RUN_SETTINGS`` (e.g. ``detector.weights=...``).
+        out: output folder (created).
+        config: the YAML configuration.
+
+    Returns:
+        One row per sequence: ``{"sequence", "object", "N", **score_object, "fps"}`` (fps =
+        the stream's frames over its wall time, model loading excluded).
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = load_config(
+        config,
+        [*RUN_SETTINGS, f"keyframes.interval={interval}", *overrides],
+        sources=[str(frames_dir(root, n)) for n in names],
+        output=str(out),
+    )
+    summary = run(cfg, progress=False).to_json()
+    if summary.get("exit_code"):
+        raise RuntimeError(f"pipeline failed: {summary.get('error')}")
+    streams = {s["stream_id"]: s for s in summary.get("streams", [])}
+    rows = []
+    for name in names:
+        pred = masks_by_track(read_jsonl(jsonl_path(out, name)))
+        row = {
+            "sequence": name,
+            "object": SEQUENCES.get(name, "?"),
+            "N": interval,
+            **score_object(load_gt(root, name), pred),
+        }
+        st = streams.get(name, {})
+        row["fps"] = round(st["frames"] / st["seconds"], 2) if st.get("seconds") else None
+        rows.append(row)
+    return rows

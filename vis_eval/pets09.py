@@ -6,18 +6,20 @@ MOT15 ground truth; ``detections_path('foreign' | 'gt', work)`` gives the foreig
 file or writes the ground-truth boxes as detections without ids; ``run_ours`` runs the
 footage and a detections file through ``StreamProcessor`` (the per-stream code the runner
 drives) and returns our tracks per frame; ``score`` scores tracks with ``box_scoring``;
-``tracks_from_jsonl`` reads any run's ``vis.frame/1`` output on this footage (e.g. the street
-demo's ``out/street/vtest.jsonl``) as tracks, and ``python -m vis_eval.pets09 FILE.jsonl``
-scores it on the dev span.
+``run_phases`` runs it at every keyframe phase of an interval and ``phase_scores`` gives
+HOTA per phase and fold with the mean and range; ``tracks_from_jsonl`` reads any run's
+``vis.frame/1`` output on this footage (e.g. the street demo's ``out/street/vtest.jsonl``)
+as tracks, and ``python -m vis_eval.pets09 FILE.jsonl`` scores it on the dev span.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import statistics
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import cv2
@@ -240,6 +242,55 @@ def score_span(
     return score(
         span(gt, start, stop), {k: span(v, start, stop) for k, v in trackers.items()}, stop - start
     )
+
+
+def run_phases(
+    dets: Path,
+    interval: int,
+    overrides: list[str] = (),
+    phases: Iterable[int] | None = None,
+) -> list[Tracks]:
+    """``run_ours`` at every keyframe phase (``phases``, default ``range(interval)``) ->
+    the tracks of each run, in the order of ``phases``."""
+    todo = range(interval) if phases is None else phases
+    return [run_ours(dets, interval, overrides, phase=p)[0] for p in todo]
+
+
+def phase_scores(gt: Tracks, runs: list[Tracks]) -> dict:
+    """Runs at N > 1, one per keyframe phase (``runs[p]``: keyframes on frames p, p + N, ...
+    after the first) -> HOTA of the whole span and of each fold per phase, and their mean
+    and range: where the keyframes fall against the crossings moves N=5 by several HOTA,
+    and a stream starts wherever it starts.
+
+    Returns:
+        ``{"by_phase": [{"whole", "A", "B"}, ...], "whole" | "A" | "B": {"mean", "min",
+        "max"}}`` (HOTA, percentages rounded to 0.01; a run with no box in a span scores 0
+        there).
+    """
+
+    def hota(tracks: Tracks, a: int, b: int) -> float:
+        # a run with no box in the span scores zero there (TrackEval cannot read it)
+        if not any(tracks.get(f) for f in range(a, b)):
+            return 0.0
+        return round(score_span(gt, {"o": tracks}, a, b)["o"]["HOTA"], 2)
+
+    per = []
+    for tracks in runs:
+        row = {"whole": hota(tracks, 0, DEV_FRAMES)}
+        for fold, (a, b) in FOLDS.items():
+            row[fold] = hota(tracks, a, b)
+        per.append(row)
+    return {
+        "by_phase": per,
+        **{
+            k: {
+                "mean": round(statistics.mean(r[k] for r in per), 2),
+                "min": min(r[k] for r in per),
+                "max": max(r[k] for r in per),
+            }
+            for k in per[0]
+        },
+    }
 
 
 def tracks_from_jsonl(path: Path, frames_n: int = DEV_FRAMES) -> Tracks:
