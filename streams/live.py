@@ -3,8 +3,11 @@
 Contract: ``LiveSource(uri, ...)`` yields ``Frame``s as they arrive. When the stream drops or
 stalls (no frame within ``read_timeout_s``) it reconnects with exponential backoff and
 jitter, counting ``reconnects``; after a reconnect the frame index jumps by the frames the
-outage lasted and timestamps are wall-clock milliseconds since the source started, so
-consumers and the tracker see the gap.
+outage lasted (measured on the wall clock), so consumers and the tracker see the gap.
+Timestamps are stream time on the camera's frame grid: each frame's index step times the
+frame interval, not its arrival time, so a loaded machine that reads frames late does not
+make objects seem to speed up and slow down (the arrival time is ``Frame.captured_at``, for
+latency).
 The first connection must succeed within ``connect_timeout_s`` or ``SourceError`` is raised
 (an unreachable camera is a clear error, not a hang). Dropping frames when the consumer is
 slow is the reader's job (``put_latest``): a live source never queues unbounded frames.
@@ -162,21 +165,48 @@ class LiveSource:
         self._rng = random.Random(seed)
         self._cap: cv2.VideoCapture | None = None
         self.transport: str | None = None  # the RTSP transport that connected
-        self._t0 = time.monotonic()
+        log.info("stream %s: connecting to %s", self.stream_id, uri)
         deadline = time.monotonic() + self.config.connect_timeout_s
         delays = backoff_delays(self.config.backoff_initial_s, self.config.backoff_max_s, self._rng)
-        while self._cap is None:
-            self._cap = self._open()
-            if self._cap is not None:
+        while self._cap is None and not self.stop.is_set():
+            self._cap = self._open_unless_stopped()
+            if self._cap is not None or self.stop.is_set():
                 break
             wait = next(delays)
-            if time.monotonic() + wait > deadline or self.stop.is_set():
+            if time.monotonic() + wait > deadline:
                 raise SourceError(
                     f"camera/stream {uri} unreachable for {self.config.connect_timeout_s:g} s: "
                     "check the address and that the camera is streaming "
                     "(live.connect_timeout_s sets the wait)"
                 )
             self.stop.wait(wait)
+        # stopped while connecting (SIGINT, shutdown): not an error; iteration yields nothing
+
+    def _open_unless_stopped(self) -> cv2.VideoCapture | None:
+        """``_open()`` in a thread of its own, so that ``stop`` ends the wait at once (an open
+        blocks in FFmpeg up to ``read_timeout_s``, and signal handlers run only when it
+        returns); a capture that opens after the stop is released."""
+        box: dict[str, cv2.VideoCapture | None] = {}
+        lock = threading.Lock()
+
+        def attempt() -> None:
+            cap = self._open()
+            with lock:
+                if "abandoned" in box:
+                    if cap is not None:
+                        cap.release()
+                    return
+                box["cap"] = cap
+
+        opener = threading.Thread(target=attempt, name=f"connect-{self.stream_id}", daemon=True)
+        opener.start()
+        while opener.is_alive() and not self.stop.is_set():
+            opener.join(0.05)
+        with lock:
+            if "cap" in box:
+                return box["cap"]
+            box["abandoned"] = None
+        return None
 
     def _open(self) -> cv2.VideoCapture | None:
         if not self.uri.strip().lower().startswith(("rtsp://", "rtsps://")):
@@ -233,6 +263,7 @@ class LiveSource:
     def __iter__(self) -> Iterator[Frame]:
         index = 0
         last_time: float | None = None
+        stamped: tuple[int, float] | None = None  # (index, ms) of the last frame yielded
         reconnected = False
         backlog = BacklogGate(self.fps)  # the first connection's backlog too
         try:
@@ -264,7 +295,14 @@ class LiveSource:
                     reconnected = False
                 last_time = now
                 self.stats["frames"] += 1
-                yield Frame(self.stream_id, index, (now - self._t0) * 1000.0, img, captured_at=now)
+                step_ms = 1000.0 / self.fps
+                ms = (
+                    index * step_ms
+                    if stamped is None
+                    else stamped[1] + (index - stamped[0]) * step_ms
+                )
+                stamped = (index, ms)
+                yield Frame(self.stream_id, index, ms, img, captured_at=now)
                 index += 1
         finally:
             if self._cap is not None:
@@ -278,7 +316,11 @@ class LiveSource:
             if self.stop.wait(wait):
                 return None
             self.stats["reconnects"] += 1
-            cap = self._open()
+            cap = self._open_unless_stopped()
+            if self.stop.is_set():
+                if cap is not None:
+                    cap.release()
+                return None
             if cap is not None:
                 log.warning(
                     "stream %s reconnected after %.1f s", self.stream_id, time.monotonic() - lost_at
@@ -301,14 +343,15 @@ class BacklogGate:
     then hands those frames over at once. Stamped with the time they come out, they would be a
     second old and a second wrong, and the frame after them would jump a second ahead: after
     a reconnect the tracker would re-identify objects against a past picture. So, after a
-    (re)connect, frames that arrive in well under a frame interval are skipped, until the
+    (re)connect, frames that arrive in under 3/4 of a frame interval are skipped, until the
     first one the stream made us wait for. A live frame that happens to arrive early is
     skipped too, which costs one frame. At most ``max_s`` of frames are skipped (a source that
     never makes us wait, such as a file served as a stream, is not starved).
     """
 
     def __init__(self, fps: float, max_s: float = 3.0) -> None:
-        self.quick_s = 0.5 / fps
+        # well under a frame interval, with room for a busy CPU that delays a buffered frame
+        self.quick_s = 0.75 / fps
         self.left = max(1, round(max_s * fps))
 
     def stale(self, grab_s: float) -> bool:

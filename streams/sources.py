@@ -5,23 +5,35 @@ one-line message naming the path and the fix; iterating the source yields ``Fram
 order. Frames that fail to decode mid-stream are skipped and counted in ``stats``
 (``corrupt``); the frame index keeps counting, so a gap marks a skipped frame. A stream
 that ends well before its declared length is reported in ``stats['truncated']``.
+
+Frame sizes are checked against ``max_pixels`` (``frame.max_pixels``) before a frame is
+decoded: a video's from its stream header (over it: ``SourceError``, the whole input), an
+image's from its file header (over it: skipped, counted in ``stats['oversized']`` and, like
+every skipped frame, in ``stats['corrupt']``). A
+folder's frame size is the size most of its images declare (the first such image decides
+ties), so one odd image, first or not, is the one skipped; images of another size are
+skipped and counted in ``stats['corrupt']``.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
 
+from streams.image_header import header_size
 from vis.types import Frame
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 VIDEO_HINT = "pass a video file OpenCV/FFmpeg can decode or a folder of images"
+#: default of ``frame.max_pixels``: an 8K frame (7680 x 4320)
+DEFAULT_MAX_PIXELS = 7680 * 4320
 
 
 class SourceError(RuntimeError):
@@ -41,10 +53,16 @@ class VideoFileSource:
         stream_id: id for the results (default: file stem).
         max_consecutive_failures: decode failures in a row, before the declared end,
             that end the stream as truncated.
+        max_pixels: the largest frame (width x height) the video may declare.
     """
 
     def __init__(
-        self, path: str | Path, *, stream_id: str | None = None, max_consecutive_failures: int = 25
+        self,
+        path: str | Path,
+        *,
+        stream_id: str | None = None,
+        max_consecutive_failures: int = 25,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> None:
         self.path = Path(path)
         self.uri = str(path)
@@ -56,6 +74,13 @@ class VideoFileSource:
         if self.path.is_file() and self.path.stat().st_size == 0:
             raise SourceError(f"video {self.path} is empty (0 bytes): re-export or re-copy it")
         cap = self._open()
+        declared = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        if declared[0] * declared[1] > max_pixels:
+            cap.release()
+            raise SourceError(
+                f"video {self.path} is {declared[0]}x{declared[1]}, over frame.max_pixels="
+                f"{max_pixels}: scale it down (ffmpeg -vf scale=...) or raise frame.max_pixels"
+            )
         ok, first = cap.read()
         self.fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
         self.declared_frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
@@ -65,6 +90,11 @@ class VideoFileSource:
         if not (0 < self.fps < 1000):
             self.fps = 25.0
         self.width, self.height = int(first.shape[1]), int(first.shape[0])
+        if self.width * self.height > max_pixels:  # a header that understated the size
+            raise SourceError(
+                f"video {self.path} is {self.width}x{self.height}, over frame.max_pixels="
+                f"{max_pixels}: scale it down (ffmpeg -vf scale=...) or raise frame.max_pixels"
+            )
 
     def _open(self) -> cv2.VideoCapture:
         cap = cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG)
@@ -136,27 +166,46 @@ class ImageFolderSource:
         path: the folder.
         fps: frame rate used for timestamps.
         stream_id: id for the results (default: folder name).
+        max_pixels: the largest image (width x height) decoded; larger ones are skipped.
     """
 
     def __init__(
-        self, path: str | Path, *, fps: float = 25.0, stream_id: str | None = None
+        self,
+        path: str | Path,
+        *,
+        fps: float = 25.0,
+        stream_id: str | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> None:
         self.path = Path(path)
         self.uri = str(path)
         self.stream_id = stream_id or stream_id_for(str(path))
         self.fps = fps
-        self.stats = {"frames": 0, "corrupt": 0, "truncated": False}
+        self.max_pixels = max_pixels
+        self.stats = {"frames": 0, "corrupt": 0, "oversized": 0, "truncated": False}
         self.files = image_files(self.path)
         if not self.files:
             raise SourceError(
                 f"folder {self.path} has no images ({', '.join(sorted(IMAGE_SUFFIXES))}): "
                 "point --source at a folder of frames or a video file"
             )
+        sizes = [header_size(f) for f in self.files]
+        fitting = [s for s in sizes if s is not None and s[0] * s[1] <= max_pixels]
+        if not fitting and any(s is not None for s in sizes):
+            w, h = next(s for s in sizes if s is not None)
+            raise SourceError(
+                f"folder {self.path}: every image is over frame.max_pixels={max_pixels} "
+                f"(the first is {w}x{h}): scale the images down or raise frame.max_pixels"
+            )
+        # the size most images declare (ties: the earliest) is the stream's
+        votes = Counter(fitting)
+        size = max(votes, key=lambda s: (votes[s], -fitting.index(s)), default=None)
         first = None
-        for f in self.files:
-            first = cv2.imread(str(f), cv2.IMREAD_COLOR)
-            if first is not None:
-                break
+        for f, s in zip(self.files, sizes):
+            if s == size:
+                first = cv2.imread(str(f), cv2.IMREAD_COLOR)
+                if first is not None:
+                    break
         if first is None:
             raise SourceError(f"folder {self.path}: no image could be decoded: check the files")
         self.height, self.width = first.shape[:2]
@@ -164,10 +213,29 @@ class ImageFolderSource:
 
     def __iter__(self) -> Iterator[Frame]:
         for index, f in enumerate(self.files):
-            img = cv2.imread(str(f), cv2.IMREAD_COLOR) if f.stat().st_size else None
+            size = header_size(f)
+            if size is not None and size[0] * size[1] > self.max_pixels:
+                self.stats["oversized"] += 1
+                self.stats["corrupt"] += 1  # every skipped frame is counted there too
+                log.warning(
+                    "%s: %dx%d is over frame.max_pixels=%d: skipped (not decoded)",
+                    f,
+                    *size,
+                    self.max_pixels,
+                )
+                continue
+            if size is None or size[0] * size[1] != self.width * self.height:
+                img = None  # an unreadable header, or another frame size: not decoded
+            else:
+                img = cv2.imread(str(f), cv2.IMREAD_COLOR)
             if img is None or img.shape[:2] != (self.height, self.width):
                 self.stats["corrupt"] += 1
-                log.warning("%s: unreadable or wrongly sized image skipped", f)
+                log.warning(
+                    "%s: unreadable or not %dx%d like the folder's frames: skipped",
+                    f,
+                    self.width,
+                    self.height,
+                )
                 continue
             self.stats["frames"] += 1
             yield Frame(self.stream_id, index, index * 1000.0 / self.fps, img)
@@ -186,9 +254,16 @@ def _natural_key(p: Path) -> list:
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", p.name)]
 
 
-def open_source(uri: str, *, stream_id: str | None = None, fps: float = 25.0):
-    """Open a video file or an image folder; raise ``SourceError`` if it is unusable."""
+def open_source(
+    uri: str,
+    *,
+    stream_id: str | None = None,
+    fps: float = 25.0,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+):
+    """Open a video file or an image folder; raise ``SourceError`` if it is unusable
+    (a video over ``max_pixels`` included)."""
     p = Path(os.path.expanduser(uri))
     if p.is_dir():
-        return ImageFolderSource(p, fps=fps, stream_id=stream_id)
-    return VideoFileSource(p, stream_id=stream_id)
+        return ImageFolderSource(p, fps=fps, stream_id=stream_id, max_pixels=max_pixels)
+    return VideoFileSource(p, stream_id=stream_id, max_pixels=max_pixels)

@@ -4,6 +4,9 @@ Two versions, both read everywhere: ``vis.frame/2`` (written by default) stores 
 a COCO RLE of its tight crop with the crop's offset (``vis.ops.rle``), ``vis.frame/1`` as a
 full-frame COCO RLE; nothing else differs. Contract: ``decode_record(encode_record(r))``
 reproduces ``r``'s ids, classes, scores, boxes and binary masks exactly.
+``validate_record`` is the one check of a record, shared by every writer and reader: types,
+finite numbers, ranges and the limits below (frame pixels, instances, class ids, id lengths,
+mask crop pixels), so decoding a valid record allocates a bounded amount of memory;
 ``decode_record`` raises ``SchemaError`` for anything that is not a valid record. A result is
 encoded once per version (``record_of``/``json_of`` cache it on the result) and every sink
 shares that encoding. Described for users in docs/schema.md and docs/vis.frame.v*.schema.json.
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -27,6 +31,16 @@ SCHEMA_V2 = "vis.frame/2"
 #: the version written unless a sink is told otherwise (``sinks.record_version``)
 SCHEMA = SCHEMA_V2
 SCHEMAS = {1: SCHEMA_V1, 2: SCHEMA_V2}
+
+
+#: limits of a record (docs/limits.md): a record over one is not valid
+MAX_PIXELS = 8192 * 4320  # width * height: 8K
+MAX_MASK_PIXELS = 2 * MAX_PIXELS  # the instances' mask crops together (decoded as float32)
+MAX_INSTANCES = 1000
+MAX_CLASS_ID = 65535
+MAX_INDEX = 2**53  # frame indices and track ids (exact in every JSON reader)
+MAX_ID_CHARS = 200  # stream id (it names files)
+MAX_LABEL_CHARS = 200
 
 
 class SchemaError(ValueError):
@@ -44,7 +58,8 @@ def _bad_mask():
     try:
         yield
     except (ValueError, TypeError, AttributeError) as exc:
-        raise SchemaError(f"bad RLE mask: {exc}") from exc
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise SchemaError(f"bad RLE mask: {first[:200]}") from exc
 
 
 def decode_mask(rle: dict[str, Any], image_size: tuple[int, int] | None = None) -> np.ndarray:
@@ -180,46 +195,99 @@ def _require(obj: dict, key: str, types: type | tuple[type, ...]) -> Any:
     return val
 
 
+def _short(value: Any) -> str:
+    """``repr(value)``, cut to 60 characters (messages stay one short line)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _int_in(obj: dict, key: str, lo: int, hi: int) -> int:
+    """``obj[key]``: an integer (not bool) in ``[lo, hi]``, else ``SchemaError``."""
+    val = _require(obj, key, int)
+    if not lo <= val <= hi:
+        raise SchemaError(f"field {key!r} is out of range [{lo}, {hi}]")
+    return val
+
+
+def _number_in(obj: dict, key: str, lo: float = -math.inf, hi: float = math.inf) -> float:
+    """``obj[key]``: a finite number (not bool) in ``[lo, hi]``, else ``SchemaError``."""
+    val = _require(obj, key, (int, float))
+    if not (math.isfinite(val) and lo <= val <= hi):
+        raise SchemaError(f"field {key!r} must be a finite number in [{lo}, {hi}]")
+    return val
+
+
+def _text(obj: dict, key: str, limit: int) -> str:
+    val = _require(obj, key, str)
+    if len(val) > limit:
+        raise SchemaError(f"field {key!r} is longer than {limit} characters")
+    return val
+
+
 def validate_record(obj: Any) -> dict[str, Any]:
-    """Check the structure of a decoded JSON object; return it or raise ``SchemaError``.
-    Masks are checked for form and bounds, not decoded."""
+    """Check a decoded JSON object against ``vis.frame/1`` or ``/2`` (types, finite numbers,
+    ranges and the limits above); return it or raise ``SchemaError``. Masks are checked for
+    form, bounds and total crop size, not decoded. Writers and readers share this check."""
     if not isinstance(obj, dict):
         raise SchemaError(f"record is a {type(obj).__name__}, not an object")
     schema = obj.get("schema")
     if schema not in SCHEMAS.values():
-        raise SchemaError(f"schema is {schema!r}, expected one of {sorted(SCHEMAS.values())}")
-    _require(obj, "stream_id", str)
-    _require(obj, "frame_index", int)
-    _require(obj, "timestamp_ms", (int, float))
+        raise SchemaError(f"schema is {_short(schema)}, expected one of {sorted(SCHEMAS.values())}")
+    _text(obj, "stream_id", MAX_ID_CHARS)
+    _int_in(obj, "frame_index", 0, MAX_INDEX)
+    _number_in(obj, "timestamp_ms")
     _require(obj, "keyframe", bool)
     source = obj.get("propagated_from", [])
-    if not isinstance(source, list) or not all(
-        isinstance(k, int) and not isinstance(k, bool) for k in source
+    if (
+        not isinstance(source, list)
+        or len(source) > MAX_INSTANCES
+        or not all(
+            isinstance(k, int) and not isinstance(k, bool) and 0 <= k <= MAX_INDEX for k in source
+        )
     ):
         raise SchemaError("field 'propagated_from' must be a list of frame indices")
-    w, h = _require(obj, "width", int), _require(obj, "height", int)
-    for inst in _require(obj, "instances", list):
+    w, h = _int_in(obj, "width", 1, MAX_PIXELS), _int_in(obj, "height", 1, MAX_PIXELS)
+    if w * h > MAX_PIXELS:
+        raise SchemaError(f"frame {w}x{h} has more than {MAX_PIXELS} pixels")
+    instances = _require(obj, "instances", list)
+    if len(instances) > MAX_INSTANCES:
+        raise SchemaError(f"{len(instances)} instances, more than {MAX_INSTANCES}")
+    crop_pixels = 0
+    for inst in instances:
         if not isinstance(inst, dict):
             raise SchemaError("instance is not an object")
-        _require(inst, "class_id", int)
-        _require(inst, "score", (int, float))
+        _int_in(inst, "class_id", 0, MAX_CLASS_ID)
+        if "track_id" in inst:
+            _int_in(inst, "track_id", -1, MAX_INDEX)
+        if "label" in inst:
+            _text(inst, "label", MAX_LABEL_CHARS)
+        _number_in(inst, "score", 0.0, 1.0)
         bbox = _require(inst, "bbox", list)
-        if len(bbox) != 4:
-            raise SchemaError("bbox must have 4 numbers")
+        if len(bbox) != 4 or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            for v in bbox
+        ):
+            raise SchemaError("bbox must have 4 finite numbers")
         for key in ("mask_confidence", "agreement"):
-            v = inst.get(key, 0.0)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
-                raise SchemaError(f"field {key!r} must be a number in [0, 1]")
-        _check_mask(_require(inst, "mask", dict), schema, w, h)
+            if key in inst:
+                _number_in(inst, key, 0.0, 1.0)
+        crop_pixels += _check_mask(_require(inst, "mask", dict), schema, w, h)
+        if crop_pixels > MAX_MASK_PIXELS:
+            raise SchemaError(f"the masks' crops hold more than {MAX_MASK_PIXELS} pixels")
     return obj
 
 
-def _check_mask(mask: dict[str, Any], schema: str, w: int, h: int) -> None:
-    size = list(mask.get("size", []))
+def _check_mask(mask: dict[str, Any], schema: str, w: int, h: int) -> int:
+    """Check a mask's form and bounds; return the pixels of its crop (v1: 0, not known
+    before decoding; ``decode_record`` counts them)."""
+    if not isinstance(mask.get("counts"), str):
+        raise SchemaError("mask counts must be a string")
+    size = mask.get("size", [])
+    size = list(size) if isinstance(size, list) else []
     if schema == SCHEMA_V1:
         if size != [h, w]:
-            raise SchemaError(f"mask size {mask.get('size')} != frame [{h}, {w}]")
-        return
+            raise SchemaError(f"mask size {_short(mask.get('size'))} != frame [{h}, {w}]")
+        return 0
     x, y = mask.get("x"), mask.get("y")
     ok = (
         len(size) == 2
@@ -231,7 +299,29 @@ def _check_mask(mask: dict[str, Any], schema: str, w: int, h: int) -> None:
         and y + size[0] <= h
     )
     if not ok:
-        raise SchemaError(f"mask crop x={x} y={y} size={size} is not inside the {w}x{h} frame")
+        raise SchemaError(
+            f"mask crop x={_short(x)} y={_short(y)} size={_short(size)} is not inside the "
+            f"{w}x{h} frame"
+        )
+    return size[0] * size[1]
+
+
+def instance_masks(
+    instances: list[dict[str, Any]], size: tuple[int, int], *, keep: bool = True
+) -> list[BoxMask]:
+    """The masks of a valid record's instances -> ``BoxMask``es; ``SchemaError`` for a
+    malformed one or once the crops hold more than ``MAX_MASK_PIXELS`` (full-frame masks'
+    crops are known only once decoded). ``keep=False`` only checks: each mask is dropped
+    once decoded and the list is empty."""
+    masks, total = [], 0
+    for inst in instances:
+        mask = instance_mask(inst["mask"], size)
+        total += mask.prob.size
+        if total > MAX_MASK_PIXELS:
+            raise SchemaError(f"the masks' crops hold more than {MAX_MASK_PIXELS} pixels")
+        if keep:
+            masks.append(mask)
+    return masks
 
 
 def decode_record(obj: dict[str, Any] | str | bytes, *, with_masks: bool = True) -> FrameResult:
@@ -253,11 +343,7 @@ def decode_record(obj: dict[str, Any] | str | bytes, *, with_masks: bool = True)
     labels_by_id: dict[int, str] = {i["class_id"]: str(i.get("label", i["class_id"])) for i in inst}
     n_labels = max(labels_by_id, default=0) + 1
     labels = [labels_by_id.get(i, str(i)) for i in range(n_labels)]
-    masks = (
-        [instance_mask(i["mask"], (h, w)) for i in inst]
-        if with_masks
-        else [BoxMask.empty((h, w))] * n
-    )
+    masks = instance_masks(inst, (h, w)) if with_masks else [BoxMask.empty((h, w))] * n
     dets = Detections(
         xyxy=np.array([i["bbox"] for i in inst], np.float32).reshape(n, 4),
         masks=masks,

@@ -21,6 +21,7 @@ from vis.config import ConfigError, from_mapping, set_path
 from vis.detection.factory import DetectorConfig
 from vis.keyframes import KeyframeConfig
 from vis.propagation import PropagationConfig
+from vis.schema import MAX_PIXELS as MAX_RECORD_PIXELS
 from vis.tracking.tracker import TrackerConfig
 
 
@@ -72,6 +73,35 @@ class SinksConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class FrameConfig:
+    """Attributes:
+    max_pixels: the largest frame (width x height) a source may hold, read from a video's
+        header or an image file's header before anything is decoded (default: 8K, 7680 x
+        4320). A video over it is refused (exit 2); an image of a folder over it is skipped
+        and counted. See docs/limits.md.
+    """
+
+    max_pixels: int = 7680 * 4320
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_pixels <= MAX_FRAME_PIXELS:
+            raise ConfigError(
+                f"frame.max_pixels={self.max_pixels!r} must be in [1, {MAX_FRAME_PIXELS}]"
+            )
+
+
+#: the ceiling of ``frame.max_pixels``: the largest frame a ``vis.frame`` record may describe
+#: (8192 x 4320), so that every record the pipeline writes is one its readers accept
+MAX_FRAME_PIXELS = MAX_RECORD_PIXELS
+#: upper ends of the top-level numbers (docs/limits.md): frames queued per stream, streams
+#: run at once, a frame rate for timestamps, frames between checkpoints
+MAX_QUEUE_SIZE = 256
+MAX_PARALLEL_STREAMS = 64
+MIN_FPS, MAX_FPS = 0.01, 1000.0
+MAX_CHECKPOINT_EVERY = 10**9
+
+
+@dataclasses.dataclass(frozen=True)
 class SourceSpec:
     """One entry of ``sources:``: a URI (file, folder, glob, stream, camera) and its id."""
 
@@ -92,6 +122,7 @@ class PipelineConfig:
     parallel_streams: int = 1
     resume: bool = True
     checkpoint_every: int = 50
+    frame: FrameConfig = FrameConfig()
     detector: DetectorConfig = DetectorConfig()
     keyframes: KeyframeConfig = KeyframeConfig()
     tracker: TrackerConfig = TrackerConfig()
@@ -104,14 +135,18 @@ class PipelineConfig:
     def __post_init__(self) -> None:
         if self.mode not in ("offline", "live"):
             raise ConfigError(f"mode={self.mode!r} must be 'offline' or 'live'")
-        if self.queue_size < 1:
-            raise ConfigError(f"queue_size={self.queue_size!r} must be >= 1")
-        if self.fps <= 0:
-            raise ConfigError(f"fps={self.fps!r} must be > 0")
-        if self.parallel_streams < 1:
-            raise ConfigError(f"parallel_streams={self.parallel_streams!r} must be >= 1")
-        if self.checkpoint_every < 1:
-            raise ConfigError(f"checkpoint_every={self.checkpoint_every!r} must be >= 1")
+        if not 1 <= self.queue_size <= MAX_QUEUE_SIZE:
+            raise ConfigError(f"queue_size={self.queue_size!r} must be in [1, {MAX_QUEUE_SIZE}]")
+        if not MIN_FPS <= self.fps <= MAX_FPS:  # also refuses NaN
+            raise ConfigError(f"fps={self.fps!r} must be in [{MIN_FPS:g}, {MAX_FPS:g}]")
+        if not 1 <= self.parallel_streams <= MAX_PARALLEL_STREAMS:
+            raise ConfigError(
+                f"parallel_streams={self.parallel_streams!r} must be in [1, {MAX_PARALLEL_STREAMS}]"
+            )
+        if not 1 <= self.checkpoint_every <= MAX_CHECKPOINT_EVERY:
+            raise ConfigError(
+                f"checkpoint_every={self.checkpoint_every!r} must be in [1, {MAX_CHECKPOINT_EVERY}]"
+            )
 
 
 def load_config(
@@ -133,7 +168,14 @@ def load_config(
         if "=" not in item:
             raise ConfigError(f"--set {item!r} must look like key.path=value")
         key, raw = item.split("=", 1)
-        set_path(data, key.strip(), yaml.safe_load(raw) if raw.strip() else None)
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except (yaml.YAMLError, ValueError):
+            raise ConfigError(
+                f"--set {key.strip()}: the value is not valid YAML (or an integer of more than "
+                "4300 digits): fix it"
+            ) from None
+        set_path(data, key.strip(), value)
     sources = cli.pop("sources", None)
     if sources:  # --source given on the command line replaces source/sources of the file
         data.pop("sources", None)
@@ -152,11 +194,19 @@ def _read_yaml(path: Path) -> dict:
             f"config file {path} not found: pass --config configs/demo.yaml or a path to your YAML"
         )
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"config file {path} is not UTF-8 text: pass a YAML file (e.g. configs/demo.yaml)"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
         raise ConfigError(f"config file {path}{where} is not valid YAML: fix the syntax") from None
+    except ValueError:  # an integer past Python's 4300-digit conversion limit
+        raise ConfigError(f"config file {path} holds a number too long to read: fix it") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping of settings")
     return data

@@ -16,6 +16,7 @@ from typing import NamedTuple
 import cv2
 
 from streams.live import _live_stream_id, is_live_uri
+from streams.sinks.paths import safe_name
 from streams.sources import IMAGE_SUFFIXES, stream_id_for
 from vis.config import ConfigError
 from vis_pipeline.config import PipelineConfig
@@ -35,6 +36,25 @@ VIDEO_SUFFIXES = {
 }
 
 
+# A stream id names its files (``<id>.jsonl``, ``.state/<id>.ckpt-<frame>.npz.tmp``): at most
+# this many characters, and as many bytes in its file-name form, leaves room for every suffix
+# within the 255 bytes a file name may have (the same limit as a job record's stream id).
+MAX_STREAM_ID = 200
+
+
+def stream_id_problem(stream_id: str) -> str | None:
+    """Why ``stream_id`` cannot name a stream's files (None: it can)."""
+    if not stream_id.strip():
+        return "a stream id must not be empty: pass --stream-id NAME"
+    if max(len(stream_id), len(safe_name(stream_id).encode("utf-8"))) > MAX_STREAM_ID:
+        return (
+            f"stream id {stream_id[:40]!r}... ({len(stream_id)} characters) is longer than "
+            f"{MAX_STREAM_ID} characters (or bytes as a file name): pass a shorter --stream-id "
+            "(or stream_id: in sources:)"
+        )
+    return None
+
+
 class StreamInput(NamedTuple):
     """One stream of a run: where it comes from and its id (None: derived from the uri)."""
 
@@ -46,7 +66,8 @@ def expand_inputs(cfg: PipelineConfig) -> tuple[list[StreamInput], list[str]]:
     """Config sources -> (streams with unique ids, error lines).
 
     Raises:
-        ConfigError: no source is configured.
+        ConfigError: no source is configured, or the one stream's id is unusable (over
+            ``MAX_STREAM_ID``); with several streams such a stream is an error line.
     """
     given: list[StreamInput] = []
     if cfg.source:
@@ -78,7 +99,16 @@ def expand_inputs(cfg: PipelineConfig) -> tuple[list[StreamInput], list[str]]:
             streams += [StreamInput(m, None) for m in matches]
         elif path.is_dir():
             streams += _expand_folder(path, item)
-    return _unique_ids(streams), errors
+    unique = []
+    for item in _unique_ids(streams):
+        problem = stream_id_problem(item.stream_id or "")
+        if problem is None:
+            unique.append(item)
+        elif len(streams) == 1:
+            raise ConfigError(problem)  # the run's one input: nothing else to do
+        else:
+            errors.append(f"{item.uri}: {problem}")
+    return unique, errors
 
 
 def _expand_folder(folder: Path, item: StreamInput) -> list[StreamInput]:

@@ -11,15 +11,24 @@ frame is in the sinks, so a job killed at any moment (SIGKILL included) resumes 
 last one: ``prepare_jsonl`` cuts the JSONL back to that frame and ``OverlayRedraw`` redraws
 the overlay video of the kept frames. Checkpoints and ``.done.json`` markers record a digest
 of the settings that can change a stream's results; another digest is refused, not mixed.
+A checkpoint is checked before anything is used or changed (``check_checkpoint``, shared with
+the workers' Kafka store): its format, a frame index in range and, for a folder, within the
+results the JSONL holds, array references that exist, an arrays file named as the writer
+names it inside ``.state``, plain-data arrays of bounded size; anything else is refused
+(``ResumeError``: one line naming the file and ``--restart``). Each stream's source is
+recorded (``<stream>.source.json``: stream id, path, ``source_identity``), so another source
+or another stream id that sanitises to the same file name is refused, not taken as done.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import json
 import logging
 import os
+import re
 import zipfile
 from pathlib import Path
 from typing import Any, Protocol, TextIO
@@ -46,10 +55,19 @@ SETTINGS_THAT_CANNOT_CHANGE_RESULTS = (
     "checkpoint_every",
     "live",
     "sinks",
+    # limits decide which inputs are refused, not the results of the frames processed; an
+    # output made before a limit existed resumes under it
+    "frame",
 )
 #: version of the checkpoint files (the JSON + npz layout, not the tracker state inside)
 CHECKPOINT_FORMAT = 1
 _ARRAY, _SCALAR = "__array__", "__scalar__"
+#: limits of a checkpoint (docs/limits.md)
+MAX_CHECKPOINT_FRAME = 2**53
+MAX_STATE_BYTES = 1 << 30  # the arrays, uncompressed
+_INT64 = 2**63
+#: bytes of a source file hashed for its fingerprint (at its start and at its end)
+FINGERPRINT_BYTES = 1 << 20
 
 
 class ResumeError(RuntimeError):
@@ -113,16 +131,147 @@ def encode_state(state: Any) -> EncodedState:
 
 
 def decode_state(document: Any, arrays: dict[str, np.ndarray]) -> Any:
-    """Inverse of ``encode_state``."""
+    """Inverse of ``encode_state``.
+
+    Raises:
+        ValueError: a reference to an array that is not there, or an integer that does not
+            fit in 64 bits (what a state holds is checked, never trusted).
+    """
     if isinstance(document, dict):
-        if set(document) == {_ARRAY}:
-            return arrays[document[_ARRAY]]
-        if set(document) == {_SCALAR}:
-            return arrays[document[_SCALAR]][()]
+        if set(document) in ({_ARRAY}, {_SCALAR}):
+            ((tag, name),) = document.items()
+            if not isinstance(name, str) or name not in arrays:
+                raise ValueError(f"{tag} {str(name)[:40]!r} names no array of the checkpoint")
+            return arrays[name] if tag == _ARRAY else arrays[name][()]
         return {k: decode_state(v, arrays) for k, v in document.items()}
     if isinstance(document, list):
         return [decode_state(v, arrays) for v in document]
+    if isinstance(document, int) and not isinstance(document, bool):
+        if not -_INT64 <= document < _INT64:
+            raise ValueError("an integer of the state does not fit in 64 bits")
     return document
+
+
+def arrays_name(stream_id: str, frame_index: int) -> str:
+    """The name of a folder checkpoint's arrays file (inside ``.state``)."""
+    return f"{safe_name(stream_id)}.ckpt-{frame_index}.npz"
+
+
+def check_checkpoint(document: Any, stream_id: str, where: str) -> int:
+    """The one check of a checkpoint document (folder or Kafka), before anything of it is
+    used: format, stream, ``frame_index`` in ``[0, MAX_CHECKPOINT_FRAME]``, a ``state``
+    mapping. Returns the frame index.
+
+    Raises:
+        ResumeError: one line naming ``where`` and what to do.
+    """
+
+    def refuse(why: str) -> ResumeError:
+        return ResumeError(f"checkpoint {where} {why}: pass --restart to redo the stream")
+
+    if not isinstance(document, dict) or not isinstance(document.get("state"), dict):
+        raise refuse("has no state")
+    if document.get("checkpoint_format") != CHECKPOINT_FORMAT:
+        raise refuse(f"is not of checkpoint format {CHECKPOINT_FORMAT}")
+    if document.get("stream_id") != stream_id:
+        raise refuse(f"belongs to stream {str(document.get('stream_id'))[:80]!r}")
+    index = document.get("frame_index")
+    if (
+        not isinstance(index, int)
+        or isinstance(index, bool)
+        or not 0 <= index <= MAX_CHECKPOINT_FRAME
+    ):
+        raise refuse(f"has frame_index {repr(index)[:40]}, not a frame index")
+    return index
+
+
+def load_npz(data: Path | bytes, where: str) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` file or value, refusing pickled content and archives whose
+    arrays hold more than ``MAX_STATE_BYTES`` (checked before any is read).
+
+    Raises:
+        ResumeError: naming ``where`` and ``--restart``.
+    """
+    try:
+        with zipfile.ZipFile(io.BytesIO(data) if isinstance(data, bytes) else data) as archive:
+            total = sum(info.file_size for info in archive.infolist())
+        if total > MAX_STATE_BYTES:
+            raise ValueError(f"{total} bytes of arrays, more than {MAX_STATE_BYTES}")
+        loaded = np.load(io.BytesIO(data) if isinstance(data, bytes) else data, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise ValueError("not an npz archive")
+        with loaded:
+            return {name: loaded[name] for name in loaded.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as exc:
+        raise ResumeError(
+            f"checkpoint arrays {where} cannot be loaded as plain data ({exc}): "
+            "pass --restart to redo the stream"
+        ) from None
+
+
+# -- what a stream was made from ------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class SourceIdentity:
+    """What a stream's output was made from.
+
+    Attributes:
+        path: the source, absolute (informative: a moved file is the same source).
+        fingerprint: ``file:<bytes>:<sha256 of the first and last MiB, 16 hex>`` for a
+            file, ``folder:<files>:<sha256 of the names and sizes, 16 hex>`` for a folder.
+    """
+
+    path: str
+    fingerprint: str
+
+
+def source_identity(uri: str) -> SourceIdentity | None:
+    """The identity of a file or folder source (None for a live source or a missing path,
+    which the source itself reports). Reads at most 2 MiB: cheap on any file."""
+    path = Path(uri)
+    try:
+        if path.is_file():
+            size = path.stat().st_size
+            digest = hashlib.sha256()
+            with open(path, "rb") as fh:
+                digest.update(fh.read(FINGERPRINT_BYTES))
+                if size > 2 * FINGERPRINT_BYTES:
+                    fh.seek(size - FINGERPRINT_BYTES)
+                digest.update(fh.read(FINGERPRINT_BYTES))
+            return SourceIdentity(str(path.resolve()), f"file:{size}:{digest.hexdigest()[:16]}")
+        if path.is_dir():
+            digest = hashlib.sha256()
+            files = sorted(p for p in path.iterdir() if p.is_file())
+            for item in files:
+                digest.update(f"{item.name}\0{item.stat().st_size}\n".encode("utf-8", "replace"))
+            fingerprint = f"folder:{len(files)}:{digest.hexdigest()[:16]}"
+            return SourceIdentity(str(path.resolve()), fingerprint)
+    except OSError:
+        return None
+    return None
+
+
+_FRAME_INDEX = re.compile(rb'"frame_index":(\d+)[,}]')
+
+
+def written_up_to(path: Path, frame_index: int) -> bool:
+    """Whether the JSONL file ``path`` holds complete records up to ``frame_index``: a
+    complete line (read as ``cut_jsonl`` reads) with a frame index at or past it."""
+    if not path.is_file():
+        return False
+    with open(path, "rb") as fh:
+        for line in fh:
+            if not line.endswith(b"\n"):
+                return False  # torn last line
+            found = _FRAME_INDEX.search(line, 0, 4096)  # the record's head, before instances
+            try:
+                index = int(found.group(1)) if found else json.loads(line)["frame_index"]
+            except (ValueError, KeyError, TypeError, RecursionError):
+                return False
+            if not isinstance(index, int) or isinstance(index, bool):
+                return False
+            if index >= frame_index:
+                return True
+    return False
 
 
 # -- files ----------------------------------------------------------------------------------------
@@ -146,11 +295,14 @@ class ResumePoint:
 def _write_atomically(path: Path, write: Any) -> None:
     """``write(binary file)`` into ``path.tmp``, fsync, then rename over ``path``."""
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        write(fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(path)
+    try:
+        with open(tmp, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)  # a failed write (disk full) leaves no temporary
 
 
 class CheckpointStore(Protocol):
@@ -159,7 +311,7 @@ class CheckpointStore(Protocol):
 
     def save(self, stream_id: str, frame_index: int, state: EncodedState) -> None: ...
 
-    def resume_point(self, stream_id: str) -> ResumePoint: ...
+    def resume_point(self, stream_id: str, source: SourceIdentity | None = None) -> ResumePoint: ...
 
     def mark_done(self, stream_id: str, summary: dict) -> None: ...
 
@@ -170,11 +322,18 @@ class ResumeStore:
     Args:
         output_dir: the run's ``output``; state lives in ``<output_dir>/.state``.
         digest: ``config_digest`` of the run.
+        jsonl: the run writes ``<output>/<stream>.jsonl``: a checkpoint must lie within
+            the results it holds.
     """
 
-    def __init__(self, output_dir: str | Path, digest: str) -> None:
-        self.dir = Path(output_dir) / ".state"
+    def __init__(self, output_dir: str | Path, digest: str, *, jsonl: bool = False) -> None:
+        self.output_dir = Path(output_dir)
+        self.dir = self.output_dir / ".state"
         self.digest = digest
+        self.jsonl = jsonl
+
+    def source_path(self, stream_id: str) -> Path:
+        return self.dir / f"{safe_name(stream_id)}.source.json"
 
     def checkpoint_path(self, stream_id: str) -> Path:
         return self.dir / f"{safe_name(stream_id)}.ckpt.json"
@@ -192,7 +351,7 @@ class ResumeStore:
     def save(self, stream_id: str, frame_index: int, state: EncodedState) -> None:
         """Store a stream's state after ``frame_index`` (its results are all delivered)."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        arrays_path = self.dir / f"{safe_name(stream_id)}.ckpt-{frame_index}.npz"
+        arrays_path = self.dir / arrays_name(stream_id, frame_index)
         _write_atomically(arrays_path, lambda fh: np.savez(fh, **state.arrays))
         document = {
             "checkpoint_format": CHECKPOINT_FORMAT,
@@ -208,18 +367,65 @@ class ResumeStore:
             if old != arrays_path:
                 old.unlink(missing_ok=True)
 
-    def resume_point(self, stream_id: str) -> ResumePoint:
+    def resume_point(self, stream_id: str, source: SourceIdentity | None = None) -> ResumePoint:
         """Where ``stream_id`` starts: complete, after its checkpoint, or from the start.
+        Given ``source``, the output must have been made from it (a fresh start records it).
+        Nothing is changed unless the stream can start.
 
         Raises:
-            ResumeError: state of another configuration, or a checkpoint that is not data.
+            ResumeError: state of another configuration, another source or another stream
+                id with the same file name, or a checkpoint that is not valid.
         """
+        recorded = self._recorded_source(stream_id)
+        if recorded is not None and recorded.get("stream_id") != stream_id:
+            other = str(recorded.get("stream_id"))[:80]
+            raise ResumeError(
+                f"stream ids {other!r} and {stream_id!r} both write "
+                f"{self.output_dir / safe_name(stream_id)}.*: give one of them another "
+                "--stream-id (or pass --restart to replace the other's results)"
+            )
         if self.is_done(stream_id):
+            self._check_source(stream_id, recorded, source)
             return ResumePoint(complete=True)
         found = self.load(stream_id)
         if found is None:
+            if source is not None:
+                self._record_source(stream_id, source)
             return ResumePoint()
+        self._check_source(stream_id, recorded, source)
         return ResumePoint(frame_index=found.frame_index, state=found.state)
+
+    def _recorded_source(self, stream_id: str) -> dict | None:
+        path = self.source_path(stream_id)
+        if not path.is_file():
+            return None
+        try:
+            recorded = json.loads(path.read_bytes().decode("utf-8"))
+        except (ValueError, RecursionError):
+            recorded = None
+        if not isinstance(recorded, dict):
+            raise ResumeError(
+                f"{path} is not a source record of this program: pass --restart to redo the stream"
+            )
+        return recorded
+
+    def _check_source(
+        self, stream_id: str, recorded: dict | None, source: SourceIdentity | None
+    ) -> None:
+        if source is None or recorded is None:  # older outputs did not record it
+            return
+        if recorded.get("fingerprint") != source.fingerprint:
+            raise ResumeError(
+                f"{self.output_dir} holds results of stream {stream_id!r} made from "
+                f"{str(recorded.get('path'))[:200]!r}, not {source.path!r}: pass --restart to "
+                "redo it from this source, or another --stream-id"
+            )
+
+    def _record_source(self, stream_id: str, source: SourceIdentity) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        doc = {"stream_id": stream_id, **dataclasses.asdict(source)}
+        text = json.dumps(doc).encode("utf-8")
+        _write_atomically(self.source_path(stream_id), lambda fh: fh.write(text))
 
     def load(self, stream_id: str) -> Checkpoint | None:
         """The stream's checkpoint, or None.
@@ -240,7 +446,7 @@ class ResumeStore:
             document = json.loads(path.read_bytes().decode("utf-8"))
             if not isinstance(document, dict) or "state" not in document:
                 raise ValueError("no state")
-        except ValueError:
+        except (ValueError, RecursionError):
             raise ResumeError(
                 f"checkpoint {path} is not a JSON checkpoint of this program (a "
                 "pickle?) and is not loaded: pass --restart to redo the stream"
@@ -250,8 +456,28 @@ class ResumeStore:
                 f"{self.dir.parent} holds a partial run of {stream_id} made with a "
                 "different config: pass --restart or another --output"
             )
-        arrays = _load_arrays(self.dir / str(document.get("arrays")))
-        return Checkpoint(int(document["frame_index"]), decode_state(document["state"], arrays))
+        frame_index = check_checkpoint(document, stream_id, str(path))
+        name = arrays_name(stream_id, frame_index)
+        if document.get("arrays") != name:
+            raise ResumeError(
+                f"checkpoint {path} names arrays {str(document.get('arrays'))[:80]!r}, not "
+                f"{name!r} in {self.dir}: pass --restart to redo the stream"
+            )
+        if self.jsonl and not written_up_to(self.output_dir / f"{safe_name(stream_id)}.jsonl",
+                                            frame_index):  # fmt: skip
+            raise ResumeError(
+                f"checkpoint {path} is after frame {frame_index}, but "
+                f"{jsonl_path(self.output_dir, stream_id)} does not hold the results up to it: "
+                "pass --restart to redo the stream"
+            )
+        arrays = load_npz(self.dir / name, str(self.dir / name))
+        try:
+            state = decode_state(document["state"], arrays)
+        except (ValueError, RecursionError) as exc:
+            raise ResumeError(
+                f"checkpoint {path} cannot be restored ({exc}): pass --restart to redo the stream"
+            ) from None
+        return Checkpoint(frame_index, state)
 
     def mark_done(self, stream_id: str, summary: dict) -> None:
         """Record that the stream is complete (its checkpoint is no longer needed)."""
@@ -281,9 +507,10 @@ class ResumeStore:
         return True
 
     def clear(self, stream_id: str) -> None:
-        """Forget the stream's checkpoint and finished marker (``--restart``)."""
+        """Forget the stream's checkpoint, finished marker and source (``--restart``)."""
         self._remove_checkpoint(stream_id)
         self.done_path(stream_id).unlink(missing_ok=True)
+        self.source_path(stream_id).unlink(missing_ok=True)
 
     def _remove_checkpoint(self, stream_id: str) -> None:
         self.checkpoint_path(stream_id).unlink(missing_ok=True)
@@ -292,19 +519,17 @@ class ResumeStore:
             path.unlink(missing_ok=True)
 
 
-def _load_arrays(path: Path) -> dict[str, np.ndarray]:
-    """Every array of an ``.npz`` file, refusing pickled content."""
-    try:
-        loaded = np.load(path, allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):
-            raise ValueError("not an npz archive")
-        with loaded:
-            return {name: loaded[name] for name in loaded.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise ResumeError(
-            f"checkpoint arrays {path} cannot be loaded as plain data ({exc}): "
-            "pass --restart to redo the stream"
-        ) from None
+def check_file_names(stream_ids: list[str]) -> None:
+    """``ResumeError`` if two of a run's stream ids name the same files (``cam/a/b`` and
+    ``cam_a_b`` both write ``cam_a_b.*``): one would overwrite the other's results."""
+    seen: dict[str, str] = {}
+    for stream_id in stream_ids:
+        other = seen.setdefault(safe_name(stream_id), stream_id)
+        if other != stream_id:
+            raise ResumeError(
+                f"stream ids {other!r} and {stream_id!r} both write "
+                f"{safe_name(stream_id)}.*: give one of them another --stream-id"
+            )
 
 
 def open_store(cfg: PipelineConfig, stream_ids: list[str], *, restart: bool) -> ResumeStore | None:
@@ -312,7 +537,7 @@ def open_store(cfg: PipelineConfig, stream_ids: list[str], *, restart: bool) -> 
     state of ``stream_ids`` first."""
     if not cfg.resume:
         return None
-    store = ResumeStore(cfg.output, config_digest(cfg))
+    store = ResumeStore(cfg.output, config_digest(cfg), jsonl=cfg.sinks.jsonl)
     if restart:
         for stream_id in stream_ids:
             store.clear(stream_id)
@@ -329,7 +554,7 @@ def restore(processor: StreamProcessor, point: ResumePoint, stream_id: str) -> N
         return
     try:
         processor.load_state_dict(point.state)
-    except (ValueError, KeyError, TypeError, IndexError) as exc:
+    except (ValueError, KeyError, TypeError, IndexError, OverflowError, AttributeError) as exc:
         raise ResumeError(
             f"the checkpoint of {stream_id} cannot be restored ({exc}): pass "
             "--restart to redo the stream"
@@ -354,8 +579,11 @@ def cut_jsonl(path: Path, last_frame: int) -> list[str]:
                 break
             kept.append(line)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(kept), encoding="utf-8")
-    tmp.replace(path)
+    try:
+        tmp.write_text("".join(kept), encoding="utf-8")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return kept
 
 

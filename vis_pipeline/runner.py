@@ -36,7 +36,13 @@ from vis.detection.precision import cpu_features
 from vis_pipeline.config import PipelineConfig
 from vis_pipeline.inputs import StreamInput, declared_frames, expand_inputs
 from vis_pipeline.progress import ProgressBars
-from vis_pipeline.resume import CheckpointStore, OverlayRedraw, ResumeError, open_store
+from vis_pipeline.resume import (
+    CheckpointStore,
+    OverlayRedraw,
+    ResumeError,
+    check_file_names,
+    open_store,
+)
 from vis_pipeline.scheduler import Scheduler
 from vis_pipeline.stream_run import RunContext, StreamRun
 from vis_pipeline.summary import EXIT_INPUT, EXIT_SINK, RunSummary
@@ -67,14 +73,20 @@ def run(
     """
     stop = stop or threading.Event()
     inputs, errors = expand_inputs(cfg)
+    check_file_names([item.stream_id for item in inputs])  # one stream per file name
+    out_dir = Path(cfg.output)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a regular file on the way, no permission, a name too long
+        raise ConfigError(
+            f"output {cfg.output} cannot be a folder ({exc.strerror}): pass another --output"
+        ) from None
     detector = build_detector(cfg.detector)
     try:
         cfg.analytics.check_classes(detector.labels)
     except ConfigError:
         detector.close()
         raise
-    out_dir = Path(cfg.output)
-    out_dir.mkdir(parents=True, exist_ok=True)
     summary = RunSummary(
         failed_inputs=list(errors),
         detector={
@@ -146,7 +158,11 @@ def run(
     summary.seconds = time.perf_counter() - started
     summary.sink_seconds = writer.timer.seconds.get("sink", 0.0)
     summary.detector_calls = scheduler.detector_calls
+    summary.detections_skipped = detector.malformed
     summary.streams = [stream.summary() for stream in scheduler.finished]
+    for record in summary.streams:  # what reached the sinks, not what was processed
+        record["written_frames"] = writer.delivered.get(record["stream_id"], 0)
+        record["unwritten_frames"] = writer.undelivered.get(record["stream_id"], 0)
     for sink in sinks:
         stats = sink.stats()
         if stats:

@@ -81,7 +81,9 @@ class StreamRun:
         self.live = is_live_uri(self.uri)
         point = resume.ResumePoint()
         if context.store is not None and not self.live:
-            point = context.store.resume_point(stream_input.stream_id)
+            point = context.store.resume_point(
+                stream_input.stream_id, source=resume.source_identity(self.uri)
+            )
         self.complete = point.complete
         self.resume_from = point.frame_index
         self.delivered = point.frame_index  # the last frame whose result went to the writer
@@ -97,7 +99,12 @@ class StreamRun:
                 self.uri, stream_id=stream_input.stream_id, config=cfg.live, stop=self.stop
             )
         else:
-            self.source = open_source(self.uri, stream_id=stream_input.stream_id, fps=cfg.fps)
+            self.source = open_source(
+                self.uri,
+                stream_id=stream_input.stream_id,
+                fps=cfg.fps,
+                max_pixels=cfg.frame.max_pixels,
+            )
         self.stream_id: str = self.source.stream_id
         self.analytics = self._analytics(cfg, point)
         if cfg.sinks.jsonl:  # a fresh start empties the file; a resume keeps what it resumes from

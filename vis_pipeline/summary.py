@@ -1,8 +1,10 @@
 """The run summary: what was processed, how fast, what failed, and the exit code.
 
 Contract: ``RunSummary`` collects per-stream summaries (the dicts of
-``StreamRun.summary``) and run-wide counters; ``render()`` is the text the CLI prints and
-``to_json()`` the ``--summary-json`` document.
+``StreamRun.summary``, with ``written_frames`` and ``unwritten_frames``: results that
+reached every sink and those that did not) and run-wide counters (``sink_stats``: each
+sink's own count of what it delivered and what failed); ``render()`` is the text the CLI
+prints and ``to_json()`` the ``--summary-json`` document.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ class RunSummary:
     seconds: float = 0.0
     sink_seconds: float = 0.0
     detector_calls: int = 0
+    #: detection records the detector skipped (a precomputed file's malformed records)
+    detections_skipped: int = 0
     sink_stats: dict[str, Any] = dataclasses.field(default_factory=dict)
     outputs: list[str] = dataclasses.field(default_factory=list)
     # what ran the network and at which precision (asked and reported by the engine), and
@@ -37,12 +41,19 @@ class RunSummary:
         return sum(s["frames"] for s in self.streams)
 
     @property
+    def unwritten(self) -> int:
+        """Results processed but not delivered to every sink (a sink failed)."""
+        return sum(s.get("unwritten_frames", 0) for s in self.streams)
+
+    @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
     def to_json(self) -> dict:
         d = dataclasses.asdict(self)
         d["frames"] = self.frames
+        d["written_frames"] = sum(s.get("written_frames", 0) for s in self.streams)
+        d["unwritten_frames"] = self.unwritten
         d["keyframes"] = sum(s["keyframes"] for s in self.streams)
         d["fps"] = round(self.fps, 3)
         stages: dict[str, float] = {}
@@ -63,13 +74,21 @@ class RunSummary:
             f"{self.detector_calls}; sinks {self.sink_seconds / max(self.frames, 1) * 1000:.1f} "
             f"ms/frame; {len(self.skipped_complete)} already complete; "
             f"{len(self.failed_inputs)} failed"
+            + (f"; {self.unwritten} frames NOT written (a sink failed)" if self.unwritten else "")
+            + (
+                f"; {self.detections_skipped} detection records skipped (malformed or over a "
+                "limit, each logged)"
+                if self.detections_skipped
+                else ""
+            )
         )
         if self.detector:
             lines.append(precision_line(self.detector, self.cpu))
         for failure in self.failed_inputs:
             lines.append(f"  failed: {failure}")
         for name, stats in self.sink_stats.items():
-            lines.append(f"  sink {name}: {stats}")
+            counts = ", ".join(f"{key} {value}" for key, value in stats.items())
+            lines.append(f"  sink {name}: {counts}")
         for output in self.outputs:
             lines.append(f"  wrote {output}")
         return "\n".join(lines)
@@ -97,6 +116,11 @@ def _render_stream(s: dict) -> list[str]:
         f"  frames {s['frames']}  keyframes {s['keyframes']}  tracks {s['tracks']}  "
         f"corrupt skipped {s['corrupt_frames']}"
         f"{'  TRUNCATED' if s['truncated'] else ''}{extra}",
+        *(
+            [f"  written {s.get('written_frames', 0)}  NOT written {s['unwritten_frames']}"]
+            if s.get("unwritten_frames")
+            else []
+        ),
         f"  time {s['seconds']:.1f} s  fps {s['fps']:.2f}  latency p50 "
         f"{s['latency_ms_p50']:.0f} ms  p99 {s['latency_ms_p99']:.0f} ms",
     ]

@@ -4,7 +4,8 @@ Contract: ``Writer.put(msg)`` queues a typed message (``messages.py``) on a boun
 waiting while it is full (False once the run stopped); ``finish()`` sends ``STOP`` and joins
 the thread; ``close_sinks()`` closes every sink (each flushes). When a sink fails, the error
 is kept in ``errors``, ``stop`` is set and later messages are drained unhandled, so the
-processing loop never blocks on a dead writer.
+processing loop never blocks on a dead writer. ``delivered`` and ``undelivered`` count, per
+stream, the results that reached every sink and those that did not.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 import queue
 import threading
 
-from streams.sinks import Sink
+from streams.sinks import Sink, SinkError
 from vis.pipeline import StageTimer
 from vis_pipeline.messages import (
     STOP,
@@ -55,6 +56,10 @@ class Writer:
         self.queue: queue.Queue[WriterMsg] = queue.Queue(maxsize=queue_size)
         self.timer = StageTimer()
         self.errors: list[BaseException] = []
+        # per stream: results that reached every sink, and results that did not (a sink
+        # failed on them, or they were drained or refused after a failure)
+        self.delivered: dict[str, int] = {}
+        self.undelivered: dict[str, int] = {}
         self.thread = threading.Thread(target=self._run, name="writer", daemon=True)
 
     def start(self) -> None:
@@ -70,6 +75,7 @@ class Writer:
                 return True
             except queue.Full:
                 if self.stop.is_set() and not after_stop:
+                    self._count(msg, self.undelivered)
                     return False
 
     def finish(self) -> None:
@@ -93,17 +99,29 @@ class Writer:
                 if msg is STOP:
                     break
                 if failed:
+                    self._count(msg, self.undelivered)
                     continue  # drain so the processing loop never blocks
                 try:
                     with self.timer("sink"):
                         self._handle(msg)
                 except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+                    self._count(msg, self.undelivered)
                     self.errors.append(exc)
                     failed = True
                     self.stop.set()
+                else:
+                    self._count(msg, self.delivered)
         finally:
             if self.redraw is not None:
                 self.redraw.close()
+
+    def _state_dir(self) -> str:
+        return str(getattr(self.store, "dir", "its state folder"))
+
+    @staticmethod
+    def _count(msg: WriterMsg, counts: dict[str, int]) -> None:
+        if isinstance(msg, ResultMsg):
+            counts[msg.result.stream_id] = counts.get(msg.result.stream_id, 0) + 1
 
     def _handle(self, msg: WriterMsg) -> None:
         if isinstance(msg, ResultMsg):
@@ -118,7 +136,13 @@ class Writer:
             if self.store is not None:
                 for sink in self.sinks:  # a checkpoint promises everything before it is out
                     sink.flush()
-                self.store.save(msg.stream_id, msg.frame_index, msg.state)
+                try:
+                    self.store.save(msg.stream_id, msg.frame_index, msg.state)
+                except OSError as exc:  # disk full: the run stops, exit code 3
+                    raise SinkError(
+                        f"cannot write the checkpoint of {msg.stream_id} to "
+                        f"{exc.filename or self._state_dir()}: {exc.strerror}"
+                    ) from exc
         elif isinstance(msg, StreamDoneMsg):
             for sink in self.sinks:
                 if msg.events:
@@ -127,6 +151,12 @@ class Writer:
             if self.redraw is not None:
                 self.redraw.end_stream(msg.stream_id)
             if self.store is not None and msg.summary is not None:
-                self.store.mark_done(msg.stream_id, msg.summary)
+                try:
+                    self.store.mark_done(msg.stream_id, msg.summary)
+                except OSError as exc:
+                    raise SinkError(
+                        f"cannot mark {msg.stream_id} finished in "
+                        f"{exc.filename or self._state_dir()}: {exc.strerror}"
+                    ) from exc
         else:
             raise TypeError(f"the writer got an unknown message {type(msg).__name__}")

@@ -307,7 +307,9 @@ def read_image(sample: Sample) -> np.ndarray:
 def load_target(
     sample: Sample, labels: Sequence[str]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Decode one sample for training (crowd regions and empty masks dropped).
+    """Decode one sample for training (crowd regions and empty masks dropped). A sample with
+    no instance left (a hard negative: every detection a reviewer rejected) is valid: its
+    masks, boxes and class ids are empty and the whole image is background.
 
     Returns:
         image (H, W, 3) uint8 RGB, masks (N, H, W) uint8, boxes (N, 4) float32 xyxy from the
@@ -321,7 +323,7 @@ def load_target(
         if inst
         else np.zeros((0, h, w), np.uint8)
     )
-    keep = masks.reshape(len(masks), -1).any(axis=1)
+    keep = masks.any(axis=(1, 2))
     masks = masks[keep]
     class_ids = np.array([labels.index(i.label) + 1 for i in inst], np.int64)[keep]
     boxes = np.zeros((len(masks), 4), np.float32)

@@ -4,8 +4,10 @@ Contract: ``FrameReader(topic, bootstrap_servers=...).frames()`` yields one ``Co
 per frame, in partition order (so in order per stream), with split frames
 (``part``/``parts``) put back together and, by default, repeated (stream_id, frame_index)
 pairs skipped (``FrameAssembler``, in ``records``). Malformed records (not JSON, wrong
-schema, bad RLE) are counted and skipped, never raised. Masks are decoded only when
-``ConsumedFrame.result()`` asks for them. ``EventReader(topic, ...).events()`` yields the
+schema, bad RLE, a field out of range or over a limit of ``vis.schema.validate_record``)
+are counted and skipped, never raised, so ``ConsumedFrame.result()`` decodes every frame
+it yields within bounded memory. Masks are decoded only when ``ConsumedFrame.result()``
+asks for them. ``EventReader(topic, ...).events()`` yields the
 ``vis.event/1`` analytics events of an events topic the same way (checked, de-duplicated,
 in order per stream). The CLI is ``python -m streams.kafka``.
 """
@@ -56,7 +58,12 @@ class ConsumedFrame:
         return self.record["frame_index"]
 
     def result(self, with_masks: bool = True) -> FrameResult:
-        """The ``FrameResult``; masks are decoded now (cached) unless ``with_masks=False``."""
+        """The ``FrameResult``; masks are decoded now (cached) unless ``with_masks=False``.
+
+        Raises:
+            SchemaError: only for a frame read with ``validate_masks=False`` whose masks do
+                not decode (the reader checked everything else).
+        """
         if not with_masks:
             return decode_record(self.record, with_masks=False)
         if self._result is None:

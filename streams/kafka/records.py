@@ -5,7 +5,9 @@ most ``budget`` bytes (one value if it fits; else the instances split over ``par
 records; an instance too large even alone gets a coarsened mask, ``mask_coarsened``);
 ``FrameAssembler.add(value)`` reads values back: parses and validates them, joins the parts
 of a split frame into exactly the original record, drops repeated (stream_id, frame_index)
-pairs and counts what is malformed, never raising. Pure logic, no I/O.
+pairs and counts what is malformed, never raising: a record, and a split frame once joined,
+must pass ``vis.schema.validate_record`` (its limits included); split frames waiting for
+parts and the streams counted one by one are bounded. Pure logic, no I/O.
 """
 
 from __future__ import annotations
@@ -20,7 +22,14 @@ import numpy as np
 from streams.kafka.tracks import tracked_instances
 from vis.ops.masks import BoxMask
 from vis.ops.rle import encode_box, encode_box_as_full, is_box_relative
-from vis.schema import SchemaError, dumps_json, instance_mask, validate_record
+from vis.schema import (
+    MAX_INSTANCES,
+    SchemaError,
+    dumps_json,
+    instance_mask,
+    instance_masks,
+    validate_record,
+)
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +38,10 @@ CONTENT_TYPE = "application/json"
 RECORD_OVERHEAD = 1024
 #: the stream id counted for a malformed record without a readable key.
 UNKNOWN_STREAM = "?"
+#: split frames waiting for their other parts; past it the oldest is dropped (malformed)
+MAX_PENDING_SPLITS = 256
+#: streams counted one by one; malformed records of further keys count under ``UNKNOWN_STREAM``
+MAX_COUNTED_STREAMS = 10_000
 
 
 def headers(schema: str) -> list[tuple[str, bytes]]:
@@ -171,17 +184,22 @@ class FrameAssembler:
             c = self.streams[stream_id] = StreamCounts()
         return c
 
+    def _malformed(self, exc: BaseException, key: bytes | None) -> None:
+        self.malformed += 1
+        self.last_error = str(exc)
+        sid = key.decode("utf-8", "replace")[:200] if key else UNKNOWN_STREAM
+        if sid not in self.streams and len(self.streams) >= MAX_COUNTED_STREAMS:
+            sid = UNKNOWN_STREAM  # a flood of made-up keys does not grow the counts
+        self._counts(sid).malformed += 1
+        log.debug("malformed record (key %r): %s", sid, exc)
+
     def add(self, value: bytes | str | None, key: bytes | None = None) -> dict[str, Any] | None:
         """One record value -> the complete frame dict it finishes, or None."""
         self.records += 1
         try:
             rec = self._parse(value)
         except Exception as exc:  # noqa: BLE001 - any unreadable record is counted, not fatal
-            self.malformed += 1
-            self.last_error = str(exc)
-            sid = key.decode("utf-8", "replace") if key else UNKNOWN_STREAM
-            self._counts(sid).malformed += 1
-            log.debug("malformed record (key %r): %s", sid, exc)
+            self._malformed(exc, key)
             return None
         sid, fi = rec["stream_id"], rec["frame_index"]
         if self.dedup and fi in self._seen.get(sid, ()):
@@ -189,7 +207,11 @@ class FrameAssembler:
             self._counts(sid).duplicates += 1
             return None
         if "parts" in rec:
-            rec = self._join(rec)
+            try:
+                rec = self._join(rec)
+            except SchemaError as exc:  # the joined frame is over a limit
+                self._malformed(exc, key)
+                return None
             if rec is None:
                 return None
         if self.dedup:
@@ -215,24 +237,28 @@ class FrameAssembler:
                 not isinstance(part, int)
                 or not isinstance(parts, int)
                 or isinstance(part, bool)
-                or not 0 <= part < parts
+                or not 0 <= part < parts <= MAX_INSTANCES
             ):
                 raise SchemaError(f"bad part {part!r} of {parts!r}")
-        for inst in rec["instances"]:
-            if not isinstance(inst.get("track_id", -1), int):
-                raise SchemaError("track_id is not an integer")
-            if self.validate_masks:
-                instance_mask(inst["mask"], (rec["height"], rec["width"]))
+        if self.validate_masks:  # decoded once to reject bad ones, then dropped
+            instance_masks(rec["instances"], (rec["height"], rec["width"]), keep=False)
         return rec
 
     def _join(self, rec: dict[str, Any]) -> dict[str, Any] | None:
         key = (rec["stream_id"], rec["frame_index"])
-        got = self._parts.setdefault(key, {})
+        got = self._parts.get(key)
+        if got is None:
+            if len(self._parts) >= MAX_PENDING_SPLITS:  # the oldest will not be completed
+                del self._parts[next(iter(self._parts))]
+                self._malformed(SchemaError("split frame never completed"), None)
+            got = self._parts[key] = {}
         got[rec["part"]] = rec
         if len(got) < rec["parts"]:
             return None
         del self._parts[key]
-        ordered = [got[i] for i in range(rec["parts"])]
+        ordered = [got.get(i) for i in range(rec["parts"])]
+        if any(p is None or p["parts"] != rec["parts"] for p in ordered):
+            raise SchemaError("the parts of a split frame disagree on their number")
         head = {k: v for k, v in ordered[0].items() if k not in ("part", "parts", "instances")}
         head["instances"] = [inst for p in ordered for inst in p["instances"]]
-        return head
+        return validate_record(head)

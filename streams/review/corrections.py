@@ -4,9 +4,10 @@ Contract: a ``Corrections`` names the run it belongs to (``RunIdentity``: stream
 count and span, and a fingerprint of the tracks' spans) and lists ``Decision``s in the
 order they were made, each about one track, whole or a frame range; ``resolve`` gives the
 decision that applies to one instance (the latest one covering its frame), and
-``load_corrections`` refuses a file that is malformed or, given the run, belongs to another
-run or names tracks, frames or labels the run does not have (``CorrectionsError`` naming
-the file and the fix).
+``parse_corrections`` is the one check of a document (types, ranges, lengths, counts),
+shared by ``save_corrections`` and ``load_corrections``, which refuses a file that is
+malformed or, given the run, belongs to another run or names tracks, frames or labels the
+run does not have (``CorrectionsError`` naming the file and the fix).
 
     run = RunRecords.open("out/demo/sample.jsonl")
     corr = load_corrections("sample.corrections.json", run)
@@ -18,14 +19,19 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from streams.exports.records import RunRecords
+from vis.schema import MAX_ID_CHARS, MAX_INDEX, MAX_LABEL_CHARS
 
 SCHEMA = "vis.corrections/1"
 DECISIONS = ("accept", "reject", "wrong_class")
+#: limits of a corrections file (docs/limits.md)
+MAX_DECISIONS = 100_000
+MAX_CORRECTIONS_BYTES = 64 * 1024 * 1024
 
 
 class CorrectionsError(ValueError):
@@ -151,16 +157,22 @@ def parse_decision(item: Any, where: str) -> Decision:
     if not isinstance(item, dict):
         raise CorrectionsError(f"{where}: a decision must be an object, got {item!r}")
     tid, kind = item.get("track_id"), item.get("decision")
-    if not isinstance(tid, int) or isinstance(tid, bool):
-        raise CorrectionsError(f"{where}: track_id must be an integer, got {tid!r}")
-    if kind not in DECISIONS:
+    if not _is_index(tid):
         raise CorrectionsError(
-            f"{where}: unknown decision {kind!r} for track {tid}; use one of {', '.join(DECISIONS)}"
+            f"{where}: track_id must be an integer in [0, {MAX_INDEX}], got {repr(tid)[:40]}"
+        )
+    if not isinstance(kind, str) or kind not in DECISIONS:
+        raise CorrectionsError(
+            f"{where}: unknown decision {str(kind)[:40]!r} for track {tid}; use one of "
+            f"{', '.join(DECISIONS)}"
         )
     label = item.get("label")
-    if kind == "wrong_class" and (not isinstance(label, str) or not label):
+    if kind == "wrong_class" and (
+        not isinstance(label, str) or not label or len(label) > MAX_LABEL_CHARS
+    ):
         raise CorrectionsError(
-            f"{where}: wrong_class for track {tid} without a label; give the right class"
+            f"{where}: wrong_class for track {tid} without a label (of at most "
+            f"{MAX_LABEL_CHARS} characters); give the right class"
         )
     if kind != "wrong_class" and label is not None:
         raise CorrectionsError(
@@ -170,12 +182,12 @@ def parse_decision(item: Any, where: str) -> Decision:
     if frames is not None:
         ok = (
             isinstance(frames, list) and len(frames) == 2
-            and all(isinstance(f, int) and not isinstance(f, bool) and f >= 0 for f in frames)
+            and all(_is_index(f) for f in frames)
             and frames[0] <= frames[1]
         )  # fmt: skip
         if not ok:
             raise CorrectionsError(
-                f"{where}: frames {frames!r} of track {tid} must be [start, stop] with "
+                f"{where}: frames {repr(frames)[:80]} of track {tid} must be [start, stop] with "
                 "0 <= start <= stop (inclusive), or absent for the whole track"
             )
         frames = (frames[0], frames[1])
@@ -209,6 +221,10 @@ def _ids(run: RunRecords) -> str:
     return ", ".join(map(str, ids[:20])) + (", ..." if len(ids) > 20 else "")
 
 
+def _is_index(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_INDEX
+
+
 def _identity(raw: Any, where: str) -> RunIdentity:
     fields = [f.name for f in dataclasses.fields(RunIdentity)]
     if not isinstance(raw, dict) or any(k not in raw for k in fields):
@@ -216,13 +232,22 @@ def _identity(raw: Any, where: str) -> RunIdentity:
             f"{where}: 'run' must be an object with {', '.join(fields)}; save the corrections "
             "again from the review page or vis-pipeline corrections"
         )
-    try:
-        return RunIdentity(
-            str(raw["stream_id"]), int(raw["frames"]), int(raw["first_frame"]),
-            int(raw["last_frame"]), str(raw["tracks_fingerprint"]),
-        )  # fmt: skip
-    except (TypeError, ValueError):
-        raise CorrectionsError(f"{where}: 'run' has a field of the wrong type: {raw!r}") from None
+    ok = (
+        isinstance(raw["stream_id"], str) and len(raw["stream_id"]) <= MAX_ID_CHARS
+        and isinstance(raw["tracks_fingerprint"], str)
+        and re.fullmatch(r"[0-9a-f]{16}", raw["tracks_fingerprint"]) is not None
+        and all(_is_index(raw[k]) for k in ("frames", "first_frame", "last_frame"))
+        and raw["frames"] >= 1
+    )  # fmt: skip
+    if not ok:
+        raise CorrectionsError(
+            f"{where}: 'run' has a field of the wrong type or out of range: {str(raw)[:200]}; "
+            "save the corrections again from the review page or vis-pipeline corrections"
+        )
+    return RunIdentity(
+        raw["stream_id"], raw["frames"], raw["first_frame"], raw["last_frame"],
+        raw["tracks_fingerprint"],
+    )  # fmt: skip
 
 
 def load_corrections(path: str | Path, run: RunRecords | str | Path | None = None) -> Corrections:
@@ -232,28 +257,49 @@ def load_corrections(path: str | Path, run: RunRecords | str | Path | None = Non
     run JSONL)."""
     path = Path(path)
     try:
+        if path.stat().st_size > MAX_CORRECTIONS_BYTES:
+            raise CorrectionsError(
+                f"corrections file {path} is larger than {MAX_CORRECTIONS_BYTES} bytes; give "
+                "the file the review page saved or vis-pipeline corrections wrote"
+            )
         raw = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise CorrectionsError(
             f"cannot read corrections file {path}: {exc.strerror}; give the file the review "
             "page saved or vis-pipeline corrections wrote"
         ) from None
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise CorrectionsError(f"corrections file {path} is not JSON ({exc})") from None
+    where = f"corrections file {path}"
+    return _checked(raw, where, path, run)
+
+
+def parse_corrections(raw: Any, where: str = "corrections") -> Corrections:
+    """The one check of a ``vis.corrections/1`` document (types, ranges, lengths, the number
+    of decisions), without a run; ``CorrectionsError`` naming ``where``."""
     if not isinstance(raw, dict) or raw.get("schema") != SCHEMA:
         got = raw.get("schema") if isinstance(raw, dict) else type(raw).__name__
         raise CorrectionsError(
-            f"corrections file {path}: schema {got!r}, expected {SCHEMA!r}; give a file the "
+            f"{where}: schema {str(got)[:40]!r}, expected {SCHEMA!r}; give a file the "
             "review page saved or vis-pipeline corrections wrote"
         )
-    where = f"corrections file {path}"
     identity = _identity(raw.get("run"), where)
     items = raw.get("decisions")
-    if not isinstance(items, list):
-        raise CorrectionsError(f"{where}: 'decisions' must be a list")
+    if not isinstance(items, list) or len(items) > MAX_DECISIONS:
+        raise CorrectionsError(f"{where}: 'decisions' must be a list of at most {MAX_DECISIONS}")
     decisions = [parse_decision(d, f"{where} decision {i}") for i, d in enumerate(items)]
-    reviewer = raw.get("reviewer")
-    corr = Corrections(identity, decisions, str(raw.get("created", "")), reviewer or None)
+    reviewer, created = raw.get("reviewer"), raw.get("created", "")
+    for key, value in (("reviewer", reviewer), ("created", created)):
+        if key in raw and (not isinstance(value, str) or len(value) > MAX_LABEL_CHARS):
+            raise CorrectionsError(
+                f"{where}: {key!r} must be a string of at most {MAX_LABEL_CHARS} characters"
+            )
+    return Corrections(identity, decisions, created or "", reviewer or None)
+
+
+def _checked(raw: Any, where: str, path: Path, run: RunRecords | str | Path | None) -> Corrections:
+    corr = parse_corrections(raw, where)
+    identity, decisions = corr.run, corr.decisions
     if run is not None:
         run = run if isinstance(run, RunRecords) else RunRecords.open(run)
         expected = run_identity(run)
@@ -269,7 +315,10 @@ def load_corrections(path: str | Path, run: RunRecords | str | Path | None = Non
 
 
 def save_corrections(corrections: Corrections, path: str | Path) -> Path:
-    """Write ``corrections`` as ``vis.corrections/1`` JSON."""
+    """Write ``corrections`` as ``vis.corrections/1`` JSON (checked as a reader checks it:
+    ``CorrectionsError`` before anything is written)."""
     path = Path(path)
-    path.write_text(json.dumps(corrections.to_json(), indent=2) + "\n", encoding="utf-8")
+    doc = corrections.to_json()
+    parse_corrections(doc, f"corrections for {path}")
+    path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     return path

@@ -1,7 +1,7 @@
 """``EventsJsonlSink``: ``<output>/<stream_id>.events.jsonl``, one ``vis.event/1`` line per event.
 
 Contract: events arrive through ``write_events`` in the order of the frames that caused
-them; every line is flushed when written (a killed run keeps every event it wrote); frames
+them; every line is written whole or cut back (a killed run keeps every event it wrote); frames
 themselves are ignored. A stream's file is opened at its first event (truncated, or appended
 to with ``resume``: the runner cuts it back to the resume point first); a write that fails
 raises ``SinkError`` naming the file.
@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 
-from streams.sinks.base import SinkError
 from streams.sinks.jsonl import LineFilesSink
 from streams.sinks.paths import events_path
 from vis.analytics import Event
@@ -31,7 +30,6 @@ class EventsJsonlSink(LineFilesSink):
 
     def __init__(self, output_dir: str | Path, *, resume: bool = False) -> None:
         super().__init__(output_dir, resume=resume)
-        self._count = 0
 
     def path_for(self, stream_id: str) -> Path:
         return events_path(self.output_dir, stream_id)
@@ -41,14 +39,9 @@ class EventsJsonlSink(LineFilesSink):
 
     def write_events(self, events: Sequence[Event]) -> None:
         for event in events:
-            f = self._file(event.stream_id)
-            try:
-                f.write(json.dumps(event.to_dict(), separators=(",", ":")) + "\n")
-                f.flush()
-            except OSError as exc:
-                path = self.path_for(event.stream_id)
-                raise SinkError(f"cannot write {path}: {exc.strerror}") from exc
-            self._count += 1
+            line = json.dumps(event.to_dict(), separators=(",", ":")) + "\n"
+            self._write_line(event.stream_id, line.encode("utf-8"))
 
     def stats(self) -> dict[str, Any]:
-        return {"events": self._count}
+        failed = {"failed": self.failed} if self.failed else {}
+        return {"events": self.delivered, **failed}

@@ -552,3 +552,26 @@ def test_the_older_command_forms_still_work():
     assert "subcommands" in script.stdout
     kafka = cli("-m", "streams.kafka", "--help")
     assert kafka.returncode == 0 and kafka.stdout.startswith("usage: python -m streams.kafka")
+
+
+def test_skipped_detection_records_are_counted_in_the_summary(small_video, tmp_path, capsys):
+    """Rows of a det.txt that are not finite numbers are skipped one by one, each logged, and
+    the run's summary says how many: a run that lost input never reads as a clean one."""
+    video, gt = small_video
+    boxes = _box_rows(gt)
+    good = "".join(
+        f"{f + 1},-1,{b[0]},{b[1]},{b[2] - b[0]},{b[3] - b[1]},0.9,-1,-1,-1\n"
+        for f, rows in boxes.items()
+        for _, b in rows
+    )
+    bad = "1,-1,nan,0,10,10,0.9\n2,-1,0,0,inf,10,0.9\n3,-1,1e30,0,10,10,0.9\n"
+    dets = tmp_path / "det.txt"
+    # the bad rows sit at frames 1-3, in frame order with the good ones
+    lines = sorted((good + bad).splitlines(), key=lambda row: int(row.split(",")[0]))
+    dets.write_text("\n".join(lines) + "\n")
+    code, out, err = run_precomputed(video, dets, tmp_path / "o", capsys)
+    assert code == 0, err
+    assert "3 detection records skipped" in out + err
+    results = read_jsonl(tmp_path / "o" / "small.jsonl")
+    assert len(results) == 40
+    assert all(len(r.detections) == len(boxes[r.frame_index]) for r in results[5:])

@@ -240,3 +240,129 @@ def test_cli_refuses_a_pickled_checkpoint_in_one_line(small_video, tmp_path, cap
     assert len(err.splitlines()) == 1
     assert str(out / ".state" / "small.ckpt") in err and "--restart" in err
     assert main([*args, "--restart"]) == 0
+
+
+# -- a checkpoint is checked against its output; a stream's source is recorded -----------------
+def _snapshot(folder):
+    """Every file under ``folder`` -> its bytes."""
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _stopped_run(tmp_path):
+    """A clip of 30 frames run until frame 12 was written and stopped: a checkpoint, a JSONL
+    up to it. Returns (clip, output, CLI args that resume it)."""
+    import threading
+
+    from devtools.workers import write_clips
+    from streams.sinks import MemorySink
+    from vis_pipeline import run
+
+    clips = write_clips(tmp_path / "in", 2, 30)
+    out = tmp_path / "out"
+    sets = ["detector.threads=1", "keyframes.interval=5", "sinks.overlay=false"]
+    cfg = load_config("configs/demo.yaml", sets, sources=[str(clips[0])], output=str(out))
+    stop = threading.Event()
+
+    class StopAfter(MemorySink):
+        def write(self, result, image=None) -> None:
+            super().write(result, image)
+            if result.frame_index >= 12:
+                stop.set()
+
+    run(cfg, progress=False, stop=stop, extra_sinks=[StopAfter()])
+    args = ["--config", "configs/demo.yaml", "--source", str(clips[0]), "--output", str(out)]
+    args += ["--no-progress", *[x for s in sets for x in ("--set", s)]]
+    return clips, out, args
+
+
+def _tamper(ckpt, how: str, outside):
+    doc = json.loads(ckpt.read_text())
+    if how == "past_written":
+        doc["frame_index"] = 29  # the JSONL holds results up to about frame 12
+    elif how == "negative":
+        doc["frame_index"] = -7
+    elif how == "outside_arrays":
+        np.savez(outside, x=np.zeros(2))
+        doc["arrays"] = "../../outside.npz"
+    elif how == "huge_int":
+        doc["frame_index"] = int("9" * 400)
+    elif how == "huge_int_in_state":
+        doc["state"]["tracker"]["next_id"] = int("9" * 400)
+    elif how == "missing_array":
+        doc["state"]["tracker"] = {"__array__": "a99999"}
+    elif how == "other_stream":
+        doc["stream_id"] = "another"
+    ckpt.write_text(json.dumps(doc))
+
+
+@pytest.mark.slow
+def test_a_checkpoint_that_does_not_fit_its_output_is_refused_and_nothing_changes(tmp_path, capsys):
+    clips, out, args = _stopped_run(tmp_path)
+    ckpt = out / ".state" / "clip0.ckpt.json"
+    original = ckpt.read_text()
+    assert json.loads(original)["frame_index"] >= 12
+    for how in (
+        "past_written",
+        "negative",
+        "outside_arrays",
+        "huge_int",
+        "huge_int_in_state",
+        "missing_array",
+        "other_stream",
+    ):
+        _tamper(ckpt, how, tmp_path / "outside.npz")
+        before = _snapshot(out)
+        capsys.readouterr()
+        assert main(args) == 2, how
+        err = capsys.readouterr().err.strip()
+        assert "--restart" in err and "\n" not in err and "Traceback" not in err, (how, err)
+        assert _snapshot(out) == before, how  # nothing written, cut or marked done
+        ckpt.write_text(original)
+    assert main(args) == 0  # the untouched checkpoint resumes
+    assert "resumed after frame" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_another_source_or_a_clashing_stream_id_is_refused_not_taken_as_done(tmp_path, capsys):
+    clips, out, args = _stopped_run(tmp_path)
+    assert main(args) == 0  # finish clip0
+    done = _snapshot(out)
+    other = [a if a != str(clips[0]) else str(clips[1]) for a in args]
+    capsys.readouterr()
+    assert main([*other, "--stream-id", "clip0"]) == 2  # finished, but from another source
+    err = capsys.readouterr().err.strip()
+    assert "--restart" in err and "--stream-id" in err and str(clips[0]) in err, err
+    assert _snapshot(out) == done
+    assert main([*other, "--stream-id", "cam/a/b"]) == 0
+    named = _snapshot(out)
+    assert main([*other, "--stream-id", "cam_a_b"]) == 2  # the same file names
+    err = capsys.readouterr().err.strip()
+    assert "cam/a/b" in err and "--stream-id" in err and "\n" not in err, err
+    assert _snapshot(out) == named
+    assert main([*other, "--stream-id", "clip0", "--restart"]) == 0  # redo from clip1
+    assert "1 already complete" not in capsys.readouterr().out
+
+
+def test_two_stream_ids_of_one_file_name_in_a_run_are_refused():
+    from vis_pipeline.resume import check_file_names
+
+    check_file_names(["cam/a", "cam-a", "cam.a"])
+    with pytest.raises(ResumeError, match="'cam/a/b' and 'cam_a_b' both write cam_a_b") as info:
+        check_file_names(["x", "cam/a/b", "cam_a_b"])
+    assert "--stream-id" in str(info.value)
+
+
+def test_the_source_fingerprint_changes_with_the_content_not_the_place(tmp_path):
+    from vis_pipeline.resume import source_identity
+
+    a = tmp_path / "a.mp4"
+    a.write_bytes(b"x" * 3_000_000)
+    moved = tmp_path / "moved.mp4"
+    moved.write_bytes(a.read_bytes())
+    other = tmp_path / "b.mp4"
+    other.write_bytes(b"x" * 2_999_999 + b"y")  # differs in its last MiB only
+    assert source_identity(str(a)).fingerprint == source_identity(str(moved)).fingerprint
+    assert source_identity(str(a)).fingerprint != source_identity(str(other)).fingerprint
+    assert source_identity("rtsp://cam/live") is None
+    folder = source_identity(str(tmp_path))
+    assert folder is not None and folder.fingerprint.startswith("folder:3:")

@@ -64,7 +64,7 @@ def test_render_and_json_add_up_the_streams():
         "total: 2 streams, 40 frames in 4.0 s (10.00 fps); detector calls 4; sinks "
         "10.0 ms/frame; 1 already complete; 1 failed",
         "  failed: empty.mp4 is empty",
-        "  sink KafkaSink: {'sent': 40}",
+        "  sink KafkaSink: sent 40",
         "  wrote out/cam0.jsonl",
     ):
         assert needle in text, needle
@@ -98,3 +98,19 @@ def test_the_summary_names_the_engine_its_precision_and_the_cpu():
     )
     j = s.to_json()
     assert j["detector"]["precision"] == "f32" and j["cpu"]["features"][-1] == "AMX"
+
+
+def test_frames_a_sink_did_not_take_are_counted_apart_from_those_processed():
+    s = RunSummary(
+        streams=[stream(frames=52, written_frames=50, unwritten_frames=2)],
+        sink_stats={"JsonlSink": {"lines": 50, "failed": 1}},
+        exit_code=3,
+        error="cannot write out/cam0.jsonl: No space left on device",
+    )
+    text = s.render()
+    assert "written 50  NOT written 2" in text
+    assert "2 frames NOT written (a sink failed)" in text
+    assert "sink JsonlSink: lines 50, failed 1" in text
+    j = s.to_json()
+    assert j["frames"] == 52 and j["written_frames"] == 50 and j["unwritten_frames"] == 2
+    assert "NOT written" not in RunSummary(streams=[stream(written_frames=10)]).render()

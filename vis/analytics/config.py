@@ -15,10 +15,12 @@ from typing import Literal
 
 from vis.analytics.geometry import polygon_area
 from vis.config import ConfigError, require
+from vis.schema import MAX_LABEL_CHARS
 
 
 def _name_ok(kind: str, name: str) -> None:
     require(bool(name.strip()), "name", name, f"must name the {kind}")
+    require(len(name) <= MAX_LABEL_CHARS, "name", name[:40], f"is over {MAX_LABEL_CHARS} chars")
 
 
 @dataclasses.dataclass(frozen=True)

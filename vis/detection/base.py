@@ -28,6 +28,9 @@ class Detector(abc.ABC):
     labels: list[str]
     engine: str = "none"
     precision: str = "n/a"
+    #: input records the detector skipped as over a limit or malformed (a reader of
+    #: precomputed detections); the run's summary reports it
+    malformed: int = 0
 
     @abc.abstractmethod
     def detect_frames(self, frames: Sequence[Frame]) -> list[Detections]:

@@ -8,7 +8,9 @@ delivered); ``mark_done`` replaces it with a small finished marker; ``resume_poi
 the topic up to its end first (``TopicTable``), so a worker taking over a job resumes after
 the last checkpoint that any worker wrote. A record's value is an ``.npz`` archive (the
 document as UTF-8 bytes in ``__document__``) read with ``allow_pickle=False``: loading never
-runs code. State of another configuration is refused (``ResumeError``), never mixed.
+runs code. State of another configuration is refused (``ResumeError``), never mixed; a
+record is checked by ``check_checkpoint`` (format, stream, frame index in range, array
+references that exist, bounded array sizes) before any of it is used.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import zipfile
 from collections.abc import Callable
 from typing import Any
 
@@ -27,7 +28,10 @@ from vis_pipeline.resume import (
     EncodedState,
     ResumeError,
     ResumePoint,
+    SourceIdentity,
+    check_checkpoint,
     decode_state,
+    load_npz,
 )
 from vis_pipeline.worker.table import TopicTable
 
@@ -48,12 +52,16 @@ def pack(document: dict[str, Any], arrays: dict[str, np.ndarray]) -> bytes:
 def unpack(value: bytes, where: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Inverse of ``pack``; ``ResumeError`` (naming ``where``) for anything but plain data."""
     try:
-        with np.load(io.BytesIO(value), allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files}
+        arrays = load_npz(value, where)
         document = json.loads(arrays.pop(_DOCUMENT).tobytes().decode("utf-8"))
         if not isinstance(document, dict):
             raise ValueError("the document is not a mapping")
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError, AttributeError) as exc:
+    except ResumeError:
+        raise ResumeError(
+            f"checkpoint record {where} is not a checkpoint of this program; "
+            "submit the job again to redo it"
+        ) from None
+    except (ValueError, KeyError, AttributeError, RecursionError) as exc:
         raise ResumeError(
             f"checkpoint record {where} is not a checkpoint of this program ({exc}); "
             "submit the job again to redo it"
@@ -112,7 +120,13 @@ class KafkaCheckpointStore:
         document = {"config": self.digest, "done": True, "frames": summary.get("frames")}
         self.send(self.key(stream_id), pack(document, {}))
 
-    def resume_point(self, stream_id: str) -> ResumePoint:
+    def resume_point(self, stream_id: str, source: SourceIdentity | None = None) -> ResumePoint:
+        """Where ``stream_id`` of this job starts (``source`` is not needed: a job's id is
+        new at each submission, so its checkpoints are of its own source).
+
+        Raises:
+            ResumeError: another config, or a record that ``check_checkpoint`` refuses.
+        """
         self.table.catch_up()
         key = self.key(stream_id)
         value = self.table.get(key)
@@ -126,10 +140,12 @@ class KafkaCheckpointStore:
             )
         if document.get("done"):
             return ResumePoint(complete=True)
+        frame_index = check_checkpoint(document, stream_id, f"record {key}")
         try:
             state = decode_state(document["state"], arrays)
-            frame_index = int(document["frame_index"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ResumeError(f"checkpoint record {key} is incomplete ({exc})") from None
+        except (ValueError, RecursionError) as exc:
+            raise ResumeError(
+                f"checkpoint record {key} cannot be restored ({exc}): submit the job again"
+            ) from None
         log.info("job %s: %s resumes after frame %d", self.job_id, stream_id, frame_index)
         return ResumePoint(frame_index=frame_index, state=state)

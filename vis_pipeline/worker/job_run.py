@@ -1,7 +1,8 @@
 """One job on a thread of its own: the worker's config, the job's overrides, ``run(cfg)``.
 
 Contract: ``JobRun(job, context).start()`` publishes ``running`` and runs the job with the
-worker's config file and overrides, then the job's overrides, its source and stream id,
+worker's config file and overrides, then the job's overrides (only keys of
+``JOB_OVERRIDABLE``; a job asking for more fails with the reason), its source and stream id,
 checkpointing to the Kafka checkpoints topic. When the thread ends, ``outcome`` is one of
 ``done`` (every result delivered and acknowledged: the sinks were flushed and closed),
 ``failed`` (bad input, config or weights: ``reason`` says which; not retried), ``stopped``
@@ -30,14 +31,14 @@ from vis_pipeline.resume import ResumeError, config_digest
 from vis_pipeline.runner import run
 from vis_pipeline.summary import EXIT_OK, EXIT_SINK
 from vis_pipeline.worker.checkpoints import KafkaCheckpointStore
-from vis_pipeline.worker.jobs import Job
+from vis_pipeline.worker.jobs import Job, JobError, check_overrides
 from vis_pipeline.worker.status import StatusLog
 from vis_pipeline.worker.table import TopicTable
 
 log = logging.getLogger(__name__)
 status = logging.getLogger("vis.status")
 
-BAD_INPUT = (ConfigError, SourceError, WeightsError, PrecomputedError, ResumeError)
+BAD_INPUT = (ConfigError, SourceError, WeightsError, PrecomputedError, ResumeError, JobError)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,6 +111,7 @@ class JobRun:
                 self._end(prior.state, prior.reason, publish=False)
                 return
             ctx.status.publish(job, "running")
+            check_overrides(job.overrides)  # a job changes processing only (JOB_OVERRIDABLE)
             cfg = load_config(
                 ctx.config_path,
                 [*ctx.overrides, *job.overrides],

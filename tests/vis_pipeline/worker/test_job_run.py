@@ -68,3 +68,20 @@ def test_a_job_marked_done_is_skipped_without_running(context):
 def test_a_bad_override_fails_the_job(context):
     run = _run(Job("j-bad", "cam3", "x.mp4", ("keyframes.interval=0",)), context)
     assert run.outcome == "failed" and "interval" in run.reason
+
+
+@pytest.mark.parametrize(
+    "override",
+    ["output={out}", "sinks.jsonl=true", "detector.weights={out}/w.pt", "detector={{path: x}}"],
+)
+def test_a_job_overriding_what_the_worker_decides_fails_with_its_reason(
+    override, context, tmp_path
+):
+    out = tmp_path / "chosen-by-the-job"
+    job = Job(
+        f"j-{abs(hash(override))}", "cam", str(tmp_path / "v.mp4"), (override.format(out=out),)
+    )
+    run = _run(job, context)
+    assert run.outcome == "failed" and "may not set" in run.reason and "worker" in run.reason
+    assert context.status.latest(job.job_id).state == "failed"
+    assert not out.exists()  # nothing written where the job asked

@@ -72,3 +72,45 @@ def test_submit_spreads_jobs_over_every_partition_and_jobs_lists_them_queued(cap
         assert main(["jobs", *args]) == 0
         listing = capsys.readouterr().out
         assert listing.count("  queued\n") == 6 and "jobs 6: queued 6" in listing
+
+
+@pytest.mark.parametrize(
+    ("item", "allowed"),
+    [
+        ("keyframes.interval=3", True),
+        ("tracker.high_score=0.6", True),
+        ("detector.score_threshold=0.3", True),
+        ("analytics.lines=[]", True),
+        (" fps =10", True),
+        ("output=/tmp/x", False),
+        ("sinks.kafka.topic=x", False),
+        ("detector.weights=/etc/passwd", False),
+        ("detector.path=/x.jsonl", False),
+        ("detector=", False),
+        ("detector.threads=100000", False),
+        ("keyframesX=1", False),
+        ("resume=false", False),
+        ("live.buffer_frames=9", False),
+    ],
+)
+def test_only_processing_keys_may_be_overridden_by_a_job(item, allowed):
+    from vis_pipeline.worker.jobs import check_overrides, override_allowed
+
+    assert override_allowed(item) is allowed
+    if not allowed:
+        with pytest.raises(JobError, match="may not set"):
+            check_overrides([item])
+
+
+def test_submit_refuses_an_override_a_worker_would_refuse(capsys):
+    code = main(["submit", "--bootstrap", "127.0.0.1:1", "--set", "output=/tmp/x", "x.mp4"])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "may not set 'output'" in err[0]
+
+
+def test_oversized_job_fields_are_refused():
+    for field, value in (("stream_id", "s" * 5000), ("job_id", "j" * 100), ("source", "")):
+        doc = {"schema": JOB_SCHEMA, "job_id": "a", "stream_id": "s", "source": "x"}
+        with pytest.raises(JobError, match=field):
+            Job.from_bytes(json.dumps({**doc, field: value}).encode())
