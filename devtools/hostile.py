@@ -478,7 +478,7 @@ def json_documents(draw: st.DrawFn, schema: str) -> Any:
 def extra_readers() -> dict[str, tuple[st.SearchStrategy, Any]]:
     """The record readers of the other formats that exist in this tree, each with its one
     documented exception: vis.frame (``SchemaError``), vis.event (``EventError``), vis.job
-    (``JobError``), vis.corrections (``CorrectionsError``)."""
+    (``JobError``), vis.corrections (``CorrectionsError``), checkpoints (``ResumeError``)."""
     out: dict[str, tuple[st.SearchStrategy, Any]] = {}
 
     def reader(name: str, schema: str, call: Any, error: type[BaseException]) -> None:
@@ -518,4 +518,90 @@ def extra_readers() -> dict[str, tuple[st.SearchStrategy, Any]]:
                "vis.corrections/1", parse_corrections, CorrectionsError)  # fmt: skip
     except ImportError:
         pass
+    try:
+        from vis_pipeline.resume import ResumeError, check_checkpoint, load_npz
+
+        def checkpoint(document: Any) -> None:
+            try:
+                index = check_checkpoint(document, "cam", "cam.ckpt.json")
+            except ResumeError as exc:
+                _one_line(exc)
+                return
+            if not 0 <= index <= 2**53:
+                raise ContractBroken(f"checkpoint accepted with frame_index {index}")
+
+        def arrays(data: bytes) -> None:
+            try:
+                loaded = load_npz(data, "cam.ckpt-3.npz")
+            except ResumeError as exc:
+                _one_line(exc)
+                return
+            if sum(a.nbytes for a in loaded.values()) > len(data) * 1100:
+                raise ContractBroken("arrays far larger than their file were loaded")
+
+        out["checkpoint document (vis_pipeline.resume.check_checkpoint)"] = (
+            checkpoint_documents(),
+            checkpoint,
+        )
+        out["checkpoint arrays (vis_pipeline.resume.load_npz)"] = (npz_files(), arrays)
+    except ImportError:
+        pass
     return out
+
+
+_CHECKPOINT_VALUES = {
+    "checkpoint_format": st.one_of(st.just(1), HOSTILE_INTS, ANY_SCALAR),
+    "stream_id": st.one_of(st.just("cam"), ANY_SCALAR),
+    "frame_index": st.one_of(st.integers(-3, 400), HOSTILE_INTS, ANY_SCALAR),
+    "state": st.one_of(st.just({"arrays": "cam.ckpt-3.npz"}), _JSON_VALUES),
+    "config": st.one_of(st.just("0123456789abcdef"), ANY_SCALAR),
+}
+
+
+@st.composite
+def checkpoint_documents(draw: st.DrawFn) -> Any:
+    """A checkpoint document: each field valid, hostile or missing, or not a mapping at all."""
+    if not draw(st.integers(0, 19)):
+        return draw(_JSON_VALUES)
+    doc = {}
+    for key, values in _CHECKPOINT_VALUES.items():
+        if draw(st.integers(0, 5)):
+            doc[key] = draw(values)
+    return doc
+
+
+@st.composite
+def npz_files(draw: st.DrawFn) -> bytes:
+    """An ``.npz`` of small arrays, then perhaps a forged ``.npy`` header (a huge declared
+    shape), a pickled object array, flipped bytes or a cut."""
+    import io
+    import zipfile
+
+    import numpy as np
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        for k in range(draw(st.integers(0, 3))):
+            kind = draw(st.integers(0, 3))
+            header = io.BytesIO()
+            if kind == 0:  # forged: declares far more than it holds
+                shape = tuple(draw(st.lists(st.integers(0, 2**40), min_size=1, max_size=3)))
+                np.lib.format.write_array_header_1_0(
+                    header, {"descr": "<f8", "fortran_order": False, "shape": shape}
+                )
+                archive.writestr(f"a{k}.npy", header.getvalue() + bytes(draw(st.integers(0, 64))))
+            elif kind == 1:  # objects: a pickle
+                array = np.array([draw(ANY_SCALAR), None], dtype=object)
+                np.lib.format.write_array(header, array, allow_pickle=True)
+                archive.writestr(f"a{k}.npy", header.getvalue())
+            else:
+                shape = tuple(draw(st.lists(st.integers(0, 30), max_size=3)))
+                np.lib.format.write_array(header, np.zeros(shape, np.uint8))
+                archive.writestr(f"a{k}.npy", header.getvalue())
+    data = bytearray(buf.getvalue())
+    for _ in range(draw(st.integers(0, 3))):
+        if data:
+            data[draw(st.integers(0, len(data) - 1))] = draw(st.integers(0, 255))
+    if draw(st.booleans()):
+        data = data[: draw(st.integers(0, len(data)))]
+    return bytes(data)

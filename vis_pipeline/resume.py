@@ -194,7 +194,7 @@ def load_npz(data: Path | bytes, where: str) -> dict[str, np.ndarray]:
     """
     try:
         with zipfile.ZipFile(io.BytesIO(data) if isinstance(data, bytes) else data) as archive:
-            total = sum(info.file_size for info in archive.infolist())
+            total = sum(_declared_bytes(archive, info) for info in archive.infolist())
         if total > MAX_STATE_BYTES:
             raise ValueError(f"{total} bytes of arrays, more than {MAX_STATE_BYTES}")
         loaded = np.load(io.BytesIO(data) if isinstance(data, bytes) else data, allow_pickle=False)
@@ -202,11 +202,40 @@ def load_npz(data: Path | bytes, where: str) -> dict[str, np.ndarray]:
             raise ValueError("not an npz archive")
         with loaded:
             return {name: loaded[name] for name in loaded.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as exc:
+    except Exception as exc:  # noqa: BLE001 - untrusted bytes: whatever breaks, it is refused
+        # zipfile and numpy name many failures (a corrupt directory, an unsupported zip
+        # version, a bad header); the message quotes the file's bytes, so it is cut to one line
+        why = " ".join(f"{type(exc).__name__}: {exc}".split())[:160]
         raise ResumeError(
-            f"checkpoint arrays {where} cannot be loaded as plain data ({exc}): "
+            f"checkpoint arrays {where} cannot be loaded as plain data ({why}): "
             "pass --restart to redo the stream"
         ) from None
+
+
+def _declared_bytes(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> int:
+    """Bytes of the array an ``.npz`` member declares in its ``.npy`` header (what loading it
+    would allocate), read before any of it is: an array larger than the member's own data
+    is refused, so a forged header cannot make a small file allocate a huge array.
+
+    Raises:
+        ValueError: the member is not a plain ``.npy`` array or declares more than it holds.
+    """
+    with archive.open(info) as member:
+        version = np.lib.format.read_magic(member)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+        else:
+            raise ValueError(f"{info.filename}: .npy version {version}")
+    if dtype.hasobject:
+        raise ValueError(f"{info.filename}: objects, not plain data")
+    declared = dtype.itemsize
+    for n in shape:
+        declared *= int(n)
+    if declared > info.file_size:
+        raise ValueError(f"{info.filename} declares {declared} bytes and holds {info.file_size}")
+    return declared
 
 
 # -- what a stream was made from ------------------------------------------------------------------

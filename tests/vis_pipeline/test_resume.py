@@ -3,8 +3,10 @@ finished markers and the JSONL cut."""
 
 from __future__ import annotations
 
+import io
 import json
 import pickle
+import zipfile
 
 import numpy as np
 import pytest
@@ -23,6 +25,7 @@ from vis_pipeline.resume import (
     cut_jsonl,
     decode_state,
     encode_state,
+    load_npz,
     restore,
 )
 
@@ -366,3 +369,23 @@ def test_the_source_fingerprint_changes_with_the_content_not_the_place(tmp_path)
     assert source_identity("rtsp://cam/live") is None
     folder = source_identity(str(tmp_path))
     assert folder is not None and folder.fingerprint.startswith("folder:3:")
+
+
+@pytest.mark.parametrize("shape", [(10**6, 10**6), (2**40,), (50, 50)])
+def test_checkpoint_arrays_declaring_more_than_they_hold_are_refused_before_allocation(shape):
+    """A checkpoint's arrays file whose ``.npy`` header declares a bigger array than the bytes
+    it holds (a forged header: 144 bytes claiming 8 TB) is refused in one line, before numpy
+    allocates what the header says."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f8", "fortran_order": False, "shape": shape}
+    )
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("prev_gray.npy", header.getvalue() + b"\0" * 16)
+    with pytest.raises(ResumeError, match="declares") as refused:
+        load_npz(archive.getvalue(), "cam.ckpt-3.npz")
+    assert "\n" not in str(refused.value) and "--restart" in str(refused.value)
+    whole = io.BytesIO()
+    np.savez(whole, prev_gray=np.zeros((50, 50)))
+    assert load_npz(whole.getvalue(), "cam.ckpt-3.npz")["prev_gray"].shape == (50, 50)

@@ -311,7 +311,7 @@ def walker_passes_unsure_person(
 def test_a_walker_does_not_take_over_a_person_the_detector_is_unsure_of(fps):
     """The story with S scored 0.46-0.55 (as the foreign detector scored PETS person 15) and
     the score thresholds set for this detector (``high_score`` = ``new_track_score`` = 0.45,
-    which the foreign detector's folds chose, docs/benchmarks.md section 13): S gets a track
+    which the foreign detector's folds chose, docs/results.md "Tracker defaults"): S gets a track
     of their own at once and W does not jump onto S's detection: both keep one id."""
     cfg = TrackerConfig(high_score=0.45, new_track_score=0.45)
     w_ids, s_ids, s_first = walker_passes_unsure_person(cfg, fps, (0.55, 0.46))
