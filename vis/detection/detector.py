@@ -25,7 +25,7 @@ from vis.ops.masks import at_threshold
 from vis.types import Detections, Frame
 
 if TYPE_CHECKING:
-    from vis.detection.factory import DetectorConfig
+    from vis.detection.config import DetectorConfig
 
 log = logging.getLogger(__name__)
 
