@@ -41,7 +41,11 @@ def build_detector(cfg: DetectorConfig) -> Detector:
         else (["__background__", *cfg.labels] if cfg.labels else None)
     )
     return PrecomputedDetector(
-        path=cfg.path, embedder=embedder, labels=labels, score_threshold=cfg.score_threshold
+        path=cfg.path,
+        embedder=embedder,
+        labels=labels,
+        score_threshold=cfg.score_threshold,
+        max_detections=cfg.max_detections,
     )
 
 

@@ -21,7 +21,13 @@ video's. A record (a JSONL line, a ``det.txt`` row or frame) that breaks a limit
 counted in ``malformed`` and logged in one line: more than ``MAX_INSTANCES`` instances, a
 class id outside the labels, a box or score that is not a finite number within
 ``MAX_COORD``, a mask whose declared size is not the frame's, a line over
-``MAX_LINE_BYTES``.
+``MAX_LINE_BYTES``, a JSONL ``frame_index`` outside [0, ``MAX_FRAME_INDEX``).
+
+Of a frame's instances, at most ``max_detections`` (the detector's cap, default 50) are
+served: the highest-scoring among those at or above the score threshold, in file order. The
+others are counted in ``dropped`` and logged once per file. At the end of the stream
+(``close``), a file none of whose records matched a frame of the video is named in one
+warning line.
 """
 
 from __future__ import annotations
@@ -53,8 +59,10 @@ MAX_CLASSES = 10000
 MAX_COORD = float(2**24)
 #: one line of the file; a longer line is skipped unread
 MAX_LINE_BYTES = 64 * 2**20
+#: JSONL ``frame_index`` values are in [0, this); others: the record is skipped
+MAX_FRAME_INDEX = 2**31
 
-_FRAME_INDEX = re.compile(r'"frame_index"\s*:\s*(-?\d+)')
+_FRAME_INDEX = re.compile(r'"frame_index"\s*:\s*(-?\d+)(?![\d.eE])')
 _WIDTH = re.compile(r'"width"\s*:\s*(\d{1,9})\b')
 _HEIGHT = re.compile(r'"height"\s*:\s*(\d{1,9})\b')
 
@@ -70,6 +78,8 @@ class PrecomputedDetector(Detector):
         path: JSONL file, one ``vis.frame`` record per line, increasing ``frame_index``.
         embedder: computes embeddings for the file's instances.
         labels: label per class index (index 0 = background); default from the file.
+        score_threshold: instances scoring below it are not served.
+        max_detections: instances served per frame at most (the highest-scoring).
 
     Raises:
         PrecomputedError: missing file, or frames out of order (with the command that sorts).
@@ -82,6 +92,7 @@ class PrecomputedDetector(Detector):
         embedder: Embedder,
         labels: list[str] | None = None,
         score_threshold: float = 0.0,
+        max_detections: int = 50,
     ) -> None:
         self.path = Path(path)
         if not self.path.is_file():
@@ -102,7 +113,11 @@ class PrecomputedDetector(Detector):
         self.dim = embedder.dim
         self.labels = labels or (["__background__", "person"] if self.mot else self._scan_labels())
         self.score_threshold = score_threshold
+        self.max_detections = max_detections
         self.malformed = 0
+        self.dropped = 0  # instances over max_detections, not served
+        self._requested = False  # a frame was asked for
+        self._matched = False  # a record was for a frame that was asked for
         self.engine = "precomputed"
         self.precision = embedder.precision
 
@@ -215,8 +230,16 @@ class PrecomputedDetector(Detector):
             try:
                 rec = json.loads(line)
                 index = rec.get("frame_index") if isinstance(rec, dict) else None
-                if not isinstance(index, int) or isinstance(index, bool):
+                if index is None:
                     raise SchemaError("no frame_index")
+                if (
+                    not isinstance(index, int)
+                    or isinstance(index, bool)
+                    or not 0 <= index < MAX_FRAME_INDEX
+                ):
+                    raise SchemaError(
+                        f"frame_index {str(index)[:40]} is not an integer in [0, 2^31)"
+                    )
             except (ValueError, SchemaError, RecursionError) as exc:
                 self._skip(f"line {self._line}", str(exc)[:200])
                 continue
@@ -237,6 +260,7 @@ class PrecomputedDetector(Detector):
                 f"{self.path} has {self.declared_size[1]}x{self.declared_size[0]} frames "
                 f"but the video is {w}x{h}: detections must match the source"
             )
+        self._requested = True
         rec = self._pending
         while rec is None or rec["frame_index"] < frame_index:
             rec = self._next_record()
@@ -246,8 +270,13 @@ class PrecomputedDetector(Detector):
         self._pending = rec
         if rec["frame_index"] != frame_index:
             return Detections.empty(h, w, self.dim)
+        self._matched = True
         if self.mot:
-            return self._finish(self._mot_detections(rec["rows"], (h, w)), image)
+            rows = rec["rows"]
+            keep = self._cap([r[4] for r in rows])
+            if keep is not None:
+                rows = [rows[k] for k in keep]
+            return self._finish(self._mot_detections(rows, (h, w)), image)
         size = (rec.get("height"), rec.get("width"))
         if all(isinstance(v, int) and not isinstance(v, bool) for v in size) and size != (h, w):
             raise PrecomputedError(
@@ -256,11 +285,41 @@ class PrecomputedDetector(Detector):
             )
         try:
             check_instances(rec, n_labels=len(self.labels))
+            keep = self._cap([i["score"] for i in rec["instances"]])
+            if keep is not None:
+                rec = {**rec, "instances": [rec["instances"][k] for k in keep]}
             res = decode_record(with_box_masks(rec))
         except SchemaError as exc:
             self._skip(f"frame {frame_index}", str(exc)[:200])
             return Detections.empty(h, w, self.dim)
         return self._finish(res.detections, image)
+
+    def _cap(self, scores: list[float]) -> list[int] | None:
+        """Indices (in file order) of the ``max_detections`` highest-scoring instances at or
+        above the score threshold, or None when the frame has no more than that (all kept,
+        unchanged). Ties keep the earlier instance.
+
+        Args:
+            scores: (N,) the frame's instance scores, finite (checked).
+        """
+        if len(scores) <= self.max_detections:
+            return None
+        s = np.asarray(scores, np.float32)  # as Detections holds them, for the threshold
+        above = np.flatnonzero(s >= self.score_threshold)
+        if len(above) <= self.max_detections:
+            return None  # the threshold leaves few enough
+        order = np.argsort(-s[above], kind="stable")[: self.max_detections]
+        if self.dropped == 0:
+            log.warning(
+                "%s: frames with over %d instances at or above the score threshold: the %d "
+                "highest-scoring kept, the others dropped (detector.max_detections; logged "
+                "once per file)",
+                self.path,
+                self.max_detections,
+                self.max_detections,
+            )
+        self.dropped += len(above) - self.max_detections
+        return sorted(above[order].tolist())
 
     def _mot_detections(self, rows: list[list[float]], size: tuple[int, int]) -> Detections:
         """One frame's ``det.txt`` rows -> box detections of class 1 (masks: the boxes)."""
@@ -284,6 +343,16 @@ class PrecomputedDetector(Detector):
         return [self.detect_frame(f.index, f.image) for f in frames]
 
     def close(self) -> None:
+        """Close the file; at the end of a stream that used none of its records, say so."""
+        if self._requested and not self._matched:
+            log.warning(
+                "%s: no detection matched a frame of the video (empty file, or every frame "
+                "past the video's end or skipped): check detector.path and the frame numbers",
+                self.path,
+            )
+            self._requested = False  # once
+        if self.dropped:
+            log.info("%s: %d instances over max_detections dropped", self.path, self.dropped)
         self._fh.close()
 
 
@@ -315,7 +384,10 @@ def _frame_of(line: str, *, mot: bool) -> int | None:
         ok = math.isfinite(v) and 1 <= v <= MAX_COORD and v == int(v)
         return int(v) if ok else None  # else malformed: skipped and counted when read
     m = _FRAME_INDEX.search(line)
-    return int(m.group(1)) if m and len(m.group(1)) <= 18 else None
+    if not m or len(m.group(1)) > 18:
+        return None
+    v = int(m.group(1))
+    return v if 0 <= v < MAX_FRAME_INDEX else None  # else malformed: skipped when read
 
 
 def _mot_row(line: str) -> tuple[int, list[float]]:

@@ -196,3 +196,91 @@ def test_a_file_of_two_frame_sizes_is_refused_at_open(tmp_path):
     recs = [record(0, [box()]), record(1, [box()], width=100000, height=100000)]
     with pytest.raises(PrecomputedError, match="line 2: a 100000x100000 frame in a file of 64x48"):
         detector(write_jsonl(tmp_path / "d.jsonl", recs))
+
+
+def ring(x0: int, y0: int, side: int, score: float) -> dict:
+    """A ``side`` x ``side`` box whose mask is its 2-pixel outline (masks barely overlap)."""
+    from vis.ops.masks import BoxMask
+    from vis.ops.rle import encode_box
+
+    prob = np.zeros((side, side), np.float32)
+    prob[:2] = prob[-2:] = prob[:, :2] = prob[:, -2:] = 1
+    mask = encode_box(BoxMask(x0, y0, prob, (360, 640)))
+    return {**box(x0, y0, x0 + side, y0 + side, score=score), "mask": mask}
+
+
+def test_a_crowded_frame_serves_the_max_detections_highest_scoring_logged_once(tmp_path, caplog):
+    """The reported file's shape: frames of 300 instances of 260x260 boxes in 640x360."""
+    rng = np.random.default_rng(1)
+    scores = rng.permutation(300) / 300.0
+    frames = []
+    for f in range(3):
+        inst = [ring(int(rng.integers(0, 380)), int(rng.integers(0, 100)), 260, s) for s in scores]
+        frames.append(record(f, inst if f != 1 else inst[:3], width=640, height=360))
+    path = write_jsonl(tmp_path / "d.jsonl", frames)
+    det = PrecomputedDetector(
+        path=path, embedder=HistogramEmbedder(), labels=["__background__", "p"], max_detections=50
+    )
+    img = np.zeros((360, 640, 3), np.uint8)
+    served = [det.detect_frame(i, img) for i in range(3)]
+    assert [len(d) for d in served] == [50, 3, 50]
+    best = np.sort(scores.astype(np.float32))[-50:]
+    np.testing.assert_array_equal(np.sort(served[0].scores), best)
+    # bounded: what reaches the tracker is max_detections masks, not 300
+    assert sum(m.prob.size for m in served[2].masks) <= 50 * 260 * 260
+    assert det.dropped == 2 * 250 and det.malformed == 0
+    logged = [r for r in caplog.records if "max_detections" in r.getMessage()]
+    assert len(logged) == 1 and logged[0].levelname == "WARNING"
+    assert str(tmp_path / "d.jsonl") in logged[0].getMessage()
+
+
+def test_the_cap_counts_only_instances_above_the_score_threshold(tmp_path):
+    inst = [box(score=0.9)] * 4 + [box(score=0.1)] * 10
+    path = write_jsonl(tmp_path / "d.jsonl", [record(0, inst)])
+    det = PrecomputedDetector(
+        path=path,
+        embedder=HistogramEmbedder(),
+        labels=["__background__", "p"],
+        score_threshold=0.5,
+        max_detections=5,
+    )
+    assert len(det.detect_frame(0, image())) == 4 and det.dropped == 0
+
+
+def test_a_det_txt_frame_over_max_detections_keeps_the_highest_scores(tmp_path):
+    path = tmp_path / "det.txt"
+    path.write_text("".join(f"1,-1,{k},2,5,5,{k / 10}\n" for k in range(8)) + "2,-1,1,1,4,4,0.5\n")
+    det = PrecomputedDetector(path=str(path), embedder=HistogramEmbedder(), max_detections=3)
+    d = det.detect_frame(0, image())
+    np.testing.assert_allclose(d.scores, [0.5, 0.6, 0.7])  # file order, the 3 best
+    np.testing.assert_array_equal(d.xyxy[:, 0], [5, 6, 7])
+    assert len(det.detect_frame(1, image())) == 1 and det.dropped == 5
+
+
+def test_a_frame_index_outside_0_to_2_31_is_skipped_counted_and_logged(tmp_path, caplog):
+    recs = [record(-5, [box()]), record(0, [box()]), record(10**30, [box()])]
+    recs += [record(2**31, [box()]), record(1e30, [box()]), record(1, [box()])]
+    det = detector(write_jsonl(tmp_path / "d.jsonl", recs), labels=["__background__", "p"])
+    assert served(det, 3) == [1, 1, 0]  # the bad records neither block nor shift the others
+    assert det.malformed == 4
+    messages = [r.getMessage() for r in caplog.records]
+    for bad in ("-5", str(10**30), str(2**31), "1e+30"):
+        assert any(f"frame_index {bad} is not an integer in [0, 2^31)" in m for m in messages)
+
+
+@pytest.mark.parametrize("frames", [[], [100, 200]])
+def test_a_file_that_matches_no_frame_warns_once_at_the_end(tmp_path, caplog, frames):
+    path = write_jsonl(tmp_path / "d.jsonl", [record(i, [box()]) for i in frames])
+    det = detector(path, labels=["__background__", "p"])
+    assert served(det, 3) == [0, 0, 0]
+    assert not any("no detection matched" in r.getMessage() for r in caplog.records)
+    det.close()
+    warned = [r for r in caplog.records if "no detection matched a frame" in r.getMessage()]
+    assert len(warned) == 1 and warned[0].levelname == "WARNING" and path in warned[0].getMessage()
+
+
+def test_a_file_that_matches_a_frame_does_not_warn(tmp_path, caplog):
+    det = detector(write_jsonl(tmp_path / "d.jsonl", [record(2, [box()])]), labels=None)
+    assert served(det, 3) == [0, 0, 1]
+    det.close()
+    assert not any("no detection matched" in r.getMessage() for r in caplog.records)
