@@ -18,6 +18,11 @@ names it inside ``.state``, plain-data arrays of bounded size; anything else is 
 (``ResumeError``: one line naming the file and ``--restart``). Each stream's source is
 recorded (``<stream>.source.json``: stream id, path, ``source_identity``), so another source
 or another stream id that sanitises to the same file name is refused, not taken as done.
+With the JSONL sink, a checkpoint needs the JSONL's lines up to its frame in order, one per
+frame its state processed, and a ``.done.json`` marker records the JSONL's lines and bytes,
+checked before the stream is skipped as complete. A restored state's arrays are checked
+against the frame (``_sizes_check`` before loading, ``check_state_arrays`` in ``restore``).
+A ``.state`` that is not a usable folder is refused in one line naming the output folder.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import os
 import re
 import zipfile
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any, Protocol, TextIO
 
 import numpy as np
@@ -65,6 +71,10 @@ _ARRAY, _SCALAR = "__array__", "__scalar__"
 #: limits of a checkpoint (docs/limits.md)
 MAX_CHECKPOINT_FRAME = 2**53
 MAX_STATE_BYTES = 1 << 30  # the arrays, uncompressed
+#: a restored state's arrays, against the stream's frame (W x H): each at most a float32 frame
+#: (or ``MIN_ARRAY_BYTES``), all together at most ``MAX_STATE_FRAMES`` such frames
+MAX_STATE_FRAMES = 64
+MIN_ARRAY_BYTES = 1 << 16
 _INT64 = 2**63
 #: bytes of a source file hashed for its fingerprint (at its start and at its end)
 FINGERPRINT_BYTES = 1 << 20
@@ -185,16 +195,25 @@ def check_checkpoint(document: Any, stream_id: str, where: str) -> int:
     return index
 
 
-def load_npz(data: Path | bytes, where: str) -> dict[str, np.ndarray]:
+def load_npz(
+    data: Path | bytes, where: str, sizes: Callable[[dict[str, int]], None] | None = None
+) -> dict[str, np.ndarray]:
     """Every array of an ``.npz`` file or value, refusing pickled content and archives whose
-    arrays hold more than ``MAX_STATE_BYTES`` (checked before any is read).
+    arrays hold more than ``MAX_STATE_BYTES`` (checked before any is read). ``sizes``, given,
+    gets the bytes each array declares (by member name) before any is read and raises
+    ``ValueError`` to refuse them.
 
     Raises:
         ResumeError: naming ``where`` and ``--restart``.
     """
     try:
         with zipfile.ZipFile(io.BytesIO(data) if isinstance(data, bytes) else data) as archive:
-            total = sum(_declared_bytes(archive, info) for info in archive.infolist())
+            declared = {
+                info.filename: _declared_bytes(archive, info) for info in archive.infolist()
+            }
+        total = sum(declared.values())
+        if sizes is not None:
+            sizes(declared)
         if total > MAX_STATE_BYTES:
             raise ValueError(f"{total} bytes of arrays, more than {MAX_STATE_BYTES}")
         loaded = np.load(io.BytesIO(data) if isinstance(data, bytes) else data, allow_pickle=False)
@@ -282,25 +301,60 @@ def source_identity(uri: str) -> SourceIdentity | None:
 _FRAME_INDEX = re.compile(rb'"frame_index":(\d+)[,}]')
 
 
-def written_up_to(path: Path, frame_index: int) -> bool:
-    """Whether the JSONL file ``path`` holds complete records up to ``frame_index``: a
-    complete line (read as ``cut_jsonl`` reads) with a frame index at or past it."""
-    if not path.is_file():
-        return False
+def check_jsonl_frames(path: Path, frame_index: int, frames: int | None, where: str) -> None:
+    """Check that the JSONL file ``path`` holds the results a checkpoint after ``frame_index``
+    promises: complete lines (read as ``cut_jsonl`` reads) with strictly increasing frame
+    indices up to one at or past ``frame_index`` and, given ``frames`` (the frames the
+    checkpointed processor has processed), exactly that many lines up to ``frame_index``
+    (a video's or a folder's skipped frames have no line; a hole or a disorder is refused).
+
+    Raises:
+        ResumeError: one line naming ``path``, ``where`` and ``--restart``.
+    """
+
+    def refuse(why: str) -> ResumeError:
+        return ResumeError(
+            f"checkpoint {where} is after frame {frame_index}, but {path} {why}: "
+            "pass --restart to redo the stream"
+        )
+
+    lines, last, reached = 0, -1, False
+    if path.is_file():
+        with open(path, "rb") as fh:
+            for number, line in enumerate(fh, 1):
+                if not line.endswith(b"\n"):
+                    break  # torn last line: cut when resuming
+                found = _FRAME_INDEX.search(line, 0, 4096)  # the record's head
+                try:
+                    index = int(found.group(1)) if found else json.loads(line)["frame_index"]
+                except (ValueError, KeyError, TypeError, RecursionError):
+                    break  # what cut_jsonl stops at
+                if not isinstance(index, int) or isinstance(index, bool):
+                    break
+                if index <= last:
+                    raise refuse(f"has frame {index} after frame {last} (line {number})")
+                if index > frame_index:
+                    reached = True
+                    break
+                lines, last = lines + 1, index
+                if index == frame_index:
+                    reached = True
+                    break
+    if not reached:
+        raise refuse("does not hold the results up to it")
+    if frames is not None and lines != frames:
+        raise refuse(
+            f"holds {lines} results up to it, not the {frames} frames processed (lines removed?)"
+        )
+
+
+def _count_lines(path: Path) -> int:
+    """Newlines of a file, read in 1 MiB blocks."""
+    count = 0
     with open(path, "rb") as fh:
-        for line in fh:
-            if not line.endswith(b"\n"):
-                return False  # torn last line
-            found = _FRAME_INDEX.search(line, 0, 4096)  # the record's head, before instances
-            try:
-                index = int(found.group(1)) if found else json.loads(line)["frame_index"]
-            except (ValueError, KeyError, TypeError, RecursionError):
-                return False
-            if not isinstance(index, int) or isinstance(index, bool):
-                return False
-            if index >= frame_index:
-                return True
-    return False
+        while block := fh.read(1 << 20):
+            count += block.count(b"\n")
+    return count
 
 
 # -- files ----------------------------------------------------------------------------------------
@@ -403,8 +457,30 @@ class ResumeStore:
 
         Raises:
             ResumeError: state of another configuration, another source or another stream
-                id with the same file name, or a checkpoint that is not valid.
+                id with the same file name, a checkpoint that is not valid, a finished
+                stream whose JSONL no longer holds what was delivered, or a ``.state`` that
+                is not a usable folder.
         """
+        try:
+            return self._resume_point(stream_id, source)
+        except OSError as exc:
+            raise self._unusable(exc) from None
+
+    def _unusable(self, exc: OSError) -> ResumeError:
+        """The one line for a ``.state`` that cannot be read or made (a regular file, a
+        dangling link, a folder where nothing can be created)."""
+        if self.dir.is_symlink() and not self.dir.exists():
+            what, fix = "is a link to nothing", f"remove {self.dir} or pass another --output"
+        elif self.dir.exists() and not self.dir.is_dir():
+            what, fix = "is a file, not a folder", f"remove {self.dir} or pass another --output"
+        else:
+            what = f"cannot be used ({exc.strerror or type(exc).__name__})"
+            fix = "pass another --output, a folder where files can be made"
+        return ResumeError(
+            f"output folder {self.output_dir}: its resume state folder {self.dir} {what}: {fix}"
+        )
+
+    def _resume_point(self, stream_id: str, source: SourceIdentity | None) -> ResumePoint:
         recorded = self._recorded_source(stream_id)
         if recorded is not None and recorded.get("stream_id") != stream_id:
             other = str(recorded.get("stream_id"))[:80]
@@ -415,6 +491,7 @@ class ResumeStore:
             )
         if self.is_done(stream_id):
             self._check_source(stream_id, recorded, source)
+            self._check_delivered(stream_id)
             return ResumePoint(complete=True)
         found = self.load(stream_id)
         if found is None:
@@ -444,6 +521,12 @@ class ResumeStore:
         if source is None or recorded is None:  # older outputs did not record it
             return
         if recorded.get("fingerprint") != source.fingerprint:
+            if recorded.get("path") == source.path:
+                raise ResumeError(
+                    f"{self.output_dir} holds results of stream {stream_id!r} made from "
+                    f"{source.path!r}, whose content has changed since: pass --restart to "
+                    "redo it from the source as it is now"
+                )
             raise ResumeError(
                 f"{self.output_dir} holds results of stream {stream_id!r} made from "
                 f"{str(recorded.get('path'))[:200]!r}, not {source.path!r}: pass --restart to "
@@ -492,14 +575,17 @@ class ResumeStore:
                 f"checkpoint {path} names arrays {str(document.get('arrays'))[:80]!r}, not "
                 f"{name!r} in {self.dir}: pass --restart to redo the stream"
             )
-        if self.jsonl and not written_up_to(self.output_dir / f"{safe_name(stream_id)}.jsonl",
-                                            frame_index):  # fmt: skip
-            raise ResumeError(
-                f"checkpoint {path} is after frame {frame_index}, but "
-                f"{jsonl_path(self.output_dir, stream_id)} does not hold the results up to it: "
-                "pass --restart to redo the stream"
+        if self.jsonl:
+            frames = document["state"].get("frames")
+            if frames is not None and (not isinstance(frames, int) or isinstance(frames, bool)):
+                raise ResumeError(
+                    f"checkpoint {path} has frames {repr(frames)[:40]}, not a count: pass "
+                    "--restart to redo the stream"
+                )
+            check_jsonl_frames(
+                jsonl_path(self.output_dir, stream_id), frame_index, frames, str(path)
             )
-        arrays = load_npz(self.dir / name, str(self.dir / name))
+        arrays = load_npz(self.dir / name, str(self.dir / name), _sizes_check(document["state"]))
         try:
             state = decode_state(document["state"], arrays)
         except (ValueError, RecursionError) as exc:
@@ -509,9 +595,15 @@ class ResumeStore:
         return Checkpoint(frame_index, state)
 
     def mark_done(self, stream_id: str, summary: dict) -> None:
-        """Record that the stream is complete (its checkpoint is no longer needed)."""
+        """Record that the stream is complete (its checkpoint is no longer needed) and, with
+        the JSONL sink, what its JSONL holds (``lines``, ``bytes``: checked before the stream
+        is skipped as complete)."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        text = json.dumps({"config": self.digest, **summary}, default=str).encode("utf-8")
+        marker = {"config": self.digest, **summary}
+        jsonl = jsonl_path(self.output_dir, stream_id)
+        if self.jsonl and jsonl.is_file():
+            marker["jsonl"] = {"lines": _count_lines(jsonl), "bytes": jsonl.stat().st_size}
+        text = json.dumps(marker, default=str).encode("utf-8")
         _write_atomically(self.done_path(stream_id), lambda fh: fh.write(text))
         self._remove_checkpoint(stream_id)
 
@@ -535,11 +627,41 @@ class ResumeStore:
             )
         return True
 
+    def _check_delivered(self, stream_id: str) -> None:
+        """A finished stream's JSONL still holds what its marker says was delivered (markers
+        of older versions, or of a run without the JSONL sink, record nothing to check)."""
+        if not self.jsonl:
+            return
+        try:
+            delivered = json.loads(self.done_path(stream_id).read_text(encoding="utf-8"))
+            lines, size = delivered["jsonl"]["lines"], delivered["jsonl"]["bytes"]
+        except (ValueError, KeyError, TypeError):
+            return
+        jsonl = jsonl_path(self.output_dir, stream_id)
+        if jsonl.is_file():
+            held = jsonl.stat().st_size
+            if held == size and _count_lines(jsonl) == lines:
+                return
+            now = f"holds {held} bytes"
+        else:
+            now = "is missing"
+        raise ResumeError(
+            f"{jsonl} {now}, but the finished stream {stream_id!r} delivered {lines} lines "
+            f"({size} bytes) to it: pass --restart to redo the stream"
+        )
+
     def clear(self, stream_id: str) -> None:
-        """Forget the stream's checkpoint, finished marker and source (``--restart``)."""
-        self._remove_checkpoint(stream_id)
-        self.done_path(stream_id).unlink(missing_ok=True)
-        self.source_path(stream_id).unlink(missing_ok=True)
+        """Forget the stream's checkpoint, finished marker and source (``--restart``).
+
+        Raises:
+            ResumeError: ``.state`` is not a usable folder.
+        """
+        try:
+            self._remove_checkpoint(stream_id)
+            self.done_path(stream_id).unlink(missing_ok=True)
+            self.source_path(stream_id).unlink(missing_ok=True)
+        except OSError as exc:
+            raise self._unusable(exc) from None
 
     def _remove_checkpoint(self, stream_id: str) -> None:
         self.checkpoint_path(stream_id).unlink(missing_ok=True)
@@ -573,14 +695,68 @@ def open_store(cfg: PipelineConfig, stream_ids: list[str], *, restart: bool) -> 
     return store
 
 
-def restore(processor: StreamProcessor, point: ResumePoint, stream_id: str) -> None:
-    """Load the checkpointed state into a fresh processor (nothing to do on a fresh start).
+def _oversized(sizes: list[int], frame_bytes: int) -> str | None:
+    """Why arrays of ``sizes`` bytes are too big for a state of frames of ``frame_bytes``
+    (a float32 frame's bytes, ``MIN_ARRAY_BYTES`` at least), or None."""
+    frame_bytes = max(frame_bytes, MIN_ARRAY_BYTES)
+    largest = max(sizes, default=0)
+    if largest > frame_bytes:
+        return f"an array of {largest} bytes, more than a frame's"
+    if sum(sizes) > MAX_STATE_FRAMES * frame_bytes:
+        return f"{sum(sizes)} bytes of arrays, more than {MAX_STATE_FRAMES} frames'"
+    return None
+
+
+def check_state_arrays(state: Any, frame_size: tuple[int, int], stream_id: str) -> None:
+    """A restored state's arrays against the stream's frames (``frame_size``: W x H):
+    ``prev_gray`` (H, W), each array at most a float32 frame (``MIN_ARRAY_BYTES`` at least),
+    all of them at most ``MAX_STATE_FRAMES`` such frames.
 
     Raises:
-        ResumeError: the state does not fit this version of the tracker.
+        ResumeError: one line naming the stream and ``--restart``.
+    """
+    width, height = frame_size
+
+    def refuse(why: str) -> ResumeError:
+        return ResumeError(
+            f"the checkpoint of {stream_id} does not fit its {width}x{height} frames ({why}): "
+            "pass --restart to redo the stream"
+        )
+
+    gray = state.get("prev_gray") if isinstance(state, dict) else None
+    if isinstance(gray, np.ndarray) and gray.shape != (height, width):
+        raise refuse(f"prev_gray is {'x'.join(map(str, gray.shape))[:40]}")
+    sizes, pending = [], [state]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+        elif isinstance(value, np.ndarray):
+            sizes.append(value.nbytes)
+    why = _oversized(sizes, width * height * 4)
+    if why is not None:
+        raise refuse(why)
+
+
+def restore(
+    processor: StreamProcessor,
+    point: ResumePoint,
+    stream_id: str,
+    frame_size: tuple[int, int] | None = None,
+) -> None:
+    """Load the checkpointed state into a fresh processor (nothing to do on a fresh start),
+    its arrays first checked against ``frame_size`` (W x H) when the source knows it.
+
+    Raises:
+        ResumeError: the state does not fit the stream's frames or this version of the
+            tracker.
     """
     if point.state is None:
         return
+    if frame_size is not None:
+        check_state_arrays(point.state, frame_size, stream_id)
     try:
         processor.load_state_dict(point.state)
     except (ValueError, KeyError, TypeError, IndexError, OverflowError, AttributeError) as exc:
@@ -588,6 +764,24 @@ def restore(processor: StreamProcessor, point: ResumePoint, stream_id: str) -> N
             f"the checkpoint of {stream_id} cannot be restored ({exc}): pass "
             "--restart to redo the stream"
         ) from None
+
+
+def _sizes_check(state: Any) -> Callable[[dict[str, int]], None]:
+    """Before a checkpoint's arrays are read: each at most a float32 frame of the size its
+    ``prev_gray`` declares (the frame; checked against the source's in ``restore``), all of
+    them at most ``MAX_STATE_FRAMES`` such frames (without ``prev_gray``: no bound here)."""
+    gray = state.get("prev_gray") if isinstance(state, dict) else None
+    name = gray.get(_ARRAY) if isinstance(gray, dict) else None
+
+    def check(declared: dict[str, int]) -> None:
+        gray_bytes = declared.get(f"{name}.npy") if isinstance(name, str) else None
+        if gray_bytes is None:
+            return
+        why = _oversized(list(declared.values()), 4 * gray_bytes)  # uint8 frame -> float32
+        if why is not None:
+            raise ValueError(f"{why} of {gray_bytes} pixels")
+
+    return check
 
 
 # -- outputs of a resumed stream -------------------------------------------------------------------

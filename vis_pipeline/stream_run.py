@@ -118,7 +118,9 @@ class StreamRun:
             keyframes=cfg.keyframes,
             max_gap_ms=cfg.live.max_gap_ms if self.live else 0.0,
         )
-        resume.restore(self.processor, point, self.stream_id)
+        width, height = getattr(self.source, "width", None), getattr(self.source, "height", None)
+        size = (int(width), int(height)) if width and height else None
+        resume.restore(self.processor, point, self.stream_id, frame_size=size)
         self.redraw_overlay = context.redraw_overlay
         self.queue: queue.Queue[QueuedFrame] = queue.Queue(
             cfg.live.buffer_frames if self.live else cfg.queue_size

@@ -389,3 +389,178 @@ def test_checkpoint_arrays_declaring_more_than_they_hold_are_refused_before_allo
     whole = io.BytesIO()
     np.savez(whole, prev_gray=np.zeros((50, 50)))
     assert load_npz(whole.getvalue(), "cam.ckpt-3.npz")["prev_gray"].shape == (50, 50)
+
+
+# -- what a finished or resumed stream's JSONL must still hold; state against the frames ----------
+def _cli_args(video, out):
+    return [
+        "--config",
+        "configs/demo.yaml",
+        "--source",
+        str(video),
+        "--output",
+        str(out),
+        "--set",
+        "sinks.kafka=null",
+        "--set",
+        "sinks.overlay=false",
+        "--no-progress",
+    ]
+
+
+@pytest.mark.slow
+def test_a_finished_stream_whose_jsonl_was_cut_or_removed_is_refused(small_video, tmp_path, capsys):
+    video, _ = small_video
+    out = tmp_path / "out"
+    args = _cli_args(video, out)
+    assert main(args) == 0
+    jsonl = out / "small.jsonl"
+    full = jsonl.read_bytes()
+    assert json.loads((out / ".state" / "small.done.json").read_text())["jsonl"] == {
+        "lines": full.count(b"\n"),
+        "bytes": len(full),
+    }
+    for damage in ("cut", "removed"):
+        if damage == "cut":
+            jsonl.write_bytes(b"".join(full.splitlines(keepends=True)[:10]))
+        else:
+            jsonl.unlink()
+        before = _snapshot(out)
+        capsys.readouterr()
+        assert main(args) == 2, damage
+        err = capsys.readouterr().err.strip()
+        assert str(jsonl) in err and "--restart" in err and "\n" not in err, err
+        assert _snapshot(out) == before, damage  # not taken as complete, nothing changed
+    jsonl.write_bytes(full)
+    capsys.readouterr()
+    assert main(args) == 0 and "1 already complete" in capsys.readouterr().out
+    jsonl.unlink()
+    assert main([*args, "--restart"]) == 0
+    assert jsonl.read_bytes() == full
+
+
+def _lines_of(path):
+    return path.read_bytes().splitlines(keepends=True)
+
+
+@pytest.mark.slow
+def test_a_jsonl_with_a_hole_or_disorder_or_a_checkpoint_moved_back_is_refused(tmp_path, capsys):
+    clips, out, args = _stopped_run(tmp_path)
+    jsonl = out / "clip0.jsonl"
+    ckpt = out / ".state" / "clip0.ckpt.json"
+    lines, original = _lines_of(jsonl), ckpt.read_text()
+    frame = json.loads(original)["frame_index"]
+    assert frame >= 12 and len(lines) > frame
+    moved = json.loads(original)
+    moved["frame_index"], moved["arrays"] = 5, "clip0.ckpt-5.npz"  # its state is of `frame`
+    arrays = out / ".state" / f"clip0.ckpt-{frame}.npz"
+    for how in ("hole", "disorder", "moved_back"):
+        if how == "hole":
+            jsonl.write_bytes(b"".join(lines[:3] + lines[6:]))
+        elif how == "disorder":
+            jsonl.write_bytes(b"".join([lines[1], lines[0], *lines[2:]]))
+        else:
+            arrays.rename(out / ".state" / "clip0.ckpt-5.npz")
+            ckpt.write_text(json.dumps(moved))
+        before = _snapshot(out)
+        capsys.readouterr()
+        assert main(args) == 2, how
+        err = capsys.readouterr().err.strip()
+        assert str(jsonl) in err and "--restart" in err and "\n" not in err, (how, err)
+        assert _snapshot(out) == before, how
+        jsonl.write_bytes(b"".join(lines))
+    (out / ".state" / "clip0.ckpt-5.npz").rename(arrays)
+    ckpt.write_text(original)
+    capsys.readouterr()
+    assert main(args) == 0  # the untouched output resumes to the whole clip
+    assert [json.loads(x)["frame_index"] for x in _lines_of(jsonl)] == list(range(30))
+
+
+def _replace_array(ckpt, name: str, value) -> None:
+    """Replace the array ``name`` of the state (a key of its top level) in its npz file."""
+    doc = json.loads(ckpt.read_text())
+    path = ckpt.parent / doc["arrays"]
+    with np.load(path) as loaded:
+        arrays = {k: loaded[k] for k in loaded.files}
+    arrays[doc["state"][name]["__array__"]] = value
+    np.savez(path, **arrays)
+
+
+@pytest.mark.slow
+def test_checkpoint_arrays_that_do_not_fit_the_frames_are_refused(tmp_path, capsys):
+    clips, out, args = _stopped_run(tmp_path)
+    ckpt = out / ".state" / "clip0.ckpt.json"
+    arrays = ckpt.parent / json.loads(ckpt.read_text())["arrays"]
+    original = arrays.read_bytes()
+    for bad in (np.zeros((2000, 2000), np.float32), np.zeros((5, 7), np.uint8)):
+        _replace_array(ckpt, "prev_gray", bad)
+        before = _snapshot(out)
+        capsys.readouterr()
+        assert main(args) == 2
+        err = capsys.readouterr().err.strip()
+        assert "clip0" in err and "prev_gray" in err and "--restart" in err and "\n" not in err
+        assert _snapshot(out) == before
+        arrays.write_bytes(original)
+    assert main(args) == 0
+
+
+def test_state_arrays_are_checked_against_the_frame_size():
+    from vis_pipeline.resume import MAX_STATE_FRAMES, check_state_arrays
+
+    ok = {"prev_gray": np.zeros((48, 64), np.uint8), "t": [{"prob": np.zeros((48, 64), "f4")}]}
+    check_state_arrays(ok, (64, 48), "cam")
+    check_state_arrays({"prev_gray": None, "kf": np.zeros((8, 8))}, (4, 4), "cam")  # tiny frames
+    for bad, match in (
+        ({"prev_gray": np.zeros((64, 48), np.uint8)}, "prev_gray is 64x48"),
+        ({"prev_gray": None, "x": [np.zeros((1000, 1000), "f4")]}, "more than a frame's"),
+        ({"x": [np.zeros((256, 256), "f4")] * (MAX_STATE_FRAMES + 1)}, "frames'"),
+    ):
+        with pytest.raises(ResumeError, match=match) as refused:
+            check_state_arrays(bad, (256, 256) if "x" in bad else (64, 48), "cam")
+        assert "--restart" in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_a_state_folder_that_is_not_a_folder_is_refused_in_one_line(tmp_path):
+    from vis_pipeline.resume import SourceIdentity
+
+    source = SourceIdentity("/videos/cam.mp4", "file:1:abc")
+    (tmp_path / "file").mkdir()
+    (tmp_path / "file" / ".state").write_text("")
+    (tmp_path / "link").mkdir()
+    (tmp_path / "link" / ".state").symlink_to(tmp_path / "nowhere")
+    for folder, what in ((tmp_path / "file", "a file"), (tmp_path / "link", "a link to nothing")):
+        store = ResumeStore(folder, "d", jsonl=True)
+        with pytest.raises(ResumeError) as refused:
+            store.resume_point("cam", source=source)
+        message = str(refused.value)
+        assert str(folder) in message and what in message and "--output" in message
+        assert "\n" not in message
+    with pytest.raises(ResumeError, match="is a file, not a folder"):  # --restart
+        ResumeStore(tmp_path / "file", "d").clear("cam")
+    with pytest.raises(ResumeError, match="/proc/self.*--output"):
+        ResumeStore("/proc/self", "d").resume_point("cam", source=source)
+
+
+def test_a_source_whose_content_changed_in_place_is_named_so(tmp_path):
+    from vis_pipeline.resume import SourceIdentity
+
+    store = ResumeStore(tmp_path, "d")
+    made = SourceIdentity("/tmp/x/f2", "folder:3:aaaa")
+    assert store.resume_point("cam", source=made).frame_index == -1  # records the source
+    store.mark_done("cam", {"frames": 3})
+    with pytest.raises(ResumeError, match="'/tmp/x/f2', whose content has changed") as refused:
+        store.resume_point("cam", source=SourceIdentity("/tmp/x/f2", "folder:3:bbbb"))
+    assert "not '/tmp/x/f2'" not in str(refused.value) and "--restart" in str(refused.value)
+    with pytest.raises(ResumeError, match="made from '/tmp/x/f2', not '/tmp/x/f3'"):
+        store.resume_point("cam", source=SourceIdentity("/tmp/x/f3", "folder:3:bbbb"))
+
+
+def test_arrays_larger_than_the_checkpoints_frame_are_refused_before_they_are_read(tmp_path):
+    store = ResumeStore(tmp_path, "d")
+    gray = np.zeros((48, 64), np.uint8)
+    store.save("cam", 3, encode_state({"prev_gray": gray, "m": np.zeros((48, 64), "f4")}))
+    assert store.load("cam").state["m"].shape == (48, 64)  # a float32 frame: fits
+    store.save("cam", 4, encode_state({"prev_gray": gray, "m": np.zeros((480, 640), "f4")}))
+    with pytest.raises(ResumeError, match="cam.ckpt-4.npz .*more than a frame's") as refused:
+        store.load("cam")
+    assert "--restart" in str(refused.value) and "\n" not in str(refused.value)
