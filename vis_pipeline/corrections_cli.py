@@ -36,6 +36,7 @@ from streams.review.corrections import (
     run_identity,
     save_corrections,
 )
+from vis.schema import MAX_LABEL_CHARS
 from vis_pipeline.summary import EXIT_INPUT, EXIT_OK
 
 ITEM = re.compile(r"^\s*(\d+)(?::(\d+)-(\d+))?\s*$")
@@ -60,6 +61,11 @@ def parse_items(decision: str, option: str, text: str) -> list[Decision]:
                 f"{option} 4:0-50=car"
             )
         label = label.strip()
+        if len(label) > MAX_LABEL_CHARS:
+            raise CorrectionsError(
+                f"{option}: label {label[:40]!r}... ({len(label)} characters) is longer than "
+                f"{MAX_LABEL_CHARS} characters; give one of the run's labels"
+            )
     out = []
     for item in text.split(","):
         m = ITEM.match(item)
@@ -97,10 +103,17 @@ def main(argv: list[str]) -> int:
     args = p.parse_args(argv)
     try:
         corrections = _record(args)
+        save_corrections(corrections, args.output)
     except (CorrectionsError, ExportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT
-    save_corrections(corrections, args.output)
+    except OSError as exc:
+        print(
+            f"error: cannot write --output {args.output}: {exc.strerror}; give a writable file "
+            "path in an existing folder",
+            file=sys.stderr,
+        )
+        return EXIT_INPUT
     kinds = Counter(d.decision for d in corrections.decisions)
     tracks = len({d.track_id for d in corrections.decisions})
     print(
@@ -135,5 +148,10 @@ def _record(args: argparse.Namespace) -> Corrections:
             span = run.tracks[d.track_id]
             corrections.add(d, (span.first, span.last))
     if args.reviewer:
+        if len(args.reviewer) > MAX_LABEL_CHARS:
+            raise CorrectionsError(
+                f"--reviewer {args.reviewer[:40]!r}... ({len(args.reviewer)} characters) is "
+                f"longer than {MAX_LABEL_CHARS} characters; give a shorter name"
+            )
         corrections.reviewer = args.reviewer
     return corrections

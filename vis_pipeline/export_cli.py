@@ -4,17 +4,19 @@
     vis-pipeline export --format all --input out/demo/sample.jsonl --output exp/ \\
         --video data/sample/sample.mp4      # also the frames, as the COCO/CVAT entries name them
 
-Exit codes: 0 written; 2 bad input (the message names it and the fix).
+Exit codes: 0 written; 2 bad input (the message names it and the fix); 3 a file could not be
+written (disk full, no permission); 130 interrupted (SIGINT/SIGTERM; temporary files removed).
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 
 from streams.exports import FORMATS, ExportError, export_run
-from vis_pipeline.summary import EXIT_INPUT, EXIT_OK
+from vis_pipeline.summary import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_SINK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,6 +59,11 @@ def main(argv: list[str]) -> int:
         return EXIT_INPUT
     started = time.perf_counter()
     written = []
+
+    def on_term(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = signal.signal(signal.SIGTERM, on_term)
     try:
         for jsonl in args.input:
             written += export_run(
@@ -69,6 +76,20 @@ def main(argv: list[str]) -> int:
     except ExportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT
+    except OSError as exc:
+        print(
+            f"error: cannot write the export to {args.output}: {exc.strerror or exc}; check "
+            "the folder is writable and the disk has room",
+            file=sys.stderr,
+        )
+        return EXIT_SINK
+    except KeyboardInterrupt as exc:
+        name = exc.args[0] if exc.args else "SIGINT"
+        print(f"error: interrupted by {name}: the export in {args.output} is incomplete",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     for r in written:
         print(
             f"  {r.format:8s} {r.frames} frames, {r.instances} instances, {r.tracks} tracks "

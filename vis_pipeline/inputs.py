@@ -3,7 +3,8 @@
 Contract: ``expand_inputs(cfg)`` turns ``source``/``sources`` into one ``StreamInput`` per
 stream (globs and folders of videos expand to one stream per video; a folder of images is
 one stream; live URIs and cameras stay as they are) with unique stream ids, plus one error
-line per pattern that matched nothing. Missing files are kept: opening them reports the
+line per pattern that matched nothing and per special file (``/dev/zero``, a FIFO) that is not
+a camera. Missing files are kept: opening them reports the
 error with the path.
 """
 
@@ -99,6 +100,11 @@ def expand_inputs(cfg: PipelineConfig) -> tuple[list[StreamInput], list[str]]:
             streams += [StreamInput(m, None) for m in matches]
         elif path.is_dir():
             streams += _expand_folder(path, item)
+        else:  # a device, FIFO or socket that is not a camera: no frames to read
+            errors.append(
+                f"{item.uri} is not a video file, a folder of images or a camera: pass a "
+                "video file, a folder of images or a camera (/dev/videoN)"
+            )
     unique = []
     for item in _unique_ids(streams):
         problem = stream_id_problem(item.stream_id or "")

@@ -58,7 +58,12 @@ def export_run(
     formats = check_formats(formats)
     run = RunRecords.open(jsonl)
     out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a regular file on the way, no permission, a name too long
+        raise ExportError(
+            f"output {output_dir} cannot be a folder ({exc.strerror}): pass another --output"
+        ) from None
     results = []
     for name in formats:
         writer, suffix = FORMATS[name]

@@ -21,7 +21,7 @@ from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
-from streams.exports.common import ExportResult, progress
+from streams.exports.common import ExportResult, mask_pixels, progress
 from streams.exports.records import RunRecords
 from streams.exports.spool import TrackSpool
 from vis.schema import decode_mask
@@ -34,8 +34,26 @@ def cvat_rle(mask: np.ndarray) -> tuple[str, int, int, int, int] | None:
     ys, xs = np.nonzero(mask)
     if len(ys) == 0:
         return None
+    return _box_rle(ys, xs)
+
+
+def cvat_rle_of(rle: dict[str, Any]) -> tuple[str, int, int, int, int] | None:
+    """``cvat_rle`` of a full-frame mask dict, from its own runs (``mask_pixels``): never a
+    full frame per instance. A dict whose runs do not add up to its size is decoded as
+    before (``decode_mask`` raises ``SchemaError`` naming the problem)."""
+    pixels = mask_pixels(rle)
+    if pixels is None:
+        return cvat_rle(decode_mask(rle))
+    ys, xs = pixels
+    return _box_rle(ys, xs) if len(ys) else None
+
+
+def _box_rle(ys: np.ndarray, xs: np.ndarray) -> tuple[str, int, int, int, int]:
+    """Pixel coordinates (at least one) -> ``cvat_rle``'s tuple over their tight box."""
     top, left, bottom, right = ys.min(), xs.min(), ys.max(), xs.max()
-    flat = mask[top : bottom + 1, left : right + 1].ravel().astype(np.int8)
+    box = np.zeros((bottom - top + 1, right - left + 1), np.int8)
+    box[ys - top, xs - left] = 1
+    flat = box.ravel()
     change = np.flatnonzero(np.diff(flat)) + 1
     bounds = np.concatenate([[0], change, [flat.size]])
     runs = np.diff(bounds).tolist()
@@ -90,7 +108,7 @@ def write_cvat(run: RunRecords, out: Path, *, show_progress: bool = False) -> Ex
     with TrackSpool(out.parent) as spool:
         for rec in progress(run, f"cvat {run.stream_id}", show_progress):
             for inst in rec["instances"]:
-                shape = cvat_rle(decode_mask(inst["mask"]))
+                shape = cvat_rle_of(inst["mask"])
                 if shape is not None:
                     spool.add(inst["track_id"], rec["frame_index"], list(shape))
                     n += 1

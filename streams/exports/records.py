@@ -113,6 +113,11 @@ class RunRecords:
 
 
 def _read(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    if path.exists() and not path.is_file():  # a folder, /dev/zero, a FIFO: no records
+        raise ExportError(
+            f"cannot read {path}: not a regular file; give the JSONL file a run wrote "
+            "(e.g. out/demo/sample.jsonl)"
+        )
     try:
         f = open(path, encoding="utf-8")  # noqa: SIM115 - closed below
     except OSError as exc:

@@ -21,10 +21,14 @@ class TrackSpool:
 
     def __init__(self, work_dir: str | Path | None = None) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="vis-export-", dir=work_dir)
-        self._db = sqlite3.connect(Path(self._tmp.name) / "spool.sqlite")
-        self._db.execute("PRAGMA journal_mode=OFF")
-        self._db.execute("PRAGMA synchronous=OFF")
-        self._db.execute("CREATE TABLE inst (track INTEGER, pos INTEGER, payload TEXT)")
+        try:
+            self._db = sqlite3.connect(Path(self._tmp.name) / "spool.sqlite")
+            self._db.execute("PRAGMA journal_mode=OFF")
+            self._db.execute("PRAGMA synchronous=OFF")
+            self._db.execute("CREATE TABLE inst (track INTEGER, pos INTEGER, payload TEXT)")
+        except BaseException:
+            self._tmp.cleanup()
+            raise
 
     def add(self, track_id: int, position: int, payload: Any) -> None:
         self._db.execute(
@@ -43,8 +47,11 @@ class TrackSpool:
             yield pos, json.loads(payload)
 
     def close(self) -> None:
-        self._db.close()
-        self._tmp.cleanup()
+        """Close the table and remove its folder (whatever happened, interrupts included)."""
+        try:
+            self._db.close()
+        finally:
+            self._tmp.cleanup()
 
     def __enter__(self) -> TrackSpool:
         return self

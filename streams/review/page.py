@@ -22,7 +22,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from streams.exports.records import RunRecords, video_frames
+from streams.exports.common import mask_pixels
+from streams.exports.records import ExportError, RunRecords, video_frames
 from streams.review.corrections import run_identity
 from streams.review.scoring import RunQuality, score_run, scored_frames, write_quality_jsonl
 from streams.sinks.paths import safe_name
@@ -63,7 +64,12 @@ def write_review(
 ) -> list[Row]:  # fmt: skip
     run = RunRecords.open(jsonl)
     out = Path(out_dir)
-    (out / "thumbs").mkdir(parents=True, exist_ok=True)
+    try:
+        (out / "thumbs").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a regular file on the way, no permission, a name too long
+        raise ExportError(
+            f"output {out_dir} cannot be a folder ({exc.strerror}): pass another --output"
+        ) from None
     quality = score_run(run, show_progress=show_progress)
     rows = _rows(run, quality, top)
     _find_shots(run, quality, rows, show_progress)
@@ -110,7 +116,14 @@ def _draw(image: np.ndarray, shot: Shot, size: int) -> np.ndarray:
     a, b = int(max(x1 - mx, 0)), int(max(y1 - my, 0))
     c, d = int(min(x2 + mx, w)), int(min(y2 + my, h))
     crop = image[b:d, a:c].copy()
-    mask = decode_mask(shot.mask)[b:d, a:c]
+    pixels = mask_pixels(shot.mask)  # the window's pixels only, not a full frame
+    if pixels is None:
+        mask = decode_mask(shot.mask)[b:d, a:c]
+    else:
+        ys, xs = pixels
+        inside = (ys >= b) & (ys < d) & (xs >= a) & (xs < c)
+        mask = np.zeros(crop.shape[:2], bool)
+        mask[ys[inside] - b, xs[inside] - a] = True
     crop[mask] = (0.55 * crop[mask] + 0.45 * np.array([40, 200, 255])).astype(np.uint8)
     contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     cv2.drawContours(crop, contours, -1, (0, 140, 255), 1)

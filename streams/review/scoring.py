@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from streams.exports.common import progress
+from streams.exports.common import box_local, progress
 from streams.exports.records import RunRecords
 from vis.quality import InstanceQuality, QualityPass, TrackQuality
 from vis.schema import decode_record
@@ -38,7 +38,7 @@ class RunQuality:
 
 def _frames(run: RunRecords, desc: str, show: bool) -> Iterator[tuple[dict[str, Any], Any]]:
     for rec in progress(run, desc, show):
-        yield rec, decode_record(rec)
+        yield rec, decode_record(box_local(rec))  # box-local masks: no frame per instance
 
 
 def score_run(run: RunRecords, *, show_progress: bool = False) -> RunQuality:

@@ -116,12 +116,20 @@ def _file(name: str, data: bytes):
     return make
 
 
+def _fifo(tmp):
+    os.mkfifo(tmp / "pipe.mp4")
+    return tmp / "pipe.mp4"
+
+
 @pytest.mark.parametrize(
     "make_source, needle",
     [
         (lambda tmp: tmp / "missing.mp4", "not found"),
         (_file("zero.mp4", b""), "empty (0 bytes)"),
         (_file("text.mp4", b"x" * 5000), "cannot be opened"),
+        (lambda tmp: "/dev/zero", "is not a video file, a folder of images or a camera"),
+        (lambda tmp: "/dev/null", "is not a video file, a folder of images or a camera"),
+        (_fifo, "is not a video file, a folder of images or a camera"),
     ],
 )
 def test_bad_source_exits_2_naming_the_path(make_source, needle, tmp_path, capsys):

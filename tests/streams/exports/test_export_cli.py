@@ -97,3 +97,97 @@ def test_coco_export_trains_with_the_train_tool(story, tmp_path):
     # the class-stratified split holds out ceil(0.34 x) of each class's frames (rarest class
     # first): 4 of the 9 exported frames, never trained on
     assert held["images"] == 4
+
+
+def _hostile_run(path, n=300, size=(4320, 8192)):
+    """One 8K record with ``n`` one-pixel instances (a small file, a large frame)."""
+    h, w = size
+    insts = []
+    for i in range(n):
+        x, y = (i * 37) % w, (i * 53) % h
+        insts.append({
+            "track_id": i + 1, "class_id": 1, "label": "person", "score": 0.6,
+            "bbox": [x, y, x + 1, y + 1], "mask": {"x": x, "y": y, "size": [1, 1], "counts": "01"},
+        })  # fmt: skip
+    rec = {"schema": "vis.frame/2", "stream_id": "big", "frame_index": 0, "timestamp_ms": 0.0,
+           "keyframe": True, "propagated_from": [], "width": w, "height": h,
+           "instances": insts}  # fmt: skip
+    path.write_text(json.dumps(rec) + "\n")
+    return insts
+
+
+def test_cvat_of_tiny_masks_in_a_huge_frame_names_each_pixel(tmp_path, capsys):
+    """Each mask is read from its runs (the work of a frame per instance made this take
+    minutes): the shapes are the pixels the record gives."""
+    insts = _hostile_run(tmp_path / "big.jsonl")
+    out = tmp_path / "exp"
+    assert main(["export", "-f", "cvat", "-i", str(tmp_path / "big.jsonl"), "-o", str(out),
+                 "--no-progress"]) == 0  # fmt: skip
+    xml = (out / "big.cvat.xml").read_text()
+    for inst in (insts[0], insts[123], insts[-1]):
+        x, y = inst["mask"]["x"], inst["mask"]["y"]
+        assert f'rle="0,1" left="{x}" top="{y}" width="1" height="1"' in xml
+    assert xml.count("<mask ") == len(insts)
+
+
+def test_cvat_rle_from_runs_equals_decoding_the_frame():
+    import numpy as np  # noqa: PLC0415
+
+    from streams.exports.common import box_local  # noqa: PLC0415
+    from streams.exports.cvat import cvat_rle, cvat_rle_of  # noqa: PLC0415
+    from vis.ops.rle import encode_full  # noqa: PLC0415
+    from vis.schema import decode_record  # noqa: PLC0415
+
+    rng = np.random.default_rng(0)
+    for t in range(200):
+        h, w = (int(v) for v in rng.integers(1, 40, 2))
+        m = np.zeros((h, w), bool)
+        if t % 4 == 0:
+            m = rng.random((h, w)) < 0.3
+        elif t % 4 == 1:
+            y, x = rng.integers(0, h), rng.integers(0, w)
+            m[y : y + rng.integers(1, 15), x : x + rng.integers(1, 15)] = True
+        elif t % 4 == 2:
+            m[:] = True
+        rle = encode_full(m[None])[0]
+        assert cvat_rle_of(rle) == cvat_rle(m)
+        rec = {"schema": "vis.frame/1", "stream_id": "s", "frame_index": 0, "timestamp_ms": 0.0,
+               "keyframe": True, "propagated_from": [], "width": w, "height": h,
+               "instances": [{"track_id": 1, "class_id": 1, "label": "a", "score": 0.5,
+                              "bbox": [0, 0, 1, 1], "mask": rle}]}  # fmt: skip
+        a = decode_record(rec).detections.masks[0]
+        b = decode_record(box_local(rec)).detections.masks[0]
+        assert (a.x0, a.y0, a.image_size) == (b.x0, b.y0, b.image_size)
+        assert np.array_equal(a.bits, b.bits)
+
+
+@pytest.mark.parametrize("how", ["SIGINT", "SIGTERM"])
+def test_interrupted_export_exits_130_and_leaves_no_temporary(story, tmp_path, capsys,
+                                                              monkeypatch, how):  # fmt: skip
+    import os  # noqa: PLC0415
+    import signal  # noqa: PLC0415
+
+    import streams.exports.cvat as cvat  # noqa: PLC0415
+
+    def interrupt(rle):
+        if how == "SIGINT":
+            raise KeyboardInterrupt
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(cvat, "cvat_rle_of", interrupt)
+    out = tmp_path / "exp"
+    assert main(["export", "-f", "all", "-i", str(story.jsonl), "-o", str(out),
+                 "--no-progress"]) == 130  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"interrupted by {how}" in err
+    assert not [p for p in out.iterdir() if p.name.startswith("vis-export-")]
+    assert signal.getsignal(signal.SIGTERM) is not None
+
+
+def test_export_to_a_file_path_is_one_line_exit_2(story, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["export", "-f", "coco", "-i", str(story.jsonl), "-o", str(blocker / "exp"),
+                 "--no-progress"]) == 2  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "cannot be a folder" in err and str(blocker) in err

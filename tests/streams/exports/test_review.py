@@ -95,3 +95,13 @@ def test_review_page_renders_in_headless_chromium(story, tmp_path):
     subprocess.run([*flags, "--window-size=1000,700", f"--screenshot={shot}",
                     (out / "index.html").as_uri()], capture_output=True, timeout=120)  # fmt: skip
     assert shot.stat().st_size > 10_000
+
+
+def test_review_to_a_file_path_is_one_line_exit_2(story, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code = main(["review", str(story.jsonl), "--video", str(story.video), "-o",
+                 str(blocker / "r"), "--no-progress"])  # fmt: skip
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "cannot be a folder" in err and str(blocker) in err

@@ -51,6 +51,9 @@ BAD = [
     (["--wrong-class", "2"], "--wrong-class '2': expected TRACKS=LABEL"),
     (["--wrong-class", "2=bicycle"], "label 'bicycle' for track 2 is not one of the run's labels"),
     ([], "no decisions: give --accept, --reject or --wrong-class"),
+    (["--accept", "1", "--reviewer", "r" * 300], "--reviewer 'rrrr"),
+    (["--wrong-class", "2=" + "c" * 300], "(300 characters) is longer than 200 characters"),
+    (["--accept", "1", "-o", "/nonexistent-dir/c.json"], "cannot write --output"),
 ]
 
 
@@ -93,3 +96,14 @@ def test_the_installed_entry_point(story, tmp_path):
         "error: --accept 7: track 7 is not in run 'cam 1' (tracks 1, 2, 5); "
         "decide about the run's own tracks"
     )
+
+
+@pytest.mark.parametrize("special", ["/dev/zero", "/dev/null"])
+def test_a_special_file_as_the_run_is_one_line_exit_2(tmp_path, capsys, special):
+    """Not read (``/dev/zero`` has no end of line): refused by what it is."""
+    out = tmp_path / "c.json"
+    assert main(["corrections", special, "-o", str(out), "--accept", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"cannot read {special}: not a regular file" in err
+    assert main(["export", "-f", "coco", "-i", special, "-o", str(tmp_path / "x")]) == 2
+    assert "not a regular file" in capsys.readouterr().err
