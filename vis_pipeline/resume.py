@@ -162,6 +162,18 @@ def decode_state(document: Any, arrays: dict[str, np.ndarray]) -> Any:
     return document
 
 
+def restore_state(document: dict, arrays: dict[str, np.ndarray], where: str, fix: str) -> Any:
+    """``decode_state`` of a checked checkpoint document's ``state``, refused in one line.
+
+    Raises:
+        ResumeError: ``checkpoint <where> cannot be restored (<why>): <fix>``.
+    """
+    try:
+        return decode_state(document["state"], arrays)
+    except (ValueError, RecursionError) as exc:
+        raise ResumeError(f"checkpoint {where} cannot be restored ({exc}): {fix}") from None
+
+
 def arrays_name(stream_id: str, frame_index: int) -> str:
     """The name of a folder checkpoint's arrays file (inside ``.state``)."""
     return f"{safe_name(stream_id)}.ckpt-{frame_index}.npz"
@@ -586,12 +598,7 @@ class ResumeStore:
                 jsonl_path(self.output_dir, stream_id), frame_index, frames, str(path)
             )
         arrays = load_npz(self.dir / name, str(self.dir / name), _sizes_check(document["state"]))
-        try:
-            state = decode_state(document["state"], arrays)
-        except (ValueError, RecursionError) as exc:
-            raise ResumeError(
-                f"checkpoint {path} cannot be restored ({exc}): pass --restart to redo the stream"
-            ) from None
+        state = restore_state(document, arrays, str(path), "pass --restart to redo the stream")
         return Checkpoint(frame_index, state)
 
     def mark_done(self, stream_id: str, summary: dict) -> None:

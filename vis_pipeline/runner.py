@@ -29,6 +29,7 @@ from streams.sinks import (
     events_path,
     jsonl_path,
 )
+from streams.sinks.paths import make_output_folder
 from streams.sources import SourceError
 from vis.config import ConfigError, from_mapping
 from vis.detection.factory import build_detector
@@ -75,12 +76,7 @@ def run(
     inputs, errors = expand_inputs(cfg)
     check_file_names([item.stream_id for item in inputs])  # one stream per file name
     out_dir = Path(cfg.output)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:  # a regular file on the way, no permission, a name too long
-        raise ConfigError(
-            f"output {cfg.output} cannot be a folder ({exc.strerror}): pass another --output"
-        ) from None
+    make_output_folder(out_dir, ConfigError, named=cfg.output)
     detector = build_detector(cfg.detector)
     try:
         cfg.analytics.check_classes(detector.labels)

@@ -21,7 +21,7 @@ from streams.exports.common import ExportResult, frame_file
 from streams.exports.cvat import write_cvat
 from streams.exports.mots import write_mot_txt, write_mots_png, write_mots_txt
 from streams.exports.records import ExportError, RunRecords, video_frames
-from streams.sinks.paths import export_path
+from streams.sinks.paths import export_path, make_output_folder
 
 Writer = Callable[..., ExportResult]
 
@@ -58,12 +58,7 @@ def export_run(
     formats = check_formats(formats)
     run = RunRecords.open(jsonl)
     out = Path(output_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:  # a regular file on the way, no permission, a name too long
-        raise ExportError(
-            f"output {output_dir} cannot be a folder ({exc.strerror}): pass another --output"
-        ) from None
+    make_output_folder(out, ExportError, named=output_dir)
     results = []
     for name in formats:
         writer, suffix = FORMATS[name]

@@ -26,7 +26,7 @@ from streams.exports.common import mask_pixels
 from streams.exports.records import ExportError, RunRecords, video_frames
 from streams.review.corrections import run_identity
 from streams.review.scoring import RunQuality, score_run, scored_frames, write_quality_jsonl
-from streams.sinks.paths import safe_name
+from streams.sinks.paths import make_output_folder, safe_name
 from vis.quality import InstanceQuality
 from vis.schema import decode_mask
 
@@ -64,12 +64,7 @@ def write_review(
 ) -> list[Row]:  # fmt: skip
     run = RunRecords.open(jsonl)
     out = Path(out_dir)
-    try:
-        (out / "thumbs").mkdir(parents=True, exist_ok=True)
-    except OSError as exc:  # a regular file on the way, no permission, a name too long
-        raise ExportError(
-            f"output {out_dir} cannot be a folder ({exc.strerror}): pass another --output"
-        ) from None
+    make_output_folder(out / "thumbs", ExportError, named=out_dir)
     quality = score_run(run, show_progress=show_progress)
     rows = _rows(run, quality, top)
     _find_shots(run, quality, rows, show_progress)

@@ -5,7 +5,8 @@ Contract: ``safe_name(stream_id)`` is a file-name-safe form of any stream id;
 ``overlay_path(output_dir, stream_id)`` and
 ``export_path(output_dir, stream_id, suffix)`` are where the JSONL, overlay-video and export
 sinks write that stream (everything else that needs these files,
-the resume logic included, calls these functions).
+the resume logic included, calls these functions). ``make_output_folder`` creates an output
+folder or refuses it in one line.
 """
 
 from __future__ import annotations
@@ -38,3 +39,21 @@ def export_path(output_dir: str | Path, stream_id: str, suffix: str) -> Path:
     without a leading dot names a folder: ``<output_dir>/<safe_name(stream_id)>.<suffix>``."""
     sep = "" if suffix.startswith(".") else "."
     return Path(output_dir) / f"{safe_name(stream_id)}{sep}{suffix}"
+
+
+def make_output_folder(
+    folder: str | Path, error: type[Exception], *, named: str | Path | None = None
+) -> None:
+    """Create ``folder`` (and its parents) for a run's or an export's output.
+
+    Raises:
+        error: one line naming the output (``named``, else ``folder``) and ``--output``, when
+            a regular file is on the way, permission is missing or a name is too long.
+    """
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        shown = folder if named is None else named
+        raise error(
+            f"output {shown} cannot be a folder ({exc.strerror}): pass another --output"
+        ) from None

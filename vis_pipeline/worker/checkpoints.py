@@ -30,8 +30,8 @@ from vis_pipeline.resume import (
     ResumePoint,
     SourceIdentity,
     check_checkpoint,
-    decode_state,
     load_npz,
+    restore_state,
 )
 from vis_pipeline.worker.table import TopicTable
 
@@ -141,11 +141,6 @@ class KafkaCheckpointStore:
         if document.get("done"):
             return ResumePoint(complete=True)
         frame_index = check_checkpoint(document, stream_id, f"record {key}")
-        try:
-            state = decode_state(document["state"], arrays)
-        except (ValueError, RecursionError) as exc:
-            raise ResumeError(
-                f"checkpoint record {key} cannot be restored ({exc}): submit the job again"
-            ) from None
+        state = restore_state(document, arrays, f"record {key}", "submit the job again")
         log.info("job %s: %s resumes after frame %d", self.job_id, stream_id, frame_index)
         return ResumePoint(frame_index=frame_index, state=state)
