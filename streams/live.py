@@ -182,6 +182,11 @@ class LiveSource:
             self.stop.wait(wait)
         # stopped while connecting (SIGINT, shutdown): not an error; iteration yields nothing
 
+    @property
+    def connected(self) -> bool:
+        """Whether a capture is open now (False while reconnecting)."""
+        return self._cap is not None
+
     def _open_unless_stopped(self) -> cv2.VideoCapture | None:
         """``_open()`` in a thread of its own, so that ``stop`` ends the wait at once (an open
         blocks in FFmpeg up to ``read_timeout_s``, and signal handlers run only when it
@@ -283,7 +288,11 @@ class LiveSource:
                 img = self._cap.retrieve()[1] if ok else None
                 if img is None:
                     self.stats["stalls"] += 1
-                    log.warning("stream %s dropped or stalled: reconnecting", self.stream_id)
+                    log.warning(
+                        "stream %s dropped or stalled: reconnecting",
+                        self.stream_id,
+                        extra={"stream_id": self.stream_id, "event": "stalled"},
+                    )
                     self._cap.release()
                     self._cap = None
                     reconnected = True
@@ -323,7 +332,10 @@ class LiveSource:
                 return None
             if cap is not None:
                 log.warning(
-                    "stream %s reconnected after %.1f s", self.stream_id, time.monotonic() - lost_at
+                    "stream %s reconnected after %.1f s",
+                    self.stream_id,
+                    time.monotonic() - lost_at,
+                    extra={"stream_id": self.stream_id, "event": "reconnected"},
                 )
                 return cap
             if c.give_up_after_s and time.monotonic() - lost_at > c.give_up_after_s:
@@ -331,6 +343,7 @@ class LiveSource:
                     "stream %s: giving up after %.0f s disconnected",
                     self.stream_id,
                     c.give_up_after_s,
+                    extra={"stream_id": self.stream_id, "event": "gave_up"},
                 )
                 return None
         return None

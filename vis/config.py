@@ -33,6 +33,8 @@ def _check(path: str, tp: Any, value: Any) -> Any:
     if tp is Any:
         return value
     if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in get_args(tp):
+            return None  # null is None, never an optional section's defaults
         errors = []
         for alt in get_args(tp):
             if alt is type(None):

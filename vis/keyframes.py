@@ -1,4 +1,5 @@
-"""When the detector runs: a fixed interval, or adaptively where propagation degrades.
+"""When the detector runs: a fixed interval, adaptively where propagation degrades, or where
+tracks are about to interact.
 
 Contract: ``make_schedule(config).is_keyframe(frame)`` is called once per frame, in order,
 before the frame is processed. The adaptive schedule also reads ``observe(tracked,
@@ -20,6 +21,20 @@ Health checks (adaptive), each on what the last tracked frame and the new frame 
 * ``cut``: the mean grey difference is above ``CUT_LEVEL`` (a scene cut, a camera jump).
 
 A keyframe is also taken after ``max_interval`` frames whatever the credit.
+
+Interaction (``policy: interaction``): the same credit, one check: the *contacts* (pairs of
+tracks whose boxes, each grown by ``interaction_margin`` of its width and height on every
+side, overlap: propagated masks stop at each other rather than overlap) of the
+tracks' boxes predicted ``interaction_lookahead`` frames ahead (each box moved at its track's
+recent velocity) or of their boxes now differ from the contacts at the last keyframe: two
+tracks are about to meet, or tracks that met are parting (``interaction``). Its credit starts
+with the saved call full, so on a stream without interactions its keyframes are the fixed
+policy's (frames 0, ``interval``, 2 x ``interval``, ...); a saved call spent is paid back
+by the keyframes of quiet stretches coming one frame late until the credit is whole again.
+Offline processing (``vis.offline``) turns the prediction off and instead, once the next
+keyframe has come, asks for detections of the held frames where a contact began or ended,
+paid from the same credit (``spend``; counted as ``interaction_held``). Measured on PETS09
+(bench/results/interaction_keyframes.md), it does not beat the fixed policy: not the default.
 """
 
 from __future__ import annotations
@@ -39,6 +54,8 @@ MOTION_FRACTION = 0.004
 MOTION_LEVEL = 24
 CUT_LEVEL = 40.0
 _SHRINK = 4
+#: velocity of a track's box, per frame: this share of the last step, the rest the old one
+_VELOCITY_MOMENTUM = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,8 +65,9 @@ class KeyframeConfig:
     Attributes:
         interval: run the detector every ``interval`` frames (1 = every frame); with
             ``policy: adaptive``, the average number of frames per detector call.
-        policy: ``fixed`` (every ``interval`` frames) or ``adaptive`` (where the health
-            checks fail, within the same average budget).
+        policy: ``fixed`` (every ``interval`` frames), ``adaptive`` (where the health
+            checks fail, within the same average budget) or ``interaction`` (where tracks
+            meet or part, within the same average budget).
         max_interval: adaptive: a keyframe at the latest after this many frames (0 = three
             times ``interval``).
         max_interval_ms: also run it when this much stream time passed since the last
@@ -59,6 +77,13 @@ class KeyframeConfig:
         backfill: offline mode: a track born at a keyframe is carried back into the frames
             before it, down to the previous keyframe (an object the detector missed there is
             output from its first frame).
+        interaction_margin: ``policy: interaction``: two tracks are in contact when their
+            boxes overlap once each is grown by this share of its width and height on every
+            side (0 = the boxes themselves overlap; at most 2).
+        interaction_lookahead: ``policy: interaction``, live: contacts are also looked for
+            between the boxes predicted this many frames ahead (0 = the boxes now only).
+        interaction_at: ``policy: interaction``, offline: the held frames detected after
+            the fact: where a contact ``begins``, where it ``ends``, or ``both``.
     """
 
     interval: int = 10
@@ -67,14 +92,17 @@ class KeyframeConfig:
     max_interval_ms: float = 0.0
     after_gap_ms: float = 500.0
     backfill: bool = True
+    interaction_margin: float = 0.25
+    interaction_lookahead: int = 2
+    interaction_at: str = "begins"
 
     def __post_init__(self) -> None:
         require(self.interval >= 1, "keyframes.interval", self.interval, "must be >= 1")
         require(
-            self.policy in ("fixed", "adaptive"),
+            self.policy in ("fixed", "adaptive", "interaction"),
             "keyframes.policy",
             self.policy,
-            "must be 'fixed' or 'adaptive'",
+            "must be 'fixed', 'adaptive' or 'interaction'",
         )
         require(self.max_interval >= 0, "keyframes.max_interval", self.max_interval, "must be >= 0")
         require(
@@ -82,6 +110,24 @@ class KeyframeConfig:
             "keyframes.max_interval_ms",
             self.max_interval_ms,
             "must be >= 0",
+        )
+        require(
+            0 <= self.interaction_margin <= 2,
+            "keyframes.interaction_margin",
+            self.interaction_margin,
+            "must be 0 to 2",
+        )
+        require(
+            0 <= self.interaction_lookahead <= 100,
+            "keyframes.interaction_lookahead",
+            self.interaction_lookahead,
+            "must be 0 to 100 frames",
+        )
+        require(
+            self.interaction_at in ("begins", "ends", "both"),
+            "keyframes.interaction_at",
+            self.interaction_at,
+            "must be 'begins', 'ends' or 'both'",
         )
 
     @property
@@ -169,6 +215,13 @@ class AdaptiveSchedule(KeyframeSchedule):
             interpolation=cv2.INTER_AREA,
         )
         prev, self._small = self._small, small
+        return self._credit_reason(frame) or (
+            None if self.credit < 1.0 else self._track_alarm or self._image_alarm(prev, small)
+        )
+
+    def _credit_reason(self, frame: Frame) -> str | None:
+        """The reasons that do not wait for an alarm: the must reasons, ``max_interval``,
+        and ``budget`` (the saved calls are full)."""
         must = self._must(frame)
         if must:
             return must
@@ -176,9 +229,16 @@ class AdaptiveSchedule(KeyframeSchedule):
             return "max_interval"
         if self.credit >= MAX_CREDIT - 1e-9:
             return "budget"
-        if self.credit < 1.0:
-            return None
-        return self._track_alarm or self._image_alarm(prev, small)
+        return None
+
+    def spend(self, reason: str) -> bool:
+        """Spend a saved call on a frame already processed (offline: a held frame detected
+        after the fact) if one is saved; counted under ``reason``. Whether it was."""
+        if self.credit < 1.0 - 1e-9:
+            return False
+        self.credit -= 1.0
+        self.reasons[reason] += 1
+        return True
 
     def _image_alarm(self, prev: np.ndarray | None, small: np.ndarray) -> str | None:
         if prev is None or prev.shape != small.shape:
@@ -221,6 +281,135 @@ class AdaptiveSchedule(KeyframeSchedule):
         self.credit = float(state.get("credit", 1.0))
 
 
+def contacts(ids: np.ndarray, boxes: np.ndarray, margin: float) -> frozenset[tuple[int, int]]:
+    """Pairs of tracks in contact: boxes that overlap once each is grown by ``margin`` of its
+    width and height on every side.
+
+    Args:
+        ids: (N,) track ids.
+        boxes: (N, 4) x1 y1 x2 y2, in the order of ``ids``.
+        margin: the share of a box's size added on each side, >= 0.
+
+    Returns:
+        The pairs ``(smaller id, larger id)``.
+    """
+    if len(ids) < 2:
+        return frozenset()
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    w = np.clip(b[:, 2] - b[:, 0], 0, None) * margin
+    h = np.clip(b[:, 3] - b[:, 1], 0, None) * margin
+    g = np.stack([b[:, 0] - w, b[:, 1] - h, b[:, 2] + w, b[:, 3] + h], axis=1)
+    meet = (np.minimum(g[:, None, 2], g[None, :, 2]) > np.maximum(g[:, None, 0], g[None, :, 0])) & (
+        np.minimum(g[:, None, 3], g[None, :, 3]) > np.maximum(g[:, None, 1], g[None, :, 1])
+    )
+    rows, cols = np.nonzero(np.triu(meet, 1))
+    return frozenset(
+        (min(int(ids[r]), int(ids[c])), max(int(ids[r]), int(ids[c]))) for r, c in zip(rows, cols)
+    )
+
+
+class InteractionSchedule(AdaptiveSchedule):
+    """Keyframes where tracks meet or part, within the fixed policy's budget (see the module
+    docstring). ``predict`` False (offline processing) leaves only the credit's reasons: the
+    processor spends the saved call after the fact (``spend``)."""
+
+    def __init__(self, config: KeyframeConfig) -> None:
+        super().__init__(config)
+        self.credit = MAX_CREDIT - 1.0 / config.interval  # the first frame fills it
+        self.predict = True
+        self._alarm: str | None = None
+        self._key_contacts: frozenset[tuple[int, int]] = frozenset()
+        self._last: dict[int, tuple[int, np.ndarray]] = {}  # track id -> (frame, box)
+        self._velocity: dict[int, np.ndarray] = {}  # track id -> (4,) box step per frame
+        self._observed = 0  # tracked frames seen: the clock of the velocities
+        self._key_credit = 1.0  # the credit left by the last keyframe (and spends after it)
+
+    def is_keyframe(self, frame: Frame) -> bool:
+        key = super().is_keyframe(frame)
+        if key:
+            self._key_credit = self.credit
+        return key
+
+    def spend(self, reason: str) -> bool:
+        spent = super().spend(reason)
+        if spent:
+            self._key_credit -= 1.0
+        return spent
+
+    def _credit_reason(self, frame: Frame) -> str | None:
+        """As the adaptive policy's, but the saved call spent is paid back one frame per
+        keyframe: the keyframe of a quiet stretch is due ``interval`` frames after the last,
+        or one frame later while the credit that keyframe left is under a whole call."""
+        must = self._must(frame)
+        if must:
+            return must
+        since = frame.index - self._last_index
+        if since >= self.config.latest:
+            return "max_interval"
+        due = self.config.interval + (0 if self._key_credit >= 1.0 - 1e-9 else 1)
+        if (since >= due and self.credit >= 1.0 - 1e-9) or self.credit >= MAX_CREDIT - 1e-9:
+            return "budget"
+        return None
+
+    def _reason(self, frame: Frame) -> str | None:
+        reason = self._credit_reason(frame)
+        if reason or self.credit < 1.0 - 1e-9 or not self.predict:
+            return reason
+        return self._alarm
+
+    def observe(self, tracked: Detections, keyframe: bool) -> None:
+        ids, boxes = tracked.track_ids, tracked.xyxy
+        self._observed += 1
+        frame = self._observed
+        for tid, box in zip(ids.tolist(), boxes):
+            last = self._last.get(tid)
+            if last is not None and frame > last[0]:
+                step = (box - last[1]) / (frame - last[0])
+                old = self._velocity.get(tid)
+                self._velocity[tid] = (
+                    step
+                    if old is None
+                    else _VELOCITY_MOMENTUM * step + (1 - _VELOCITY_MOMENTUM) * old
+                )
+            self._last[tid] = (frame, box.copy())
+        alive = set(ids.tolist())
+        for tid in [t for t in self._last if t not in alive]:
+            del self._last[tid]
+            self._velocity.pop(tid, None)
+        overlap = self.config.interaction_margin
+        now = contacts(ids, boxes, overlap)
+        if keyframe:
+            self._key_contacts, self._alarm = now, None
+            return
+        ahead = self.config.interaction_lookahead
+        if ahead:
+            moved = np.array(
+                [
+                    box + ahead * self._velocity.get(tid, 0.0)
+                    for tid, box in zip(ids.tolist(), boxes)
+                ]
+            ).reshape(-1, 4)
+            now = now | contacts(ids, moved, overlap)
+        # a pair parting is a contact of the keyframe that neither now nor ahead shows
+        gone = {p for p in self._key_contacts if p[0] in alive and p[1] in alive}
+        self._alarm = "interaction" if (now - self._key_contacts) or (gone - now) else None
+
+    def state_dict(self) -> dict:
+        return {
+            **super().state_dict(),
+            "key_contacts": [list(p) for p in sorted(self._key_contacts)],
+            "key_credit": self._key_credit,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self._key_contacts = frozenset(tuple(p) for p in state.get("key_contacts", []))
+        self._key_credit = float(state.get("key_credit", 1.0))
+        self._alarm = None
+
+
 def make_schedule(config: KeyframeConfig) -> KeyframeSchedule:
     """The schedule of ``config.policy``."""
+    if config.policy == "interaction":
+        return InteractionSchedule(config)
     return AdaptiveSchedule(config) if config.policy == "adaptive" else KeyframeSchedule(config)

@@ -16,19 +16,32 @@ been tracked (association decided at both ends) returns the held frames, in orde
 ``finish`` returns the frames after the last keyframe as tracked forward. Checkpoints are
 taken at the boundary before a keyframe (the held frames all emitted), and a restored
 processor starts with a keyframe. Pure computation, no I/O.
+
+Interactions detected after the fact (``keyframes.policy: interaction``): when the next
+keyframe comes, the held frames where two tracks' boxes began (or ended) to be in contact
+(``vis.keyframes.contacts``) are asked for detections, as many as the schedule's saved calls
+pay (``spend``), before the span is closed: ``emit`` then returns nothing and ``wanted()``
+names those frames; the loop runs the detector on them and hands the detections to
+``detected``, which tracks the span again from its first keyframe with them (each one a
+keyframe, closing a span of its own), then the keyframe, and returns every result, in order.
+``advance`` is that protocol for one frame, the one code path of every loop. Cost: one copy
+of the tracking state (its grey frame included) per span, and a span with an interaction
+tracked twice; the delay stays the span's.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+from collections.abc import Callable
 
 import numpy as np
 
 from vis.bidirectional import carry, forward_weight, fuse
 from vis.ops.masks import BoxMask, mask_iou
-from vis.keyframes import KeyframeConfig
+from vis.keyframes import InteractionSchedule, KeyframeConfig, contacts
 from vis.pipeline import StreamProcessor
+from vis.tracking.repair import RepairConfig, RepairedProcessor
 from vis.types import Detections, Frame, FrameResult, mask_confidence
 
 
@@ -48,6 +61,7 @@ class _Held:
     gray: np.ndarray
     tracked: Detections
     keyframe: bool
+    contacts: frozenset[tuple[int, int]] = frozenset()  # pairs of tracks in contact
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,10 +75,12 @@ class _Instance:
     mask: BoxMask  # box-local
     embedding: np.ndarray  # (D,) float32
     agreement: float | None = None  # IoU of the forward and backward masks fused
+    uncertainty: float | None = None  # a keyframe's, from test-time augmentation
 
 
 def _row(tracked: Detections, r: int) -> _Instance:
     """Row ``r`` of ``tracked`` (its agreement is not carried: tracked rows have none)."""
+    doubt = None if tracked.uncertainty is None else float(tracked.uncertainty[r])
     return _Instance(
         int(tracked.track_ids[r]),
         int(tracked.class_ids[r]),
@@ -72,6 +88,7 @@ def _row(tracked: Detections, r: int) -> _Instance:
         tracked.xyxy[r],
         tracked.masks[r],
         tracked.embeddings[r],
+        uncertainty=None if doubt is None or np.isnan(doubt) else doubt,
     )
 
 
@@ -92,6 +109,11 @@ def _detections(rows: list[_Instance], image_size: tuple[int, int]) -> Detection
             [np.nan if i.agreement is None else i.agreement for i in rows], np.float32
         ),
         image_size=image_size,
+        uncertainty=np.array(
+            [np.nan if i.uncertainty is None else i.uncertainty for i in rows], np.float32
+        )
+        if any(i.uncertainty is not None for i in rows)
+        else None,
     )
 
 
@@ -110,8 +132,69 @@ class OfflineStreamProcessor(StreamProcessor):
         self.backfilled = 0  # instances added to frames before their track's first keyframe
         self._boundary: tuple[int, dict] | None = None
         self._last_boundary: tuple[int, dict] | None = None
+        # interactions detected after the fact: the state after the span's first keyframe,
+        # and the keyframe waiting for the held frames asked (frame, detections, indices)
+        self.resolve = isinstance(self.schedule, InteractionSchedule)
+        if self.resolve:
+            self.schedule.predict = False
+        self._after_key: dict | None = None
+        self._pending: tuple[Frame, Detections, list[int]] | None = None
 
     def emit(self, frame: Frame, detections: Detections | None) -> list[tuple[FrameResult, Frame]]:
+        if detections is not None and self.held and self.resolve and self._after_key:
+            asked = self._interactions()
+            if asked:
+                self._pending = (frame, detections, asked)
+                return []
+        return self._step(frame, detections)
+
+    def wanted(self) -> list[Frame]:
+        """The held frames to detect before the last ``emit``'s keyframe closes the span (in
+        order; empty: nothing asked)."""
+        if self._pending is None:
+            return []
+        asked = set(self._pending[2])
+        return [h.frame for h in self.held if h.frame.index in asked]
+
+    def detected(self, found: list[Detections]) -> list[tuple[FrameResult, Frame]]:
+        """The detections of ``wanted()``'s frames, in its order -> the held frames tracked
+        again with them and the keyframe's span closed: the results, in frame order."""
+        frame, detections, asked = self._pending
+        if len(found) != len(asked):
+            raise ValueError(f"{len(found)} detections for {len(asked)} frames asked")
+        self._pending = None
+        extra = dict(zip(asked, found))
+        held = self.held
+        self._restore(self._after_key)
+        self.held = held[:1]
+        out = []
+        for h in held[1:]:
+            out += self._advance(h.frame, extra.get(h.frame.index))
+        return out + self._step(frame, detections)
+
+    def _interactions(self) -> list[int]:
+        """The held frames where a contact begins (or ends, ``keyframes.interaction_at``),
+        as many as the schedule's saved calls pay, in order."""
+        at = self.schedule.config.interaction_at
+        asked = []
+        for j in range(1, len(self.held)):
+            before, now = self.held[j - 1].contacts, self.held[j].contacts
+            alive = set(self.held[j].tracked.track_ids.tolist())
+            begins = bool(now - before) and at in ("begins", "both")
+            ends = at in ("ends", "both") and any(
+                p[0] in alive and p[1] in alive for p in before - now
+            )
+            if (begins or ends) and self.schedule.spend("interaction_held"):
+                asked.append(self.held[j].frame.index)
+        return asked
+
+    def _restore(self, state: dict) -> None:
+        """The tracking state ``state`` (a copy is loaded), the schedule left as it is."""
+        state = copy.deepcopy(state)
+        StreamProcessor.load_state_dict(self, {**state, "schedule": self.schedule.state_dict()})
+
+    def _step(self, frame: Frame, detections: Detections | None) -> list[tuple[FrameResult, Frame]]:
+        """``emit`` once nothing is asked: the boundary before a keyframe, then ``_advance``."""
         keyframe = detections is not None
         if keyframe and self.held:
             # the state after the last held frame: resuming after it redoes this keyframe
@@ -119,8 +202,23 @@ class OfflineStreamProcessor(StreamProcessor):
             if self._checkpoint_wanted:
                 self._boundary = self._last_boundary
                 self._checkpoint_wanted = False
+        out = self._advance(frame, detections)
+        if keyframe and self.resolve:
+            self._after_key = copy.deepcopy(self.state_dict())
+        return out
+
+    def _advance(
+        self, frame: Frame, detections: Detections | None
+    ) -> list[tuple[FrameResult, Frame]]:
+        """Track one frame; hold it, or close the span at a keyframe."""
+        keyframe = detections is not None
         tracked = self.track(frame, detections)
-        now = _Held(frame, self.gray, tracked, keyframe)
+        near = frozenset()
+        if self.resolve:
+            near = contacts(
+                tracked.track_ids, tracked.xyxy, self.schedule.config.interaction_margin
+            )
+        now = _Held(frame, self.gray, tracked, keyframe, near)
         if not keyframe or not self.held:
             self.held.append(now)
             return []
@@ -156,11 +254,13 @@ class OfflineStreamProcessor(StreamProcessor):
         self.frames -= len(self.held)
         self.keyframes -= sum(h.keyframe for h in self.held)
         self.held = []
+        self._after_key = None
         return self._last_boundary
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
         self.schedule.restart()  # the saved state ends just before a keyframe
+        self._after_key = None
 
     # -- one span: held[0] (a keyframe) .. the frame before ``key`` --------------------------
     def _close_span(self, held: list[_Held], key: _Held) -> list[tuple[FrameResult, Frame]]:
@@ -260,13 +360,48 @@ def _looks_alike(mask: BoxMask, gray: np.ndarray, ref: BoxMask, ref_gray: np.nda
 
 
 def _with_mask(inst: _Instance, mask: BoxMask) -> _Instance:
+    """``inst`` with a carried ``mask`` (no longer the keyframe's instance: no uncertainty)."""
     box = mask.tight_box()
-    return dataclasses.replace(inst, mask=mask, box=inst.box if box is None else box)
+    return dataclasses.replace(
+        inst, mask=mask, box=inst.box if box is None else box, uncertainty=None
+    )
 
 
-def make_processor(*, offline: bool, keyframes: KeyframeConfig, **kwargs) -> StreamProcessor:
+def make_processor(
+    *, offline: bool, keyframes: KeyframeConfig, repair: RepairConfig | None = None, **kwargs
+) -> StreamProcessor:
     """The offline processor (``keyframes.backfill`` applies) or the live one; ``kwargs`` as
-    ``StreamProcessor``."""
+    ``StreamProcessor``. With ``repair`` enabled (offline) or a ``live_delay`` (live), its
+    results pass through ``vis.tracking.repair.IdentityRepair`` (``RepairedProcessor``)."""
     if offline:
-        return OfflineStreamProcessor(backfill=keyframes.backfill, keyframes=keyframes, **kwargs)
-    return StreamProcessor(keyframes=keyframes, **kwargs)
+        proc = OfflineStreamProcessor(backfill=keyframes.backfill, keyframes=keyframes, **kwargs)
+    else:
+        proc = StreamProcessor(keyframes=keyframes, **kwargs)
+    if repair is not None and (repair.enabled if offline else repair.live_delay > 0):
+        return RepairedProcessor(proc, repair, offline=offline)  # type: ignore[return-value]
+    return proc
+
+
+def advance(
+    processor: StreamProcessor,
+    frame: Frame,
+    detections: Detections | None,
+    detect: Callable[[list[Frame]], list[Detections]],
+) -> list[tuple[FrameResult, Frame]]:
+    """One frame through ``processor``: ``emit``, then, if it asks for held frames to be
+    detected (``wanted``), ``detect`` runs on them and ``detected`` gets the detections.
+
+    Args:
+        processor: the stream's processor.
+        frame: the next frame (``processor.is_keyframe`` already called on it).
+        detections: its detections on a keyframe, else None.
+        detect: frames -> their detections, in order (the loop's detector).
+
+    Returns:
+        The results ready for the sinks, in frame order, each with its frame.
+    """
+    out = processor.emit(frame, detections)
+    asked = processor.wanted()
+    if asked:
+        out = out + processor.detected(detect(asked))
+    return out

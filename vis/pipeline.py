@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict, deque
+from collections.abc import Callable
 from contextlib import contextmanager
 
 import cv2
@@ -31,6 +32,8 @@ class StageTimer:
         self.seconds: dict[str, float] = defaultdict(float)
         self.calls: dict[str, int] = defaultdict(int)
         self.samples: dict[str, deque] = defaultdict(lambda: deque(maxlen=keep))
+        #: called with ``(stage, seconds)`` after each ``add`` (e.g. a metrics histogram)
+        self.listener: Callable[[str, float], None] | None = None
 
     @contextmanager
     def __call__(self, stage: str):
@@ -44,6 +47,8 @@ class StageTimer:
         self.seconds[stage] += seconds
         self.calls[stage] += 1
         self.samples[stage].append(seconds)
+        if self.listener is not None:
+            self.listener(stage, seconds)
 
     def percentiles_ms(self, stage: str) -> tuple[float, float]:
         """(p50, p99) in milliseconds of the kept samples of ``stage`` (0, 0 if none)."""
@@ -114,6 +119,16 @@ class StreamProcessor:
     def finish(self) -> list[tuple[FrameResult, Frame]]:
         """The stream ended (or the run stops): the results still held back."""
         return []
+
+    def wanted(self) -> list[Frame]:
+        """Frames given to ``emit`` that the processor asks to be detected before it goes on
+        (``vis.offline.advance``); here none."""
+        return []
+
+    def detected(self, found: list[Detections]) -> list[tuple[FrameResult, Frame]]:
+        """The detections of ``wanted()``'s frames, in its order -> the results they
+        release; here none is ever asked."""
+        raise ValueError("no frames were asked to be detected")
 
     def request_checkpoint(self) -> None:
         """Ask for a checkpoint at the next point where one is consistent."""

@@ -31,6 +31,9 @@ WEIGHTS = {
     "id_switch": 0.1,
     "mask_doubt": 0.1,
 }
+#: weight of test-time augmentation's ``uncertainty`` beside ``WEIGHTS``, where measured
+UNCERTAINTY_WEIGHT = 1.0
+_ALL_WEIGHTS = {**WEIGHTS, "uncertainty": UNCERTAINTY_WEIGHT}
 AGE_SCALE = 10.0  # frames of propagation that make the age doubt 1 - 1/e
 SHORT_TRACK = 10.0  # frames: a track this long has short-track doubt 1/e
 SWITCH_WINDOW = 5  # frames around a suspected id switch that carry the doubt
@@ -71,9 +74,12 @@ class InstanceQuality:
     track_frames: int
     id_switch_suspect: bool
     review_score: float
+    # test-time augmentation's disagreement: the instance's own on a keyframe where it ran,
+    # else its track's last such keyframe's (None: never measured for the track)
+    uncertainty: float | None = None
 
     def to_json(self, track_score: float) -> dict:
-        return {
+        out = {
             "score": round(self.score, 4),
             "mask_iou_prev": _r(self.mask_iou_prev),
             "shape_iou_prev": _r(self.shape_iou_prev),
@@ -87,6 +93,9 @@ class InstanceQuality:
             "review_score": round(self.review_score, 4),
             "track_review_score": round(track_score, 4),
         }
+        if self.uncertainty is not None:
+            out["uncertainty"] = round(self.uncertainty, 4)
+        return out
 
 
 def _r(v: float | None) -> float | None:
@@ -106,6 +115,7 @@ class _Track:
     # (keyframe, IoU of the propagated mask of the frame before with the keyframe's mask)
     corrections: list[tuple[int, float]] = dataclasses.field(default_factory=list)
     next_correction: int = 0  # second pass: index into corrections
+    uncertainty: float | None = None  # second pass: the last keyframe's measured uncertainty
 
 
 def _centre_jump(a: np.ndarray, b: np.ndarray) -> float:
@@ -181,11 +191,14 @@ class QualityPass:
             conf = None if d.mask_confidence is None else float(d.mask_confidence[i])
             agree = None if d.agreement is None else float(d.agreement[i])
             agree = None if agree is None or math.isnan(agree) else agree
-            signals = Signals(float(d.scores[i]), iou, shape, nxt, age, conf, agree)
+            doubt = None if d.uncertainty is None else float(d.uncertainty[i])
+            if doubt is not None and not math.isnan(doubt):
+                t.uncertainty = doubt
+            signals = Signals(float(d.scores[i]), iou, shape, nxt, age, conf, agree, t.uncertainty)
             out.append(
                 InstanceQuality(
                     tid, float(d.scores[i]), iou, shape, nxt, age, conf, agree, q.class_margin,
-                    q.frames, near_switch, review_score(signals, q, near_switch),
+                    q.frames, near_switch, review_score(signals, q, near_switch), t.uncertainty,
                 )
             )  # fmt: skip
         if collect:
@@ -226,6 +239,7 @@ class QualityPass:
                 )
             t.last_keyframe = None
             t.next_correction = 0
+            t.uncertainty = None
         self._prev = {}
         return dict(self._quality)
 
@@ -241,11 +255,13 @@ class Signals:
     propagation_age: int
     mask_confidence: float | None = None
     agreement: float | None = None
+    uncertainty: float | None = None  # test-time augmentation's (None: not measured)
 
 
 def doubts(s: Signals, track: TrackQuality, switch: bool) -> dict[str, float]:
     """The doubt terms, each in [0, 1] (1 = most doubt); docs/quality.md. ``mask_doubt`` is
-    left out when the record has no ``mask_confidence``."""
+    left out when the record has no ``mask_confidence``, ``uncertainty`` when test-time
+    augmentation never measured it for the instance's track."""
     terms = {
         "low_score": 1.0 - min(max(s.score, 0.0), 1.0),
         "drift": _drift(s),
@@ -257,6 +273,8 @@ def doubts(s: Signals, track: TrackQuality, switch: bool) -> dict[str, float]:
     }
     if s.mask_confidence is not None:
         terms["mask_doubt"] = 1.0 - min(max(s.mask_confidence, 0.0), 1.0)
+    if s.uncertainty is not None:
+        terms["uncertainty"] = min(max(s.uncertainty, 0.0), 1.0)
     return terms
 
 
@@ -273,7 +291,8 @@ def _drift(s: Signals) -> float:
 
 
 def review_score(s: Signals, track: TrackQuality, switch: bool) -> float:
-    """The weighted mean of the doubt terms present (``WEIGHTS``), in [0, 1]."""
+    """The weighted mean of the doubt terms present (``WEIGHTS``, and ``UNCERTAINTY_WEIGHT``
+    where the instance's track has one), in [0, 1]."""
     terms = doubts(s, track, switch)
-    total = sum(WEIGHTS[k] for k in terms)
-    return sum(WEIGHTS[k] * v for k, v in terms.items()) / total if total else 0.0
+    total = sum(_ALL_WEIGHTS[k] for k in terms)
+    return sum(_ALL_WEIGHTS[k] * v for k, v in terms.items()) / total if total else 0.0

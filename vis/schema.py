@@ -129,6 +129,7 @@ def encode_record(result: FrameResult, *, version: int = 2) -> dict[str, Any]:
     scores = np.round(d.scores.astype(np.float64), 4).tolist()
     conf = None if d.mask_confidence is None else np.round(d.mask_confidence.astype(np.float64), 4)
     agree = None if d.agreement is None else np.round(d.agreement.astype(np.float64), 4)
+    doubt = None if d.uncertainty is None else np.round(d.uncertainty.astype(np.float64), 4)
     instances = []
     for i, (tid, cid) in enumerate(zip(d.track_ids.tolist(), d.class_ids.tolist())):
         inst = {
@@ -143,6 +144,8 @@ def encode_record(result: FrameResult, *, version: int = 2) -> dict[str, Any]:
             inst["mask_confidence"] = float(conf[i])
         if agree is not None and np.isfinite(agree[i]):
             inst["agreement"] = float(agree[i])
+        if doubt is not None and np.isfinite(doubt[i]):
+            inst["uncertainty"] = float(doubt[i])
         instances.append(inst)
     return {
         "schema": SCHEMAS[version],
@@ -268,7 +271,7 @@ def validate_record(obj: Any) -> dict[str, Any]:
             for v in bbox
         ):
             raise SchemaError("bbox must have 4 finite numbers")
-        for key in ("mask_confidence", "agreement"):
+        for key in ("mask_confidence", "agreement", "uncertainty"):
             if key in inst:
                 _number_in(inst, key, 0.0, 1.0)
         crop_pixels += _check_mask(_require(inst, "mask", dict), schema, w, h)
@@ -357,6 +360,9 @@ def decode_record(obj: dict[str, Any] | str | bytes, *, with_masks: bool = True)
         if any("agreement" in i for i in inst)
         else None,
         image_size=(h, w),
+        uncertainty=np.array([i.get("uncertainty", np.nan) for i in inst], np.float32)
+        if any("uncertainty" in i for i in inst)
+        else None,
     )
     return FrameResult(
         stream_id=rec["stream_id"],

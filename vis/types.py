@@ -63,6 +63,9 @@ class Detections:
             estimates fused into each instance's mask (NaN where not fused).
         image_size: (H, W) of the frame; taken from the masks when not given (required for
             an empty list).
+        uncertainty: optional (N,) float32 in [0, 1]: on a keyframe run with test-time
+            augmentation, how much the passes disagreed on each instance (``detector.tta``;
+            0 = every pass found the same mask at the same score; NaN where not measured).
     """
 
     xyxy: np.ndarray
@@ -74,9 +77,12 @@ class Detections:
     mask_confidence: np.ndarray | None = None
     agreement: np.ndarray | None = None
     image_size: tuple[int, int] | None = None
+    uncertainty: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.xyxy)
+        if self.uncertainty is not None:
+            self.uncertainty = np.asarray(self.uncertainty, np.float32).reshape(n)
         if self.agreement is not None:
             self.agreement = np.asarray(self.agreement, np.float32).reshape(n)
         if self.mask_confidence is not None:
@@ -151,6 +157,7 @@ class Detections:
             mask_confidence=None if self.mask_confidence is None else self.mask_confidence[index],
             agreement=None if self.agreement is None else self.agreement[index],
             image_size=self.image_size,
+            uncertainty=None if self.uncertainty is None else self.uncertainty[index],
         )
 
     @staticmethod
@@ -158,11 +165,11 @@ class Detections:
         parts = [p for p in parts if len(p)]
         if not parts:
             return Detections.empty(height, width)
-        conf, agree = (
+        conf, agree, doubt = (
             [getattr(p, k) for p in parts]
             if all(getattr(p, k) is not None for p in parts)
             else None
-            for k in ("mask_confidence", "agreement")
+            for k in ("mask_confidence", "agreement", "uncertainty")
         )
         return Detections(
             xyxy=np.concatenate([p.xyxy for p in parts]),
@@ -174,6 +181,7 @@ class Detections:
             mask_confidence=None if conf is None else np.concatenate(conf),
             agreement=None if agree is None else np.concatenate(agree),
             image_size=(height, width),
+            uncertainty=None if doubt is None else np.concatenate(doubt),
         )
 
 

@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from vis.detection.factory import build_detector
-from vis.offline import make_processor
+from vis.offline import advance, make_processor
 from vis.ops.masks import BoxMask
 from vis.ops.rle import encode_box_as_full
 from vis.types import Frame, FrameResult
@@ -165,19 +165,27 @@ def run_ours(
     count: int = DEV_FRAMES,
     on_result: Callable[[FrameResult], None] | None = None,
     phase: int = 0,
+    counts: dict | None = None,
 ) -> tuple[Tracks, dict]:
     """Our pipeline's per-stream processing on the footage -> (tracks per frame, timing);
-    ``on_result`` sees every final result, in the order the runner would write them.
+    ``on_result`` sees every final result, in the order the runner would write them; the
+    frames go through ``vis.offline.advance``, as in the runner. ``counts`` (if given)
+    receives ``frames``, ``detector_calls`` and the schedule's ``keyframe_reasons``.
 
-    ``phase`` (0 <= phase < interval, fixed keyframe policy only): the keyframes after the
-    first frame fall on frames ``phase``, ``phase + interval``, ... instead of ``interval``,
-    ``2 x interval``, ...: where a camera's stream happens to start against the footage's
-    events, which no user chooses. At N=5 one crossing can fall between two keyframes at one
-    phase and on one at another, so a score at a single phase carries that luck.
+    ``phase`` (0 <= phase < interval): with the fixed keyframe policy, the keyframes after
+    the first frame fall on frames ``phase``, ``phase + interval``, ... instead of
+    ``interval``, ``2 x interval``, ...: where a camera's stream happens to start against
+    the footage's events, which no user chooses. At N=5 one crossing can fall between two
+    keyframes at one phase and on one at another, so a score at a single phase carries that
+    luck. With a policy that saves calls (``adaptive``, ``interaction``), its credit starts
+    ``phase / interval`` of a call lower: ``interaction`` then takes its first ``phase``
+    keyframes of a quiet stretch one frame late (``interval + 1``, ``2 x (interval + 1)``,
+    ...) and every ``interval`` frames after, on frames ``phase (mod interval)``.
     """
     cfg = pipeline_config(dets, interval, overrides)
-    if not 0 <= phase < max(interval, 1) or (phase and cfg.keyframes.policy != "fixed"):
-        raise ValueError(f"phase {phase} needs 0 <= phase < interval ({interval}), fixed policy")
+    if not 0 <= phase < max(interval, 1):
+        raise ValueError(f"phase {phase} needs 0 <= phase < interval ({interval})")
+    fixed = cfg.keyframes.policy == "fixed"
     detector = build_detector(cfg.detector)
     proc = make_processor(
         offline=cfg.mode == "offline",
@@ -186,25 +194,40 @@ def run_ours(
         tracker=cfg.tracker,
         propagation=cfg.propagation,
         keyframes=cfg.keyframes,
+        repair=cfg.repair,
     )
+    if phase and not fixed:
+        proc.schedule.credit -= phase / interval
     out: Tracks = {}
     detect_s = 0.0
+    calls = 0
+
+    def detect(batch: list[Frame]) -> list:
+        nonlocal detect_s, calls
+        t0 = time.perf_counter()
+        found = detector.detect_frames(batch)
+        detect_s += time.perf_counter() - t0
+        calls += len(batch)
+        return found
+
     try:
         for fr in frames(count=count):
-            d = None
             key = proc.is_keyframe(fr)
-            if phase:
+            if phase and fixed:
                 key = fr.index == 0 or (fr.index >= phase and (fr.index - phase) % interval == 0)
-            if key:
-                t0 = time.perf_counter()
-                d = detector.detect_frames([fr])[0]
-                detect_s += time.perf_counter() - t0
-            for res, _ in proc.emit(fr, d):
+            d = detect([fr])[0] if key else None
+            for res, _ in advance(proc, fr, d, detect):
                 _record(out, res, on_result)
         for res, _ in proc.finish():
             _record(out, res, on_result)
     finally:
         detector.close()
+    if counts is not None:
+        counts.update(
+            frames=proc.frames,
+            detector_calls=calls,
+            keyframe_reasons=dict(proc.schedule.reasons),
+        )
     n = max(proc.frames, 1)
     timing = {k: 1000.0 * v / n for k, v in proc.timer.seconds.items()}
     timing["detections_and_embedding"] = 1000.0 * detect_s / n

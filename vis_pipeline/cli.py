@@ -45,7 +45,12 @@ from vis.config import ConfigError, to_mapping
 from vis.detection.factory import DetectorConfig
 from vis.detection.models import WeightsError
 from vis.detection.precomputed import PrecomputedError
-from vis_pipeline.cli_common import quiet_decoder_logs, setup_logging
+from vis_pipeline.cli_common import (
+    add_service_options,
+    quiet_decoder_logs,
+    service_overrides,
+    setup_logging,
+)
 from vis_pipeline.config import load_config
 from vis_pipeline.resume import ResumeError
 from vis_pipeline.runner import run
@@ -136,6 +141,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         "--print-config", action="store_true", help="print the effective config and exit"
     )
     p.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING (default), ERROR")
+    add_service_options(p)
     return p
 
 
@@ -166,12 +172,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(argv: list[str], prog: str | None = None) -> int:
     args = build_parser(prog).parse_args(argv)
-    setup_logging(args.log_level)
+    setup_logging(args.log_level, args.log_format)
     quiet_decoder_logs()
     try:
         cfg = load_config(
             args.config,
-            args.overrides,
+            [*args.overrides, *service_overrides(args)],
             sources=args.source,
             output=args.output,
             stream_id=args.stream_id,

@@ -17,11 +17,12 @@ import yaml
 
 from streams.live import LiveConfig
 from vis.analytics import AnalyticsConfig
-from vis.config import ConfigError, from_mapping, set_path
+from vis.config import ConfigError, from_mapping, require, set_path
 from vis.detection.factory import DetectorConfig
 from vis.keyframes import KeyframeConfig
 from vis.propagation import PropagationConfig
 from vis.schema import MAX_PIXELS as MAX_RECORD_PIXELS
+from vis.tracking.repair import RepairConfig
 from vis.tracking.tracker import TrackerConfig
 
 
@@ -101,6 +102,55 @@ MIN_FPS, MAX_FPS = 0.01, 1000.0
 MAX_CHECKPOINT_EVERY = 10**9
 
 
+#: the largest TCP port
+MAX_PORT = 65535
+
+
+@dataclasses.dataclass(frozen=True)
+class MetricsConfig:
+    """Attributes:
+    port: serve ``/metrics``, ``/healthz`` and ``/readyz`` on this TCP port (0 = off).
+    host: the address to listen on (``0.0.0.0``: every interface, as a scraper in another
+        pod or machine needs; ``127.0.0.1``: this machine only).
+    stall_s: ``/healthz`` fails when a processing or worker loop has not turned for this long.
+    sink_stall_s: ``/readyz`` fails when a sink has not delivered for this long (a Kafka
+        record unacknowledged, the writer stuck on one message); keep it below
+        ``sinks.kafka.delivery_timeout_s``, after which the sink fails for good.
+    """
+
+    port: int = 0
+    host: str = "0.0.0.0"
+    stall_s: float = 120.0
+    sink_stall_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        require(
+            isinstance(self.port, int) and not isinstance(self.port, bool),
+            "metrics.port",
+            self.port,
+            "must be an integer port (0 = off)",
+        )
+        require(
+            0 <= self.port <= MAX_PORT, "metrics.port", self.port, f"must be in [0, {MAX_PORT}]"
+        )
+        require(
+            isinstance(self.host, str) and bool(self.host.strip()),
+            "metrics.host",
+            self.host,
+            "must be an address such as 0.0.0.0 or 127.0.0.1",
+        )
+        for name in ("stall_s", "sink_stall_s"):
+            value = getattr(self, name)
+            require(
+                isinstance(value, int | float)
+                and not isinstance(value, bool)
+                and 0 < value <= 86400,
+                f"metrics.{name}",
+                value,
+                "must be a number of seconds in (0, 86400]",
+            )
+
+
 @dataclasses.dataclass(frozen=True)
 class SourceSpec:
     """One entry of ``sources:``: a URI (file, folder, glob, stream, camera) and its id."""
@@ -126,10 +176,12 @@ class PipelineConfig:
     detector: DetectorConfig = DetectorConfig()
     keyframes: KeyframeConfig = KeyframeConfig()
     tracker: TrackerConfig = TrackerConfig()
+    repair: RepairConfig = RepairConfig()
     propagation: PropagationConfig = PropagationConfig()
     live: LiveConfig = LiveConfig()
     sinks: SinksConfig = SinksConfig()
     analytics: AnalyticsConfig = AnalyticsConfig()
+    metrics: MetricsConfig = MetricsConfig()
     mode: str = "offline"
 
     def __post_init__(self) -> None:

@@ -86,4 +86,5 @@ class StatusReporter:
                 s["dropped_frames"],
                 s["reconnects"],
                 stages,
+                extra={"stream_id": s["stream_id"], "event": "status"},
             )

@@ -45,6 +45,7 @@ from streams.sinks import Sink, jsonl_path, safe_name
 from vis.config import to_mapping
 from vis.pipeline import STATE_FORMAT, StreamProcessor
 from vis.schema import decode_record
+from vis.tracking.repair import RepairConfig
 from vis_pipeline.config import PipelineConfig
 
 log = logging.getLogger(__name__)
@@ -61,10 +62,32 @@ SETTINGS_THAT_CANNOT_CHANGE_RESULTS = (
     "checkpoint_every",
     "live",
     "sinks",
+    "metrics",
     # limits decide which inputs are refused, not the results of the frames processed; an
     # output made before a limit existed resumes under it
     "frame",
 )
+#: keys added to a section after output folders were made, each with the default that gives
+#: the results from before it: left out of the digest at that default, so those folders resume
+ADDED_AT_DEFAULT = {
+    "detector": {
+        "nms": "hard",
+        "soft_nms_sigma": 0.5,
+        "soft_nms_min_score": None,
+        "tta": None,
+        "tiles": None,
+    },
+    "keyframes": {
+        "interaction_margin": 0.25,
+        "interaction_lookahead": 2,
+        "interaction_at": "begins",
+    },
+    "propagation": {"finest_scale": "preset", "occlusions": False},
+    # a section added whole: left out while every key is at its default. Identity repair is on
+    # by default: an output folder made before it resumes with repaired ids from then on
+    "repair": dataclasses.asdict(RepairConfig()),
+}
+ADDED_SECTIONS = ("repair",)
 #: version of the checkpoint files (the JSON + npz layout, not the tracker state inside)
 CHECKPOINT_FORMAT = 1
 _ARRAY, _SCALAR = "__array__", "__scalar__"
@@ -89,6 +112,13 @@ def config_digest(cfg: PipelineConfig) -> str:
     settings = to_mapping(cfg)
     for key in SETTINGS_THAT_CANNOT_CHANGE_RESULTS:
         settings.pop(key, None)
+    for section, added in ADDED_AT_DEFAULT.items():
+        part = settings.get(section)
+        for key, default in added.items():
+            if isinstance(part, dict) and key in part and part[key] == default:
+                del part[key]
+        if part == {} and section in ADDED_SECTIONS:
+            del settings[section]
     settings["state_format"] = STATE_FORMAT  # checkpoints of another tracker version are refused
     text = json.dumps(settings, sort_keys=True, default=str)
     return hashlib.sha1(text.encode()).hexdigest()[:16]

@@ -36,6 +36,7 @@ from vis.detection.factory import build_detector
 from vis.detection.precision import cpu_features
 from vis_pipeline.config import PipelineConfig
 from vis_pipeline.inputs import StreamInput, declared_frames, expand_inputs
+from vis_pipeline.logs import JOB_ID
 from vis_pipeline.progress import ProgressBars
 from vis_pipeline.resume import (
     CheckpointStore,
@@ -47,6 +48,7 @@ from vis_pipeline.resume import (
 from vis_pipeline.scheduler import Scheduler
 from vis_pipeline.stream_run import RunContext, StreamRun
 from vis_pipeline.summary import EXIT_INPUT, EXIT_SINK, RunSummary
+from vis_pipeline.telemetry import RunProbe, Telemetry
 from vis_pipeline.writer import Writer
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,7 @@ def run(
     extra_sinks: list[Sink] | None = None,
     restart: bool = False,
     store: CheckpointStore | None = None,
+    telemetry: Telemetry | None = None,
 ) -> RunSummary:
     """Run every source of ``cfg``.
 
@@ -71,7 +74,24 @@ def run(
         restart: forget checkpoints and finished markers of these inputs first.
         store: where checkpoints and finished markers go instead of ``<output>/.state``
             (e.g. a Kafka topic, ``vis_pipeline/worker``); used only when ``resume`` is on.
+        telemetry: the process's metrics and health (a worker's, shared by its jobs); None
+            with ``metrics.port`` set: the run serves its own while it lasts.
+
+    Raises:
+        ConfigError: also when ``metrics.port`` cannot be listened on.
     """
+    if telemetry is None and cfg.metrics.port:
+        with Telemetry(cfg.metrics) as own:
+            own.start()
+            return run(
+                cfg,
+                progress=progress,
+                stop=stop,
+                extra_sinks=extra_sinks,
+                restart=restart,
+                store=store,
+                telemetry=own,
+            )
     stop = stop or threading.Event()
     inputs, errors = expand_inputs(cfg)
     check_file_names([item.stream_id for item in inputs])  # one stream per file name
@@ -123,10 +143,22 @@ def run(
         activity=threading.Event(),
         store=store,
         redraw_overlay=redraw is not None,
+        telemetry=telemetry,
     )
     bars = ProgressBars(declared_frames(inputs)) if progress else None
     admission = Admission(inputs, context, summary, overlay=overlay, bars=bars)
     scheduler = Scheduler(context, detector, writer, admission, bars)
+    probe = RunProbe(
+        scheduler,
+        writer,
+        sinks,
+        summary.detector,
+        summary.cpu,
+        read_budget_s=cfg.live.read_timeout_s + cfg.live.connect_timeout_s,
+        name=f"job {JOB_ID.get()}" if JOB_ID.get() else "run",
+    )
+    if telemetry is not None:
+        telemetry.attach(probe)
     started = time.perf_counter()
     failure: BaseException | None = None
     writer.start()
@@ -151,6 +183,8 @@ def run(
         detector.close()
         if bars is not None:
             bars.close()
+        if telemetry is not None:
+            telemetry.detach(probe)
     summary.seconds = time.perf_counter() - started
     summary.sink_seconds = writer.timer.seconds.get("sink", 0.0)
     summary.detector_calls = scheduler.detector_calls

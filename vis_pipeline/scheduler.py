@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 
 from vis.detection.base import Detector
+from vis.offline import advance
 from vis.types import Frame, FrameResult
 from vis_pipeline.messages import CheckpointMsg, RedrawMsg, ResultMsg, StreamDoneMsg, WriterMsg
 from vis_pipeline.progress import ProgressBars, StatusReporter
@@ -65,6 +66,7 @@ class Scheduler:
         self.finished: list[StreamRun] = []
         self.detector_calls = 0
         self._settling = False
+        self.beat = time.monotonic()  # when the loop last turned (liveness)
 
     def run(self) -> None:
         """Serve the streams until all are done or ``stop`` is set."""
@@ -72,6 +74,7 @@ class Scheduler:
         turn = 0
         try:
             while not self.context.stop.is_set() and self.active:
+                self.beat = time.monotonic()
                 start = turn % len(self.active)
                 order = self.active[start:] + self.active[:start]
                 turn += 1
@@ -163,6 +166,15 @@ class Scheduler:
             stream.detections[frame.index] = found
             stream.timer.add("detect", seconds / len(batch))
 
+    def _detect_held(self, stream: StreamRun, frames: list[Frame]) -> list:
+        """The detections of held frames the stream's processor asks for, in batches."""
+        found = []
+        for i in range(0, len(frames), self.batch_size):
+            batch = [(stream, frame) for frame in frames[i : i + self.batch_size]]
+            self._detect(batch)
+            found += [stream.detections.pop(frame.index) for _, frame in batch]
+        return found
+
     def _process_head(self, stream: StreamRun) -> bool:
         """Process the stream's next frame if it is ready; whether one was taken."""
         if not stream.buffer or not stream.head_ready():
@@ -173,7 +185,10 @@ class Scheduler:
                 self._send(RedrawMsg(stream.stream_id, item.frame.image))
             return True
         found = stream.detections.pop(item.frame.index) if item.detect else None
-        self._send_results(stream, stream.processor.emit(item.frame, found))
+        ready = advance(
+            stream.processor, item.frame, found, lambda frames: self._detect_held(stream, frames)
+        )
+        self._send_results(stream, ready)
         if self._checkpoint_due(stream):
             stream.processor.request_checkpoint()
         point = stream.processor.take_checkpoint()

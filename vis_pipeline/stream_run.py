@@ -11,13 +11,14 @@ there, in order) and takes them from its head once ``head_ready``.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import logging
 import queue
 import threading
 import time
 from collections import deque
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from streams.live import LiveSource, is_live_uri, put_latest
 from streams.sinks.paths import events_path
@@ -30,6 +31,10 @@ from vis.types import Detections, Frame
 from vis_pipeline import resume
 from vis_pipeline.config import PipelineConfig
 from vis_pipeline.inputs import StreamInput
+from vis_pipeline.logs import STREAM_ID
+
+if TYPE_CHECKING:
+    from vis_pipeline.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +50,7 @@ class RunContext:
         activity: set by readers when a frame (or the end) arrives; the loop waits on it.
         store: checkpoints and finished markers (None: resume off).
         redraw_overlay: on resume, send the frames up to the resume point for the overlay.
+        telemetry: observes each stream's stage times and latency (None: metrics off).
     """
 
     config: PipelineConfig
@@ -53,6 +59,7 @@ class RunContext:
     activity: threading.Event
     store: resume.CheckpointStore | None
     redraw_overlay: bool
+    telemetry: Telemetry | None = None
 
 
 class QueuedFrame(NamedTuple):
@@ -116,6 +123,7 @@ class StreamRun:
             tracker=cfg.tracker,
             propagation=cfg.propagation,
             keyframes=cfg.keyframes,
+            repair=cfg.repair,
             max_gap_ms=cfg.live.max_gap_ms if self.live else 0.0,
         )
         width, height = getattr(self.source, "width", None), getattr(self.source, "height", None)
@@ -134,8 +142,14 @@ class StreamRun:
         self.dropped = {"dropped": 0}
         self.started_at = time.perf_counter()
         self.seconds = 0.0
-        self.thread = threading.Thread(
-            target=self._read, name=f"reader-{self.stream_id}", daemon=True
+        self.last_frame_at = time.monotonic()  # the source opened, then each frame read
+        if context.telemetry is not None:
+            context.telemetry.watch_stream(self)
+        self.thread = threading.Thread(  # the job id of the logs goes along
+            target=contextvars.copy_context().run,
+            args=(self._read,),
+            name=f"reader-{self.stream_id}",
+            daemon=True,
         )
 
     def start(self) -> None:
@@ -179,6 +193,7 @@ class StreamRun:
 
     # -- reader thread ---------------------------------------------------------------------------
     def _read(self) -> None:
+        STREAM_ID.set(self.stream_id)
         frames = iter(self.source)
         try:
             while not self.stop.is_set():
@@ -187,6 +202,7 @@ class StreamRun:
                 if frame is None:
                     break
                 frame.captured_at = frame.captured_at or time.monotonic()
+                self.last_frame_at = time.monotonic()
                 item = QueuedFrame(frame, frame.index <= self.resume_from)
                 if self.live:
                     put_latest(self.queue, item, self.dropped)
@@ -262,6 +278,7 @@ class StreamRun:
                 stages[stage] = stages.get(stage, 0.0) + seconds
                 percentiles[stage] = [round(x, 2) for x in timer.percentiles_ms(stage)]
         frames = self.processor.frames
+        repair = getattr(self.processor, "repair", None)
         return {
             "stream_id": self.stream_id,
             "source": self.uri,
@@ -269,6 +286,7 @@ class StreamRun:
             "frames": frames,
             "keyframes": self.processor.keyframes,
             "keyframe_reasons": dict(self.processor.schedule.reasons),
+            "repair": dict(repair.counts) if repair is not None else None,
             "tracks": self.processor.tracker.total_started,
             "score_scale": round(self.processor.tracker.score_scale(), 4),
             "corrupt_frames": stats["corrupt"],

@@ -111,6 +111,15 @@ def _render_stream(s: dict) -> list[str]:
         extra += f"  resumed after frame {s['resumed_after_frame']}"
     if s.get("score_scale", 1.0) != 1.0:  # a detector less sure than tracker.score_reference
         extra += f"  scores read x{s['score_scale']:.2f}"
+    reasons = s.get("keyframe_reasons") or {}
+    if set(reasons) - {"start", "interval"}:  # a schedule that chose: why it spent its calls
+        extra += "  keyframe reasons " + ", ".join(f"{k} {v}" for k, v in sorted(reasons.items()))
+    repair = s.get("repair") or {}
+    if repair.get("interactions"):  # identities decided again with both ends of a crossing
+        extra += (
+            f"  interactions {repair['interactions']} (exchanges undone "
+            f"{repair.get('exchanges_undone', 0)}, swaps undone {repair.get('swaps_undone', 0)})"
+        )
     lines = [
         f"stream {s['stream_id']} ({s['source']})",
         f"  frames {s['frames']}  keyframes {s['keyframes']}  tracks {s['tracks']}  "

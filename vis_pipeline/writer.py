@@ -10,9 +10,11 @@ stream, the results that reached every sink and those that did not.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import queue
 import threading
+import time
 
 from streams.sinks import Sink, SinkError
 from vis.pipeline import StageTimer
@@ -60,7 +62,13 @@ class Writer:
         # failed on them, or they were drained or refused after a failure)
         self.delivered: dict[str, int] = {}
         self.undelivered: dict[str, int] = {}
-        self.thread = threading.Thread(target=self._run, name="writer", daemon=True)
+        #: analytics events delivered to every sink, per (stream, event kind)
+        self.events: dict[tuple[str, str], int] = {}
+        #: when the message being handled was taken (None: waiting for one)
+        self.busy_since: float | None = None
+        self.thread = threading.Thread(
+            target=contextvars.copy_context().run, args=(self._run,), name="writer", daemon=True
+        )
 
     def start(self) -> None:
         self.thread.start()
@@ -101,6 +109,7 @@ class Writer:
                 if failed:
                     self._count(msg, self.undelivered)
                     continue  # drain so the processing loop never blocks
+                self.busy_since = time.monotonic()
                 try:
                     with self.timer("sink"):
                         self._handle(msg)
@@ -111,6 +120,11 @@ class Writer:
                     self.stop.set()
                 else:
                     self._count(msg, self.delivered)
+                    for event in getattr(msg, "events", ()):
+                        key = (event.stream_id, event.KIND)
+                        self.events[key] = self.events.get(key, 0) + 1
+                finally:
+                    self.busy_since = None
         finally:
             if self.redraw is not None:
                 self.redraw.close()

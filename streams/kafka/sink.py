@@ -134,6 +134,18 @@ class KafkaSink(Sink):
             out["blocked_s"] = round(float(out["blocked_s"]), 3)
             return out
 
+    def health(self) -> dict[str, Any]:
+        """Whether records are being delivered: ``oldest_pending_s`` (how long the oldest
+        unacknowledged record has waited; 0 when none), ``failed`` (delivery failed for good)
+        and ``last_error``."""
+        with self._cond:
+            oldest = next(iter(self._pending.values()), None)
+            return {
+                "oldest_pending_s": time.monotonic() - oldest.enqueued if oldest else 0.0,
+                "failed": self._fatal is not None,
+                "last_error": self._last_error,
+            }
+
     def write(self, result: FrameResult, image: np.ndarray | None = None) -> None:
         """Queue one frame's record(s) and its track events; blocks on a full buffer.
 

@@ -147,20 +147,23 @@ CSV_FIELDS = ["rank", "track_id", "label", "first_frame", "last_frame", "frames"
 
 
 def _write_csv(rows: list[Row], path: Path) -> None:
+    """One line per row; an ``uncertainty`` column last when test-time augmentation ran."""
+    tta = any(r.worst.quality.uncertainty is not None for r in rows)
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(CSV_FIELDS)
+        w.writerow(CSV_FIELDS + ["uncertainty"] * tta)
         for rank, r in enumerate(rows, 1):
             q = r.worst.quality
             iou, shape, nxt = (
                 "" if v is None else f"{v:.3f}"
                 for v in (q.mask_iou_prev, q.shape_iou_prev, q.keyframe_iou_next)
             )
+            u = [] if not tta else ["" if q.uncertainty is None else f"{q.uncertainty:.3f}"]
             w.writerow([rank, r.track_id, r.label, r.first, r.last, r.frames,
                         f"{r.review_score:.3f}", r.worst.frame, f"{q.review_score:.3f}",
                         f"{q.score:.3f}", iou, shape, nxt, q.propagation_age,
                         f"{q.class_margin:.3f}", int(q.id_switch_suspect),
-                        r.worst.thumb(r.track_id, "worst")])  # fmt: skip
+                        r.worst.thumb(r.track_id, "worst"), *u])  # fmt: skip
 
 
 STYLE = """body{font:14px sans-serif;margin:1em;background:#fafafa}
@@ -346,6 +349,8 @@ def _write_html(run: RunRecords, rows: list[Row], path: Path) -> None:
             for s in {s.frame: s for s in r.strip if s is not None}.values()
         )
         switch = '<div class="warn">id switch suspected</div>' if q.id_switch_suspect else ""
+        if q.uncertainty is not None:
+            switch = f"<br>augmented passes' uncertainty {q.uncertainty:.2f}{switch}"
         body.append(
             f'<tr class="track" data-track="{r.track_id}"><td>{rank}</td>'
             f'<td><img class="worst" src="{e(r.worst.thumb(r.track_id, "worst"))}" '

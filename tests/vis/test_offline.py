@@ -203,3 +203,88 @@ def test_flow_is_computed_only_for_the_tracks_live_and_offline(offline):
     out = run(proc, frames, {i: detections([truth["a"][i]]) for i in (0, 5, 10)})
     assert stats["calls"] == (20 if offline else 10)  # 10 pairs forward (+ 10 backward)
     assert all(best_iou(r, truth["a"][r.frame_index]) > 0.8 for r in out)
+
+
+# -- interactions detected after the fact (keyframes.policy: interaction) --------------------
+
+
+def drive(processor, frames, truth):
+    """Every frame through ``vis.offline.advance`` (the loops' code path), the detector played
+    by ``truth`` -> (results in the order returned, frames the detector ran on)."""
+    from vis.offline import advance
+
+    ran = []
+
+    def detect(batch):
+        ran.extend(f.index for f in batch)
+        return [detections([m[f.index] for m in truth.values() if m[f.index].any()]) for f in batch]
+
+    out = []
+    for f in frames:
+        d = detect([f])[0] if processor.is_keyframe(f) else None
+        out += advance(processor, f, d, detect)
+    out += processor.finish()
+    return [r for r, _ in out], ran
+
+
+def make_policy(policy, interval=10):
+    return OfflineStreamProcessor(
+        stream_id="s",
+        labels=["bg", "thing"],
+        tracker=TrackerConfig(),
+        propagation=PropagationConfig(),
+        keyframes=KeyframeConfig(interval=interval, policy=policy),
+    )
+
+
+def test_offline_interaction_is_the_fixed_schedule_where_no_tracks_meet():
+    frames, truth = scene(
+        34, {"a": lambda i: (50 + 2 * i, 50, 16), "b": lambda i: (190 - 2 * i, 130, 16)}
+    )
+    fixed, fixed_ran = drive(make_policy("fixed"), frames, truth)
+    inter, inter_ran = drive(make_policy("interaction"), frames, truth)
+    assert [r.frame_index for r in inter] == list(range(34))
+    assert inter_ran == fixed_ran == [0, 10, 20, 30]
+    for a, b in zip(fixed, inter):
+        assert a.keyframe == b.keyframe
+        assert a.detections.track_ids.tolist() == b.detections.track_ids.tolist()
+        assert np.array_equal(a.detections.xyxy, b.detections.xyxy)
+        for ma, mb in zip(a.detections.full_masks(), b.detections.full_masks()):
+            assert np.array_equal(ma, mb)
+
+
+def crossing_scene(n=40):
+    """Two disks walking at each other; they touch at frame 17 (between keyframes 10 and 20
+    of the fixed interval 10) and cross."""
+    return scene(n, {"a": lambda i: (40 + 4 * i, 90, 14), "b": lambda i: (200 - 4 * i, 90, 14)})
+
+
+def test_offline_interaction_detects_the_held_frame_where_a_crossing_begins():
+    frames, truth = crossing_scene()
+    fixed, fixed_ran = drive(make_policy("fixed"), frames, truth)
+    assert fixed_ran == [0, 10, 20, 30]  # the fixed interval misses it
+    proc = make_policy("interaction")
+    out, ran = drive(proc, frames, truth)
+    # where the two tracks met, then the saved call paid back: the next keyframe a frame later
+    assert ran[:3] == [0, 10, 20] and 14 <= ran[3] <= 18 and ran[4:] == [31]  # 20 asks
+    assert [r.frame_index for r in out] == list(range(40))  # in order, each once
+    assert [r.frame_index for r in out if r.keyframe] == sorted(ran)
+    assert proc.schedule.reasons["interaction_held"] == 1
+    assert len(ran) <= len(fixed_ran) + 1  # paid from the saved call
+
+
+@pytest.mark.slow
+def test_offline_interaction_keeps_the_budget_over_a_long_stream_of_crossings():
+    n, interval = 200, 5
+    frames, truth = scene(
+        n,
+        {
+            "a": lambda i: (120 + 70 * np.sin(i / 5), 90, 14),
+            "b": lambda i: (120 - 70 * np.sin(i / 5), 90, 14),
+        },
+    )
+    proc = make_policy("interaction", interval)
+    out, ran = drive(proc, frames, truth)
+    assert [r.frame_index for r in out] == list(range(n))
+    assert proc.schedule.reasons["interaction_held"] >= 5  # the crossings did ask
+    assert len(ran) <= n / interval + 2

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -112,3 +114,33 @@ def test_review_score_stays_in_unit_interval(signals, switch):
     tracks, _ = _run([_frame(0, [(1, 1, 0.9, (20, 30, 8))])])
     assert abs(sum(WEIGHTS.values()) - 1.0) < 1e-9
     assert 0.0 <= review_score(signals, tracks[1], switch) <= 1.0
+
+
+def _with_uncertainty(frames, values):
+    """``frames`` with ``uncertainty`` set on the keyframes: track id -> value."""
+    out = []
+    for fr in frames:
+        d = fr.detections
+        if fr.keyframe:
+            u = np.array([values.get(int(t), np.nan) for t in d.track_ids], np.float32)
+            d = dataclasses.replace(d, uncertainty=u)
+        out.append(dataclasses.replace(fr, detections=d))
+    return out
+
+
+def test_test_time_augmentation_uncertainty_ranks_the_uncertain_track_first():
+    def objs(f):
+        return [(1, 1, 0.9, (20 + f, 20, 6)), (2, 1, 0.9, (55 + f, 40, 6))]
+
+    plain = [_frame(f, objs(f), keyframe=f % 5 == 0) for f in range(12)]
+    _, before = _run(plain)
+    _, after = _run(_with_uncertainty(plain, {1: 0.05, 2: 0.8}))
+    # the same two tracks, identical without it; with it the one the passes disagreed on
+    # is ranked first, on its keyframes and on the frames propagated from them
+    assert before[3][0].review_score == pytest.approx(before[3][1].review_score)
+    assert before[3][0].uncertainty is None and "uncertainty" not in before[3][0].to_json(0.1)
+    for k in (0, 3, 5, 11):
+        one, two = after[k]
+        assert (one.uncertainty, two.uncertainty) == pytest.approx((0.05, 0.8))
+        assert two.review_score > before[k][1].review_score > one.review_score
+        assert two.to_json(0.5)["uncertainty"] == pytest.approx(0.8)

@@ -114,3 +114,23 @@ def test_frames_a_sink_did_not_take_are_counted_apart_from_those_processed():
     j = s.to_json()
     assert j["frames"] == 52 and j["written_frames"] == 50 and j["unwritten_frames"] == 2
     assert "NOT written" not in RunSummary(streams=[stream(written_frames=10)]).render()
+
+
+def test_a_schedule_that_chose_says_why_it_spent_its_calls():
+    fixed = RunSummary(streams=[stream(keyframe_reasons={"start": 1, "interval": 1})]).render()
+    assert "keyframe reasons" not in fixed  # the fixed schedule's line is as it was
+    chose = stream(keyframe_reasons={"start": 1, "budget": 3, "interaction_held": 2})
+    text = RunSummary(streams=[chose]).render()
+    assert "keyframe reasons budget 3, interaction_held 2, start 1" in text
+
+
+def test_the_repair_counts_are_shown_when_it_decided_something():
+    """Offline identity repair: the interactions it decided and the ids it changed are told."""
+    repaired = stream(repair={"interactions": 4, "exchanges_undone": 1, "swaps_undone": 2})
+    assert (
+        "interactions 4 (exchanges undone 1, swaps undone 2)"
+        in RunSummary(streams=[repaired]).render()
+    )
+    quiet = stream(repair={"interactions": 0, "exchanges_undone": 0, "swaps_undone": 0})
+    assert "interactions" not in RunSummary(streams=[quiet, stream(repair=None)]).render()
+    assert RunSummary(streams=[repaired]).to_json()["streams"][0]["repair"]["interactions"] == 4

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
-from vis.config import require
+from vis.config import require, to_mapping
 from vis.detection.models import ARCHS
 
 
@@ -25,6 +25,77 @@ LIMITS = (
     ("rpn_pre_nms_top_n", 1, 10000),
     ("rpn_post_nms_top_n", 1, 10000),
 )
+
+
+#: the largest tile side and the number of TTA passes a configuration may ask for
+MAX_TILE_SIZE = 4096
+MAX_TTA_PASSES = 8
+
+
+@dataclasses.dataclass(frozen=True)
+class TilesConfig:
+    """Tiled inference (``detector.tiles``): the frame cut into overlapping square tiles, each
+    run through the model, detections merged across tile borders.
+
+    Attributes:
+        size: tile side in pixels, [64, 4096].
+        overlap: fraction of ``size`` that neighbouring tiles share, [0, 0.9].
+    """
+
+    size: int = 640
+    overlap: float = 0.2
+
+    def __post_init__(self) -> None:
+        require(
+            64 <= self.size <= MAX_TILE_SIZE,
+            "detector.tiles.size",
+            self.size,
+            f"must be in [64, {MAX_TILE_SIZE}]",
+        )
+        require(
+            0.0 <= self.overlap <= 0.9,
+            "detector.tiles.overlap",
+            self.overlap,
+            "must be in [0, 0.9]",
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class TtaConfig:
+    """Test-time augmentation (``detector.tta``): the model run once per pass (each scale,
+    and each mirrored when ``flip``), the passes' instances merged by weighted box and mask
+    fusion, and each instance's disagreement between passes kept as its ``uncertainty``.
+
+    Attributes:
+        flip: add a horizontally mirrored pass at every scale.
+        scales: image scale factors of the passes, each in [0.25, 4] (1 = the frame as is).
+    """
+
+    flip: bool = True
+    scales: tuple[float, ...] = (1.0,)
+
+    def __post_init__(self) -> None:
+        require(
+            len(self.scales) >= 1, "detector.tta.scales", list(self.scales), "must not be empty"
+        )
+        for s in self.scales:
+            require(
+                0.25 <= s <= 4.0, "detector.tta.scales", list(self.scales), "must be in [0.25, 4]"
+            )
+        require(
+            len(set(self.scales)) == len(self.scales),
+            "detector.tta.scales",
+            list(self.scales),
+            "must not repeat a scale",
+        )
+        passes = len(self.scales) * (2 if self.flip else 1)
+        require(
+            2 <= passes <= MAX_TTA_PASSES,
+            "detector.tta",
+            {"flip": self.flip, "scales": list(self.scales)},
+            f"must make 2 to {MAX_TTA_PASSES} passes (scales x 2 with flip): set flip: true "
+            "or list more scales",
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,7 +117,15 @@ class DetectorConfig:
     calibration_images: ``int8``: a folder of real frames to calibrate activation ranges on.
     rpn_pre_nms_top_n, rpn_post_nms_top_n: RPN proposals per image at test time before /
         after NMS (null = the model's own).
-    nms_iou: ``yolo_seg_onnx``: per-class NMS IoU.
+    nms_iou: ``yolo_seg_onnx``: per-class NMS IoU (with ``nms: hard``).
+    nms: ``hard`` (the model's own non-maximum suppression) or ``soft`` (the model's NMS run
+        loose, then Gaussian Soft-NMS: each instance's score decays by
+        ``exp(-IoU^2 / soft_nms_sigma)`` against every higher-scoring instance of its class;
+        see ``soft_nms.py``). Not for ``precomputed``.
+    soft_nms_sigma: the Gaussian's width, (0, 10]: larger decays overlapping instances more.
+    soft_nms_min_score: the score floor after decay, [0, 1] (null = ``score_threshold``).
+    tta: test-time augmentation ``{flip, scales}`` (null = off; see ``TtaConfig``).
+    tiles: tiled inference ``{size, overlap}`` (null = off; see ``TilesConfig``).
     weights: ``coco``, ``coco_v2``, ``demo``, ``people``, ``people_cars`` or a state-dict
         checkpoint path (``maskrcnn``;
         for ``precomputed`` the model whose box head embeds the given boxes, or null to use
@@ -86,6 +165,11 @@ class DetectorConfig:
     rpn_pre_nms_top_n: int | None = None
     rpn_post_nms_top_n: int | None = None
     nms_iou: float = 0.7
+    nms: Literal["hard", "soft"] = "hard"
+    soft_nms_sigma: float = 0.5
+    soft_nms_min_score: float | None = None
+    tta: TtaConfig | None = None
+    tiles: TilesConfig | None = None
     device: str = "cpu"
     # kept (default and all) so that the config digest of earlier output folders still matches
     fp16: bool = dataclasses.field(
@@ -127,6 +211,26 @@ class DetectorConfig:
         )
         require(0.0 < self.nms_iou <= 1.0, "detector.nms_iou", self.nms_iou, "must be in (0, 1]")
         require(
+            0.0 < self.soft_nms_sigma <= 10.0,
+            "detector.soft_nms_sigma",
+            self.soft_nms_sigma,
+            "must be in (0, 10]",
+        )
+        require(
+            self.soft_nms_min_score is None or 0.0 <= self.soft_nms_min_score <= 1.0,
+            "detector.soft_nms_min_score",
+            self.soft_nms_min_score,
+            "must be in [0, 1] (or null: detector.score_threshold)",
+        )
+        if self.type == "precomputed":
+            for key, off in (("nms", "hard"), ("tta", None), ("tiles", None)):
+                require(
+                    getattr(self, key) == off,
+                    f"detector.{key}",
+                    to_mapping(getattr(self, key)),
+                    "runs a model: remove it for type precomputed (detections read from a file)",
+                )
+        require(
             self.engine == "torch" or self.device == "cpu" or self.type == "precomputed",
             "detector.engine",
             self.engine,
@@ -158,6 +262,12 @@ class DetectorConfig:
             "torch for bf16",
         )
         if self.type == "yolo_seg_onnx":
+            require(
+                self.tta is None or max(self.tta.scales) <= 1.0,
+                "detector.tta.scales",
+                None if self.tta is None else list(self.tta.scales),
+                "must be at most 1 for type yolo_seg_onnx (its input size is fixed)",
+            )
             require(
                 self.engine != "torch",
                 "detector.engine",

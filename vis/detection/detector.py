@@ -153,6 +153,15 @@ class MaskRCNNDetector(Detector):
     def min_size(self) -> int:
         return int(self.model.transform.min_size[0])
 
+    def set_input_scale(self, scale: float) -> None:
+        """Run the network at ``scale`` times its resize bounds (``min_size``, ``max_size``)
+        until told otherwise (1 = the model's own); for test-time augmentation."""
+        t = self.model.transform
+        if not hasattr(self, "_sizes"):
+            self._sizes = (int(t.min_size[-1]), int(t.max_size))
+        t.min_size = (int(round(self._sizes[0] * scale)),)
+        t.max_size = int(round(self._sizes[1] * scale))
+
     # -- inference -------------------------------------------------------------
     def _features(self, images: Sequence[np.ndarray]):
         tensors = [_to_tensor(im, self.device) for im in images]
@@ -339,4 +348,9 @@ def build_torch_maskrcnn(
         precision=precision,
     )
     set_rpn_top_n(model.model, cfg.rpn_pre_nms_top_n, cfg.rpn_post_nms_top_n)
+    if cfg.nms == "soft":  # the model's own NMS loose: Soft-NMS runs after it (soft_nms.py)
+        from vis.detection.soft_nms import LOOSE_NMS_IOU, candidates
+
+        model.model.roi_heads.nms_thresh = LOOSE_NMS_IOU
+        model.model.roi_heads.detections_per_img = candidates(cfg.max_detections)
     return model

@@ -56,6 +56,14 @@ class OnnxMaskRCNNDetector(Detector):
         self.mask_threshold = mask_threshold
         self._histogram = histogram
 
+    def set_input_scale(self, scale: float) -> None:
+        """Run the network at ``scale`` times its resize bounds (``min_size``, ``max_size``)
+        until told otherwise (1 = the model's own); for test-time augmentation."""
+        if not hasattr(self, "_sizes"):
+            self._sizes = (self.min_size, self.max_size)
+        self.min_size = int(round(self._sizes[0] * scale))
+        self.max_size = int(round(self._sizes[1] * scale))
+
     def session(self, batch: int) -> Session:
         if batch not in self._sessions:
             self._sessions[batch] = self._open(batch)
@@ -88,7 +96,9 @@ class OnnxMaskRCNNDetector(Detector):
         boxes, scores, labels, masks, emb, index = self.session(len(images)).run(feeds)
         dets = []
         for i, img in enumerate(images):
-            keep = index == i
+            # label 0 (background) is no detection: OpenVINO returns one such row, with a
+            # stale score, where the graph's outputs are empty
+            keep = (index == i) & (labels > 0)
             if self.allowed is not None:
                 keep &= np.isin(labels, list(self.allowed))
             pasted = paste_masks(masks[keep, 0], boxes[keep], (h, w))

@@ -36,6 +36,7 @@ import json
 import logging
 import math
 import re
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -61,6 +62,9 @@ MAX_COORD = float(2**24)
 MAX_LINE_BYTES = 64 * 2**20
 #: JSONL ``frame_index`` values are in [0, this); others: the record is skipped
 MAX_FRAME_INDEX = 2**31
+#: records read last that are kept for a frame asked again after the reader passed it (an
+#: offline processor detecting held frames after the fact)
+KEEP_RECENT = 256
 
 _FRAME_INDEX = re.compile(r'"frame_index"\s*:\s*(-?\d+)(?![\d.eE])')
 _WIDTH = re.compile(r'"width"\s*:\s*(\d{1,9})\b')
@@ -106,6 +110,7 @@ class PrecomputedDetector(Detector):
         self._fh = self._open()
         self._lines = _lines(self._fh)
         self._pending: dict | None = None
+        self._recent: OrderedDict[int, dict] = OrderedDict()  # frame index -> record read
         self._line = 0
         self._last_frame: int | None = None
         self._mot_row: tuple[int, list[float]] | None = None
@@ -262,12 +267,18 @@ class PrecomputedDetector(Detector):
             )
         self._requested = True
         rec = self._pending
+        if rec is not None and frame_index < rec["frame_index"]:  # a frame passed over
+            rec = self._recent.get(frame_index, rec)
         while rec is None or rec["frame_index"] < frame_index:
             rec = self._next_record()
             if rec is None:
                 self._pending = None
                 return Detections.empty(h, w, self.dim)
-        self._pending = rec
+            self._recent[rec["frame_index"]] = rec
+            if len(self._recent) > KEEP_RECENT:
+                self._recent.popitem(last=False)
+        if self._pending is None or rec["frame_index"] >= self._pending["frame_index"]:
+            self._pending = rec
         if rec["frame_index"] != frame_index:
             return Detections.empty(h, w, self.dim)
         self._matched = True

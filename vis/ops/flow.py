@@ -275,6 +275,9 @@ class FlowEstimator:
             pyramid levels finer (its presets stop 1-2 levels above full resolution), so
             shrinking by up to 2**finest loses no detail: DIS sees the same patches and skips
             building and filling the finest levels. False: the preset as it is.
+        finest_scale: DIS's finest pyramid level (0 = full resolution) in place of the
+            preset's; None: the preset's. The coarse-to-fine search above it (``min_side``)
+            stays the preset's. Farneback: ignored.
     """
 
     _DIS = {
@@ -294,6 +297,7 @@ class FlowEstimator:
         method: FlowMethod = "dis_ultrafast",
         downscale: float = 1.0,
         keep_detail: bool = False,
+        finest_scale: int | None = None,
     ) -> None:
         if method not in (*self._DIS, "farneback"):
             raise ValueError(f"unknown flow method {method!r}")
@@ -305,10 +309,14 @@ class FlowEstimator:
         # times slower (measured: 2.4 -> 13-160 ms at 640x360); one instance per size
         self._dis: OrderedDict[tuple[int, int, int], cv2.DISOpticalFlow] = OrderedDict()
         #: the preset's finest pyramid level (0 = full resolution; Farneback: 0)
-        self.finest_scale = (
+        self.preset_finest = (
             cv2.DISOpticalFlow_create(self._DIS[method]).getFinestScale()
             if method in self._DIS
             else 0
+        )
+        #: the finest pyramid level used
+        self.finest_scale = (
+            self.preset_finest if finest_scale is None or method not in self._DIS else finest_scale
         )
         self._reduced: list[tuple[np.ndarray, float, np.ndarray]] = []
         #: seconds spent resizing / in the flow algorithm, and reduced pixels, since creation
@@ -321,7 +329,7 @@ class FlowEstimator:
         levels from the image size); fewer levels shorten the motion it can follow."""
         if self.method not in self._DIS:
             return 0.0
-        return 32.0 * 2.0 ** (self.finest_scale + COARSE_LEVELS - 0.5)
+        return 32.0 * 2.0 ** (self.preset_finest + COARSE_LEVELS - 0.5)
 
     def _calc(self, a: np.ndarray, b: np.ndarray, scale: float) -> np.ndarray:
         t0 = time.perf_counter()

@@ -112,6 +112,8 @@ class Tracker:
         #: ``score_reference`` (bounded: SCORE_WINDOW)
         self._kept_scores: collections.deque[float] = collections.deque(maxlen=SCORE_WINDOW)
         self._scale = 1.0  # score_scale() of the keyframe being associated
+        #: on a keyframe whose detections carry ``uncertainty``: track id -> its detection's
+        self._uncertainty: dict[int, float] | None = None
         self.association_s = 0.0
         self.predict_s = 0.0
 
@@ -141,7 +143,8 @@ class Tracker:
             The frame's confirmed instances (M >= 0), in track-id order: ``track_ids`` set,
             each mask box-local (``Detections.full_masks()`` pastes them), ``xyxy`` the
             track's box, ``scores`` its last detection score, ``embeddings`` its appearance,
-            ``mask_confidence`` set and ``agreement`` NaN.
+            ``mask_confidence`` set and ``agreement`` NaN; on a keyframe whose detections
+            carry ``uncertainty``, each matched track's (NaN for the others).
 
         Raises:
             ValueError: no ``image_size`` on the first frame without detections.
@@ -155,6 +158,7 @@ class Tracker:
         t0 = time.perf_counter()
         self._predict(frame_index, tuple(image_size), warp, timestamp_ms)
         self.predict_s += time.perf_counter() - t0
+        self._uncertainty = None if detections is None or detections.uncertainty is None else {}
         if detections is None:
             self._update_propagated(frame_index)
         else:
@@ -357,6 +361,7 @@ class Tracker:
         t.last_seen = frame_index
         t.last_seen_ms = self._now_ms()
         t.missed_ms = 0.0
+        self._note_uncertainty(t, dets, c)
         t.last_box = np.asarray(box, np.float32).copy()
         if t.state is TrackState.LOST or self._earned_confirmation(t):
             t.transition(TrackState.CONFIRMED)
@@ -391,6 +396,12 @@ class Tracker:
             t.transition(TrackState.CONFIRMED)
         self._remember_score(t)
         self.tracks.append(t)
+        self._note_uncertainty(t, dets, c)
+
+    def _note_uncertainty(self, t: Track, dets: Detections, c: int) -> None:
+        """Keep detection ``c``'s ``uncertainty`` for track ``t``'s output on this keyframe."""
+        if self._uncertainty is not None and dets.uncertainty is not None:
+            self._uncertainty[t.track_id] = float(dets.uncertainty[c])
 
     def _remember_score(self, t: Track) -> None:
         """The score of a detection just kept, for ``score_scale``: on confirmed tracks the
@@ -443,6 +454,9 @@ class Tracker:
             mask_confidence=np.array([mask_confidence(t.mask) for t in live], np.float32),
             agreement=np.full(len(live), np.nan, np.float32),
             image_size=self._size,
+            uncertainty=None
+            if self._uncertainty is None
+            else np.array([self._uncertainty.get(t.track_id, np.nan) for t in live], np.float32),
         )
 
     # -- state as data (checkpoints) ---------------------------------------------------------

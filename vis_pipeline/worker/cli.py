@@ -18,11 +18,22 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from vis.config import ConfigError, from_mapping
-from vis_pipeline.cli_common import quiet_decoder_logs, setup_logging
+from vis_pipeline.cli_common import (
+    add_service_options,
+    quiet_decoder_logs,
+    service_overrides,
+    setup_logging,
+)
 from vis_pipeline.config import load_config
 from vis_pipeline.summary import EXIT_INPUT, EXIT_OK, EXIT_SINK
+
+if TYPE_CHECKING:
+    from vis_pipeline.telemetry import Telemetry
+    from vis_pipeline.worker.kafka_io import JobsKafka
+    from vis_pipeline.worker.loop import WorkerSettings
 
 COMMANDS = ("submit", "worker", "jobs")
 log = logging.getLogger(__name__)
@@ -56,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--max-poll-interval-ms", type=int, default=10000, help="(10000)")
     w.add_argument("--status-every", type=float, default=10.0, help="seconds (10)")
     w.add_argument("--partitions", type=int, default=6, help="for missing topics (6)")
+    add_service_options(w)
     j = sub.add_parser("jobs", parents=[common], help="list jobs and their states")
     j.add_argument("--json", action="store_true", help="one JSON object per job")
     return p
@@ -89,13 +101,12 @@ def _submit(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from vis_pipeline.worker.job_run import JobContext
-    from vis_pipeline.worker.loop import Worker, WorkerSettings, default_worker_id
-    from vis_pipeline.worker.status import StatusLog
-    from vis_pipeline.worker.table import TopicTable
+    from vis_pipeline.telemetry import Telemetry
+    from vis_pipeline.worker.loop import WorkerSettings, default_worker_id
 
+    args.overrides = [*args.overrides, *service_overrides(args)]
     try:
-        load_config(args.config, args.overrides, sources=["check"])
+        cfg = load_config(args.config, args.overrides, sources=["check"])
         kafka = _kafka(args)
         settings = WorkerSettings(
             kafka,
@@ -108,6 +119,32 @@ def _worker(args: argparse.Namespace) -> int:
     except (ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT
+    telemetry = Telemetry(cfg.metrics, needs_run=False) if cfg.metrics.port else None
+    if telemetry is not None:
+        try:
+            telemetry.start()
+        except ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_INPUT
+    try:
+        return _work(args, kafka, settings, telemetry)
+    finally:
+        if telemetry is not None:
+            telemetry.close()
+
+
+def _work(
+    args: argparse.Namespace,
+    kafka: JobsKafka,
+    settings: WorkerSettings,
+    telemetry: Telemetry | None,
+) -> int:
+    """The worker's clients, its run, its summary line; returns the exit code."""
+    from vis_pipeline.worker.job_run import JobContext
+    from vis_pipeline.worker.loop import Worker
+    from vis_pipeline.worker.status import StatusLog
+    from vis_pipeline.worker.table import TopicTable
+
     kafka.ensure_topics(args.partitions)
     producer = kafka.producer()
 
@@ -125,13 +162,22 @@ def _worker(args: argparse.Namespace) -> int:
         checkpoints=checkpoints,
         send_checkpoint=sender(kafka.checkpoints_topic),
         status=StatusLog(sender(kafka.status_topic), settings.worker_id, states),
+        telemetry=telemetry,
     )
     stop = threading.Event()
     previous = {
         sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)
     }
+    worker = Worker(settings, context, stop)
+    if telemetry is not None:
+        telemetry.attach_worker(
+            worker,
+            worker_id=settings.worker_id,
+            group=settings.group,
+            jobs_topic=kafka.jobs_topic,
+        )
     try:
-        summary = Worker(settings, context, stop).run()
+        summary = worker.run()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -157,7 +203,7 @@ def _jobs(args: argparse.Namespace) -> int:
 def main(argv: list[str]) -> int:
     """``vis-pipeline submit|worker|jobs ...``; returns the exit code."""
     args = build_parser().parse_args(argv)
-    setup_logging(args.log_level)
+    setup_logging(args.log_level, getattr(args, "log_format", "text"))
     quiet_decoder_logs()
     handlers = {"submit": _submit, "worker": _worker, "jobs": _jobs}
     try:

@@ -18,6 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from kafka.errors import KafkaError
 
@@ -27,6 +28,7 @@ from vis.config import ConfigError
 from vis.detection.models import WeightsError
 from vis.detection.precomputed import PrecomputedError
 from vis_pipeline.config import load_config
+from vis_pipeline.logs import JOB_ID
 from vis_pipeline.resume import ResumeError, config_digest
 from vis_pipeline.runner import run
 from vis_pipeline.summary import EXIT_OK, EXIT_SINK
@@ -34,6 +36,9 @@ from vis_pipeline.worker.checkpoints import KafkaCheckpointStore
 from vis_pipeline.worker.jobs import Job, JobError, check_overrides
 from vis_pipeline.worker.status import StatusLog
 from vis_pipeline.worker.table import TopicTable
+
+if TYPE_CHECKING:
+    from vis_pipeline.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 status = logging.getLogger("vis.status")
@@ -51,6 +56,7 @@ class JobContext:
         checkpoints: the checkpoints topic, mirrored.
         send_checkpoint: writes a checkpoint record, returns once acknowledged.
         status: publishes job states.
+        telemetry: the worker's metrics and health, shared by its jobs (None: off).
     """
 
     config_path: str | None
@@ -58,6 +64,7 @@ class JobContext:
     checkpoints: TopicTable
     send_checkpoint: Callable[[str, bytes], None]
     status: StatusLog
+    telemetry: Telemetry | None = None
 
 
 class JobRun:
@@ -81,6 +88,7 @@ class JobRun:
         self.frames = 0
         self.last_checkpoint = -1
         self.started = time.monotonic()
+        self.checkpoint_at = self.started  # the last checkpoint's time (or the start)
         self.thread = threading.Thread(target=self._run, name=f"job-{job.job_id}", daemon=True)
 
     def start(self) -> None:
@@ -97,12 +105,19 @@ class JobRun:
 
     def _on_checkpoint(self, _stream_id: str, frame_index: int) -> None:
         self.last_checkpoint = frame_index
+        self.checkpoint_at = time.monotonic()
         self.context.status.publish(self.job, "running", frame=frame_index)
 
     def _run(self) -> None:
         job, ctx = self.job, self.context
+        JOB_ID.set(job.job_id)  # this thread's log records (and those of the run's threads)
         status.info(
-            "job %s (%s) started t=%.3f: %s", job.job_id, job.stream_id, time.time(), job.source
+            "job %s (%s) started t=%.3f: %s",
+            job.job_id,
+            job.stream_id,
+            time.time(),
+            job.source,
+            extra={"stream_id": job.stream_id, "event": "job_started"},
         )
         try:
             prior = ctx.status.latest(job.job_id)
@@ -125,7 +140,7 @@ class JobRun:
                 config_digest(cfg),
                 on_save=self._on_checkpoint,
             )
-            summary = run(cfg, progress=False, stop=self.stop, store=store)
+            summary = run(cfg, progress=False, stop=self.stop, store=store, telemetry=ctx.telemetry)
             self.frames = summary.frames
             if summary.exit_code == EXIT_SINK:
                 self._end("sink", summary.error or "a sink could not deliver")
@@ -165,5 +180,6 @@ class JobRun:
             seconds,
             self.frames,
             f": {reason}" if reason else "",
+            extra={"stream_id": job.stream_id, "event": f"job_{outcome}"},
         )
         self.outcome = outcome

@@ -65,6 +65,7 @@ class WorkerSummary:
     done: int = 0
     failed: int = 0
     stopped: int = 0
+    sink_failed: int = 0
     frames: int = 0
     seconds: float = 0.0
     exit_code: int = EXIT_OK
@@ -96,6 +97,9 @@ class Worker:
         self.rewind: dict[int, int] = {}  # partition -> offset to seek to if assigned again
         self.summary = WorkerSummary()
         self.consumer: Any = None
+        self.started = 0  # jobs taken
+        self.partitions_held = 0
+        self.last_poll = time.monotonic()  # when the loop last polled (liveness)
 
     # -- the loop ------------------------------------------------------------------------------
     def run(self) -> WorkerSummary:
@@ -149,6 +153,8 @@ class Worker:
     def _poll(self) -> None:
         free = self.settings.max_jobs - len(self.running)
         assigned = self.consumer.assignment()
+        self.partitions_held = len(assigned)
+        self.last_poll = time.monotonic()
         if free <= 0:
             self.consumer.pause(*assigned)
         else:
@@ -170,6 +176,7 @@ class Worker:
             return
         run = JobRun(job, self.context, partition, msg.offset)
         self.running[(partition, msg.offset)] = run
+        self.started += 1
         run.start()
 
     def _reap(self) -> None:
@@ -189,6 +196,7 @@ class Worker:
             elif run.outcome == "stopped":
                 self.summary.stopped += 1
             elif run.outcome == "sink":
+                self.summary.sink_failed += 1
                 self.summary.exit_code = EXIT_SINK
                 self.summary.error = f"job {run.job.job_id}: {run.reason}"
 

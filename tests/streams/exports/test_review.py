@@ -105,3 +105,24 @@ def test_review_to_a_file_path_is_one_line_exit_2(story, tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "cannot be a folder" in err and str(blocker) in err
+
+
+def test_test_time_augmentation_uncertainty_puts_the_uncertain_track_first(story, tmp_path):
+    # the person seen the whole run is the least in need of a look until the augmented passes
+    # disagree on it at every keyframe (and agree on everyone else)
+    today = [r["track_id"] for r in csv.DictReader(open(_review(story, tmp_path) / "review.csv"))]
+    assert today[0] != "1"
+    lines = []
+    for line in story.jsonl.read_text().splitlines():
+        rec = json.loads(line)
+        if rec["keyframe"]:
+            for inst in rec["instances"]:
+                inst["uncertainty"] = 1.0 if inst["track_id"] == 1 else 0.0
+        lines.append(json.dumps(rec))
+    story.jsonl.write_text("\n".join(lines) + "\n")
+    out = _review(story, tmp_path / "tta")
+    rows = list(csv.DictReader(open(out / "review.csv")))
+    assert [r["track_id"] for r in rows][0] == "1" and float(rows[0]["uncertainty"]) == 1.0
+    rec = json.loads((out / "cam_1.quality.jsonl").read_text().splitlines()[1])  # propagated
+    assert {i["track_id"]: i["quality"]["uncertainty"] for i in rec["instances"]}[1] == 1.0
+    assert "augmented passes' uncertainty 1.00" in (out / "index.html").read_text()

@@ -284,3 +284,14 @@ def test_a_file_that_matches_a_frame_does_not_warn(tmp_path, caplog):
     assert served(det, 3) == [0, 0, 1]
     det.close()
     assert not any("no detection matched" in r.getMessage() for r in caplog.records)
+
+
+def test_a_frame_the_reader_passed_is_served_when_asked_after_a_later_one(tmp_path):
+    """An offline stream asks for held frames after the keyframe that closes them."""
+    recs = [record(i, [box(x1=10 + i)]) for i in range(6)]
+    det = detector(write_jsonl(tmp_path / "d.jsonl", recs))
+    late = det.detect_frame(5, image())
+    early = det.detect_frame(2, image())
+    again = det.detect_frame(5, image())
+    assert [d.xyxy[0, 2] for d in (late, early, again)] == [15, 12, 15]
+    assert len(det.detect_frame(4, image())) == 1
