@@ -26,7 +26,6 @@ import argparse
 import datetime as _dt
 import json
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -35,7 +34,7 @@ import cv2
 import numpy as np
 import yaml
 
-from bench.common import RESULTS, ROOT, setup_logging, write_report
+from bench.common import RESULTS, ROOT, commit_label, cpu_model, setup_logging, write_report
 from bench.street import CONFIG, VIDEO, frames
 from streams.sinks import jsonl_path
 from vis.detection.factory import build_detector
@@ -205,20 +204,6 @@ def fps_at(stream: dict, base: dict, keyframes_s: float) -> float:
     return round(stream["frames"] / (rest + stream["keyframes"] * keyframes_s), 2)
 
 
-def _commit() -> str:
-    head = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-    ).stdout.strip()
-    return f"{head} + uncommitted changes"
-
-
-def _cpu() -> str:
-    for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-        if line.startswith("Model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
-
-
 def _markdown(payload: dict) -> list[str]:
     levers = " ".join(payload["levers"]) or "none"
     md = [
@@ -308,8 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     payload = {
         "command": f"{COMMAND} --frames {args.frames} --starts " + " ".join(map(str, args.starts)),
         "date": _dt.date.today().isoformat(),
-        "cpu": _cpu(),
-        "commit": _commit(),
+        "cpu": cpu_model(),
+        "commit": commit_label(),
         "levers": levers,
         "settings": COMMON,
         "street": old.get("street", {}),

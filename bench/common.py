@@ -208,6 +208,34 @@ def _git_head() -> str:
         return ""
 
 
+def commit_label() -> str:
+    """``<short HEAD>``, with `` + uncommitted changes`` when the tree differs from it."""
+    head = _git_head()
+    try:
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            text=True,
+            capture_output=True,
+            check=False,
+        ).stdout.strip()
+    except OSError:
+        dirty = ""
+    return f"{head} + uncommitted changes" if dirty else head
+
+
+def cpu_model() -> str:
+    """The CPU's model name as ``lscpu`` prints it."""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+    except OSError:
+        out = ""
+    for line in out.splitlines():
+        if line.startswith("Model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown CPU"
+
+
 def write_report(name: str, payload: dict, markdown: str) -> tuple[Path, Path]:
     """``bench/results/<name>.json`` (payload + machine) and ``bench/results/<name>.md``."""
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -32,7 +32,6 @@ import argparse
 import dataclasses
 import datetime as _dt
 import json
-import subprocess
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -43,7 +42,7 @@ from tqdm import tqdm
 
 from bench.annotate_levers import of_sample
 from bench.annotate_preset import WORK as PRESET_WORK
-from bench.common import RESULTS, ROOT, setup_logging, write_report
+from bench.common import RESULTS, commit_label, cpu_model, setup_logging, write_report
 from bench.engines import held_out_samples, rle_predictions
 from bench.review_auc import roc_auc
 from streams.exports.records import RunRecords
@@ -245,20 +244,6 @@ def street_auc(rows: list[dict]) -> dict:
     }
 
 
-def _commit() -> str:
-    head = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-    ).stdout.strip()
-    return f"{head} + uncommitted changes"
-
-
-def _cpu() -> str:
-    for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-        if line.startswith("Model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
-
-
 def _table(title: str, part: dict) -> list[str]:
     names = list(part)
     keys = list(dict.fromkeys(k for n in names for k in part[n]["auc"]))
@@ -287,8 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     payload: dict = {
         "command": COMMAND,
         "date": _dt.date.today().isoformat(),
-        "cpu": _cpu(),
-        "commit": _commit(),
+        "cpu": cpu_model(),
+        "commit": commit_label(),
         "review_min_score_photos": REVIEW_SCORE,
     }
     md = [

@@ -41,6 +41,7 @@ from vis.bidirectional import carry, forward_weight, fuse
 from vis.ops.masks import BoxMask, mask_iou
 from vis.keyframes import InteractionSchedule, KeyframeConfig, contacts
 from vis.pipeline import StreamProcessor
+from vis.propagation import OFFLINE_FINEST_SCALE
 from vis.tracking.repair import RepairConfig, RepairedProcessor
 from vis.types import Detections, Frame, FrameResult, mask_confidence
 
@@ -126,6 +127,11 @@ class OfflineStreamProcessor(StreamProcessor):
     """
 
     def __init__(self, *, backfill: bool = True, **kwargs) -> None:
+        propagation = kwargs.get("propagation")
+        if propagation is not None and propagation.finest_scale == "auto":
+            kwargs["propagation"] = dataclasses.replace(
+                propagation, finest_scale=OFFLINE_FINEST_SCALE
+            )
         super().__init__(**kwargs)
         self.backfill = backfill
         self.held: list[_Held] = []

@@ -120,6 +120,11 @@ class StreamProcessor:
         """The stream ended (or the run stops): the results still held back."""
         return []
 
+    def release(self) -> list[tuple[FrameResult, Frame]]:
+        """The run stops and ``stop_point`` follows: the results that must be written first
+        for the stop point to cover them (held by a stage after tracking). Here: none."""
+        return []
+
     def wanted(self) -> list[Frame]:
         """Frames given to ``emit`` that the processor asks to be detected before it goes on
         (``vis.offline.advance``); here none."""

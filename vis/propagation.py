@@ -30,6 +30,10 @@ from vis.ops.masks import BoxMask
 WarpMode = Literal["ecc", "affine", "dense"]
 #: the coarsest ``finest_scale`` accepted (1/16 resolution)
 MAX_FINEST = 4
+#: ``finest_scale: auto`` for files processed offline: half resolution. Chosen on two folds of
+#: DAVIS (tuned on one, reported on the other; bench/results/propagation_fast.md): mean J at
+#: N=10 both directions 0.720 -> 0.748 and 0.886 -> 0.898, at about 3.6x the flow time
+OFFLINE_FINEST_SCALE = 1
 FlowRegion = Literal["objects", "frame"]
 
 
@@ -50,14 +54,12 @@ class PropagationConfig:
         min_object_px: ``downscale: auto``: the shorter box side an object keeps.
         max_downscale: ``downscale: auto``: the largest factor used.
         finest_scale: the finest pyramid level DIS computes the flow on (0 = full resolution,
-            1 = half, 2 = quarter), or ``preset``: the method's own (2 for ``dis_ultrafast``
-            and ``dis_fast``, 1 for ``dis_medium``). Finer levels follow thin, fast parts
+            1 = half, 2 = quarter), ``preset``: the method's own (2 for ``dis_ultrafast``
+            and ``dis_fast``, 1 for ``dis_medium``), or ``auto``: ``OFFLINE_FINEST_SCALE``
+            for files processed offline, the preset for live streams (where it keeps a
+            25 fps camera real-time at N=10). Finer levels follow thin, fast parts
             (limbs) that a coarse patch grid averages with the background; each level finer
             costs about 2-4x the flow time. The coarse-to-fine search above it is the preset's.
-        occlusions: ``warp: dense``: also compute the forward flow and drop, from each moved
-            mask, the pixels whose backward flow the forward flow does not undo (background
-            the object uncovered as it moved); without it a fast object leaves a trail of
-            mask behind. Doubles the flow cost.
         smoothing: weight of the new detection when blending on keyframes (1 = no smoothing).
         min_area: a propagated mask smaller than this many pixels has collapsed; also the
             size of specks removed and holes filled when cleaning masks.
@@ -69,8 +71,7 @@ class PropagationConfig:
     downscale: float | Literal["auto"] = 1.0
     min_object_px: float = 24.0
     max_downscale: float = 4.0
-    finest_scale: int | Literal["preset"] = "preset"
-    occlusions: bool = False
+    finest_scale: int | Literal["preset", "auto"] = "auto"
     smoothing: float = 0.7
     min_area: int = 20
 
@@ -88,11 +89,11 @@ class PropagationConfig:
             self.max_downscale >= 1, "propagation.max_downscale", self.max_downscale, "must be >= 1"
         )
         require(
-            self.finest_scale == "preset"
+            self.finest_scale in ("preset", "auto")
             or (not isinstance(self.finest_scale, bool) and 0 <= self.finest_scale <= MAX_FINEST),
             "propagation.finest_scale",
             self.finest_scale,
-            f"must be preset or an integer level in [0, {MAX_FINEST}] (0 = full resolution)",
+            f"must be auto, preset or an integer level in [0, {MAX_FINEST}] (0 = full resolution)",
         )
         require(
             0.0 < self.smoothing <= 1.0,
@@ -103,25 +104,13 @@ class PropagationConfig:
         require(self.min_area >= 1, "propagation.min_area", self.min_area, "must be >= 1")
 
 
-#: forward-backward check (Sundaram, Brox, Keutzer, ECCV 2010): a pixel is occluded when
-#: |b + f|^2 > FB_ALPHA (|b|^2 + |f|^2) + FB_BETA, b its backward flow and f the forward flow
-#: where b lands
-FB_ALPHA, FB_BETA = 0.01, 0.5
-
-
-def warp_mask_dense(
-    mask: BoxMask, flow: FlowField, *, margin: int = 3, forward: FlowField | None = None
-) -> BoxMask | None:
+def warp_mask_dense(mask: BoxMask, flow: FlowField, *, margin: int = 3) -> BoxMask | None:
     """Move ``mask`` from the previous frame into the current one.
 
     Args:
         mask: the object's soft mask in the previous frame.
         flow: backward flow (current -> previous) from ``FlowEstimator.field``.
         margin: extra pixels around the moved window.
-        forward: the forward flow (previous -> current) of the same regions, or None. Given,
-            the object's motion is the median forward flow inside the mask, and the pixels
-            that fail the forward-backward check (``FB_ALPHA``, ``FB_BETA``: background the
-            object uncovered) get no mask.
 
     Returns:
         The warped mask (cropped to its new support), or None if nothing is left (the
@@ -136,11 +125,7 @@ def warp_mask_dense(
     gx0, gy0 = max(mask.x0 - g, 0), max(mask.y0 - g, 0)
     gx1, gy1 = min(mask.x1 + g, w), min(mask.y1 + g, h)
     around = flow.window(gx0, gy0, gx1, gy1)
-    if forward is not None:
-        ahead = forward.window(mask.x0, mask.y0, mask.x1, mask.y1)
-        inside = -ahead[bits]
-    else:
-        inside = around[mask.y0 - gy0 : mask.y1 - gy0, mask.x0 - gx0 : mask.x1 - gx0][bits]
+    inside = around[mask.y0 - gy0 : mask.y1 - gy0, mask.x0 - gx0 : mask.x1 - gx0][bits]
     d = -column_medians(inside)  # object motion, previous -> current
     dx, dy = float(d[0]), float(d[1])
     if _leaving(mask) and math.hypot(dx, dy) < 0.5 * math.hypot(*mask.velocity):
@@ -165,18 +150,6 @@ def warp_mask_dense(
     warped = cv2.remap(
         mask.prob, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0
     )
-    if forward is not None:
-        # the forward flow where each pixel's backward flow lands, in the previous frame
-        fx = cv2.remap(
-            ahead[..., 0], map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
-        )
-        fy = cv2.remap(
-            ahead[..., 1], map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
-        )
-        bx, by = f[..., 0], f[..., 1]
-        ex, ey = bx + fx, by + fy
-        occluded = ex * ex + ey * ey > FB_ALPHA * (bx * bx + by * by + fx * fx + fy * fy) + FB_BETA
-        warped[occluded] = 0.0
     out = BoxMask.from_full(warped)
     if out is None:
         return None
@@ -372,7 +345,7 @@ class Propagator:
         self.config = config
         auto = config.downscale == "auto"
         fixed = 1.0 if auto else float(config.downscale)
-        finest = None if config.finest_scale == "preset" else int(config.finest_scale)
+        finest = None if config.finest_scale in ("preset", "auto") else int(config.finest_scale)
         self.flow = FlowEstimator(
             method=config.method, downscale=fixed, keep_detail=auto, finest_scale=finest
         )
@@ -416,9 +389,6 @@ class Propagator:
         regions = self.regions(masks, gray.shape)
         if self.config.warp == "dense":
             backward = self.flow.field(gray, prev_gray, regions)
-            if self.config.occlusions:
-                ahead = self.flow.field(prev_gray, gray, regions)
-                return lambda m: warp_mask_dense(m, backward, forward=ahead)
             return lambda m: warp_mask_dense(m, backward)
         forward = self.flow.field(prev_gray, gray, regions)
         if self.config.warp == "affine":

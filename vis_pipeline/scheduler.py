@@ -109,7 +109,10 @@ class Scheduler:
                     pending = stream.pending_keyframes()[: self.batch_size]
                     self._detect([(stream, frame) for frame in pending])
                 self._process_head(stream)
-            # offline: the frames held since the last keyframe are dropped and redone on resume
+            # results held after tracking (identity repair) go out first: the stop point
+            # follows them; offline, the frames held since the last keyframe are dropped and
+            # redone on resume
+            self._send_results(stream, stream.processor.release())
             point = stream.processor.stop_point()
             if point is not None and point[0] > stream.resume_from:
                 index, state = point

@@ -169,21 +169,6 @@ def test_flow_at_half_resolution_keeps_more_of_a_fast_walker():
     assert np.mean(js) >= 0.42
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    ("keys", "min_j"),
-    [({"occlusions": True}, 0.6), ({"occlusions": True, "finest_scale": 0}, 0.8)],
-)
-def test_a_fast_walker_is_followed_without_a_trail_of_mask_behind_it(keys, min_j):
-    """30 px per frame: backward warping alone leaves the uncovered street in the mask (mean J
-    0.48 over 8 frames with the defaults, the mask smeared along the path); the
-    forward-backward check drops it, and the full-resolution flow keeps the limbs."""
-    frames, masks = walking_person(30)
-    js, last = carried_j(frames, masks, keys)
-    assert np.mean(js) >= min_j
-    assert last.area < 1.3 * masks[-1].sum()  # no trail
-
-
 @pytest.mark.parametrize("value", [-1, 5, True, 1.5, "fine"])
 def test_finest_scale_out_of_range_is_refused_in_one_line(value):
     with pytest.raises(ConfigError) as err:

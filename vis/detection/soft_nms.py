@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from vis.detection.base import Detector
+from vis.detection.base import Detector, WrappedDetector
 from vis.ops.boxes import box_iou
 from vis.types import Detections, Frame
 
@@ -79,7 +79,7 @@ def soft_nms(
     return idx, s[idx].astype(np.float32)
 
 
-class SoftNMSDetector(Detector):
+class SoftNMSDetector(WrappedDetector):
     """``inner``'s detections with Gaussian Soft-NMS applied per frame.
 
     Args:
@@ -93,21 +93,10 @@ class SoftNMSDetector(Detector):
     def __init__(
         self, inner: Detector, *, sigma: float, min_score: float, max_detections: int
     ) -> None:
-        self.inner = inner
-        self.labels = inner.labels
-        self.engine = inner.engine
-        self.precision = inner.precision
+        super().__init__(inner)
         self.sigma = sigma
         self.min_score = min_score
         self.max_detections = max_detections
-
-    @property
-    def malformed(self) -> int:  # type: ignore[override]
-        return self.inner.malformed
-
-    def detect(self, images: Sequence[np.ndarray]) -> list[Detections]:
-        """One ``Detections`` per (H, W, 3) uint8 BGR image, in order."""
-        return self.detect_frames([Frame("images", i, 0.0, im) for i, im in enumerate(images)])
 
     def detect_frames(self, frames: Sequence[Frame]) -> list[Detections]:
         return [self.apply(d) for d in self.inner.detect_frames(frames)]
@@ -121,6 +110,3 @@ class SoftNMSDetector(Detector):
         out = dets[keep]
         out.scores = decayed
         return out
-
-    def close(self) -> None:
-        self.inner.close()

@@ -38,7 +38,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from vis.config import require
-from vis.detection.base import Detector
+from vis.detection.base import Detector, WrappedDetector
 from vis.ops.masks import BoxMask, pair_iou
 from vis.types import Detections, Frame
 
@@ -134,7 +134,7 @@ class _Instance:
     order: int = 0
 
 
-class TiledDetector(Detector):
+class TiledDetector(WrappedDetector):
     """A ``Detector`` running ``inner`` on the whole frame and on overlapping tiles.
 
     Args:
@@ -159,16 +159,6 @@ class TiledDetector(Detector):
         self.precision = inner.precision
         #: tiles run so far (all frames), for the run's accounting and the tests
         self.tiles_run = 0
-
-    @property
-    def malformed(self) -> int:  # type: ignore[override]
-        return self.inner.malformed
-
-    def __getattr__(self, name: str):
-        # the wrapped detector's other attributes (``dim``, ``batch_size``...) stay visible
-        if name == "inner":
-            raise AttributeError(name)
-        return getattr(self.inner, name)
 
     def tiles_for(self, height: int, width: int) -> list[Tile]:
         """The tiles of an ``height`` x ``width`` frame: none when the model's input is not
@@ -202,9 +192,6 @@ class TiledDetector(Detector):
             parts = [next(found) for _ in grid]
             out.append(self.merge(frame.image, full, grid, parts) if grid else full)
         return out
-
-    def close(self) -> None:
-        self.inner.close()
 
     # -- merging ------------------------------------------------------------------------
     def merge(

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from vis.detection.base import Detector
+from vis.detection.base import Detector, WrappedDetector
 from vis.ops.masks import BoxMask, mask_iou, pair_iou
 from vis.types import Detections, Frame
 
@@ -53,7 +53,7 @@ def passes_of(flip: bool, scales: Sequence[float]) -> list[Pass]:
     return [Pass(float(s), f) for s in scales for f in ((False, True) if flip else (False,))]
 
 
-class TTADetector(Detector):
+class TTADetector(WrappedDetector):
     """``inner`` run once per ``Pass`` and its passes fused (see the module doc).
 
     Args:
@@ -71,24 +71,13 @@ class TTADetector(Detector):
         score_threshold: float,
         max_detections: int,
     ) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.passes = list(passes)
-        self.labels = inner.labels
-        self.engine = inner.engine
-        self.precision = inner.precision
         self.score_threshold = score_threshold
         self.max_detections = max_detections
         self.scalable = _scalable(inner)
         if self.scalable is None and any(p.scale > 1.0 for p in self.passes):
             raise ValueError("scales above 1 need a detector whose input size can change")
-
-    @property
-    def malformed(self) -> int:  # type: ignore[override]
-        return self.inner.malformed
-
-    def detect(self, images: Sequence[np.ndarray]) -> list[Detections]:
-        """One ``Detections`` per (H, W, 3) uint8 BGR image, in order."""
-        return self.detect_frames([Frame("images", i, 0.0, im) for i, im in enumerate(images)])
 
     def detect_frames(self, frames: Sequence[Frame]) -> list[Detections]:
         per_pass = [self._run(p, frames) for p in self.passes]
@@ -124,9 +113,6 @@ class TTADetector(Detector):
                 d = crop_to(d, shape)
             out.append(mirror(d) if p.flip else d)
         return out
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 def _scalable(detector: Detector):

@@ -714,6 +714,16 @@ class RepairedProcessor:
         with self.inner.timer("repair"):
             return self.repair.push(ready) + self.repair.finish()
 
+    def release(self) -> list[tuple[FrameResult, Frame]]:
+        """The run stops: every open interaction decided on what is known and the held
+        frames returned, so ``stop_point`` can follow the last of them (the identity map
+        carries the decisions into the resumed run)."""
+        with self.inner.timer("repair"):
+            out = self.repair.finish()
+        if out:
+            self._last_out = out[-1][0].frame_index
+        return out
+
     def request_checkpoint(self) -> None:
         self._wanted = True
         if not self.offline:
@@ -735,9 +745,10 @@ class RepairedProcessor:
         return point
 
     def stop_point(self) -> tuple[int, dict] | None:
-        """The run stops: the latest checkpoint after which nothing was written (None when
-        results left since the last consistent one: the stream resumes from its last saved
-        checkpoint); the frames held are dropped and redone on resume."""
+        """The run stops: the latest checkpoint after which nothing was written (after
+        ``release``: the wrapped processor's stop point; otherwise None when results left
+        since the last consistent one, and the stream resumes from its last saved
+        checkpoint); frames still held are dropped and redone on resume."""
         held = list(self.repair.held)
         point = self.inner.stop_point()
         self.inner.frames -= len(held)
@@ -745,7 +756,7 @@ class RepairedProcessor:
         self.repair.held.clear()
         self.repair.groups = []
         self.repair.ghosts = {}
-        if self.offline:
+        if self.offline and not (point is not None and not held and point[0] == self._last_out):
             return self._clean
         if point is None or held or point[0] != self._last_out:
             return None

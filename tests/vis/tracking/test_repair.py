@@ -281,3 +281,24 @@ def test_an_exchange_while_one_person_is_hidden_is_undone():
     assert ids["red"] == [1] * 40
     assert [i for t, i in enumerate(ids["blue"]) if t not in range(14, 18)] == [2] * 36
     assert rep.counts["exchanges_undone"] == 1
+
+
+def test_a_stop_inside_an_interaction_writes_the_held_frames_and_checkpoints_after_them():
+    """The run stops while an interaction is open: ``release`` decides it on what is known
+    and returns the held frames; the stop point follows the last of them, so the resumed
+    run repeats no result and writes none twice."""
+    from vis.tracking.repair import RepairedProcessor
+
+    pairs = scene(50, lambda t: {"red": 2, "blue": 1} if t >= 15 else {"red": 1, "blue": 2})
+    proc = RepairedProcessor(_Inner(pairs), ON, offline=True)
+    out = []
+    for _, f in pairs[:17]:  # frames 13-16 meet: held
+        out += [r.frame_index for r, _ in proc.emit(f, None)]
+    assert out[-1] < 16 and not proc.repair.idle
+    released = [r.frame_index for r, _ in proc.release()]
+    assert out + released == list(range(17))  # every frame once, in order
+    point = proc.stop_point()
+    assert point is not None and point[0] == 16
+    resumed = RepairedProcessor(_Inner(pairs), ON, offline=True)
+    resumed.load_state_dict(point[1])  # the identity map and memory restored
+    assert resumed.repair.idle
