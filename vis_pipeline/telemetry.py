@@ -462,6 +462,9 @@ class _Collector:
 
 class _Handler(BaseHTTPRequestHandler):
     owner: Telemetry
+    #: seconds a connection may take to send its request (a client that opens connections
+    #: and sends nothing does not hold a thread for long)
+    timeout = 10
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
         path = self.path.split("?", 1)[0]

@@ -473,3 +473,27 @@ def test_run_cli_serves_metrics_and_writes_json_logs(tmp_path):
     assert status and all(r["stream_id"] == "clip0" and r["event"] == "status" for r in status)
     assert any("metrics on http://127.0.0.1:" in r["message"] for r in records)
     assert Path(tmp_path / "out" / "clip0.jsonl").exists()
+
+
+def test_a_client_that_sends_nothing_is_dropped_and_others_are_still_served(monkeypatch):
+    """A connection that never sends its request does not hold its thread past the handler's
+    timeout, and the endpoint keeps answering others meanwhile; a method other than GET is
+    refused."""
+    from vis_pipeline import telemetry as module
+
+    assert module._Handler.timeout is not None and module._Handler.timeout <= 30  # shipped
+    monkeypatch.setattr(module._Handler, "timeout", 0.5)
+    telemetry = loopback()
+    try:
+        port = telemetry.config.port
+        idle = socket.create_connection(("127.0.0.1", port), timeout=5)
+        assert any(name == "vis_up" for name, _ in scrape(port))  # served meanwhile
+        idle.settimeout(5)
+        assert idle.recv(1) == b""  # closed by the server, not by the client's timeout
+        idle.close()
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/metrics", data=b"x", method="POST")
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(req, timeout=5)
+        assert err.value.code == 501
+    finally:
+        telemetry.close()
