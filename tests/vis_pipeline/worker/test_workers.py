@@ -125,14 +125,15 @@ def test_three_workers_six_jobs_every_frame_once_and_a_corrupt_video_fails(tmp_p
     assert len({w for names in ran.values() for w in names}) >= 2  # the work was shared
 
 
-def _at_checkpoint(workers, frame, act):
-    """Wait (up to 120 s) for a worker to log a job's checkpoint after ``frame`` and ``act``
-    on that worker at once; returns (worker, log match), or (None, None)."""
+def _at_checkpoint(workers, before, act):
+    """Wait (up to 120 s) for a worker to log a job's checkpoint after a frame below
+    ``before`` (mid-way: offline, checkpoints fall where the identity repair holds nothing)
+    and ``act`` on that worker at once; returns (worker, log match), or (None, None)."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         for w in workers:
             m = w.wait_for(CHECKPOINT + r"$", 0.05)
-            if m and int(m[3]) == frame:
+            if m and int(m[3]) < before:
                 act(w)
                 return w, m
     return None, None
@@ -142,7 +143,7 @@ def test_kill9_worker_mid_job_its_job_resumes_elsewhere_with_its_tracks(tmp_path
     clips = write_clips(tmp_path / "in", 6, 40)
     cluster.submit(clips)
     workers = cluster.start(3)
-    victim, hit = _at_checkpoint(workers, 9, lambda w: w.proc.kill())
+    victim, hit = _at_checkpoint(workers, 30, lambda w: w.proc.kill())
     killed_at = time.time()
     assert victim is not None, "no worker checkpointed a job mid-way"
     victim.proc.wait()
@@ -187,7 +188,7 @@ def test_sigterm_worker_hands_its_job_over_without_duplicates(tmp_path, cluster)
     clips = write_clips(tmp_path / "in", 4, 40)
     cluster.submit(clips)
     workers = cluster.start(2)
-    victim, hit = _at_checkpoint(workers, 9, lambda w: w.signal(signal.SIGTERM))
+    victim, hit = _at_checkpoint(workers, 30, lambda w: w.signal(signal.SIGTERM))
     assert victim is not None, "no worker checkpointed a job mid-way"
     code = victim.stop()
     assert code == 0, "worker log before the kill:\n" + "\n".join(victim.lines[-40:])
