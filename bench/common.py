@@ -195,33 +195,24 @@ def machine() -> dict:
     }
 
 
-def _git_head() -> str:
+def _git(*args: str) -> str:
+    """``git <args>``'s output in the repository, stripped ("" when git cannot run)."""
     try:
         return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=ROOT,
-            text=True,
-            capture_output=True,
-            check=False,
+            ["git", *args], cwd=ROOT, text=True, capture_output=True, check=False
         ).stdout.strip()
     except OSError:
         return ""
 
 
+def _git_head() -> str:
+    return _git("rev-parse", "--short", "HEAD")
+
+
 def commit_label() -> str:
     """``<short HEAD>``, with `` + uncommitted changes`` when the tree differs from it."""
-    head = _git_head()
-    try:
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=ROOT,
-            text=True,
-            capture_output=True,
-            check=False,
-        ).stdout.strip()
-    except OSError:
-        dirty = ""
-    return f"{head} + uncommitted changes" if dirty else head
+    dirty = _git("status", "--porcelain", "--untracked-files=no")
+    return f"{_git_head()} + uncommitted changes" if dirty else _git_head()
 
 
 def cpu_model() -> str:
