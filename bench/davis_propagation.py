@@ -25,6 +25,7 @@ import argparse
 import logging
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -77,16 +78,45 @@ def _start(gt: np.ndarray) -> dict:
     return {} if m is None else {0: m}
 
 
-def score_sequence(
-    grays: list[np.ndarray], gt: list[np.ndarray], interval: int, setting: dict
-) -> dict:
-    """J per mode over the propagated frames of one sequence at one interval."""
-    prop = Propagator(PropagationConfig(**setting))
-    keys = list(range(0, len(grays), interval))
-    j = {"hold": [], "forward": [], "bidirectional": []}
+@dataclass
+class Spans:
+    """What propagating over every keyframe span of one sequence gave.
+
+    Attributes:
+        j: J per scored frame and mode (``hold``, ``forward``, ``bidirectional``), in frame
+            order; each list holds one value per scored frame.
+        seconds: the propagation time (both directions), one thread.
+        pairs: the frame pairs propagated (both directions).
+    """
+
+    j: dict[str, list[float]]
+    seconds: float
+    pairs: int
+
+
+def score_spans(
+    grays: list[np.ndarray], gt: list[np.ndarray], interval: int, prop: Propagator
+) -> Spans:
+    """Propagate the annotation over every keyframe span and score the frames in between.
+
+    Keyframes are frames 0, N, 2N, ... (N = ``interval``); each gets its annotation as its
+    mask. The frames between two keyframes are carried forward from the earlier one and back
+    from the later one (fused by distance); the frames after the last keyframe are carried
+    forward only. Frames with an empty annotation are not scored.
+
+    Args:
+        grays: the sequence's grey frames, each (H, W) uint8.
+        gt: the annotation per frame, each (H, W) bool.
+        interval: the keyframe interval N.
+        prop: the propagator (its flow's ``stats`` count the calls made here).
+
+    Returns:
+        J per mode and scored frame, the propagation time and the frame pairs propagated.
+    """
+    j: dict[str, list[float]] = {"hold": [], "forward": [], "bidirectional": []}
     seconds = 0.0
-    scored = 0
-    for a in keys:
+    pairs = 0
+    for a in range(0, len(grays), interval):
         b = a + interval if a + interval < len(grays) else None
         end = b if b is not None else len(grays) - 1
         if end <= a:
@@ -95,12 +125,12 @@ def score_sequence(
         fwd = carry(_start(gt[a]), grays[a : end + 1], prop)
         bwd = carry(_start(gt[b]), grays[a : b + 1][::-1], prop)[::-1] if b is not None else None
         seconds += time.perf_counter() - t0
+        pairs += (end - a) + (b - a if b is not None else 0)
         hold = _start(gt[a]).get(0)
         last = end if b is None else end - 1  # the later keyframe itself is not scored
         for f in range(a + 1, last + 1):
             if not gt[f].any():
                 continue
-            scored += 1
             fm = fwd[f - a - 1].get(0)
             # bwd[i] is frame a + i (the list covers a .. b - 1 once reversed)
             bm = bwd[f - a].get(0) if bwd is not None else None
@@ -108,10 +138,29 @@ def score_sequence(
             j["hold"].append(_iou(hold, gt[f]))
             j["forward"].append(_iou(fm, gt[f]))
             j["bidirectional"].append(_iou(fused, gt[f]))
-    out = {k: float(np.mean(v)) if v else float("nan") for k, v in j.items()}
-    out["frames"] = scored
-    out["ms_per_frame"] = 1000 * seconds / max(scored, 1)
+    return Spans(j, seconds, pairs)
+
+
+def score_sequence(
+    grays: list[np.ndarray], gt: list[np.ndarray], interval: int, setting: dict
+) -> dict:
+    """J per mode over the propagated frames of one sequence at one interval."""
+    spans = score_spans(grays, gt, interval, Propagator(PropagationConfig(**setting)))
+    out = {k: float(np.mean(v)) if v else float("nan") for k, v in spans.j.items()}
+    out["frames"] = len(spans.j["forward"])
+    out["ms_per_frame"] = 1000 * spans.seconds / max(out["frames"], 1)
     return out
+
+
+def ready(prog: str, root: Path, names: list[str]) -> bool:
+    """Set up logging and one OpenCV thread; False, with a skip line naming what is absent on
+    stderr, when a sequence of ``names`` is not under ``root``."""
+    setup_logging()
+    cv2.setNumThreads(1)
+    missing = davis.available(root, names)
+    if missing:
+        print(f"{prog} skipped: {missing}", file=sys.stderr)
+    return missing is None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,12 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", nargs="+", default=None, help="sequence names")
     ap.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     args = ap.parse_args(argv)
-    setup_logging()
-    cv2.setNumThreads(1)
     names = args.only or list(davis.SEQUENCES)
-    missing = davis.available(args.data, names)
-    if missing:
-        print(f"bench.davis_propagation skipped: {missing}", file=sys.stderr)
+    if not ready("bench.davis_propagation", args.data, names):
         return 0
     rows = []
     for name in names:

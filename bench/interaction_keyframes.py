@@ -28,14 +28,20 @@ import argparse
 import statistics
 import sys
 import time
+from collections.abc import Callable
 
-from bench.common import RESULTS, setup_logging, write_report
+from bench.common import RESULTS, write_report
 from bench.tracker_cv import (
-    DAVIS_SLACK,
     FOLDS,
-    SYNTHETIC_SLACK,
+    Column,
+    bold_names,
+    candidate_table,
+    candidates_ready,
     davis_available,
     fold_scores,
+    mean_hota,
+    pick,
+    replaces,
     run_davis,
     run_synthetic,
 )
@@ -96,38 +102,31 @@ def summarise(runs: list[tuple[dict, dict]]) -> dict:
 
 
 def judge(rows: dict[str, dict], checks: bool) -> dict:
-    def mean_hota(name: str, fold: str) -> float:
-        return statistics.mean(c[fold]["mean"] for c in rows[name]["cases"].values())
+    """Per fold: the offline candidate tuning there would pick and its score on the other
+    fold; and the candidates that beat the fixed schedule of their mode on both folds
+    (``bench.tracker_cv``'s rule; the synthetic and DAVIS checks only with ``checks``)."""
 
-    out: dict = {"picked": {}, "beats_base_on_both": []}
-    for fold in FOLDS:
-        other = next(f for f in FOLDS if f != fold)
-        offline = [n for n in rows if BASE[n] == "fixed"]
-        if "fixed" not in rows or not offline:
-            break
-        best = max(offline, key=lambda n: mean_hota(n, fold))
-        out["picked"][fold] = {
-            "candidate": best,
-            "tuned_on": round(mean_hota(best, fold), 2),
-            "reported_on": other,
-            "score": round(mean_hota(best, other), 2),
-            "fixed_on_other": round(mean_hota("fixed", other), 2),
-        }
+    def hota(name: str, fold: str) -> float:
+        return mean_hota(rows, name, fold, key="mean")
+
+    def check(key: str, value: str) -> Callable[[str], float | None]:
+        def run(name: str) -> float | None:
+            r = rows[name].get(key) if checks else None
+            return r[value] if r else None
+
+        return run
+
+    offline = [n for n in rows if BASE[n] == "fixed"]
+    out: dict = {
+        "picked": pick(offline, hota, "fixed") if "fixed" in rows else {},
+        "beats_base_on_both": [],
+    }
     for name in rows:
         base = BASE[name]
-        rows[name]["mean_HOTA"] = {f: round(mean_hota(name, f), 2) for f in FOLDS}
+        rows[name]["mean_HOTA"] = {f: round(hota(name, f), 2) for f in FOLDS}
         if name == base or base not in rows:
             continue
-        wins = all(mean_hota(name, f) > mean_hota(base, f) for f in FOLDS)
-        holds = True
-        if checks:
-            syn, dv = rows[name].get("synthetic"), rows[name].get("davis")
-            syn0, dv0 = rows[base].get("synthetic"), rows[base].get("davis")
-            if syn and syn0:
-                holds &= syn["HOTA"] >= syn0["HOTA"] - SYNTHETIC_SLACK
-            if dv and dv0:
-                holds &= dv["J"] >= dv0["J"] - DAVIS_SLACK
-        if wins and holds:
+        if replaces(name, base, hota, check("synthetic", "HOTA"), check("davis", "J")):
             out["beats_base_on_both"].append(name)
     return out
 
@@ -135,43 +134,42 @@ def judge(rows: dict[str, dict], checks: bool) -> dict:
 def markdown(payload: dict) -> str:
     rows, verdict = payload["rows"], payload["judgement"]
     cases = payload["cases"]
-    head = " | ".join(f"{c} {f} (range)" for c in cases for f in FOLDS)
+
+    def dv_cell(r: dict) -> str:
+        dv = r.get("davis")
+        return "-" if not dv else f"{dv['J']:.3f} ({dv['ids']})"
+
+    extra: list[Column] = [
+        (
+            "calls " + " / ".join(cases),
+            "---:",
+            lambda r: " / ".join(f"{r['cases'][c]['detector_calls']:g}" for c in cases),
+        ),
+        (
+            "synthetic HOTA",
+            "---:",
+            lambda r: "-" if not r.get("synthetic") else format(r["synthetic"]["HOTA"], ".2f"),
+        ),
+        ("DAVIS people J (ids)", "---:", dv_cell),
+    ]
     out = [
         "# Keyframes where tracks interact, PETS09 split in time (A = 0-199, B = 200-399)\n",
         f"`{payload['command']}`; foreign detections; HOTA mean over the keyframe phases per "
         "case and fold (range over the phases in brackets); detector calls: mean over the "
         "phases; checks at N=5.\n",
-        f"| candidate | overrides | {head} | mean A | mean B | calls "
-        + " / ".join(cases)
-        + " | synthetic HOTA | DAVIS people J (ids) |",
-        "|---|---|" + "---:|" * (len(cases) * len(FOLDS) + 3) + "---:|---:|",
+        *candidate_table(
+            rows, cases, lambda s: f"{s['mean']:.2f} ({s['range']:.1f})", extra, " (range)"
+        ),
+        "",
     ]
-    for name, r in rows.items():
-        cells = " | ".join(
-            f"{r['cases'][c][f]['mean']:.2f} ({r['cases'][c][f]['range']:.1f})"
-            for c in cases
-            for f in FOLDS
-        )
-        calls = " / ".join(f"{r['cases'][c]['detector_calls']:g}" for c in cases)
-        syn = r.get("synthetic")
-        dv = r.get("davis")
-        dv_cell = "-" if not dv else f"{dv['J']:.3f} ({dv['ids']})"
-        out.append(
-            f"| {name} | {' '.join(f'`{o}`' for o in r['overrides']) or '-'} | {cells} | "
-            f"{r['mean_HOTA']['A']:.2f} | {r['mean_HOTA']['B']:.2f} | {calls} | "
-            f"{'-' if not syn else format(syn['HOTA'], '.2f')} | "
-            f"{dv_cell} |"
-        )
-    out.append("")
     for fold, p in verdict["picked"].items():
         out.append(
             f"* Tuned on {fold} (offline candidates): **{p['candidate']}** ({p['tuned_on']} "
             f"there); on {p['reported_on']}: **{p['score']}** (fixed {p['fixed_on_other']})."
         )
-    both = verdict["beats_base_on_both"]
     out.append(
         "* Beat the fixed schedule of their mode on both folds and lose no check: "
-        + (", ".join(f"**{n}**" for n in both) if both else "none")
+        + bold_names(verdict["beats_base_on_both"])
         + "."
     )
     return "\n".join(out) + "\n"
@@ -187,15 +185,8 @@ def main(argv: list[str] | None = None) -> int:
         "--intervals", default=",".join(map(str, INTERVALS)), help="keyframe intervals N"
     )
     args = ap.parse_args(argv)
-    setup_logging()
-    missing = pets09.available()
-    if missing:
-        print(f"bench.interaction_keyframes: {missing}", file=sys.stderr)
-        return 2
-    names = args.only.split(",") if args.only else list(CANDIDATES)
-    unknown = [n for n in names if n not in CANDIDATES]
-    if unknown:
-        print(f"bench.interaction_keyframes: unknown candidate {unknown[0]!r}", file=sys.stderr)
+    names = candidates_ready("bench.interaction_keyframes", args.only, CANDIDATES)
+    if names is None:
         return 2
     intervals = [int(v) for v in args.intervals.split(",")]
     t0 = time.perf_counter()

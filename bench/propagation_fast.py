@@ -34,9 +34,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from bench.common import machine, setup_logging, write_report
-from bench.davis_propagation import _iou, _start, load_sequence
-from vis.bidirectional import carry, forward_weight, fuse
+from bench.common import machine, write_report
+from bench.davis_propagation import load_sequence, ready, score_spans
 from vis.ops.flow import FlowEstimator, Region
 from vis.propagation import PropagationConfig, Propagator
 from vis_eval import davis
@@ -68,33 +67,14 @@ def _dirty() -> bool:
 def score_sequence(grays: list, gt: list, interval: int, setting: dict) -> dict:
     """J forward / bidirectional over the frames between keyframes, and the cost."""
     prop = Propagator(PropagationConfig(**setting))
-    jf, jb = [], []
-    seconds, pairs = 0.0, 0
-    for a in range(0, len(grays), interval):
-        b = a + interval if a + interval < len(grays) else None
-        end = b if b is not None else len(grays) - 1
-        if end <= a:
-            continue
-        t0 = time.perf_counter()
-        fwd = carry(_start(gt[a]), grays[a : end + 1], prop)
-        bwd = carry(_start(gt[b]), grays[a : b + 1][::-1], prop)[::-1] if b is not None else None
-        seconds += time.perf_counter() - t0
-        pairs += (end - a) + (b - a if b is not None else 0)
-        last = end if b is None else end - 1
-        for f in range(a + 1, last + 1):
-            if not gt[f].any():
-                continue
-            fm = fwd[f - a - 1].get(0)
-            bm = bwd[f - a].get(0) if bwd is not None else None
-            fused = fuse(fm, bm, forward_weight(f - a, end - a)) if bwd is not None else fm
-            jf.append(_iou(fm, gt[f]))
-            jb.append(_iou(fused, gt[f]))
+    spans = score_spans(grays, gt, interval, prop)
+    pairs = max(spans.pairs, 1)
     return {
-        "forward": float(np.mean(jf)),
-        "bidirectional": float(np.mean(jb)),
-        "frames": len(jf),
-        "flow_ms": 1000 * prop.flow.stats["flow_s"] / max(pairs, 1),
-        "propagation_ms": 1000 * seconds / max(pairs, 1),
+        "forward": float(np.mean(spans.j["forward"])),
+        "bidirectional": float(np.mean(spans.j["bidirectional"])),
+        "frames": len(spans.j["forward"]),
+        "flow_ms": 1000 * prop.flow.stats["flow_s"] / pairs,
+        "propagation_ms": 1000 * spans.seconds / pairs,
     }
 
 
@@ -192,12 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=davis.DATA, help="the DAVIS folder")
     ap.add_argument("--street-fps", action="store_true", help="also the live path on vtest.avi")
     args = ap.parse_args(argv)
-    setup_logging()
-    cv2.setNumThreads(1)
     names = [s for fold in FOLDS.values() for s in fold]
-    missing = davis.available(args.data, names)
-    if missing:
-        print(f"bench.propagation_fast skipped: {missing}", file=sys.stderr)
+    if not ready("bench.propagation_fast", args.data, names):
         return 0
     rows = []
     for name in names:

@@ -50,6 +50,7 @@ import logging
 import statistics
 import sys
 import time
+from collections.abc import Callable
 
 from bench.common import RESULTS, setup_logging, write_report
 from vis_eval import pets09
@@ -222,26 +223,57 @@ def case_name(kind: str, interval: int) -> str:
     return f"{kind} N={interval}"
 
 
+def mean_hota(rows: dict[str, dict], name: str, fold: str, key: str = "HOTA") -> float:
+    """Candidate ``name``'s HOTA on ``fold`` (its ``key`` in each case's fold scores), mean
+    over its cases."""
+    return statistics.mean(c[fold][key] for c in rows[name]["cases"].values())
+
+
+def pick(names: list[str], hota: Callable[[str, str], float], base: str) -> dict:
+    """Per fold F: the candidate of ``names`` tuning on F would pick (best ``hota`` there), its
+    score there and on the other fold, and ``base``'s on the other fold (None when ``base`` is
+    not among ``names``)."""
+    out = {}
+    for fold in FOLDS:
+        other = next(f for f in FOLDS if f != fold)
+        best = max(names, key=lambda n: hota(n, fold))
+        out[fold] = {
+            "candidate": best,
+            "tuned_on": round(hota(best, fold), 2),
+            "reported_on": other,
+            "score": round(hota(best, other), 2),
+            f"{base}_on_other": round(hota(base, other), 2) if base in names else None,
+        }
+    return out
+
+
+def holds(value: float | None, base: float | None, slack: float) -> bool:
+    """``value`` loses at most ``slack`` to ``base`` (a check not run holds)."""
+    return value is None or base is None or value >= base - slack
+
+
+def replaces(
+    name: str,
+    base: str,
+    hota: Callable[[str, str], float],
+    synthetic: Callable[[str], float | None],
+    davis_j: Callable[[str], float | None],
+) -> bool:
+    """``name`` beats ``base`` on both folds (``hota``) and loses at most ``SYNTHETIC_SLACK``
+    HOTA on the synthetic set and ``DAVIS_SLACK`` J on DAVIS's people (None: not run)."""
+    return (
+        all(hota(name, f) > hota(base, f) for f in FOLDS)
+        and holds(synthetic(name), synthetic(base), SYNTHETIC_SLACK)
+        and holds(davis_j(name), davis_j(base), DAVIS_SLACK)
+    )
+
+
 def judge(rows: dict[str, dict]) -> dict:
     """Per fold: the candidate tuning there would pick and its score on the other fold; and
     the candidates that beat the default on both folds."""
 
-    def mean_hota(name: str, fold: str) -> float:
-        return statistics.mean(rows[name]["cases"][c][fold]["HOTA"] for c in rows[name]["cases"])
-
-    out: dict = {"picked": {}, "beats_default_on_both": []}
-    for fold in FOLDS:
-        other = next(f for f in FOLDS if f != fold)
-        best = max(rows, key=lambda n: mean_hota(n, fold))
-        out["picked"][fold] = {
-            "candidate": best,
-            "tuned_on": round(mean_hota(best, fold), 2),
-            "reported_on": other,
-            "score": round(mean_hota(best, other), 2),
-            "default_on_other": round(mean_hota("default", other), 2)
-            if "default" in rows
-            else None,
-        }
+    def hota(name: str, fold: str) -> float:
+        return mean_hota(rows, name, fold)
 
     def synthetic(name: str) -> float | None:
         syn = rows[name].get("synthetic")
@@ -251,23 +283,15 @@ def judge(rows: dict[str, dict]) -> dict:
         d = rows[name].get("davis")
         return statistics.mean(v["J"] for v in d.values()) if d else None
 
-    def holds(value: float | None, base: float | None, slack: float) -> bool:
-        return value is None or base is None or value >= base - slack
-
+    out: dict = {"picked": pick(list(rows), hota, "default"), "beats_default_on_both": []}
     if "default" in rows:
-        for name in rows:
-            if name == "default" or not all(
-                mean_hota(name, f) > mean_hota("default", f) for f in FOLDS
-            ):
-                continue
-            if holds(synthetic(name), synthetic("default"), SYNTHETIC_SLACK) and holds(
-                davis_j(name), davis_j("default"), DAVIS_SLACK
-            ):
-                out["beats_default_on_both"].append(name)
+        out["beats_default_on_both"] = [
+            n for n in rows if n != "default" and replaces(n, "default", hota, synthetic, davis_j)
+        ]
     for name in rows:
-        rows[name]["mean_HOTA"] = {f: round(mean_hota(name, f), 2) for f in FOLDS}
+        rows[name]["mean_HOTA"] = {f: round(hota(name, f), 2) for f in FOLDS}
         if all(WHOLE in c for c in rows[name]["cases"].values()):
-            rows[name]["mean_HOTA"][WHOLE] = round(mean_hota(name, WHOLE), 2)
+            rows[name]["mean_HOTA"][WHOLE] = round(hota(name, WHOLE), 2)
         syn = synthetic(name)
         rows[name]["synthetic_mean_HOTA"] = None if syn is None else round(syn, 2)
         dj = davis_j(name)
@@ -275,10 +299,60 @@ def judge(rows: dict[str, dict]) -> dict:
     return out
 
 
+#: a column of the candidates' table after the mean per fold: (header, markdown alignment,
+#: the cell of a row)
+Column = tuple[str, str, Callable[[dict], str]]
+
+
+def candidate_table(
+    rows: dict[str, dict],
+    cases: list[str],
+    cell: Callable[[dict], str],
+    extra: list[Column],
+    case_suffix: str = "",
+) -> list[str]:
+    """The candidates as markdown table lines: name, overrides, ``cell`` of each case's fold
+    scores per case and fold, the mean HOTA per fold, then the ``extra`` columns."""
+    head = [f"{c} {f}{case_suffix}" for c in cases for f in FOLDS]
+    head += [f"mean {f}" for f in FOLDS]
+    out = [
+        "| " + " | ".join(["candidate", "overrides", *head, *(h for h, _, _ in extra)]) + " |",
+        "|---|---|" + "---:|" * len(head) + "".join(f"{a}|" for _, a, _ in extra),
+    ]
+    for name, r in rows.items():
+        cells = [
+            name,
+            " ".join(f"`{o}`" for o in r["overrides"]) or "-",
+            *(cell(r["cases"][c][f]) for c in cases for f in FOLDS),
+            *(f"{r['mean_HOTA'][f]:.2f}" for f in FOLDS),
+            *(text(r) for _, _, text in extra),
+        ]
+        out.append("| " + " | ".join(cells) + " |")
+    return out
+
+
+def bold_names(names: list[str]) -> str:
+    """``names`` in bold, comma-separated; ``none`` when there are none."""
+    return ", ".join(f"**{n}**" for n in names) if names else "none"
+
+
 def markdown(payload: dict) -> str:
     rows, verdict = payload["rows"], payload["judgement"]
     cases = payload["cases"]
-    head = " | ".join(f"{c} {f}" for c in cases for f in FOLDS)
+
+    def syn_cell(r: dict) -> str:
+        syn = r.get("synthetic") or {}
+        return " / ".join(f"{syn[k]['HOTA']:.2f}" for k in sorted(syn)) or "-"
+
+    def dv_cell(r: dict) -> str:
+        dv = r.get("davis") or {}
+        return " / ".join(f"{dv[k]['J']:.3f} ({dv[k]['ids']})" for k in sorted(dv)) or "-"
+
+    extra: list[Column] = [
+        ("whole span", "---:", lambda r: f"{r['mean_HOTA'].get(WHOLE, float('nan')):.2f}"),
+        ("synthetic N=1 / N=5", "---", syn_cell),
+        ("DAVIS people J (ids) N=1 / N=5", "---", dv_cell),
+    ]
     out = [
         "# Tracker candidates on PETS09 split in time (A = frames 0-199, B = 200-399)\n",
         f"`{payload.get('command', COMMAND)}`; HOTA per case and fold (TrackEval boxes), "
@@ -289,23 +363,9 @@ def markdown(payload: dict) -> str:
             if payload.get("phases")
             else ".\n"
         ),
-        f"| candidate | overrides | {head} | mean A | mean B | whole span | synthetic N=1 / N=5 "
-        "| DAVIS people J (ids) N=1 / N=5 |",
-        "|---|---|" + "---:|" * (len(cases) * len(FOLDS) + 3) + "---|---|",
+        *candidate_table(rows, cases, lambda s: f"{s['HOTA']:.2f}", extra),
+        "",
     ]
-    for name, r in rows.items():
-        cells = " | ".join(f"{r['cases'][c][f]['HOTA']:.2f}" for c in cases for f in FOLDS)
-        over = " ".join(f"`{o}`" for o in r["overrides"]) or "-"
-        syn = r.get("synthetic") or {}
-        syn_cell = " / ".join(f"{syn[k]['HOTA']:.2f}" for k in sorted(syn)) or "-"
-        dv = r.get("davis") or {}
-        dv_cell = " / ".join(f"{dv[k]['J']:.3f} ({dv[k]['ids']})" for k in sorted(dv)) or "-"
-        out.append(
-            f"| {name} | {over} | {cells} | {r['mean_HOTA']['A']:.2f} | "
-            f"{r['mean_HOTA']['B']:.2f} | {r['mean_HOTA'].get(WHOLE, float('nan')):.2f} | "
-            f"{syn_cell} | {dv_cell} |"
-        )
-    out.append("")
     for fold, p in verdict["picked"].items():
         out.append(
             f"* Tuned on {fold}: **{p['candidate']}** (mean HOTA {p['tuned_on']} there); on "
@@ -316,14 +376,32 @@ def markdown(payload: dict) -> str:
         "* Whole span: the mean over the cases of HOTA on frames 0-399 scored as one sequence "
         "(identities carried across frame 200 count there); reported, not used to pick."
     )
-    both = verdict["beats_default_on_both"]
     out.append(
         f"* Beat the default on both PETS folds without losing more than {SYNTHETIC_SLACK} "
         f"HOTA on the synthetic set or {DAVIS_SLACK} J on DAVIS's people: "
-        + (", ".join(f"**{n}**" for n in both) if both else "none")
+        + bold_names(verdict["beats_default_on_both"])
         + "."
     )
     return "\n".join(out) + "\n"
+
+
+def candidates_ready(
+    prog: str, only: str | None, candidates: dict[str, list[str]]
+) -> list[str] | None:
+    """Set up logging; the candidates ``only`` names (comma-separated; all of ``candidates``
+    when None), or None, with a line on stderr naming the cause, when PETS09 is absent or a
+    name is unknown."""
+    setup_logging()
+    missing = pets09.available()
+    if missing:
+        print(f"{prog}: {missing}", file=sys.stderr)
+        return None
+    names = only.split(",") if only else list(candidates)
+    unknown = [n for n in names if n not in candidates]
+    if unknown:
+        print(f"{prog}: unknown candidate {unknown[0]!r}", file=sys.stderr)
+        return None
+    return names
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -346,15 +424,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--name", default="tracker_cv", help="report name under bench/results")
     args = ap.parse_args(argv)
-    setup_logging()
-    missing = pets09.available()
-    if missing:
-        print(f"bench.tracker_cv: {missing}", file=sys.stderr)
-        return 2
-    names = args.only.split(",") if args.only else list(CANDIDATES)
-    unknown = [n for n in names if n not in CANDIDATES]
-    if unknown:
-        print(f"bench.tracker_cv: unknown candidate {unknown[0]!r}", file=sys.stderr)
+    names = candidates_ready("bench.tracker_cv", args.only, CANDIDATES)
+    if names is None:
         return 2
     gt = pets09.load_gt()
     t0 = time.perf_counter()
