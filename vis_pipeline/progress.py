@@ -80,7 +80,7 @@ class StatusReporter:
                 "reconnects %d; ms p50/p99 %s",
                 s["stream_id"],
                 s["frames"],
-                s["frames"] / elapsed,
+                s["frames_this_run"] / elapsed,
                 s["latency_ms_p50"],
                 s["latency_ms_p99"],
                 s["dropped_frames"],

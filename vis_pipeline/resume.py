@@ -93,6 +93,7 @@ CHECKPOINT_FORMAT = 1
 _ARRAY, _SCALAR = "__array__", "__scalar__"
 #: limits of a checkpoint (docs/limits.md)
 MAX_CHECKPOINT_FRAME = 2**53
+MAX_CHECKPOINT_JSON_BYTES = 64 << 20  # the JSON document (its arrays are in the .npz)
 MAX_STATE_BYTES = 1 << 30  # the arrays, uncompressed
 #: a restored state's arrays, against the stream's frame (W x H): each at most a float32 frame
 #: (or ``MIN_ARRAY_BYTES``), all together at most ``MAX_STATE_FRAMES`` such frames
@@ -596,8 +597,15 @@ class ResumeStore:
                     "and is never loaded: pass --restart to redo the stream"
                 )
             return None
+        with open(path, "rb") as fh:
+            text = fh.read(MAX_CHECKPOINT_JSON_BYTES + 1)
+        if len(text) > MAX_CHECKPOINT_JSON_BYTES:
+            raise ResumeError(
+                f"checkpoint {path} is larger than {MAX_CHECKPOINT_JSON_BYTES} bytes, more than "
+                "any state this program writes: pass --restart to redo the stream"
+            )
         try:
-            document = json.loads(path.read_bytes().decode("utf-8"))
+            document = json.loads(text.decode("utf-8"))
             if not isinstance(document, dict) or "state" not in document:
                 raise ValueError("no state")
         except (ValueError, RecursionError):

@@ -5,8 +5,10 @@ Contract: ``run`` builds the detector and the sinks (raising ``ConfigError``,
 every input: one reader thread per stream feeds the processing loop (``scheduler.py``) on
 this thread, which hands results to the writer thread (``writer.py``). Bad inputs are
 reported in the summary (exit code 2) while the others are processed; a sink that fails
-stops the run (exit code 3); whatever happens, every processed frame is delivered and every
-sink closed before ``run`` returns or re-raises.
+stops the run (exit code 3), except the overlay video: a stream's video that cannot be written
+is given up, listed in ``failed_outputs`` (not in ``outputs``) and the run goes on (exit code
+3 at its end); whatever happens, every processed frame is delivered and every sink closed
+before ``run`` returns or re-raises.
 """
 
 from __future__ import annotations
@@ -197,6 +199,11 @@ def run(
         stats = sink.stats()
         if stats:
             summary.sink_stats[type(sink).__name__] = dict(stats)
+    lost = list(overlay.failures.values()) if overlay is not None else []
+    if lost:  # videos given up: not written, whatever was admitted
+        gone = {str(overlay.path_for(stream_id)) for stream_id in overlay.failures}
+        summary.outputs = [path for path in summary.outputs if path not in gone]
+        summary.failed_outputs = [str(exc) for exc in lost]
     _conclude(summary, scheduler.finished, writer.errors, failure)
     return summary
 
@@ -268,7 +275,8 @@ def _conclude(
     failure: BaseException | None,
 ) -> None:
     """Set the exit code and error line; re-raise ``failure`` (or a stream's unexpected
-    error) unless a sink failed."""
+    error) unless a sink failed. An output given up (``failed_outputs``) is a sink failure
+    too, reported before the inputs that failed."""
     for stream in streams:
         if stream.failure is not None and not isinstance(stream.failure, SourceError | ConfigError):
             failure = failure or stream.failure
@@ -286,6 +294,10 @@ def _conclude(
             summary.failed_inputs.append(
                 f"video {stream['source']} is truncated: decoded frames were processed and written"
             )
+    if summary.failed_outputs:
+        summary.exit_code = EXIT_SINK
+        summary.error = summary.failed_outputs[0]
+        return
     if summary.failed_inputs:
         summary.exit_code = EXIT_INPUT
         summary.error = (

@@ -129,6 +129,7 @@ class StreamRun:
         width, height = getattr(self.source, "width", None), getattr(self.source, "height", None)
         size = (int(width), int(height)) if width and height else None
         resume.restore(self.processor, point, self.stream_id, frame_size=size)
+        self.frames_before = self.processor.frames  # processed by the runs this one resumes
         self.redraw_overlay = context.redraw_overlay
         self.queue: queue.Queue[QueuedFrame] = queue.Queue(
             cfg.live.buffer_frames if self.live else cfg.queue_size
@@ -278,15 +279,17 @@ class StreamRun:
                 stages[stage] = stages.get(stage, 0.0) + seconds
                 percentiles[stage] = [round(x, 2) for x in timer.percentiles_ms(stage)]
         frames = self.processor.frames
+        this_run = frames - self.frames_before
         repair = getattr(self.processor, "repair", None)
         return {
             "stream_id": self.stream_id,
             "source": self.uri,
             "live": self.live,
             "frames": frames,
+            "frames_this_run": this_run,
             "keyframes": self.processor.keyframes,
             "keyframe_reasons": dict(self.processor.schedule.reasons),
-            "repair": dict(repair.counts) if repair is not None else None,
+            "repair": repair.summary() if repair is not None else None,
             "tracks": self.processor.tracker.total_started,
             "score_scale": round(self.processor.tracker.score_scale(), 4),
             "corrupt_frames": stats["corrupt"],
@@ -297,7 +300,7 @@ class StreamRun:
             "resumed_after_frame": self.resume_from,
             "rtsp_transport": self.source.transport if self.live else None,
             "seconds": round(self.seconds, 3),
-            "fps": round(frames / self.seconds, 3) if self.seconds > 0 else 0.0,
+            "fps": round(this_run / self.seconds, 3) if self.seconds > 0 else 0.0,
             "latency_ms_p50": round(p50, 1),
             "latency_ms_p99": round(p99, 1),
             "stage_seconds": {k: round(v, 4) for k, v in stages.items()},

@@ -22,8 +22,10 @@ Every metric is named in ``vis_pipeline/metrics.py``; semantics in docs/operatio
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import logging
+import socket
 import threading
 import time
 from collections import OrderedDict
@@ -57,6 +59,11 @@ log = logging.getLogger(__name__)
 
 #: per-stream totals kept for streams whose runs ended (a worker's past jobs), oldest dropped
 MAX_RETIRED_STREAMS = 1024
+#: connections of the metrics endpoint served at once, each by a thread until it is answered;
+#: more are closed as soon as they are accepted, without a thread
+MAX_CONNECTIONS = 32
+#: seconds a connection has to send its whole request (however slowly its bytes arrive)
+REQUEST_TIMEOUT_S = 10.0
 
 Key = tuple[str, tuple[str, ...]]  # (metric name, label values)
 
@@ -245,7 +252,7 @@ class Telemetry:
             owner = telemetry
 
         try:
-            server = ThreadingHTTPServer((self.config.host, self.config.port), Handler)
+            server = _Server((self.config.host, self.config.port), Handler)
         except OSError as exc:
             raise ConfigError(
                 f"metrics.port={self.config.port}: cannot listen on {self.config.host}:"
@@ -460,13 +467,76 @@ class _Collector:
         return self.owner.families()
 
 
+class _Server(ThreadingHTTPServer):
+    """A thread per connection, at most ``MAX_CONNECTIONS`` of them (more are closed at
+    once, so a flood of connections cannot take the process's threads); a connection's
+    failure (a client gone) is one debug line, never a traceback on stderr."""
+
+    daemon_threads = True
+    #: connections the kernel completes before they are accepted (a burst past the default 5
+    #: would wait for the clients' SYN retries, seconds)
+    request_queue_size = 64
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self.slots.acquire(blocking=False):
+            log.debug(
+                "metrics endpoint: %d connections open, %s closed", MAX_CONNECTIONS, client_address
+            )
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.debug("metrics endpoint: connection from %s failed", client_address, exc_info=True)
+
+
+class _DeadlineReader(io.RawIOBase):
+    """A socket's reads, every one within ``deadline`` (``time.monotonic``): a client sending
+    its request a byte at a time cannot hold its connection past it."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self.sock = sock
+        self.deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the request took too long")
+        self.sock.settimeout(left)
+        return self.sock.recv_into(buffer)
+
+
 class _Handler(BaseHTTPRequestHandler):
     owner: Telemetry
-    #: seconds a connection may take to send its request (a client that opens connections
-    #: and sends nothing does not hold a thread for long)
-    timeout = 10
+    #: seconds a connection has to send its request, then for each send of the answer
+    timeout = REQUEST_TIMEOUT_S
+
+    def setup(self) -> None:
+        super().setup()
+        # the whole request within ``timeout``, not each of its bytes
+        deadline = time.monotonic() + self.timeout
+        self.rfile.close()
+        self.rfile = io.BufferedReader(_DeadlineReader(self.connection, deadline))
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        self.connection.settimeout(self.timeout)  # the request is in: the answer's own budget
         path = self.path.split("?", 1)[0]
         try:
             if path == "/metrics":
@@ -482,11 +552,15 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(500, json.dumps({"error": repr(exc)}).encode(), "application/json")
 
     def _send(self, code: int, body: bytes, content_type: str) -> None:
-        self.send_response(code)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.send_response(code)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except OSError as exc:  # the client went away (closed, reset, too slow to read)
+            log.debug("metrics endpoint %s: answer not sent (%s)", self.path[:80], exc)
+            self.close_connection = True
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's name
         log.debug("metrics endpoint: " + format, *args)

@@ -3,12 +3,16 @@
 Contract: ``write(result, image)`` draws ``result`` on a copy of ``image`` and appends it to
 the stream's video (a result without an image is not drawn); with ``analytics``, its lines
 and zones are drawn too, with the running counts taken from the events (``write_events``);
-``end_stream`` finishes one stream's file, ``close`` all of them.
+``end_stream`` finishes one stream's file, ``close`` all of them. A video that cannot be
+written (its writer does not open, a frame is refused, or the closed file does not hold every
+frame drawn: a full disk, a file size limit) does not stop the run: that stream's video is
+given up and its one-line ``SinkError`` kept in ``failures``, for the run to report.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -184,6 +188,9 @@ class OverlayVideoSink(Sink):
         self.fourcc = fourcc
         self._writers: dict[str, cv2.VideoWriter] = {}
         self._fps: dict[str, float] = {}
+        self._drawn: dict[str, int] = {}  # frames handed to each open writer
+        #: stream id -> why its video could not be written (the video is given up)
+        self.failures: dict[str, SinkError] = {}
 
     def set_fps(self, stream_id: str, fps: float) -> None:
         """Frame rate of one stream's video (default: the sink's ``fps``)."""
@@ -193,28 +200,74 @@ class OverlayVideoSink(Sink):
         return overlay_path(self.output_dir, stream_id)
 
     def write(self, result: FrameResult, image: np.ndarray | None = None) -> None:
-        if image is None:  # nothing to draw on
+        if image is None or result.stream_id in self.failures:  # nothing to draw, given up
             return
-        w = self._writers.get(result.stream_id)
+        stream_id = result.stream_id
+        w = self._writers.get(stream_id)
         if w is None:
-            path = self.path_for(result.stream_id)
+            path = self.path_for(stream_id)
             w = cv2.VideoWriter(
                 str(path),
                 cv2.VideoWriter_fourcc(*self.fourcc),
-                self._fps.get(result.stream_id, self.fps),
+                self._fps.get(stream_id, self.fps),
                 (image.shape[1], image.shape[0]),
             )
             if not w.isOpened():
-                raise SinkError(f"cannot open video writer for {path} (codec {self.fourcc})")
-            self._writers[result.stream_id] = w
-        w.write(
-            render_overlay(
-                image,
-                result,
-                analytics=self.analytics,
-                counts=self._counts.get(result.stream_id),
-            )
+                self._fail(stream_id, *self._open_failure(path))
+                return
+            self._writers[stream_id] = w
+            self._drawn[stream_id] = 0
+        frame = render_overlay(
+            image, result, analytics=self.analytics, counts=self._counts.get(stream_id)
         )
+        try:
+            w.write(frame)
+        except cv2.error as exc:  # e.g. a frame of another size than the video's
+            self._finish(stream_id)
+            msg = str(exc).strip().splitlines()[-1]
+            self._fail(
+                stream_id,
+                f"OpenCV refused frame {result.frame_index} ({msg})",
+                "set sinks.overlay=false to run without it",
+            )
+            return
+        self._drawn[stream_id] += 1
+
+    def _open_failure(self, path: Path) -> tuple[str, str]:
+        """Why the writer of ``path`` did not open, and the fix."""
+        again = "and run again with --restart"
+        if path.is_dir():
+            return "a folder is in the way", f"remove it (or choose another --output) {again}"
+        if not os.access(path.parent, os.W_OK):
+            return "its folder is not writable", f"make it writable {again}"
+        return (
+            f"OpenCV could not open a {self.fourcc} video writer",
+            f"use an OpenCV whose FFmpeg has that encoder {again}, or set sinks.overlay=false",
+        )
+
+    def _fail(self, stream_id: str, why: str, fix: str) -> None:
+        self.failures[stream_id] = SinkError(
+            f"cannot write the overlay video {self.path_for(stream_id)}: {why}; {fix}"
+        )
+
+    def _finish(self, stream_id: str) -> None:
+        """Close one stream's video and check that it holds every frame drawn (OpenCV does
+        not report a failed write: the file is read back)."""
+        w = self._writers.pop(stream_id, None)
+        drawn = self._drawn.pop(stream_id, 0)
+        if w is None:
+            return
+        w.release()
+        cap = cv2.VideoCapture(str(self.path_for(stream_id)))
+        readable = max(int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), 0) if cap.isOpened() else 0
+        cap.release()
+        if readable < drawn:
+            self._fail(
+                stream_id,
+                f"it holds {readable} of the {drawn} frames drawn (a full disk, a file size "
+                "limit?)",
+                "make room and run again with --restart",
+            )
 
     def write_events(self, events: Sequence[Event]) -> None:
         for event in events:
@@ -222,11 +275,8 @@ class OverlayVideoSink(Sink):
 
     def end_stream(self, stream_id: str) -> None:
         self._counts.pop(stream_id, None)
-        w = self._writers.pop(stream_id, None)
-        if w is not None:
-            w.release()
+        self._finish(stream_id)
 
     def close(self) -> None:
-        for w in self._writers.values():
-            w.release()
-        self._writers.clear()
+        for stream_id in list(self._writers):
+            self._finish(stream_id)

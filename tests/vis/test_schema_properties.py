@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.conftest import ROOT
-from tests.mutations import PROPERTY_SETTINGS, mutated
+from tests.mutations import JSON, PROPERTY_SETTINGS, mutated
 from vis.ops.masks import BoxMask
 from vis.schema import (
     MAX_CLASS_ID,
@@ -128,3 +128,49 @@ def test_any_text_is_a_record_or_schema_error(raw):
         decode_record(raw)
     except SchemaError:
         pass
+
+
+def _with_uncertainty() -> dict:
+    """A valid v2 record whose first two instances carry ``uncertainty`` (the third none)."""
+    rec = json.loads(json.dumps(BASES[2]))
+    rec["instances"][0]["uncertainty"] = 0.25
+    rec["instances"][1]["uncertainty"] = 1
+    return rec
+
+
+#: numbers no float holds (an integer of 400 digits), beside any JSON value
+NUMBERS = st.integers(min_value=2**1023, max_value=10**400).flatmap(
+    lambda v: st.sampled_from([v, -v])
+) | st.floats(allow_nan=True, allow_infinity=True)
+
+
+@PROPERTY_SETTINGS
+@given(
+    st.sampled_from(["uncertainty", "agreement", "mask_confidence", "score", "bbox", "time"]),
+    st.integers(0, 2),
+    NUMBERS | JSON,
+    st.booleans(),
+)
+def test_any_optional_number_is_taken_in_range_or_refused_with_schema_error(
+    field, k, value, as_text
+):
+    """Whatever an instance's ``uncertainty`` (or another number of a record) holds, a
+    record is decoded with every ``uncertainty`` finite in [0, 1] (NaN where an instance has
+    none, one per instance) or refused with ``SchemaError``, from a dict or from JSON text."""
+    rec = _with_uncertainty()
+    if field == "bbox":
+        rec["instances"][k]["bbox"][k] = value
+    elif field == "time":
+        rec["timestamp_ms"] = value
+    else:
+        rec["instances"][k][field] = value
+    try:
+        decoded = decode_record(json.dumps(rec) if as_text else rec)
+    except SchemaError as exc:
+        assert "\n" not in str(exc) and len(str(exc)) <= 400
+        return
+    doubt = decoded.detections.uncertainty
+    assert doubt is not None and doubt.shape == (len(rec["instances"]),)
+    for inst, d in zip(rec["instances"], doubt.tolist()):
+        assert (0.0 <= d <= 1.0) if "uncertainty" in inst else np.isnan(d)
+    jsonschema.validate(rec, SCHEMAS[2])

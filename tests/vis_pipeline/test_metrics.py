@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -26,10 +27,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from devtools.broker import EmbeddedBroker, free_port
 from devtools.workers import ROOT, WorkerProcess, worker_overrides, write_clips
+from tests.mutations import PROPERTY_SETTINGS
 from vis_pipeline import load_config, run
 from vis_pipeline.cli import main
 from vis_pipeline.config import MetricsConfig
@@ -495,5 +499,135 @@ def test_a_client_that_sends_nothing_is_dropped_and_others_are_still_served(monk
         with pytest.raises(urllib.error.HTTPError) as err:
             urllib.request.urlopen(req, timeout=5)
         assert err.value.code == 501
+    finally:
+        telemetry.close()
+
+
+# -- hostile clients ------------------------------------------------------------------------------
+def _quiet_threads(baseline: int) -> None:
+    """Wait until the endpoint's connection threads have ended."""
+    deadline = time.monotonic() + 10
+    while threading.active_count() > baseline:
+        assert time.monotonic() < deadline, "connection threads still running after 10 s"
+        time.sleep(0.005)
+
+
+def _closed_by_server(sock: socket.socket) -> bool:
+    """The server closed ``sock`` (an end of stream or a reset) within 5 s."""
+    sock.settimeout(5)
+    try:
+        while sock.recv(65536):
+            pass
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+    return True
+
+
+REQUESTS = st.sampled_from(
+    [
+        b"",
+        b"GET /metrics HTTP/1.0\r\n\r\n",
+        b"GET /healthz HTTP/1.0\r\n\r\n",
+        b"POST / HTTP/1.0\r\n",
+    ]
+)
+
+
+def test_any_bytes_from_a_client_that_vanishes_leave_no_traceback_and_the_endpoint_serves():
+    """Whatever a client sends, and whether it closes or resets the connection before the
+    answer, the process writes no traceback (stderr, or an error in its log) and the endpoint
+    goes on answering."""
+    telemetry = loopback()
+    port = telemetry.config.port
+    stderr, sys.stderr = sys.stderr, io.StringIO()
+    errors: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = errors.append  # type: ignore[method-assign]
+    logging.getLogger("vis_pipeline").addHandler(handler)
+
+    @settings(PROPERTY_SETTINGS, max_examples=80)  # each example is a connection on loopback
+    @given(REQUESTS, st.binary(max_size=2048), st.booleans())
+    def check(request_line: bytes, junk: bytes, reset: bool) -> None:
+        baseline = threading.active_count()
+        sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        if reset:  # an RST, not a FIN: the answer's send fails
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        try:
+            sock.sendall(request_line + junk)
+        except OSError:
+            pass
+        sock.close()
+        _quiet_threads(baseline)
+        assert probe(port, "/healthz")[0] == 200
+        written = sys.stderr.getvalue()
+        assert "Traceback" not in written and not errors, written or errors[0].getMessage()
+
+    try:
+        check()
+    finally:
+        sys.stderr = stderr
+        logging.getLogger("vis_pipeline").removeHandler(handler)
+        telemetry.close()
+
+
+def test_connections_past_the_limit_are_closed_at_once_without_a_thread(monkeypatch):
+    """Idle connections hold at most ``MAX_CONNECTIONS`` threads; more are closed as soon as
+    they are accepted, and once the idle ones go the endpoint answers again."""
+    from vis_pipeline import telemetry as module
+
+    monkeypatch.setattr(module._Handler, "timeout", 30)  # idle ones stay while we look
+    telemetry = loopback()
+    try:
+        port = telemetry.config.port
+        baseline = threading.active_count()
+        idle = [
+            socket.create_connection(("127.0.0.1", port)) for _ in range(module.MAX_CONNECTIONS)
+        ]
+        wait_until(
+            lambda: threading.active_count() == baseline + module.MAX_CONNECTIONS,
+            10,
+            "a thread per idle connection",
+        )
+        extra = [socket.create_connection(("127.0.0.1", port)) for _ in range(8)]
+        assert all(_closed_by_server(s) for s in extra)
+        assert threading.active_count() == baseline + module.MAX_CONNECTIONS
+        for s in idle + extra:
+            s.close()
+        _quiet_threads(baseline)
+        assert probe(port, "/healthz")[0] == 200
+    finally:
+        telemetry.close()
+
+
+def test_a_request_trickling_in_a_byte_at_a_time_is_cut_at_the_timeout(monkeypatch):
+    """The handler's timeout bounds the whole request, not each byte of it: a client sending
+    one byte at a time (each well within the timeout) is closed once it is spent."""
+    from vis_pipeline import telemetry as module
+
+    monkeypatch.setattr(module._Handler, "timeout", 1.0)
+    telemetry = loopback()
+    try:
+        sock = socket.create_connection(("127.0.0.1", telemetry.config.port), timeout=5)
+        request = b"GET /healthz HTTP/1.0\r\nX-Slow: " + b"a" * 40 + b"\r\n\r\n"
+        sent = 0
+        try:
+            for byte in request:  # 0.25 s apart: 15 s in all, each byte within the timeout
+                sock.send(bytes([byte]))
+                sent += 1
+                time.sleep(0.25)
+                sock.setblocking(False)
+                try:
+                    if sock.recv(1) == b"":
+                        break  # closed by the server
+                except BlockingIOError:
+                    pass
+                finally:
+                    sock.setblocking(True)
+        except OSError:
+            pass
+        assert sent < len(request), "the whole request trickled in"
+        sock.close()
     finally:
         telemetry.close()

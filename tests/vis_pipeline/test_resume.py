@@ -251,16 +251,21 @@ def _snapshot(folder):
     return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+#: frames of ``_stopped_run``'s clip: offline, identity repair writes held frames in bursts (up
+#: to ``repair.window``, 48), so a shorter clip could be written whole before the stop lands
+STOPPED_CLIP = 90
+
+
 def _stopped_run(tmp_path):
-    """A clip of 30 frames run until frame 12 was written and stopped: a checkpoint, a JSONL
-    up to it. Returns (clip, output, CLI args that resume it)."""
+    """A clip of ``STOPPED_CLIP`` frames run until frame 12 was written and stopped: a
+    checkpoint, a JSONL up to it. Returns (clip, output, CLI args that resume it)."""
     import threading
 
     from devtools.workers import write_clips
     from streams.sinks import MemorySink
     from vis_pipeline import run
 
-    clips = write_clips(tmp_path / "in", 2, 30)
+    clips = write_clips(tmp_path / "in", 2, STOPPED_CLIP)
     out = tmp_path / "out"
     sets = ["detector.threads=1", "keyframes.interval=5", "sinks.overlay=false"]
     cfg = load_config("configs/demo.yaml", sets, sources=[str(clips[0])], output=str(out))
@@ -281,7 +286,7 @@ def _stopped_run(tmp_path):
 def _tamper(ckpt, how: str, outside):
     doc = json.loads(ckpt.read_text())
     if how == "past_written":
-        doc["frame_index"] = 29  # the JSONL holds results up to about frame 12
+        doc["frame_index"] = STOPPED_CLIP - 1  # past the results the JSONL holds
     elif how == "negative":
         doc["frame_index"] = -7
     elif how == "outside_arrays":
@@ -473,7 +478,7 @@ def test_a_jsonl_with_a_hole_or_disorder_or_a_checkpoint_moved_back_is_refused(t
     ckpt.write_text(original)
     capsys.readouterr()
     assert main(args) == 0  # the untouched output resumes to the whole clip
-    assert [json.loads(x)["frame_index"] for x in _lines_of(jsonl)] == list(range(30))
+    assert [json.loads(x)["frame_index"] for x in _lines_of(jsonl)] == list(range(STOPPED_CLIP))
 
 
 def _replace_array(ckpt, name: str, value) -> None:
@@ -564,3 +569,99 @@ def test_arrays_larger_than_the_checkpoints_frame_are_refused_before_they_are_re
     with pytest.raises(ResumeError, match="cam.ckpt-4.npz .*more than a frame's") as refused:
         store.load("cam")
     assert "--restart" in str(refused.value) and "\n" not in str(refused.value)
+
+
+@pytest.mark.slow
+def test_a_resumed_runs_summary_reports_its_own_frames_and_fps(small_video, tmp_path, capsys):
+    """A run stopped part-way, then resumed: the frames of the first run stay in ``frames``
+    (the output holds them) but not in the resumed run's ``frames_this_run``, which its fps
+    divides by its own time."""
+    import threading
+
+    from streams.sinks import MemorySink
+    from vis_pipeline import run
+
+    video, _ = small_video  # 40 frames
+    out = tmp_path / "out"
+    sets = ["detector.threads=1", "keyframes.interval=5", "checkpoint_every=5"]
+    sets += ["sinks.overlay=false"]
+    cfg = load_config("configs/demo.yaml", sets, sources=[str(video)], output=str(out))
+    stop = threading.Event()
+
+    class StopAfter(MemorySink):
+        def write(self, result, image=None) -> None:
+            super().write(result, image)
+            if result.frame_index >= 8:
+                stop.set()
+
+    first = run(cfg, progress=False, stop=stop, extra_sinks=[StopAfter()])
+    assert 0 < first.frames < 40  # stopped part-way
+    summary_file = tmp_path / "summary.json"
+    args = ["-c", "configs/demo.yaml", "-s", str(video), "-o", str(out), "--no-progress"]
+    args += [*[x for s in sets for x in ("--set", s)], "--summary-json", str(summary_file)]
+    capsys.readouterr()
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    doc = json.loads(summary_file.read_text())
+    (stream,) = doc["streams"]
+    kept = stream["resumed_after_frame"] + 1
+    assert 0 < kept < 40 and stream["frames"] == 40 == len(_lines_of(out / "small.jsonl"))
+    assert stream["frames_this_run"] == 40 - kept == doc["frames_this_run"]
+    assert doc["frames"] == 40
+    assert stream["fps"] == pytest.approx(stream["frames_this_run"] / stream["seconds"], rel=2e-3)
+    assert doc["fps"] == pytest.approx(doc["frames_this_run"] / doc["seconds"], abs=1e-3)
+    assert f"frames 40 ({40 - kept} this run)" in text
+    assert f"total: 1 streams, 40 frames ({40 - kept} this run) in" in text
+
+
+def test_a_hostile_identity_repair_state_is_refused_in_one_line_and_nothing_changes(tmp_path):
+    """The repair's part of a checkpoint is checked before anything is built from it: sizes,
+    types, ranges and finite numbers; a refusal is one line naming the stream and the fix."""
+    from vis.tracking.repair import MAX_STATE_IDS, STATE_KEY, RepairConfig, RepairedProcessor
+    from vis_pipeline.resume import restore
+
+    def processor() -> RepairedProcessor:
+        return RepairedProcessor(make_processor(["bg", "person"]), RepairConfig(), offline=False)
+
+    store = ResumeStore(tmp_path, "digest")
+    store.save("cam", 7, encode_state(processor().state_dict()))
+    ckpt = store.checkpoint_path("cam")
+    original = ckpt.read_text()
+    tampers = {
+        "id_map": [[i, i + 1] for i in range(10**6, 10**6 + MAX_STATE_IDS + 1)],
+        "seen": [[1, float("nan")]],
+        "prev_ids": "123",
+        "counts": {"interactions": -4},
+        "memory": [{"id": 3, "appearance": None, "times": [0.0], "boxes": [[0, 0, 1]]}],
+    }
+    for key, value in tampers.items():
+        doc = json.loads(original)
+        doc["state"][STATE_KEY][key] = value
+        ckpt.write_text(json.dumps(doc))
+        before = _snapshot(tmp_path)
+        point = store.resume_point("cam")
+        with pytest.raises(ResumeError) as refused:
+            restore(processor(), point, "cam")
+        why = str(refused.value)
+        assert "cam" in why and "identity repair state" in why and "--restart" in why, key
+        assert "\n" not in why and len(why) < 300
+        assert _snapshot(tmp_path) == before
+    ckpt.write_text(original)
+    restore(processor(), store.resume_point("cam"), "cam")
+
+
+def test_a_checkpoint_document_larger_than_any_state_is_refused_before_it_is_parsed(
+    tmp_path, monkeypatch
+):
+    from vis_pipeline import resume as module
+
+    store = ResumeStore(tmp_path, "digest")
+    store.save("cam", 7, encode_state(make_processor(["bg", "person"]).state_dict()))
+    ckpt = store.checkpoint_path("cam")
+    size = ckpt.stat().st_size
+    monkeypatch.setattr(module, "MAX_CHECKPOINT_JSON_BYTES", size)
+    assert store.resume_point("cam").frame_index == 7  # at the limit: read
+    ckpt.write_bytes(ckpt.read_bytes() + b" ")  # one byte over it (still valid JSON)
+    with pytest.raises(ResumeError, match="larger than") as refused:
+        store.resume_point("cam")
+    assert str(ckpt) in str(refused.value) and "--restart" in str(refused.value)

@@ -134,3 +134,44 @@ def test_the_repair_counts_are_shown_when_it_decided_something():
     quiet = stream(repair={"interactions": 0, "exchanges_undone": 0, "swaps_undone": 0})
     assert "interactions" not in RunSummary(streams=[quiet, stream(repair=None)]).render()
     assert RunSummary(streams=[repaired]).to_json()["streams"][0]["repair"]["interactions"] == 4
+
+
+def test_a_repair_window_the_memory_budget_shortened_is_shown():
+    counts = {"interactions": 0, "exchanges_undone": 0, "swaps_undone": 0}
+    capped = stream(repair={**counts, "budget_window": 14})
+    assert "repair window 14 frames (repair.max_held_mb)" in RunSummary(streams=[capped]).render()
+    assert "repair window" not in RunSummary(streams=[stream(repair=counts)]).render()
+
+
+def test_a_resumed_stream_shows_its_output_frames_and_this_runs_work():
+    """``frames`` counts the output (earlier runs included); the fps, the ms per frame and
+    ``frames_this_run`` are this run's alone."""
+    s = RunSummary(
+        streams=[stream(frames=40, frames_this_run=15, resumed_after_frame=24, fps=7.5)],
+        seconds=3.0,
+        sink_seconds=0.3,
+    )
+    text = s.render()
+    assert "frames 40 (15 this run)  keyframes 2" in text
+    assert "ms/frame by stage: decode 6.7  detect 33.3" in text  # over the 15 frames
+    assert "total: 1 streams, 40 frames (15 this run) in 3.0 s (5.00 fps)" in text
+    assert "sinks 20.0 ms/frame" in text
+    j = s.to_json()
+    assert j["frames"] == 40 and j["frames_this_run"] == 15 and j["fps"] == 5.0
+    fresh = RunSummary(streams=[stream()], seconds=2.0).render()
+    assert "this run" not in fresh and "frames 10  keyframes 2" in fresh
+
+
+def test_an_output_not_written_is_counted_and_not_listed_as_written():
+    failure = "cannot write the overlay video out/cam0.overlay.mp4: a folder is in the way; x"
+    s = RunSummary(
+        streams=[stream()],
+        outputs=["out/cam0.jsonl"],
+        failed_outputs=[failure],
+        exit_code=3,
+        error=failure,
+    )
+    text = s.render()
+    assert "0 failed; 1 output(s) NOT written" in text
+    assert f"  NOT written: {failure}" in text and "wrote out/cam0.overlay.mp4" not in text
+    assert s.to_json()["failed_outputs"] == [failure]

@@ -216,3 +216,51 @@ def test_cli_on_a_full_disk_exits_3_and_counts_only_the_lines_written(tmp_path):
     assert summary["unwritten_frames"] >= 1
     assert summary["sink_stats"]["JsonlSink"]["failed"] == 1
     assert not list(out.rglob("*.tmp"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["folder_in_the_way", "file_size_limit"])
+def test_cli_an_overlay_that_cannot_be_written_exits_3_and_the_jsonl_is_complete(
+    small_video, tmp_path, case
+):
+    """The overlay video cannot be opened (a folder has its name) or is cut short (files may
+    not grow past a limit, as on a full disk; OpenCV reports nothing, the file is read
+    back): one line naming it and the fix, exit code 3, the video listed as NOT written, and
+    every result still in the JSONL."""
+    video, _ = small_video  # 40 frames; its JSONL ~43 kB, its overlay ~110 kB
+    out = tmp_path / "out"
+    overlay = out / "small.overlay.mp4"
+    code = "import sys\n"
+    if case == "folder_in_the_way":
+        overlay.mkdir(parents=True)
+    else:
+        code += (
+            "import resource, signal\n"
+            "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+            "resource.setrlimit(resource.RLIMIT_FSIZE, (80000, 80000))\n"
+        )
+    code += "from vis_pipeline.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+    args = ["-c", "configs/demo.yaml", "--source", str(video), "-o", str(out), "--no-progress"]
+    args += ["--summary-json", str(tmp_path / "summary.json")]
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        timeout=300,
+    )
+    assert proc.returncode == 3, proc.stderr
+    assert "Traceback" not in proc.stderr
+    error = proc.stderr.strip().splitlines()[-1]
+    assert error.startswith(f"error: cannot write the overlay video {overlay}: "), error
+    assert "--restart" in error
+    assert ("folder is in the way" if case == "folder_in_the_way" else "of the 40 frames") in error
+    lines = [json.loads(x) for x in (out / "small.jsonl").read_text().splitlines()]
+    assert [x["frame_index"] for x in lines] == list(range(40))
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["exit_code"] == 3 and summary["failed_outputs"] == [error[len("error: ") :]]
+    assert summary["outputs"] == [str(out / "small.jsonl")]  # the video is not listed
+    assert summary["written_frames"] == 40 and summary["sink_stats"]["JsonlSink"]["lines"] == 40
+    assert f"NOT written: {error[len('error: ') :]}" in proc.stdout
+    assert f"wrote {overlay}" not in proc.stdout

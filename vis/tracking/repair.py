@@ -3,15 +3,17 @@
 Contract: ``IdentityRepair.push(ready)`` takes a stream's final ``(FrameResult, Frame)`` pairs,
 in frame order, as a processor emits them, and returns pairs in the same order, later, with
 the track ids repaired; ``finish()`` returns the rest at the stream's end. It holds at most
-``RepairConfig.window`` frames (their results and images): a bounded delay and memory.
+``RepairConfig.window`` frames (their results and images), fewer where that many would pass
+``RepairConfig.max_held_mb``: a bounded delay and memory.
 Pure computation, no I/O.
 
 An *interaction* is a connected group of tracks whose boxes meet (IoU above ``meet_iou``) on
 the same frame, or meet the box of a track that left the results inside the image (lost
 behind someone: a *ghost*, its last box moving on with its last motion, ``ghosts``); it
 closes when no two of its tracks have met for ``apart`` frames and its ghosts are back in
-view (or when the held frames would exceed ``window``). At its close the frames from its
-first meeting to the last of the ``apart`` frames after it are known, and who is who is
+view (or when the held frames would exceed ``window``, or what ``max_held_mb`` allows). At
+its close the frames from its first meeting to the last of the ``apart`` frames after it are
+known, and who is who is
 decided over them at once, for groups of at most ``max_group`` tracks, by a dynamic
 programme (Viterbi) over the permutations of their ids, one per frame:
 
@@ -31,7 +33,8 @@ written ids), only when the best path ending in it beats the best path ending in
 identity by ``margin``; of several ends within ``margin`` of the best, the one moving the
 fewest ids is taken. Ids are permuted, never invented: every written id is a tracker id.
 
-Memory: at most ``window`` held frames (each a result and its image), plus per track seen in
+Memory: at most ``window`` held frames (each a result and its image), and at most as many as
+fit in ``max_held_mb`` (``held_frames``: at least 2), plus per track seen in
 the last ``FORGET_S`` seconds of stream time an appearance histogram (``APPEARANCE_DIM``
 floats) and its last ``MOTION_BOXES`` boxes; the id map keeps only ids seen in that time.
 Latency: a frame leaves when no open interaction began at or before it; at most ``window``
@@ -70,6 +73,17 @@ APPEARANCE_MOMENTUM = 0.9
 MIN_VISIBLE = 0.5
 #: the most held frames any setting may ask for
 MAX_WINDOW = 1000
+#: the largest ``repair.max_held_mb`` (MiB: 1 TiB)
+MAX_HELD_MB = 1 << 20
+#: a held frame's result, estimated per pixel of its image: soft masks (float32 crops and
+#: their binary copies, 5 bytes a pixel) covering a quarter of the image
+RESULT_BYTES_PER_PIXEL = 1.25
+#: a checkpoint's repair state: the most ids in each of its lists (the tracks seen in the last
+#: ``FORGET_S`` seconds), ids within a ``vis.frame`` record's track ids, box coordinates within
+#: this many pixels
+MAX_STATE_IDS = 100_000
+MAX_STATE_ID = 2**53
+MAX_STATE_COORD = 2.0**24
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +96,11 @@ class RepairConfig:
             (0: off, results at once).
         window: offline: the most frames held (an interaction still open when it is reached
             is decided on what is known).
+        max_held_mb: the most memory (MiB) the held frames of one stream may take, images and
+            an estimate of their results (``held_frames``): where ``window`` (or
+            ``live_delay``) frames of the stream's size would take more, fewer are held (at
+            least 2). The default leaves a 48-frame window whole up to 1920x1080 (60 frames
+            fit there; 15 at 3840x2160).
         meet_iou: two tracks meet on a frame where their boxes' IoU is above this.
         apart: an interaction closes once no two of its tracks have met for this many frames.
         max_group: interactions of more tracks are left as the tracker wrote them.
@@ -100,6 +119,7 @@ class RepairConfig:
     enabled: bool = True
     live_delay: int = 0
     window: int = 48
+    max_held_mb: int = 512
     meet_iou: float = 0.05
     apart: int = 4
     max_group: int = 4
@@ -121,6 +141,12 @@ class RepairConfig:
             "repair.live_delay",
             self.live_delay,
             f"must be in [0, {MAX_WINDOW}]",
+        )
+        require(
+            1 <= self.max_held_mb <= MAX_HELD_MB,
+            "repair.max_held_mb",
+            self.max_held_mb,
+            f"must be in [1, {MAX_HELD_MB}] (MiB)",
         )
         require(0.0 <= self.meet_iou < 1.0, "repair.meet_iou", self.meet_iou, "must be in [0, 1)")
         require(1 <= self.apart < self.window, "repair.apart", self.apart, "must be in [1, window)")
@@ -250,6 +276,20 @@ def _describe(result: FrameResult, frame: Frame) -> tuple[np.ndarray, np.ndarray
     return app, vis
 
 
+def held_bytes(image: np.ndarray) -> int:
+    """Bytes of one held frame: ``image`` (H, W[, C]) itself and an estimate of its result
+    (``RESULT_BYTES_PER_PIXEL`` per pixel)."""
+    pixels = int(image.shape[0]) * int(image.shape[1]) if image.ndim >= 2 else int(image.size)
+    return int(image.nbytes) + int(RESULT_BYTES_PER_PIXEL * pixels)
+
+
+def held_frames(window: int, max_held_mb: int, image: np.ndarray) -> int:
+    """The most frames of ``image``'s size a stream may hold: ``window``, or as many as fit
+    in ``max_held_mb`` MiB (``held_bytes`` each) when fewer, and never fewer than 2."""
+    fit = (max_held_mb << 20) // max(held_bytes(image), 1)
+    return min(window, max(2, fit))
+
+
 class IdentityRepair:
     """Holds a stream's results for a bounded window and repairs ids across interactions.
 
@@ -263,11 +303,19 @@ class IdentityRepair:
             rest of the stream), ``swaps_undone`` (interactions where ids the tracker swapped
             and swapped back were repaired on the frames between), ``ids_changed`` (written
             instances whose id differs from the tracker's).
+        held_cap: the most frames held now: ``window``, or fewer where that many frames of
+            the stream's size would pass ``config.max_held_mb`` (``held_frames``, set at the
+            first frame and whenever the frame size changes).
+        budget_window: the smallest ``held_cap`` below ``window`` the budget set on this
+            stream (None: it never bound).
     """
 
     def __init__(self, config: RepairConfig, window: int | None = None) -> None:
         self.config = config
         self.window = config.window if window is None else window
+        self.held_cap = self.window
+        self.budget_window: int | None = None
+        self._sized: tuple | None = None  # (shape, dtype) of the frames held_cap is for
         self.held: collections.deque[_Held] = collections.deque()
         self.groups: list[_Group] = []
         self.id_map: dict[int, int] = {}  # tracker id -> written id, where they differ
@@ -303,7 +351,35 @@ class IdentityRepair:
             self._close(g)
         return self._release()
 
+    def summary(self) -> dict:
+        """``counts``, and ``budget_window`` where ``max_held_mb`` held fewer frames than
+        ``window`` (for the run summary)."""
+        if self.budget_window is None:
+            return dict(self.counts)
+        return {**self.counts, "budget_window": self.budget_window}
+
+    def _size(self, frame: Frame) -> None:
+        """``held_cap`` for frames of ``frame``'s size (said once where the budget binds)."""
+        self._sized = (frame.image.shape, frame.image.dtype)
+        cap = held_frames(self.window, self.config.max_held_mb, frame.image)
+        if cap < self.window and cap != self.held_cap:
+            log.warning(
+                "stream %s: %dx%d frames: identity repair holds at most %d frames, not %d "
+                "(repair.max_held_mb=%d, about %.1f MiB a held frame)",
+                frame.stream_id,
+                frame.width,
+                frame.height,
+                cap,
+                self.window,
+                self.config.max_held_mb,
+                held_bytes(frame.image) / (1 << 20),
+            )
+            self.budget_window = min(cap, self.budget_window or cap)
+        self.held_cap = cap
+
     def _take(self, result: FrameResult, frame: Frame) -> None:
+        if self._sized != (frame.image.shape, frame.image.dtype):
+            self._size(frame)
         det = result.detections
         raw = det.track_ids.astype(np.int64)
         for t in raw.tolist():
@@ -320,7 +396,7 @@ class IdentityRepair:
         for g in list(self.groups):
             if now - g.last_meet >= self.config.apart and not (g.members & self.ghosts.keys()):
                 self._close(g)
-        while self.groups and len(self.held) > self.window:  # decided on what is known
+        while self.groups and len(self.held) > self.held_cap:  # decided on what is known
             self._close(min(self.groups, key=lambda g: g.start))
         self._prev_ids = set(h.ids.tolist())  # as written now (a decision may relabel them)
 
@@ -396,7 +472,7 @@ class IdentityRepair:
         while self.held and (first_open is None or self.held[0].result.frame_index < first_open):
             h = self.held.popleft()
             out.append(self._emit(h))
-        if len(self.held) > self.window:  # cannot happen: _take decides the oldest first
+        if len(self.held) > self.held_cap:  # cannot happen: _take decides the oldest first
             raise RuntimeError("identity repair held more than its window")
         return out
 
@@ -632,7 +708,12 @@ class IdentityRepair:
         }
 
     def load_state_dict(self, state: dict) -> None:
-        """Restore a ``state_dict`` (same configuration)."""
+        """Restore a ``state_dict`` (same configuration).
+
+        Raises:
+            ValueError: ``state`` is not one ``state_dict`` writes (``check_state``).
+        """
+        check_state(state)
         self.held.clear()
         self.groups = []
         self.ghosts = {}
@@ -652,6 +733,89 @@ class IdentityRepair:
                 float(d["last_ms"]),
             )
         self.counts = {k: int(state["counts"].get(k, 0)) for k in self.counts}
+
+
+def check_state(state: object) -> None:
+    """A repair state read from a checkpoint (untrusted) is one ``state_dict`` writes: lists of
+    at most ``MAX_STATE_IDS`` entries, ids integers in [-1, ``MAX_STATE_ID``] giving every
+    track seen its own written id, finite times, per remembered id an appearance of
+    ``APPEARANCE_DIM`` values in [0, 1] and at most ``MOTION_BOXES`` finite (4,) boxes with
+    their times, counts integers >= 0; checked before anything is built from it.
+
+    Raises:
+        ValueError: ``identity repair state: <what is wrong>`` (one line).
+    """
+
+    def refuse(why: str) -> ValueError:
+        return ValueError(f"identity repair state: {why}")
+
+    def is_int(v: object, lo: int, hi: int) -> bool:
+        return isinstance(v, (int, np.integer)) and not isinstance(v, bool) and lo <= v <= hi
+
+    def is_time(v: object) -> bool:  # finite (an int past the float range is not either)
+        number = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+        return number and -1e300 < v < 1e300  # type: ignore[operator]
+
+    def is_id(v: object) -> bool:
+        return is_int(v, -1, MAX_STATE_ID)
+
+    def finite_array(a: object, shape: tuple[int, ...], lo: float, hi: float) -> bool:
+        return (
+            isinstance(a, np.ndarray)
+            and a.shape == shape
+            and a.dtype.kind in "fiu"
+            and bool(np.all((a >= lo) & (a <= hi)))  # NaN is not within
+        )
+
+    if not isinstance(state, dict):
+        raise refuse("not a mapping")
+    for key in ("id_map", "seen", "memory", "prev_ids"):
+        value = state.get(key)
+        if not isinstance(value, list):
+            raise refuse(f"{key} is not a list")
+        if len(value) > MAX_STATE_IDS:
+            raise refuse(f"{key} holds {len(value)} entries, more than {MAX_STATE_IDS}")
+    counts = state.get("counts")
+    if not isinstance(counts, dict) or not all(
+        is_int(counts.get(k, 0), 0, MAX_STATE_ID)
+        for k in ("interactions", "exchanges_undone", "swaps_undone", "ids_changed")
+    ):
+        raise refuse("counts are not integers >= 0")
+    if not all(is_id(i) for i in state["prev_ids"]):
+        raise refuse("prev_ids are not track ids")
+    for key, second in (("id_map", is_id), ("seen", is_time)):
+        for pair in state[key]:
+            if not (
+                isinstance(pair, list) and len(pair) == 2 and is_id(pair[0]) and second(pair[1])
+            ):
+                raise refuse(f"{key} holds {repr(pair)[:40]}, not a pair of an id and a value")
+    id_map = {int(k): int(v) for k, v in state["id_map"]}
+    if len(id_map) != len(state["id_map"]) or any(k == v for k, v in id_map.items()):
+        raise refuse("id_map repeats an id or maps one to itself")
+    tracks = {int(t) for t, _ in state["seen"]} | id_map.keys()
+    if len({id_map.get(t, t) for t in tracks}) != len(tracks):
+        raise refuse("id_map writes two tracks under one id")
+    ids: set[int] = set()
+    for d in state["memory"]:
+        if not isinstance(d, dict) or not is_id(d.get("id")) or int(d["id"]) in ids:
+            raise refuse("memory holds an entry without an id of its own")
+        ids.add(int(d["id"]))
+        a, boxes, times = d.get("appearance"), d.get("boxes"), d.get("times")
+        if "appearance" not in d or (
+            a is not None and not finite_array(a, (APPEARANCE_DIM,), 0.0, 1.0)
+        ):
+            raise refuse(f"the appearance of id {d['id']} is not {APPEARANCE_DIM} values in [0, 1]")
+        if (
+            not isinstance(times, list)
+            or len(times) > MOTION_BOXES
+            or not all(is_time(t) for t in times)
+            or not finite_array(boxes, (len(times), 4), -MAX_STATE_COORD, MAX_STATE_COORD)
+            or not is_time(d.get("last_ms"))
+        ):
+            raise refuse(
+                f"the motion of id {d['id']} is not at most {MOTION_BOXES} finite boxes "
+                "(n, 4) with their times"
+            )
 
 
 #: the key of the repair's state in a processor's checkpoint state

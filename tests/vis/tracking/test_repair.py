@@ -5,10 +5,14 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from tests.conftest import ROOT
+from tests.mutations import JSON, PROPERTY_SETTINGS, paths, replaced
 from vis.pipeline import StageTimer
-from vis.tracking.repair import IdentityRepair, RepairConfig
+from vis.tracking.repair import APPEARANCE_DIM, MAX_STATE_IDS, IdentityRepair, RepairConfig
 from vis.types import Detections, Frame, FrameResult
 
 H, W = 200, 360
@@ -302,3 +306,66 @@ def test_a_stop_inside_an_interaction_writes_the_held_frames_and_checkpoints_aft
     resumed = RepairedProcessor(_Inner(pairs), ON, offline=True)
     resumed.load_state_dict(point[1])  # the identity map and memory restored
     assert resumed.repair.idle
+
+
+# -- a checkpoint's repair state is untrusted ------------------------------------------------------
+def _checkpointed() -> tuple[dict, list]:
+    """A real state after an exchange was undone (an id map, two remembered people) and the
+    frames that follow it."""
+    pairs = scene(44, lambda t: {"red": 2, "blue": 1} if t >= 15 else {"red": 1, "blue": 2})
+    rep = IdentityRepair(ON)
+    for i, pair in enumerate(pairs):
+        rep.push([pair])
+        if i > 30 and rep.idle:
+            return rep.state_dict(), pairs[i + 1 : i + 6]
+    raise AssertionError("the scene never idles after its crossing")
+
+
+CHECKPOINTED, AFTER = _checkpointed()
+#: hostile values for a state's arrays: wrong shapes, non-finite, negative, huge
+HOSTILE_ARRAYS = hnp.arrays(
+    np.float32,
+    st.sampled_from([(APPEARANCE_DIM,), (7,), (2, APPEARANCE_DIM // 2), (0, 4), (3, 4), (9, 4)]),
+    elements=st.sampled_from([0.0, 0.25, -1.0, 2.0, 1e30, float("nan"), float("inf")]),
+)
+
+
+@PROPERTY_SETTINGS
+@given(st.data())
+def test_any_checkpointed_state_is_refused_in_one_line_or_resumes_with_distinct_finite_ids(data):
+    """Whatever a checkpoint holds as the repair's state, loading it raises one-line
+    ``ValueError`` or takes a state this code could have written: finite appearance in [0, 1]
+    and boxes, every track written under its own id, and the frames after it written with
+    distinct ids a ``vis.frame`` record may carry."""
+    state = CHECKPOINTED
+    for _ in range(data.draw(st.integers(1, 3))):
+        path = data.draw(st.sampled_from(paths(state)))
+        remove = bool(path) and data.draw(st.booleans())
+        value = None if remove else data.draw(JSON | HOSTILE_ARRAYS)
+        state = replaced(state, path, value, remove=remove)
+    rep = IdentityRepair(ON)
+    try:
+        rep.load_state_dict(state)
+    except ValueError as exc:
+        assert "\n" not in str(exc) and len(str(exc)) < 300
+        return
+    for m in rep.memory.values():
+        a = m.appearance
+        assert a is None or (a.shape == (APPEARANCE_DIM,) and ((a >= 0) & (a <= 1)).all())
+        assert all(np.isfinite(b).all() and np.isfinite(t) and b.shape == (4,) for t, b in m.boxes)
+        assert np.isfinite(m.last_ms)
+    assert all(np.isfinite(s) for s in rep.seen_ms.values())
+    tracks = rep.seen_ms.keys() | rep.id_map.keys()
+    assert len({rep.id_map.get(t, t) for t in tracks}) == len(tracks)
+    assert all(isinstance(v, int) and v >= 0 for v in rep.counts.values())
+    for r, _ in rep.push(AFTER) + rep.finish():
+        ids = r.detections.track_ids.tolist()
+        assert len(set(ids)) == len(ids) and all(-1 <= i <= 2**53 for i in ids)
+
+
+def test_a_checkpointed_state_of_millions_of_ids_is_refused_before_it_is_built():
+    for key, entry in (("id_map", lambda i: [i, i + 1]), ("seen", lambda i: [i, 0.0])):
+        state = {**CHECKPOINTED, key: [entry(i) for i in range(10, MAX_STATE_IDS + 11)]}
+        with pytest.raises(ValueError, match=f"{key} holds {MAX_STATE_IDS + 1} entries"):
+            IdentityRepair(ON).load_state_dict(state)
+    IdentityRepair(ON).load_state_dict(CHECKPOINTED)  # the real one loads
