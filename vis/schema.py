@@ -212,7 +212,7 @@ def _int_in(obj: dict, key: str, lo: int, hi: int) -> int:
     return val
 
 
-def _finite(val: int | float) -> bool:
+def finite_number(val: int | float) -> bool:
     """A number finite as a float (an integer past the float range, 10**400, is not)."""
     try:
         return math.isfinite(val)
@@ -223,7 +223,7 @@ def _finite(val: int | float) -> bool:
 def _number_in(obj: dict, key: str, lo: float = -math.inf, hi: float = math.inf) -> float:
     """``obj[key]``: a finite number (not bool) in ``[lo, hi]``, else ``SchemaError``."""
     val = _require(obj, key, (int, float))
-    if not (_finite(val) and lo <= val <= hi):
+    if not (finite_number(val) and lo <= val <= hi):
         raise SchemaError(f"field {key!r} must be a finite number in [{lo}, {hi}]")
     return val
 
@@ -275,7 +275,8 @@ def validate_record(obj: Any) -> dict[str, Any]:
         _number_in(inst, "score", 0.0, 1.0)
         bbox = _require(inst, "bbox", list)
         if len(bbox) != 4 or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and _finite(v) for v in bbox
+            isinstance(v, (int, float)) and not isinstance(v, bool) and finite_number(v)
+            for v in bbox
         ):
             raise SchemaError("bbox must have 4 finite numbers")
         for key in ("mask_confidence", "agreement", "uncertainty"):

@@ -802,8 +802,18 @@ def restore(
         return
     if frame_size is not None:
         check_state_arrays(point.state, frame_size, stream_id)
+    restore_part(processor, point.state, stream_id)
+
+
+def restore_part(part: Any, state: Any, stream_id: str) -> None:
+    """``part.load_state_dict(state)``: the processor, or a part checkpointed beside it (the
+    stream's analytics), refused in one line.
+
+    Raises:
+        ResumeError: ``the checkpoint of <stream> cannot be restored (<why>): pass --restart``.
+    """
     try:
-        processor.load_state_dict(point.state)
+        part.load_state_dict(state)
     except (ValueError, KeyError, TypeError, IndexError, OverflowError, AttributeError) as exc:
         raise ResumeError(
             f"the checkpoint of {stream_id} cannot be restored ({exc}): pass "

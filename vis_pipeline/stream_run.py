@@ -163,6 +163,8 @@ class StreamRun:
 
         Raises:
             ConfigError: a line or zone does not fit the frame (nothing written yet).
+            ResumeError: the checkpoint's analytics state is not one this configuration
+                writes (nothing written yet).
         """
         self._frame_checked = False
         if not cfg.analytics.enabled:
@@ -173,8 +175,8 @@ class StreamRun:
         # a track missing longer than the tracker keeps it (plus a tolerated outage) is gone
         forget_ms = 1000.0 * cfg.tracker.max_lost_s + (cfg.live.max_gap_ms if self.live else 0)
         analytics = Analytics(cfg.analytics, stream_id=self.stream_id, forget_after_ms=forget_ms)
-        if point.state is not None and "analytics" in point.state:
-            analytics.load_state_dict(point.state["analytics"])
+        if point.state is not None and "analytics" in point.state:  # before any file is cut
+            resume.restore_part(analytics, point.state["analytics"], self.stream_id)
         if cfg.sinks.events_jsonl:
             resume.cut_jsonl(events_path(cfg.output, self.stream_id), self.resume_from)
         return analytics

@@ -256,9 +256,10 @@ def _snapshot(folder):
 STOPPED_CLIP = 90
 
 
-def _stopped_run(tmp_path):
+def _stopped_run(tmp_path, extra_sets=()):
     """A clip of ``STOPPED_CLIP`` frames run until frame 12 was written and stopped: a
-    checkpoint, a JSONL up to it. Returns (clip, output, CLI args that resume it)."""
+    checkpoint, a JSONL up to it. Returns (clip, output, CLI args that resume it).
+    ``extra_sets``: more ``--set`` overrides, for the run and its resumption."""
     import threading
 
     from devtools.workers import write_clips
@@ -267,7 +268,7 @@ def _stopped_run(tmp_path):
 
     clips = write_clips(tmp_path / "in", 2, STOPPED_CLIP)
     out = tmp_path / "out"
-    sets = ["detector.threads=1", "keyframes.interval=5", "sinks.overlay=false"]
+    sets = ["detector.threads=1", "keyframes.interval=5", "sinks.overlay=false", *extra_sets]
     cfg = load_config("configs/demo.yaml", sets, sources=[str(clips[0])], output=str(out))
     stop = threading.Event()
 
@@ -665,3 +666,34 @@ def test_a_checkpoint_document_larger_than_any_state_is_refused_before_it_is_par
     with pytest.raises(ResumeError, match="larger than") as refused:
         store.resume_point("cam")
     assert str(ckpt) in str(refused.value) and "--restart" in str(refused.value)
+
+
+@pytest.mark.slow
+def test_a_hostile_analytics_state_is_refused_in_one_line_and_nothing_changes(tmp_path, capsys):
+    """The analytics part of a checkpoint is checked like the processor's, before any file
+    (the JSONL, the events file) is cut: one line naming the stream and --restart, exit 2."""
+    line = "analytics.lines=[{name: door, points: [[10, 10], [10, 100]]}]"
+    clips, out, args = _stopped_run(tmp_path, [line])
+    ckpt = out / ".state" / "clip0.ckpt.json"
+    original = ckpt.read_text()
+    assert json.loads(original)["state"]["analytics"]["line_counts"] == [["door", 0, 0]]
+    tampers = {
+        "last": [7, float("nan")],  # (an integer past 64 bits is refused when decoded)
+        "tracks": [{"id": 1, "label": "person"}],
+        "line_counts": [["gate", 1, 0]],
+        "occupancy": "x" * 100,
+    }
+    for key, value in tampers.items():
+        doc = json.loads(original)
+        doc["state"]["analytics"][key] = value
+        ckpt.write_text(json.dumps(doc))
+        before = _snapshot(out)
+        capsys.readouterr()
+        assert main(args) == 2, key
+        err = capsys.readouterr().err.strip()
+        assert "clip0" in err and "analytics state" in err and "--restart" in err, (key, err)
+        assert "\n" not in err and "Traceback" not in err, (key, err)
+        assert _snapshot(out) == before, key
+    ckpt.write_text(original)
+    assert main(args) == 0  # the untouched checkpoint resumes
+    assert "resumed after frame" in capsys.readouterr().out

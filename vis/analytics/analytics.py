@@ -8,7 +8,9 @@ occupancy changes). Decisions use each track's mask (``ground: mask``) or box
 memory while it is missing (a re-identified track keeps its id), until it has been missing
 ``forget_after_ms``. ``finish()`` once the stream has ended: every track still inside a
 zone leaves it (``reason: end``), so each entry has its exit and dwell. Pure logic, no I/O;
-``state_dict``/``load_state_dict`` for resuming.
+``state_dict``/``load_state_dict`` for resuming: a state read back from a checkpoint is
+untrusted and ``check_state`` refuses (``ValueError``, one line) any this code could not have
+written for the same configuration, before anything is built from it.
 """
 
 from __future__ import annotations
@@ -28,7 +30,12 @@ from vis.analytics.geometry import (
     rasterise,
     side_of_line,
 )
+from vis.schema import MAX_CLASS_ID, MAX_INDEX, MAX_LABEL_CHARS, finite_number
 from vis.types import FrameResult
+
+#: limits of a checkpointed state (docs/limits.md); per track, its sides, counted crossings
+#: and zones are bounded by the configuration's lines and zones
+MAX_STATE_TRACKS = 100_000
 
 
 @dataclasses.dataclass
@@ -235,7 +242,13 @@ class Analytics:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Load a ``state_dict`` of the same configuration."""
+        """Load a ``state_dict`` of the same configuration.
+
+        Raises:
+            ValueError: ``analytics state: <what is wrong>`` (``check_state``); nothing is
+                changed then.
+        """
+        check_state(state, self.config)
         self._tracks = {}
         for t in state["tracks"]:
             self._tracks[int(t["id"])] = _Track(
@@ -255,3 +268,95 @@ class Analytics:
                 self.occupancy[name] = int(n)
         last = state.get("last")
         self._last = None if last is None else (int(last[0]), float(last[1]))
+
+
+def check_state(state: object, config: AnalyticsConfig) -> None:
+    """An analytics state read from a checkpoint (untrusted) is one ``state_dict`` writes for
+    ``config``: at most ``MAX_STATE_TRACKS`` tracks of distinct ids in [0, 2^53], class ids in
+    [0, 65535], labels of at most 200 characters, frame counts in [0, 2^53], finite times;
+    sides (+1/-1), counted crossings (``in``/``out``) and zone stays (finite entry and last
+    times) only of the configured lines and zones, each once; line counts and occupancies
+    integers >= 0 of configured lines and zones; the last frame an index with a finite time,
+    or none. Checked before anything is built from it.
+
+    Raises:
+        ValueError: ``analytics state: <what is wrong>`` (one line).
+    """
+
+    def refuse(why: str) -> ValueError:
+        return ValueError(f"analytics state: {why}")
+
+    def is_int(v: object, lo: int, hi: int) -> bool:
+        return isinstance(v, (int, np.integer)) and not isinstance(v, bool) and lo <= v <= hi
+
+    def is_time(v: object) -> bool:  # finite (an int past the float range is not)
+        number = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+        return number and finite_number(v)
+
+    def entries(value: object, size: int, limit: int, what: str) -> list[list]:
+        """``value``: a list of at most ``limit`` lists of ``size`` items, else refused."""
+        if not isinstance(value, list) or len(value) > limit:
+            raise refuse(f"{what} is not a list of at most {limit} entries")
+        for entry in value:
+            if not isinstance(entry, list) or len(entry) != size:
+                raise refuse(f"{what} holds {repr(entry)[:40]}, not a list of {size} values")
+        return value
+
+    def names(rows: list[list], allowed: set[str], what: str) -> None:
+        """The first item of each row: a distinct name of ``allowed``."""
+        seen = [row[0] for row in rows]
+        known = all(isinstance(n, str) and n in allowed for n in seen)
+        if not known or len(set(seen)) != len(seen):
+            raise refuse(f"{what} names {repr(seen)[:40]}, not distinct configured names")
+
+    lines, zones = {s.name for s in config.lines}, {z.name for z in config.zones}
+    if not isinstance(state, dict):
+        raise refuse("not a mapping")
+    tracks = state.get("tracks")
+    if not isinstance(tracks, list) or len(tracks) > MAX_STATE_TRACKS:
+        raise refuse(f"tracks is not a list of at most {MAX_STATE_TRACKS} tracks")
+    ids: set[int] = set()
+    for t in tracks:
+        if not isinstance(t, dict) or not is_int(t.get("id"), 0, MAX_INDEX) or t["id"] in ids:
+            raise refuse("tracks hold an entry without an id of its own")
+        tid = int(t["id"])
+        ids.add(tid)
+        label = t.get("label")
+        if not (
+            is_int(t.get("class_id"), 0, MAX_CLASS_ID)
+            and isinstance(label, str)
+            and len(label) <= MAX_LABEL_CHARS
+            and is_int(t.get("frames"), 0, MAX_INDEX)
+            and is_time(t.get("last_ts"))
+        ):
+            raise refuse(f"track {tid} has no class id, label, frame count or finite time")
+        sides = entries(t.get("sides"), 2, len(lines), f"track {tid} sides")
+        names(sides, lines, f"track {tid} sides")
+        if not all(is_int(side, -1, 1) and side != 0 for _, side in sides):
+            raise refuse(f"track {tid} sides are not +1 or -1")
+        counted = entries(t.get("counted"), 2, 2 * len(lines), f"track {tid} counted")
+        if not all(
+            isinstance(n, str) and n in lines and isinstance(d, str) and d in ("in", "out")
+            for n, d in counted
+        ):
+            raise refuse(f"track {tid} counted holds a crossing of no configured line")
+        stays = entries(t.get("zones"), 3, len(zones), f"track {tid} zones")
+        names(stays, zones, f"track {tid} zones")
+        if not all(is_time(a) and is_time(b) for _, a, b in stays):
+            raise refuse(f"track {tid} zones hold a stay without its finite times")
+    counts = entries(state.get("line_counts"), 3, len(lines), "line_counts")
+    names(counts, lines, "line_counts")
+    if not all(is_int(v, 0, MAX_INDEX) for _, *both in counts for v in both):
+        raise refuse("line_counts are not integers >= 0")
+    occupancy = entries(state.get("occupancy"), 2, len(zones), "occupancy")
+    names(occupancy, zones, "occupancy")
+    if not all(is_int(n, 0, MAX_STATE_TRACKS) for _, n in occupancy):
+        raise refuse(f"occupancy is not an integer in [0, {MAX_STATE_TRACKS}]")
+    last = state.get("last")
+    if last is not None and not (
+        isinstance(last, list)
+        and len(last) == 2
+        and is_int(last[0], 0, MAX_INDEX)
+        and is_time(last[1])
+    ):
+        raise refuse(f"last is {repr(last)[:40]}, not a frame index and its time")

@@ -47,7 +47,7 @@ from vis.detection.base import Detector
 from vis.detection.detector import Embedder
 from vis.ops.masks import BoxMask
 from vis.ops.rle import encode_box, encode_box_as_full
-from vis.schema import SCHEMA_V1, SchemaError, decode_record
+from vis.schema import SCHEMA_V1, SchemaError, decode_record, finite_number
 from vis.types import Detections, Frame
 
 log = logging.getLogger(__name__)
@@ -417,6 +417,7 @@ def _mot_row(line: str) -> tuple[int, list[float]]:
 
 
 def _number(v: Any) -> bool:
+    """A JSON number (not bool); ``finite_number`` also refuses an int past the float range."""
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
@@ -446,14 +447,14 @@ def check_instances(rec: dict[str, Any], *, n_labels: int) -> None:
         if not (
             isinstance(bbox, list)
             and len(bbox) == 4
-            and all(_number(v) and math.isfinite(v) and abs(v) <= MAX_COORD for v in bbox)
+            and all(_number(v) and finite_number(v) and abs(v) <= MAX_COORD for v in bbox)
         ):
             raise SchemaError(
                 f"instance {k}: bbox {str(bbox)[:80]} is not 4 finite numbers within "
                 f"+-{MAX_COORD:.0f}"
             )
         score = i.get("score")
-        if not (_number(score) and math.isfinite(score)):
+        if not (_number(score) and finite_number(score)):
             raise SchemaError(f"instance {k}: score {str(score)[:40]} is not a finite number")
         mask = i.get("mask")
         if mask is None:

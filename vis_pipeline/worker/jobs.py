@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import random
 import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from vis.schema import MAX_ID_CHARS
+from vis.schema import MAX_ID_CHARS, finite_number
 from vis_pipeline.inputs import StreamInput, _unique_ids
 from vis_pipeline.worker.kafka_io import JobsKafka
 
@@ -77,9 +76,10 @@ def check_overrides(overrides: Sequence[str]) -> None:
 
 
 def validate_job(doc: Any) -> dict[str, Any]:
-    """Check a decoded ``vis.job/1`` document (types, lengths, counts); return it or raise
-    ``JobError``. The overrides' keys are checked by ``check_overrides``, when the job runs,
-    so that a refused job is reported as failed with its reason."""
+    """Check a decoded ``vis.job/1`` document (types, lengths, counts, a finite
+    ``submitted_at``); return it or raise ``JobError``, whatever JSON value ``doc`` is (no
+    other exception). The overrides' keys are checked by ``check_overrides``, when the job
+    runs, so that a refused job is reported as failed with its reason."""
     if not isinstance(doc, dict) or doc.get("schema") != JOB_SCHEMA:
         raise JobError(f"job record schema is not {JOB_SCHEMA}")
     for key, limit in (
@@ -110,7 +110,7 @@ def validate_job(doc: Any) -> dict[str, Any]:
     submitted = doc.get("submitted_at") or 0.0
     if not isinstance(submitted, (int, float)) or isinstance(submitted, bool):
         raise JobError("job record field 'submitted_at' must be a number")
-    if not math.isfinite(submitted):
+    if not finite_number(submitted):  # nan, inf, or an integer past the float range
         raise JobError("job record field 'submitted_at' must be finite")
     return doc
 

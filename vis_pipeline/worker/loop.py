@@ -5,7 +5,9 @@ runs the jobs of its assigned partitions, at most ``max_jobs`` at a time, each o
 thread (``JobRun``); the consumer keeps polling meanwhile (partitions paused while every slot
 is busy), so the group sees the worker alive however long a job takes. A job record's offset
 is committed only once the job and every job before it in its partition are finished
-(``PartitionLedger``): done (results acknowledged) or failed for good. When partitions are
+(``PartitionLedger``): done (results acknowledged) or failed for good; a record that is not
+a valid job, whatever it holds, is skipped with one warning line and counts as finished (it
+never stops the worker, which would stop every worker taking its partition). When partitions are
 revoked (another worker joined or left), their jobs are stopped, each checkpointing after
 its last delivered frame, before the rebalance completes, so a job never runs on two
 workers at once. ``stop`` (SIGTERM/SIGINT) does the same for every job, then leaves the
@@ -30,6 +32,12 @@ from vis_pipeline.worker.ledger import PartitionLedger
 
 log = logging.getLogger(__name__)
 status = logging.getLogger("vis.status")
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    """The first line of ``text``, cut to ``limit`` characters."""
+    first = (text.splitlines() or [""])[0]
+    return first if len(first) <= limit else first[: limit - 3] + "..."
 
 
 def default_worker_id() -> str:
@@ -169,8 +177,14 @@ class Worker:
         ledger.take(msg.offset)
         try:
             job = Job.from_bytes(msg.value)
-        except JobError as exc:
-            log.warning("partition %d offset %d: %s (skipped)", partition, msg.offset, exc)
+        except Exception as exc:  # noqa: BLE001 - no record may stop the worker (see below)
+            # JobError is the record check's refusal. Anything else is a fault of that check
+            # (it is meant to be total); the record is skipped all the same, since a record
+            # that stopped the worker would stop every worker that takes its partition.
+            why = str(exc) if isinstance(exc, JobError) else f"{type(exc).__name__}: {exc}"
+            log.warning(
+                "partition %d offset %d: %s (skipped)", partition, msg.offset, _one_line(why)
+            )
             ledger.finish(msg.offset)
             self._commit(partition)
             return

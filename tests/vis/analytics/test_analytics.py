@@ -3,9 +3,15 @@ walking through zones (a "person" is a filled ellipse body; its foot is the mask
 
 from __future__ import annotations
 
+import json
+import re
+
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from tests.mutations import JSON, PROPERTY_SETTINGS, paths, replaced
 from vis.analytics import Analytics, AnalyticsConfig, LineSpec, ZoneSpec
 from vis.analytics.geometry import ground_point, polygon_area, side_of_line
 from vis.types import Detections, FrameResult
@@ -247,3 +253,67 @@ def test_state_dict_round_trip_continues_the_same_story():
     second.load_state_dict(first.state_dict())
     tail = [e.to_dict() for f in frames[5:] for e in second.update(f)]
     assert head + tail == whole and len(crossings(whole)) == 1
+
+
+# -- a checkpoint's analytics state is untrusted ---------------------------------------------------
+STORY = AnalyticsConfig(lines=(LINE,), zones=(ZONE,), min_track_frames=2)
+#: two people walking in the zone, one of them across the line (a count, sides, two stays)
+WALK = [frame(i, [(1, 150 + 10 * i, 90 + 8 * i), (4, 200, 60 + 3 * i)]) for i in range(12)]
+
+
+def _checkpointed() -> dict:
+    a = Analytics(STORY, stream_id="cam")
+    for f in WALK[:8]:
+        a.update(f)
+    state = a.state_dict()
+    assert state["line_counts"] == [["door", 1, 0]] and state["occupancy"] == [["lawn", 2]]
+    return state
+
+
+CHECKPOINTED = _checkpointed()
+#: what ``decode_state`` may also put anywhere in a state: arrays and numpy scalars
+ARRAYS = st.sampled_from(
+    [np.zeros(3), np.array([np.nan]), np.float32(np.inf), np.int64(-1), np.array(1.0)]
+)
+
+
+@PROPERTY_SETTINGS
+@given(st.data())
+def test_any_checkpointed_state_is_refused_in_one_line_or_goes_on_with_finite_events(data):
+    """Whatever a checkpoint holds as the analytics state (up to three values replaced by any
+    JSON, an array or an integer no float holds, or removed), loading it raises one-line
+    ``ValueError`` and changes nothing, or the story goes on to its end with events a JSON
+    writer takes (finite numbers)."""
+    state = CHECKPOINTED
+    for _ in range(data.draw(st.integers(1, 3))):
+        path = data.draw(st.sampled_from(paths(state)))
+        remove = bool(path) and data.draw(st.booleans())
+        value = None if remove else data.draw(JSON | ARRAYS | st.just(10**400))
+        state = replaced(state, path, value, remove=remove)
+    a = Analytics(STORY, stream_id="cam")
+    before = a.state_dict()
+    try:
+        a.load_state_dict(state)
+    except ValueError as exc:
+        assert str(exc).startswith("analytics state: ") and "\n" not in str(exc)
+        assert len(str(exc)) < 300 and a.state_dict() == before
+        return
+    events = [e.to_dict() for f in WALK[8:] for e in a.update(f)] + [
+        e.to_dict() for e in a.finish()
+    ]
+    json.dumps(events, allow_nan=False)
+
+
+def test_a_checkpointed_state_of_too_many_tracks_or_an_unknown_line_is_refused():
+    from vis.analytics.analytics import MAX_STATE_TRACKS
+
+    track = CHECKPOINTED["tracks"][1]
+    many = [{**track, "id": i} for i in range(MAX_STATE_TRACKS + 1)]
+    for bad, says in [
+        ({**CHECKPOINTED, "tracks": many}, f"at most {MAX_STATE_TRACKS} tracks"),
+        ({**CHECKPOINTED, "line_counts": [["gate", 1, 0]]}, "line_counts names ['gate']"),
+        ({**CHECKPOINTED, "last": [7, 10**400]}, "last is"),
+    ]:
+        with pytest.raises(ValueError, match=re.escape(says)):
+            Analytics(STORY, stream_id="cam").load_state_dict(bad)
+    Analytics(STORY, stream_id="cam").load_state_dict(CHECKPOINTED)  # the real one loads

@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from tests.mutations import JSON, PROPERTY_SETTINGS, mutated
@@ -20,6 +20,7 @@ from vis_pipeline.worker.jobs import (
     JobError,
     check_overrides,
     override_allowed,
+    validate_job,
 )
 
 JOB = {
@@ -45,6 +46,35 @@ def test_any_job_record_is_a_job_or_job_error(doc):
         check_overrides(job.overrides)
     except JobError as exc:
         assert "may not set" in str(exc)
+
+
+@PROPERTY_SETTINGS
+@given(st.sampled_from(sorted(JOB)), JSON)
+@example("submitted_at", 10**400)  # digits in JSON: an int no float holds
+@example("submitted_at", -(10**400))
+@example("overrides", [10**400])
+@example("job_id", 10**400)
+def test_validate_job_takes_any_json_in_any_field_or_refuses_it_with_job_error(field, value):
+    """The record check is total: whatever JSON value a field holds, a valid job or
+    ``JobError`` (a worker that met anything else would stop on that record, and so would
+    every worker taking its partition after it)."""
+    doc = {**JOB, field: value}
+    try:
+        validate_job(doc)
+    except JobError as exc:
+        assert "\n" not in str(exc) and len(str(exc)) <= 400
+        return
+    job = Job.from_bytes(json.dumps(doc, allow_nan=True).encode())  # as it comes off the topic
+    assert Job.from_bytes(job.to_bytes()) == job
+
+
+@PROPERTY_SETTINGS
+@given(JSON)
+def test_validate_job_takes_any_json_document_or_refuses_it_with_job_error(doc):
+    try:
+        validate_job(doc)
+    except JobError:
+        pass
 
 
 @PROPERTY_SETTINGS
