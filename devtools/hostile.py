@@ -62,6 +62,7 @@ def _one_line(exc: BaseException) -> None:
 HOSTILE_INTS = st.one_of(
     st.integers(-3, 20),
     st.sampled_from([0, -1, 2**31 - 1, 2**31, 2**32, 2**53 + 1, 2**63, 2_000_000_000, 10**30]),
+    st.sampled_from([10**400, -(10**400)]),  # past the float range: float() overflows
     st.integers(-(2**70), 2**70),
 )
 HOSTILE_FLOATS = st.one_of(

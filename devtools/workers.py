@@ -3,7 +3,8 @@
 Contract: ``write_clips`` writes short clips cut from the sample video; ``WorkerProcess``
 starts ``vis-pipeline worker`` in a subprocess and collects its stderr lines (status lines
 and job start/end lines, ``t=<unix time>``) on a thread; ``job_events`` parses them;
-``read_frames`` reads every record of the results topic without de-duplication.
+``read_frames`` reads every record of the results topic without de-duplication;
+``job_context`` is a worker's ``JobContext`` on a broker, for running jobs in-process.
 """
 
 from __future__ import annotations
@@ -151,3 +152,26 @@ def read_frames(bootstrap: str, topic: str, idle_s: float = 15.0) -> list[tuple[
         return [
             (f.stream_id, f.frame_index, f.record) for f in r.frames(idle_s=idle_s, to_end=True)
         ]
+
+
+def job_context(kafka, producer, worker_id: str = "w-test"):
+    """A ``JobContext`` on ``kafka``'s checkpoint and status topics (``producer`` sends,
+    waiting for each record), no overlay or JSONL sink: jobs run in-process in tests."""
+    from vis_pipeline.worker.job_run import JobContext
+    from vis_pipeline.worker.status import StatusLog
+    from vis_pipeline.worker.table import TopicTable
+
+    def sender(topic):
+        return lambda key, value: producer.send(topic, key=key.encode(), value=value).get(
+            timeout=30
+        )
+
+    return JobContext(
+        config_path=None,
+        overrides=("sinks.overlay=false", "sinks.jsonl=false"),
+        checkpoints=TopicTable(kafka, kafka.checkpoints_topic),
+        send_checkpoint=sender(kafka.checkpoints_topic),
+        status=StatusLog(
+            sender(kafka.status_topic), worker_id, TopicTable(kafka, kafka.status_topic)
+        ),
+    )

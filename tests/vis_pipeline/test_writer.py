@@ -175,6 +175,19 @@ def test_a_checkpoint_that_does_not_fit_leaves_no_temporary_and_is_a_sink_error(
     assert store.resume_point("cam/1").frame_index == 4  # the earlier checkpoint holds
 
 
+def _cli_in_subprocess(code: str, args: list[str]) -> subprocess.CompletedProcess:
+    """``code`` (Python that ends by running the CLI on ``sys.argv[1:]``) run with ``args`` in
+    a fresh interpreter from the project root, one thread, at most 5 minutes."""
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        timeout=300,
+    )
+
+
 @pytest.mark.slow
 def test_cli_on_a_full_disk_exits_3_and_counts_only_the_lines_written(tmp_path):
     """The whole run in a process whose files may not grow past a limit (RLIMIT_FSIZE, with
@@ -197,14 +210,7 @@ def test_cli_on_a_full_disk_exits_3_and_counts_only_the_lines_written(tmp_path):
     args = ["-c", "configs/demo.yaml", "--source", str(frames), "-o", str(out), "--no-progress"]
     args += ["--set", "sinks.overlay=false", "--set", "checkpoint_every=5"]
     args += ["--summary-json", str(tmp_path / "summary.json")]
-    proc = subprocess.run(
-        [sys.executable, "-c", code, *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-        timeout=300,
-    )
+    proc = _cli_in_subprocess(code, args)
     assert proc.returncode == 3, proc.stderr
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("error: cannot write")
@@ -242,14 +248,7 @@ def test_cli_an_overlay_that_cannot_be_written_exits_3_and_the_jsonl_is_complete
     code += "from vis_pipeline.cli import main\nsys.exit(main(sys.argv[1:]))\n"
     args = ["-c", "configs/demo.yaml", "--source", str(video), "-o", str(out), "--no-progress"]
     args += ["--summary-json", str(tmp_path / "summary.json")]
-    proc = subprocess.run(
-        [sys.executable, "-c", code, *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-        timeout=300,
-    )
+    proc = _cli_in_subprocess(code, args)
     assert proc.returncode == 3, proc.stderr
     assert "Traceback" not in proc.stderr
     error = proc.stderr.strip().splitlines()[-1]

@@ -8,11 +8,10 @@ from __future__ import annotations
 import pytest
 
 from devtools.broker import EmbeddedBroker
+from devtools.workers import job_context
 from vis_pipeline.worker.job_run import JobContext, JobRun
 from vis_pipeline.worker.jobs import Job
 from vis_pipeline.worker.kafka_io import JobsKafka
-from vis_pipeline.worker.status import StatusLog
-from vis_pipeline.worker.table import TopicTable
 
 
 @pytest.fixture(scope="module")
@@ -21,21 +20,7 @@ def context():
         kafka = JobsKafka(broker.bootstrap_servers, "jr")
         kafka.ensure_topics(2)
         producer = kafka.producer()
-
-        def sender(topic):
-            return lambda key, value: producer.send(topic, key=key.encode(), value=value).get(
-                timeout=30
-            )
-
-        yield JobContext(
-            config_path=None,
-            overrides=("sinks.overlay=false", "sinks.jsonl=false"),
-            checkpoints=TopicTable(kafka, kafka.checkpoints_topic),
-            send_checkpoint=sender(kafka.checkpoints_topic),
-            status=StatusLog(
-                sender(kafka.status_topic), "w-test", TopicTable(kafka, kafka.status_topic)
-            ),
-        )
+        yield job_context(kafka, producer)
         producer.close()
 
 

@@ -74,29 +74,14 @@ def test_with_a_broker_a_poison_record_is_skipped_and_the_next_job_runs(tmp_path
     """Against the real embedded broker: a poison record, then a valid job (a missing video,
     so no model is needed: it runs and fails with its reason); one worker takes both."""
     from devtools.broker import EmbeddedBroker
-    from vis_pipeline.worker.job_run import JobContext
-    from vis_pipeline.worker.status import StatusLog
-    from vis_pipeline.worker.table import TopicTable
+    from devtools.workers import job_context
 
     with EmbeddedBroker() as broker:
         kafka = JobsKafka(broker.bootstrap_servers, f"jobs-{uuid.uuid4().hex[:6]}")
         kafka.ensure_topics(1)
         producer = kafka.producer()
 
-        def sender(topic):
-            return lambda key, value: producer.send(topic, key=key.encode(), value=value).get(
-                timeout=30
-            )
-
-        context = JobContext(
-            config_path=None,
-            overrides=("sinks.overlay=false", "sinks.jsonl=false"),
-            checkpoints=TopicTable(kafka, kafka.checkpoints_topic),
-            send_checkpoint=sender(kafka.checkpoints_topic),
-            status=StatusLog(
-                sender(kafka.status_topic), "w-test", TopicTable(kafka, kafka.status_topic)
-            ),
-        )
+        context = job_context(kafka, producer)
         job = Job("j-after", "cam", str(tmp_path / "nope.mp4"))
         for value in (POISON, job.to_bytes()):
             producer.send(kafka.jobs_topic, key=b"cam", value=value, partition=0).get(timeout=30)
