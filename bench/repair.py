@@ -8,7 +8,7 @@ keyframe phase at N > 1) and keeps every final ``(FrameResult, Frame)``; the rep
 the same pure stage the processor wraps (``vis.tracking.repair.IdentityRepair``) applied to
 them in the order they were written, so "before" and "after" see the same tracking. Cases:
 the foreign detector's detections at N=1, N=5 and N=10 (means over the phases) and the
-ground-truth boxes at N=1. Folds A = frames 0-199, B = 200-399 (tune on one, report the
+ground-truth boxes at N=1 and N=5. Folds A = frames 0-199, B = 200-399 (tune on one, report the
 other); HOTA per fold, the crossings of the ground truth (``vis_eval.crossings``: both
 people kept their ids, switches within 5 frames) at N=1, the repair's counts, its time
 per frame and the most frames it held. Writes ``bench/results/repair.{json,md}``
@@ -28,7 +28,7 @@ from vis.tracking.repair import IdentityRepair
 from vis_eval import pets09
 from vis_pipeline.config import load_config
 
-CASES = [("foreign", 1), ("gt", 1), ("foreign", 5), ("foreign", 10)]
+CASES = [("foreign", 1), ("gt", 1), ("foreign", 5), ("foreign", 10), ("gt", 5)]
 COMMAND = "PYTHONPATH=. OMP_NUM_THREADS=1 .venv/bin/python -m bench.repair"
 
 
@@ -68,15 +68,18 @@ def crossings(gt, tracks) -> dict:
     }
 
 
-def run_case(kind: str, interval: int, config, gt, delay: int = 0) -> dict:
+def run_case(kind: str, interval: int, config, gt, delay: int = 0, variants=None) -> dict:
     """One case, every phase; ``delay`` > 0: ``mode: live`` with the repair holding that many
-    frames (``repair.live_delay``)."""
+    frames (``repair.live_delay``); ``variants`` ({name: RepairConfig}): each also applied to
+    the same tracked results, its HOTA per fold in ``row["variants"][name]``."""
     work = RESULTS / "tmp"
     work.mkdir(parents=True, exist_ok=True)
     dets = pets09.detections_path(kind, work)
     phases = range(interval) if interval > 1 else [0]
     video = list(pets09.frames())
     before, after, counts, ms, most = [], [], {}, [], 0
+    variants = variants or {}
+    others: dict[str, list] = {name: [] for name in variants}
     for p in phases:
         results: list = []
         sets = ["repair.enabled=false", *(["mode=live"] if delay else [])]
@@ -85,6 +88,8 @@ def run_case(kind: str, interval: int, config, gt, delay: int = 0) -> dict:
         fixed, c, t, m = repaired(pairs, config, delay or None)
         before.append(tracks_of(results))
         after.append(tracks_of(fixed))
+        for name, cfg in variants.items():
+            others[name].append(tracks_of(repaired(pairs, cfg, delay or None)[0]))
         for k, v in c.items():
             counts[k] = counts.get(k, 0) + v
         ms.append(t)
@@ -106,6 +111,19 @@ def run_case(kind: str, interval: int, config, gt, delay: int = 0) -> dict:
         if interval == 1:
             folds["crossings"] = crossings(gt, runs[0])
         row[label] = folds
+    if others:
+        row["variants"] = {
+            name: {
+                fold: round(
+                    statistics.mean(
+                        pets09.score_span(gt, {"t": t}, a, b)["t"]["HOTA"] for t in runs
+                    ),
+                    2,
+                )
+                for fold, (a, b) in pets09.FOLDS.items()
+            }
+            for name, runs in others.items()
+        }
     return row
 
 
@@ -141,6 +159,33 @@ def markdown(payload: dict) -> str:
         f"Mean over the offline cases, fold A: {m['before']['A']:.2f} -> "
         f"{m['after']['A']:.2f}; fold B: {m['before']['B']:.2f} -> {m['after']['B']:.2f}.",
     ]
+    names = [n for n in payload.get("variants", {})]
+    if names:
+        cases = [c for c, r in payload["rows"].items() if "variants" in r]
+        out += [
+            "",
+            "## Variants (the same tracked results, repaired with other settings)",
+            "",
+            "| variant | settings | "
+            + " | ".join(f"{c} A | {c} B" for c in cases)
+            + " | mean A | mean B |",
+            "|---|---|" + "---:|" * (2 * len(cases) + 2),
+        ]
+        rows = {"shipped": {c: payload["rows"][c]["after"] for c in cases}}
+        rows |= {n: {c: payload["rows"][c]["variants"][n] for c in cases} for n in names}
+        for n, per in rows.items():
+
+            def hota(c, f, per=per):
+                v = per[c][f]
+                return v["HOTA"] if isinstance(v, dict) else v
+
+            mean = {f: statistics.mean(hota(c, f) for c in cases) for f in ("A", "B")}
+            sets = "(the defaults)" if n == "shipped" else f"`{payload['variants'][n]}`"
+            out.append(
+                f"| {n} | {sets} | "
+                + " | ".join(f"{hota(c, 'A'):.2f} | {hota(c, 'B'):.2f}" for c in cases)
+                + f" | {mean['A']:.2f} | {mean['B']:.2f} |"
+            )
     return "\n".join(out) + "\n"
 
 
@@ -155,6 +200,14 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated delays: also mode live at N=1 and N=5 with the repair holding "
         "that many frames (repair.live_delay)",
     )
+    ap.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME:KEY=VALUE[,KEY=VALUE]",
+        help="also replay the repair with these repair settings on the same tracked results "
+        "(offline cases only); repeatable",
+    )
     args = ap.parse_args(argv)
     setup_logging()
     logging.getLogger().setLevel(logging.WARNING)
@@ -163,6 +216,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench.repair: {missing}", file=sys.stderr)
         return 2
     config = load_config(None, ["repair.enabled=true", *args.set]).repair
+    variants, variant_sets = {}, {}
+    for spec in args.variant:
+        name, _, sets = spec.partition(":")
+        keys = [f"repair.{kv}" for kv in sets.split(",") if kv]
+        variants[name] = load_config(None, ["repair.enabled=true", *args.set, *keys]).repair
+        variant_sets[name] = sets
     cases = CASES
     if args.cases:
         cases = [(k, int(n)) for k, n in (c.split(":") for c in args.cases.split(","))]
@@ -170,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     rows = {}
     for kind, interval in cases:
-        rows[f"{kind} N={interval}"] = run_case(kind, interval, config, gt)
+        rows[f"{kind} N={interval}"] = run_case(kind, interval, config, gt, variants=variants)
         print(kind, interval, rows[f"{kind} N={interval}"], flush=True)
     for delay in [int(d) for d in args.live.split(",") if d]:
         for interval in (1, 5):
@@ -187,11 +246,15 @@ def main(argv: list[str] | None = None) -> int:
     payload = {
         "command": COMMAND
         + "".join(f" --set {s}" for s in args.set)
-        + (f" --live {args.live}" if args.live else ""),
+        + (f" --live {args.live}" if args.live else "")
+        + (f" --cases {args.cases}" if args.cases else "")
+        + "".join(f" --variant {v}" for v in args.variant)
+        + (f" --name {args.name}" if args.name != "repair" else ""),
         "settings": dict(vars(config)),
         "working_tree": "uncommitted changes (identity repair)",
         "rows": rows,
         "mean": mean,
+        "variants": variant_sets,
         "seconds": round(time.perf_counter() - t0),
     }
     _, md = write_report(args.name, payload, markdown(payload))

@@ -123,6 +123,9 @@ CANDIDATES: dict[str, list[str]] = {
     # round 9: overlapping boxes dropped as duplicates, as before (the default keeps them to
     # continue tracks)
     "hold_off": ["tracker.hold_box_duplicates=false"],
+    # offline boxes between keyframes: the carried mask's tight box, as before (the default
+    # interpolates the two keyframes' boxes)
+    "boxes_mask": ["propagation.boxes=mask"],
 }
 #: with --box-detector: the foreign detector's boxes without its masks (a detector of boxes)
 BOX_CASES = [("foreign_boxes", 1), ("foreign_boxes", 5)]

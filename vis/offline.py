@@ -11,7 +11,10 @@ been tracked (association decided at both ends) returns the held frames, in orde
   collapsed, the backward one alone;
 * every track born at the later keyframe (``backfill``) carried back into the held frames,
   down to the earlier keyframe, while its backward mask lives and does not duplicate another
-  instance: an object the detector missed at a keyframe is output from its first frame.
+  instance: an object the detector missed at a keyframe is output from its first frame;
+* the box of every track both keyframes hold interpolated linearly between its two keyframe
+  boxes (``propagation.boxes: interpolate``; masks untouched): the detector's box kept
+  through occlusions and flow drift, as annotation tools interpolate a track.
 
 ``finish`` returns the frames after the last keyframe as tracked forward. Checkpoints are
 taken at the boundary before a keyframe (the held frames all emitted), and a restored
@@ -281,9 +284,16 @@ class OfflineStreamProcessor(StreamProcessor):
         at_key = {tid: _row(key.tracked, r) for r, tid in enumerate(key.tracked.track_ids.tolist())}
         span = _Span(held[0].frame.index, key, at_key, born, at_start | born)
         out = []
+        ends = (
+            _keyframe_boxes(held[0].tracked, key.tracked)
+            if self.propagation.boxes == "interpolate"
+            else {}
+        )
         for j, h in enumerate(held):
             backward = back[j] if back is not None else {}
             tracked = self._merge(h, j, backward, span)
+            if j > 0 and ends:
+                tracked = _interpolate_boxes(tracked, ends, (h.frame.index - span.a) / (b - span.a))
             if j > 0:
                 sources = (span.a, b) if back is not None else (span.a,)
             else:  # the earlier keyframe: only births carried back to it came from ``b``
@@ -353,6 +363,32 @@ class _Span:
     at_key: dict[int, _Instance]
     born: set[int]
     fill: set[int]
+
+
+def _keyframe_boxes(start: Detections, end: Detections) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """{track id: (its box at the earlier keyframe, at the later one)} for the tracks both
+    keyframes hold."""
+    first = {int(t): start.xyxy[r] for r, t in enumerate(start.track_ids.tolist())}
+    return {
+        int(t): (first[int(t)], end.xyxy[r])
+        for r, t in enumerate(end.track_ids.tolist())
+        if int(t) in first
+    }
+
+
+def _interpolate_boxes(
+    tracked: Detections, ends: dict[int, tuple[np.ndarray, np.ndarray]], w: float
+) -> Detections:
+    """``tracked`` with the box of every track in ``ends`` set to ``(1 - w) * first + w *
+    last`` (``w`` in (0, 1): the frame's place between the two keyframes); masks unchanged."""
+    rows = [r for r, t in enumerate(tracked.track_ids.tolist()) if int(t) in ends]
+    if not rows:
+        return tracked
+    xyxy = tracked.xyxy.copy()
+    for r in rows:
+        first, last = ends[int(tracked.track_ids[r])]
+        xyxy[r] = (1.0 - w) * first + w * last
+    return dataclasses.replace(tracked, xyxy=xyxy.astype(tracked.xyxy.dtype))
 
 
 def _looks_alike(mask: BoxMask, gray: np.ndarray, ref: BoxMask, ref_gray: np.ndarray) -> bool:

@@ -35,6 +35,8 @@ MAX_FINEST = 4
 #: N=10 both directions 0.720 -> 0.748 and 0.886 -> 0.898, at about 3.6x the flow time
 OFFLINE_FINEST_SCALE = 1
 FlowRegion = Literal["objects", "frame"]
+#: offline, where a track's box between two keyframes comes from (``PropagationConfig.boxes``)
+BoxSource = Literal["interpolate", "mask"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +65,12 @@ class PropagationConfig:
         smoothing: weight of the new detection when blending on keyframes (1 = no smoothing).
         min_area: a propagated mask smaller than this many pixels has collapsed; also the
             size of specks removed and holes filled when cleaning masks.
+        boxes: offline, the box of a track between two keyframes that both hold it:
+            ``interpolate`` (its two keyframe boxes interpolated linearly in frame index, as
+            annotation tools interpolate a track between keyframes: the detector's box
+            kept through occlusions and flow drift) or ``mask`` (the tight box of the
+            carried mask). Live streams and the frames after a file's last keyframe always
+            use the mask's box.
     """
 
     warp: WarpMode = "dense"
@@ -74,6 +82,7 @@ class PropagationConfig:
     finest_scale: int | Literal["preset", "auto"] = "auto"
     smoothing: float = 0.7
     min_area: int = 20
+    boxes: BoxSource = "interpolate"
 
     def __post_init__(self) -> None:
         require(
@@ -102,6 +111,12 @@ class PropagationConfig:
             "must be in (0, 1]",
         )
         require(self.min_area >= 1, "propagation.min_area", self.min_area, "must be >= 1")
+        require(
+            self.boxes in ("interpolate", "mask"),
+            "propagation.boxes",
+            self.boxes,
+            "must be interpolate or mask",
+        )
 
 
 def warp_mask_dense(mask: BoxMask, flow: FlowField, *, margin: int = 3) -> BoxMask | None:

@@ -82,7 +82,7 @@ ADDED_AT_DEFAULT = {
         "interaction_lookahead": 2,
         "interaction_at": "begins",
     },
-    "propagation": {"finest_scale": "auto"},
+    "propagation": {"finest_scale": "auto", "boxes": "interpolate"},
     # a section added whole: left out while every key is at its default. Identity repair is on
     # by default: an output folder made before it resumes with repaired ids from then on
     "repair": dataclasses.asdict(RepairConfig()),

@@ -136,6 +136,8 @@ def _render_stream(s: dict) -> list[str]:
             f"  interactions {repair['interactions']} (exchanges undone "
             f"{repair.get('exchanges_undone', 0)}, swaps undone {repair.get('swaps_undone', 0)})"
         )
+    if repair.get("tracks_joined"):  # tracks lost and found again under a new id, rejoined
+        extra += f"  tracks rejoined {repair['tracks_joined'] - repair.get('joins_undone', 0)}"
     if repair.get("budget_window"):  # repair.max_held_mb held fewer frames than the window
         extra += f"  repair window {repair['budget_window']} frames (repair.max_held_mb)"
     lines = [

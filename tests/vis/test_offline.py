@@ -288,3 +288,71 @@ def test_offline_interaction_keeps_the_budget_over_a_long_stream_of_crossings():
     assert [r.frame_index for r in out] == list(range(n))
     assert proc.schedule.reasons["interaction_held"] >= 5  # the crossings did ask
     assert len(ran) <= n / interval + 2
+
+
+# -- boxes between keyframes (propagation.boxes) ----------------------------------------------
+
+
+def behind_a_wall(n=21):
+    """A disk walking right behind a wall that hides its lower half, detected with its whole
+    box (as a detector boxes a person whose legs are hidden) and its visible mask.
+    Returns (frames, visible masks, whole boxes)."""
+    frames, truth = scene(n, {"a": lambda i: (40 + 7 * i, 80, 24)})
+    wall = np.zeros((H, W), bool)
+    wall[84:, :] = True
+    rng = np.random.default_rng(9)
+    bricks = rng.integers(0, 255, (H, W, 3), dtype=np.uint8)
+    for f in frames:
+        f.image[wall] = bricks[wall]
+    visible = [m & ~wall for m in truth["a"]]
+    whole = [mask_to_box(m).astype(np.float32) for m in truth["a"]]
+    return frames, visible, whole
+
+
+def detected_whole(mask, box):
+    return Detections(
+        xyxy=box[None].copy(),
+        masks=mask[None],
+        scores=np.full(1, 0.9, np.float32),
+        class_ids=np.ones(1, np.int64),
+    )
+
+
+def box_iou1(a, b):
+    x0, y0 = np.maximum(a[:2], b[:2])
+    x1, y1 = np.minimum(a[2:], b[2:])
+    inter = max(x1 - x0, 0) * max(y1 - y0, 0)
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def test_offline_boxes_between_keyframes_are_the_keyframe_boxes_interpolated():
+    """Between keyframes 10 and 20 the detector's box survives (interpolated; the hidden half
+    is in it), where the carried mask's box holds only the visible half; masks are the
+    same either way."""
+    frames, visible, whole = behind_a_wall()
+    dets_at = {k: detected_whole(visible[k], whole[k]) for k in (0, 10, 20)}
+    interp = run(make(True, 10, warp="dense"), frames, dets_at)
+    masked = run(make(True, 10, warp="dense", boxes="mask"), frames, dets_at)
+    assert np.allclose(interp[10].detections.xyxy[0], whole[10])  # keyframe: the detector's
+    for i in range(11, 20):
+        got = interp[i].detections.xyxy[0]
+        w = (i - 10) / 10
+        assert np.allclose(got, (1 - w) * whole[10] + w * whole[20], atol=1e-3), i
+        assert box_iou1(got, whole[i]) > 0.95
+        assert box_iou1(masked[i].detections.xyxy[0], whole[i]) < 0.8  # the visible half
+        assert np.array_equal(interp[i].detections.full_masks(), masked[i].detections.full_masks())
+
+
+def test_offline_boxes_of_a_track_one_keyframe_lacks_stay_the_masks():
+    """Only tracks that both keyframes hold are interpolated: for a track the later keyframe
+    lost, and after the last keyframe, the box is the carried mask's."""
+    frames, visible, whole = behind_a_wall(25)
+    found = {k: detected_whole(visible[k], whole[k]) for k in (0, 10)}
+    lost = run(make(True, 10, warp="dense"), frames, {**found, 20: detections([])})
+    for i in range(11, 20):  # still carried, to be lost at keyframe 20
+        assert len(lost[i].detections) == 1
+        assert box_iou1(lost[i].detections.xyxy[0], whole[i]) < 0.8, i
+    found[20] = detected_whole(visible[20], whole[20])
+    out = run(make(True, 10, warp="dense"), frames, found)
+    for i in range(21, 25):  # after the last keyframe: forward only
+        assert box_iou1(out[i].detections.xyxy[0], whole[i]) < 0.8, i

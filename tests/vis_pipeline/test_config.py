@@ -12,6 +12,7 @@ from vis_pipeline import PipelineConfig, load_config
         ({"tracker": {"mask_weight": 1.5}}, "tracker.mask_weight=1.5"),
         ({"detector": {"score_treshold": 0.3}}, "unknown key detector.score_treshold"),
         ({"propagation": {"warp": "magic"}}, "propagation.warp='magic'"),
+        ({"propagation": {"boxes": "kalman"}}, "propagation.boxes='kalman'"),
         ({"detector": {"type": "precomputed"}}, "detector.path"),
         ({"sinks": {"jsonl": "yes"}}, "sinks.jsonl='yes' must be true or false"),
     ],

@@ -136,6 +136,14 @@ def test_the_repair_counts_are_shown_when_it_decided_something():
     assert RunSummary(streams=[repaired]).to_json()["streams"][0]["repair"]["interactions"] == 4
 
 
+def test_tracks_the_repair_rejoined_are_shown_net_of_those_undone():
+    counts = {"interactions": 2, "exchanges_undone": 0, "swaps_undone": 0}
+    joined = stream(repair={**counts, "tracks_joined": 5, "joins_undone": 2})
+    assert "tracks rejoined 3" in RunSummary(streams=[joined]).render()
+    none = stream(repair={**counts, "tracks_joined": 0, "joins_undone": 0})
+    assert "rejoined" not in RunSummary(streams=[none]).render()
+
+
 def test_a_repair_window_the_memory_budget_shortened_is_shown():
     counts = {"interactions": 0, "exchanges_undone": 0, "swaps_undone": 0}
     capped = stream(repair={**counts, "budget_window": 14})

@@ -10,12 +10,13 @@ Pure computation, no I/O.
 An *interaction* is a connected group of tracks whose boxes meet (IoU above ``meet_iou``) on
 the same frame, or meet the box of a track that left the results inside the image (lost
 behind someone: a *ghost*, its last box moving on with its last motion, ``ghosts``); it
-closes when no two of its tracks have met for ``apart`` frames and its ghosts are back in
-view (or when the held frames would exceed ``window``, or what ``max_held_mb`` allows). At
-its close the frames from its first meeting to the last of the ``apart`` frames after it are
-known, and who is who is
-decided over them at once, for groups of at most ``max_group`` tracks, by a dynamic
-programme (Viterbi) over the permutations of their ids, one per frame:
+closes when no two of its tracks have met for ``apart`` frames and ``apart_keyframes``
+keyframes (the tracker has decided again since) and its ghosts are back in view (or when the
+held frames would exceed ``window``, or what ``max_held_mb`` allows). At its close the frames
+from its first meeting on are known, and who is who is decided over them at once, for groups
+of at most ``max_group`` tracks (a meeting that would join more first decides the groups
+there are, on what is known), by a dynamic programme (Viterbi) over the permutations of their
+ids, one per frame:
 
 * per frame, each track's appearance (hue-saturation and value histograms of its visible
   mask pixels, upper and lower half of the box, weighted by how much of the mask no other
@@ -33,6 +34,14 @@ written ids), only when the best path ending in it beats the best path ending in
 identity by ``margin``; of several ends within ``margin`` of the best, the one moving the
 fewest ids is taken. Ids are permuted, never invented: every written id is a tracker id.
 
+A track the tracker lost inside the image and replaced by a new one (``stitch``): a track id
+seen for the first time while a ghost's box is near its box (``stitch_reach`` heights of the
+ghost, the nearest ghost first, one newborn per ghost) and whose appearance is not clearly
+another's (``STITCH_MAX_APPEARANCE``) is written under the ghost's id for the rest of the
+stream. Where the ghost's own track comes back while the newborn's is present, the newborn
+keeps its own id from that frame on (and on its frames still held): no frame holds one
+written id twice.
+
 Memory: at most ``window`` held frames (each a result and its image), and at most as many as
 fit in ``max_held_mb`` (``held_frames``: at least 2), plus per track seen in
 the last ``FORGET_S`` seconds of stream time an appearance histogram (``APPEARANCE_DIM``
@@ -41,7 +50,8 @@ Latency: a frame leaves when no open interaction began at or before it; at most 
 frames (offline, on top of the keyframe interval held by the offline processor).
 
 Checkpoints: ``state_dict`` only while nothing is held (``idle``): the map, the tracks'
-appearance and motion memory and the counts.
+appearance and motion memory, the tracks that took a ghost's id (``joined``, where there are
+any) and the counts.
 """
 
 from __future__ import annotations
@@ -71,6 +81,22 @@ FORGET_S = 60.0
 APPEARANCE_MOMENTUM = 0.9
 #: a frame's appearance counts when at least this fraction of the mask is visible
 MIN_VISIBLE = 0.5
+#: a newborn takes a ghost's id only when the Hellinger distance of their appearances is at most
+#: this (either unknown: no gate)
+STITCH_MAX_APPEARANCE = 0.5
+#: the largest ``repair.stitch_reach`` (box heights)
+MAX_STITCH_REACH = 5.0
+#: what ``IdentityRepair.counts`` counts; the last two only with ``repair.stitch`` (in summaries
+#: and checkpoints)
+COUNTS = (
+    "interactions",
+    "exchanges_undone",
+    "swaps_undone",
+    "ids_changed",
+    "tracks_joined",
+    "joins_undone",
+)
+STITCH_COUNTS = ("tracks_joined", "joins_undone")
 #: the most held frames any setting may ask for
 MAX_WINDOW = 1000
 #: the largest ``repair.max_held_mb`` (MiB: 1 TiB)
@@ -103,7 +129,11 @@ class RepairConfig:
             fit there; 15 at 3840x2160).
         meet_iou: two tracks meet on a frame where their boxes' IoU is above this.
         apart: an interaction closes once no two of its tracks have met for this many frames.
-        max_group: interactions of more tracks are left as the tracker wrote them.
+        apart_keyframes: ... and once this many keyframes have come since they last met: the
+            tracker has decided again that often after the meeting (at N > 1 ``apart``
+            frames can pass without a keyframe).
+        max_group: the most tracks an interaction decides: a meeting that would join more
+            decides the interactions there are first, on what is known, and starts its own.
         ghosts: a track that leaves the results inside the image (lost behind someone) stays
             in an interaction, its last box moving on with its last motion, until it is back
             (or ``window`` frames): tracks meeting that box join the interaction.
@@ -114,6 +144,15 @@ class RepairConfig:
         margin: of the permutations the paths may end in, those within this cost of the
             best are equally likely; the one moving the fewest ids is taken (the tracker's
             ids when they are among them: an exchange is undone only with this margin).
+        stitch: a track id seen for the first time near a ghost's box (a track lost inside
+            the image), with an appearance not clearly different, is written under the
+            ghost's id for the rest of the stream (the tracker lost the person and started a
+            new track; needs ``ghosts``). Chosen on two folds of PETS09 (reach tuned on A):
+            mean HOTA over N=5, N=10 and the ground truth at N=5 A 63.28 -> 63.80, B 71.09 ->
+            71.15 (bench/results/repair_tuning.md), N=1 and
+            ground-truth boxes unchanged.
+        stitch_reach: ... when the centres of the newborn's box and the ghost's box are less
+            than this many of the ghost's box heights apart (0-5).
     """
 
     enabled: bool = True
@@ -122,12 +161,15 @@ class RepairConfig:
     max_held_mb: int = 512
     meet_iou: float = 0.05
     apart: int = 4
+    apart_keyframes: int = 2
     max_group: int = 4
     ghosts: bool = True
     motion_weight: float = 0.5
     continuity_weight: float = 1.0
     switch_cost: float = 2.0
     margin: float = 1.0
+    stitch: bool = True
+    stitch_reach: float = 1.5
 
     def __post_init__(self) -> None:
         require(
@@ -151,9 +193,21 @@ class RepairConfig:
         require(0.0 <= self.meet_iou < 1.0, "repair.meet_iou", self.meet_iou, "must be in [0, 1)")
         require(1 <= self.apart < self.window, "repair.apart", self.apart, "must be in [1, window)")
         require(2 <= self.max_group <= 5, "repair.max_group", self.max_group, "must be in [2, 5]")
+        require(
+            0 <= self.apart_keyframes <= 100,
+            "repair.apart_keyframes",
+            self.apart_keyframes,
+            "must be in [0, 100]",
+        )
         for key in ("motion_weight", "continuity_weight", "switch_cost", "margin"):
             v = getattr(self, key)
             require(0.0 <= v <= 100.0, f"repair.{key}", v, "must be in [0, 100]")
+        require(
+            0.0 <= self.stitch_reach <= MAX_STITCH_REACH,
+            "repair.stitch_reach",
+            self.stitch_reach,
+            f"must be in [0, {MAX_STITCH_REACH:g}] (box heights)",
+        )
 
 
 @dataclasses.dataclass
@@ -173,6 +227,7 @@ class _Group:
     members: set[int]
     start: int  # position in the stream: frame index of the first meeting
     last_meet: int  # frame index of the latest meeting
+    keys_after: int = 0  # keyframes since the latest meeting
 
 
 @dataclasses.dataclass
@@ -302,7 +357,9 @@ class IdentityRepair:
             ``exchanges_undone`` (interactions after which ids were exchanged back for the
             rest of the stream), ``swaps_undone`` (interactions where ids the tracker swapped
             and swapped back were repaired on the frames between), ``ids_changed`` (written
-            instances whose id differs from the tracker's).
+            instances whose id differs from the tracker's), ``tracks_joined`` (newborn tracks
+            written under a ghost's id, ``stitch``), ``joins_undone`` (of those, tracks that
+            took their own id back when the ghost's own track came back beside them).
         held_cap: the most frames held now: ``window``, or fewer where that many frames of
             the stream's size would pass ``config.max_held_mb`` (``held_frames``, set at the
             first frame and whenever the frame size changes).
@@ -324,12 +381,11 @@ class IdentityRepair:
         # written id -> (frame it vanished, time, box, velocity per s) of tracks out of view
         self.ghosts: dict[int, tuple[int, float, np.ndarray, np.ndarray]] = {}
         self._prev_ids: set[int] = set()
-        self.counts = {
-            "interactions": 0,
-            "exchanges_undone": 0,
-            "swaps_undone": 0,
-            "ids_changed": 0,
-        }
+        self._renamed: dict[int, int] = {}
+        # tracker ids written under a ghost's id (``stitch``): the tracks that share a written
+        # id with another, and give it up where both are on one frame
+        self._joined: set[int] = set()
+        self.counts = {k: 0 for k in COUNTS}
 
     @property
     def idle(self) -> bool:
@@ -354,9 +410,16 @@ class IdentityRepair:
     def summary(self) -> dict:
         """``counts``, and ``budget_window`` where ``max_held_mb`` held fewer frames than
         ``window`` (for the run summary)."""
+        counts = self._counts()
         if self.budget_window is None:
-            return dict(self.counts)
-        return {**self.counts, "budget_window": self.budget_window}
+            return counts
+        return {**counts, "budget_window": self.budget_window}
+
+    def _counts(self) -> dict[str, int]:
+        """``counts`` (those of ``stitch`` only where it is on)."""
+        return {
+            k: v for k, v in self.counts.items() if self.config.stitch or k not in STITCH_COUNTS
+        }
 
     def _size(self, frame: Frame) -> None:
         """``held_cap`` for frames of ``frame``'s size (said once where the budget binds)."""
@@ -382,34 +445,117 @@ class IdentityRepair:
             self._size(frame)
         det = result.detections
         raw = det.track_ids.astype(np.int64)
+        born = [r for r, t in enumerate(raw.tolist()) if t >= 0 and t not in self.seen_ms]
         for t in raw.tolist():
             self.seen_ms[t] = result.timestamp_ms
-        ids = np.array([self.id_map.get(t, t) for t in raw.tolist()], np.int64)
+        ids = self._written(raw)
         app, vis = _describe(result, frame)
         h = _Held(result, frame, ids, app, vis)
         now = result.frame_index
         present = set(ids.tolist())
         if self.config.ghosts:
-            self._vanish(h, present)
+            self._vanish(h, present, raw, born if self.config.stitch else [])
         self.held.append(h)
         self._meet(h)
+        for g in self.groups:
+            g.keys_after = 0 if g.last_meet == now else g.keys_after + result.keyframe
         for g in list(self.groups):
-            if now - g.last_meet >= self.config.apart and not (g.members & self.ghosts.keys()):
+            if (
+                now - g.last_meet >= self.config.apart
+                and g.keys_after >= self.config.apart_keyframes
+                and not (g.members & self.ghosts.keys())
+            ):
                 self._close(g)
         while self.groups and len(self.held) > self.held_cap:  # decided on what is known
             self._close(min(self.groups, key=lambda g: g.start))
         self._prev_ids = set(h.ids.tolist())  # as written now (a decision may relabel them)
 
+    def _written(self, raw: np.ndarray) -> np.ndarray:
+        """(M,) tracker ids of one frame -> the ids written for them: mapped, and where two
+        would be written under one id (a newborn that took a ghost's id, and the ghost's own
+        track back), the newborn keeps its own id from here on, and on its frames still
+        held."""
+        ids = [self.id_map.get(t, t) for t in raw.tolist()]
+        twice = {i for i, n in collections.Counter(ids).items() if n > 1 and i >= 0}
+        if twice:
+            for t, i in zip(raw.tolist(), ids):
+                if i in twice and t in self._joined:
+                    self._joined.discard(t)
+                    self.id_map.pop(t, None)
+                    self.counts["joins_undone"] += 1
+                    for h in self.held:  # not written yet: its own id there too
+                        h.ids[(h.result.detections.track_ids == t) & (h.ids == i)] = t
+            ids = [self.id_map.get(t, t) for t in raw.tolist()]
+        return np.array(ids, np.int64)
+
+    def _stitch(self, h: _Held, raw: np.ndarray, born: list[int], present: set[int]) -> None:
+        """Tracks of ``h`` seen for the first time (rows ``born``, tracker ids ``raw``) near
+        the box of a ghost still in the image (not ``present``), with an appearance not
+        clearly different, are written under the ghost's id from here on (the nearest pairs
+        first, one newborn per ghost); the ghost is back in view."""
+        f, ts = h.result.frame_index, h.result.timestamp_ms
+        det = h.result.detections
+        pairs = []
+        for v, (since, t0, box, vel) in self.ghosts.items():
+            pred = box + vel * min((ts - t0) / 1000.0, 2.0)
+            cx, cy = (pred[0] + pred[2]) / 2, (pred[1] + pred[3]) / 2
+            if (
+                v in present
+                or not (0 <= cx < h.result.width and 0 <= cy < h.result.height)
+                or f - since >= self.window
+                or not any(v in g.members for g in self.groups)
+            ):
+                continue  # back, gone or expired: ``_vanish`` drops it
+            height = max(float(pred[3] - pred[1]), 1.0)
+            app = None
+            for r in born:
+                obs = det.xyxy[r]
+                dc = np.hypot(
+                    (obs[0] + obs[2] - pred[0] - pred[2]) / 2,
+                    (obs[1] + obs[3] - pred[1] - pred[3]) / 2,
+                )
+                if dc >= self.config.stitch_reach * height:
+                    continue
+                if app is None:
+                    ref = self._before(v, since)
+                    app = ref[0] if ref is not None and ref[0] is not None else False
+                if (
+                    app is not False
+                    and h.visible[r] >= MIN_VISIBLE
+                    and h.appearance[r].any()
+                    and appearance_distance(h.appearance[r], app) > STITCH_MAX_APPEARANCE
+                ):
+                    continue
+                pairs.append((float(dc / height), v, r))
+        taken_v: set[int] = set()
+        taken_r: set[int] = set()
+        for _, v, r in sorted(pairs):
+            if v in taken_v or r in taken_r:
+                continue
+            taken_v.add(v)
+            taken_r.add(r)
+            t = int(raw[r])
+            self.id_map[t] = v
+            self._joined.add(t)
+            h.ids[r] = v
+            del self.ghosts[v]
+            self.counts["tracks_joined"] += 1
+            g = next((g for g in self.groups if v in g.members), None)
+            if g is not None:
+                g.last_meet = f
+
     def _close(self, g: _Group) -> None:
+        self._renamed = {}  # ids the decision exchanged, as written before -> after
         self._decide(g)
         self.groups.remove(g)
         for m in g.members:
             self.ghosts.pop(m, None)
 
-    def _vanish(self, h: _Held, present: set[int]) -> None:
+    def _vanish(self, h: _Held, present: set[int], raw: np.ndarray, born: list[int]) -> None:
         """Tracks of the previous frame missing from ``h`` become ghosts (their last box
         moving on with their last motion) inside an interaction; ghosts back in view become
-        tracks again; tracks meeting a ghost's box join its interaction."""
+        tracks again, and so do those a newborn track takes (rows ``born`` of ``h``, tracker
+        ids ``raw``: ``_stitch``); tracks meeting a ghost's box join its interaction."""
         f, ts = h.result.frame_index, h.result.timestamp_ms
         for v in sorted(self._prev_ids - present):
             ref = self._before(v, f)
@@ -418,9 +564,13 @@ class IdentityRepair:
             self.ghosts[v] = (f, ref[1], ref[2], ref[3])
             if not any(v in g.members for g in self.groups):
                 self.groups.append(_Group({v}, f, f))
+        if born and self.ghosts:
+            self._stitch(h, raw, born, present)
         height, width = h.result.height, h.result.width
         det = h.result.detections
         for v, (since, t0, box, vel) in list(self.ghosts.items()):
+            if self.ghosts.get(v) is None or self.ghosts[v][0] != since:
+                continue  # a decision in this loop closed or renamed it: the next frame's
             g = next((g for g in self.groups if v in g.members), None)
             if v in present or g is None:
                 del self.ghosts[v]
@@ -436,6 +586,8 @@ class IdentityRepair:
                 continue
             near = np.flatnonzero(_box_iou(pred[None], det.xyxy)[0] > self.config.meet_iou)
             for r in near.tolist():
+                if v not in self.ghosts:
+                    break  # its interaction was decided (and closed) by the join before
                 self._join(v, int(h.ids[r]), f)
 
     def _meet(self, h: _Held) -> None:
@@ -456,6 +608,15 @@ class IdentityRepair:
             self.groups.append(_Group({a, b}, f, f))
         elif ga is gb:
             ga.last_meet = f
+        elif len((ga.members if ga else set()) | (gb.members if gb else set()) | {a, b}) > (
+            self.config.max_group
+        ):
+            # one interaction would outgrow what can be decided: decide the ones there are on
+            # what is known, and let the new meeting start its own
+            for g in sorted((g for g in (ga, gb) if g is not None), key=lambda g: g.start):
+                self._close(g)
+                a, b = self._renamed.get(a, a), self._renamed.get(b, b)
+            self.groups.append(_Group({a, b}, f, f))
         elif gb is None or ga is None:
             g = ga or gb
             g.members |= {a, b}
@@ -508,6 +669,7 @@ class IdentityRepair:
         for t in [t for t, s in self.seen_ms.items() if s < horizon]:
             del self.seen_ms[t]
             self.id_map.pop(t, None)
+            self._joined.discard(t)
 
     # -- one interaction ----------------------------------------------------------------------
     def _decide(self, g: _Group) -> None:
@@ -600,6 +762,7 @@ class IdentityRepair:
                     self.id_map.pop(t, None)
                 else:
                     self.id_map[t] = v
+            self._renamed = relabel
             for gg in self.groups:  # open interactions speak of the ids as now written
                 gg.members = {relabel.get(m, m) for m in gg.members}
             self.ghosts = {relabel.get(m, m): v for m, v in self.ghosts.items()}
@@ -704,8 +867,8 @@ class IdentityRepair:
                 for i, m in sorted(self.memory.items())
             ],
             "prev_ids": sorted(int(i) for i in self._prev_ids),
-            "counts": dict(self.counts),
-        }
+            "counts": self._counts(),
+        } | ({"joined": sorted(int(t) for t in self._joined)} if self._joined else {})
 
     def load_state_dict(self, state: dict) -> None:
         """Restore a ``state_dict`` (same configuration).
@@ -720,6 +883,7 @@ class IdentityRepair:
         self._prev_ids = {int(i) for i in state["prev_ids"]}
         self.id_map = {int(k): int(v) for k, v in state["id_map"]}
         self.seen_ms = {int(k): float(v) for k, v in state["seen"]}
+        self._joined = {int(t) for t in state.get("joined", [])}
         self.memory = {}
         for d in state["memory"]:
             a = d["appearance"]
@@ -738,7 +902,8 @@ class IdentityRepair:
 def check_state(state: object) -> None:
     """A repair state read from a checkpoint (untrusted) is one ``state_dict`` writes: lists of
     at most ``MAX_STATE_IDS`` entries, ids integers in [-1, ``MAX_STATE_ID``] giving every
-    track seen its own written id, finite times, per remembered id an appearance of
+    track seen its own written id (but the ``joined`` ones, mapped tracks that took a ghost's
+    id, whose own ids no track writes), finite times, per remembered id an appearance of
     ``APPEARANCE_DIM`` values in [0, 1] and at most ``MOTION_BOXES`` finite (4,) boxes with
     their times, counts integers >= 0; checked before anything is built from it.
 
@@ -777,8 +942,7 @@ def check_state(state: object) -> None:
             raise refuse(f"{key} holds {len(value)} entries, more than {MAX_STATE_IDS}")
     counts = state.get("counts")
     if not isinstance(counts, dict) or not all(
-        is_int(counts.get(k, 0), 0, MAX_STATE_ID)
-        for k in ("interactions", "exchanges_undone", "swaps_undone", "ids_changed")
+        is_int(counts.get(k, 0), 0, MAX_STATE_ID) for k in COUNTS
     ):
         raise refuse("counts are not integers >= 0")
     if not all(is_id(i) for i in state["prev_ids"]):
@@ -792,8 +956,18 @@ def check_state(state: object) -> None:
     id_map = {int(k): int(v) for k, v in state["id_map"]}
     if len(id_map) != len(state["id_map"]) or any(k == v for k, v in id_map.items()):
         raise refuse("id_map repeats an id or maps one to itself")
+    joined = state.get("joined", [])
+    if (
+        not isinstance(joined, list)
+        or len(joined) > MAX_STATE_IDS
+        or not all(is_id(t) and int(t) in id_map for t in joined)
+    ):
+        raise refuse("joined is not a list of mapped track ids")
+    joined = {int(t) for t in joined}
     tracks = {int(t) for t, _ in state["seen"]} | id_map.keys()
-    if len({id_map.get(t, t) for t in tracks}) != len(tracks):
+    own = tracks - joined  # every track but those that took a ghost's id writes its own
+    writes = {id_map.get(t, t) for t in tracks}
+    if len({id_map.get(t, t) for t in own}) != len(own) or joined & writes:
         raise refuse("id_map writes two tracks under one id")
     ids: set[int] = set()
     for d in state["memory"]:

@@ -165,7 +165,17 @@ def test_a_checkpoint_restored_writes_what_an_uninterrupted_run_writes():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("key,value", [("window", 1), ("margin", -1), ("apart", 0)])
+@pytest.mark.parametrize(
+    "key,value",
+    [
+        ("window", 1),
+        ("margin", -1),
+        ("apart", 0),
+        ("apart_keyframes", -1),
+        ("stitch_reach", -0.5),
+        ("stitch_reach", 6),
+    ],
+)
 def test_a_bad_repair_setting_is_one_line_and_exit_2(key, value, tmp_path):
     proc = subprocess.run(
         [
@@ -251,6 +261,33 @@ def test_the_processor_checkpoints_only_where_nothing_is_held_and_resumes_the_sa
     ]
 
 
+def _result(res: FrameResult, det: Detections) -> FrameResult:
+    """``res`` (a keyframe's) with the instances ``det``."""
+    return FrameResult("s", res.frame_index, res.timestamp_ms, True, W, H, det, res.labels, ())
+
+
+def _plus_grey(
+    res: FrameResult, frame: Frame, b: np.ndarray, track_id: int
+) -> tuple[FrameResult, Frame]:
+    """``res`` and ``frame`` with a grey person in box ``b`` under the tracker id
+    ``track_id`` (drawn on a copy of the image, last among the instances)."""
+    x0, y0, x1, y1 = (int(v) for v in b)
+    img = frame.image.copy()
+    img[y0:y1, x0:x1] = (128, 128, 128)
+    mask = np.zeros((1, H, W), bool)
+    mask[0, y0:y1, x0:x1] = True
+    det = res.detections
+    both = Detections(
+        xyxy=np.concatenate([det.xyxy, b[None].astype(np.float32)]),
+        masks=np.concatenate([det.full_masks(), mask]),
+        scores=np.concatenate([det.scores, np.full(1, 0.9, np.float32)]),
+        class_ids=np.concatenate([det.class_ids, np.ones(1, np.int64)]),
+        embeddings=np.concatenate([det.embeddings, np.zeros((1, 3), np.float32)]),
+        track_ids=np.concatenate([det.track_ids, np.array([track_id])]),
+    )
+    return _result(res, both), Frame("s", frame.index, frame.timestamp_ms, img)
+
+
 def _hide(pairs, person_row: int, frames: range):
     """The instance at ``person_row`` (0 blue, 1 red before sorting by id) left out of the
     results on ``frames``: the tracker lost it behind the other."""
@@ -261,14 +298,7 @@ def _hide(pairs, person_row: int, frames: range):
             hidden = box("blue" if person_row == 0 else "red", res.frame_index)
             keep = np.abs(det.xyxy - hidden).sum(1) > 1e-3
             det = det[keep]
-        out.append(
-            (
-                FrameResult(
-                    "s", res.frame_index, res.timestamp_ms, True, W, H, det, res.labels, ()
-                ),
-                frame,
-            )
-        )
+        out.append((_result(res, det), frame))
     return out
 
 
@@ -355,7 +385,7 @@ def test_any_checkpointed_state_is_refused_in_one_line_or_resumes_with_distinct_
         assert all(np.isfinite(b).all() and np.isfinite(t) and b.shape == (4,) for t, b in m.boxes)
         assert np.isfinite(m.last_ms)
     assert all(np.isfinite(s) for s in rep.seen_ms.values())
-    tracks = rep.seen_ms.keys() | rep.id_map.keys()
+    tracks = (rep.seen_ms.keys() | rep.id_map.keys()) - rep._joined
     assert len({rep.id_map.get(t, t) for t in tracks}) == len(tracks)
     assert all(isinstance(v, int) and v >= 0 for v in rep.counts.values())
     for r, _ in rep.push(AFTER) + rep.finish():
@@ -369,3 +399,272 @@ def test_a_checkpointed_state_of_millions_of_ids_is_refused_before_it_is_built()
         with pytest.raises(ValueError, match=f"{key} holds {MAX_STATE_IDS + 1} entries"):
             IdentityRepair(ON).load_state_dict(state)
     IdentityRepair(ON).load_state_dict(CHECKPOINTED)  # the real one loads
+
+
+def _keyframes_every(pairs, n: int):
+    """``pairs`` as a stream with the detector every ``n`` frames (the others propagated)."""
+    import dataclasses
+
+    return [(dataclasses.replace(r, keyframe=r.frame_index % n == 0), f) for r, f in pairs]
+
+
+@pytest.mark.parametrize("apart_keyframes, undone", [(0, False), (2, True)])
+def test_an_exchange_the_tracker_makes_keyframes_after_a_crossing_is_undone(
+    apart_keyframes, undone
+):
+    """At N=5 the people cross on frames 13-17 and the tracker exchanges their ids only at
+    keyframe 25, when it decides again: the interaction must still be open then
+    (``apart_keyframes``: two keyframes after the last meeting, not just ``apart`` frames)."""
+    pairs = _keyframes_every(
+        scene(45, lambda t: {"red": 2, "blue": 1} if t >= 25 else {"red": 1, "blue": 2}), 5
+    )
+    out, rep = run(pairs, RepairConfig(enabled=True, apart_keyframes=apart_keyframes))
+    ids = written(out)
+    assert (ids == {"red": [1] * 45, "blue": [2] * 45}) is undone
+    assert rep.counts["exchanges_undone"] == int(undone)
+
+
+def _with_third(pairs, meets: range, track_id: int = 3):
+    """``pairs`` with a third person (grey) who stands in blue's way on the frames ``meets``
+    and far from everyone otherwise."""
+    far = np.array([W - 42, 2, W - 2, 98], np.float32)
+    near = np.array([10, 0, 10, 0], np.float32)
+    return [
+        _plus_grey(
+            res,
+            frame,
+            box("blue", res.frame_index) + near if res.frame_index in meets else far,
+            track_id,
+        )
+        for res, frame in pairs
+    ]
+
+
+def test_an_interaction_that_would_outgrow_max_group_is_decided_first():
+    """Red and blue exchange ids at their crossing (frames 13-17); a third person steps into
+    blue's way on frames 19-20, before that interaction closes. With ``max_group`` 2 the
+    three cannot be decided together: the crossing is decided on what is known (the exchange
+    undone) and the new meeting starts its own interaction, instead of the tracker's ids
+    being left as written."""
+    pairs = _with_third(
+        scene(40, lambda t: {"red": 2, "blue": 1} if t >= 15 else {"red": 1, "blue": 2}),
+        range(19, 21),
+    )
+    out, rep = run(pairs, RepairConfig(enabled=True, max_group=2))
+    ids = written(out)
+    assert ids == {"red": [1] * 40, "blue": [2] * 40}
+    assert rep.counts["exchanges_undone"] == 1
+    assert [r.frame_index for r, _ in out] == list(range(40))
+
+
+@st.composite
+def _crowds(draw):
+    """Random streams of 2-6 boxes that walk, meet, vanish inside the image and come back,
+    with the tracker's ids swapped now and then, the detector every 1-5 frames."""
+    n = draw(st.integers(2, 6))
+    frames = draw(st.integers(10, 40))
+    every = draw(st.integers(1, 5))
+    people = [
+        (
+            draw(st.floats(0, W - 40)),
+            draw(st.floats(0, H - 80)),
+            draw(st.floats(-12, 12)),
+            draw(st.floats(-4, 4)),
+            draw(st.sets(st.integers(0, frames - 1), max_size=frames // 2)),  # hidden on
+        )
+        for _ in range(n)
+    ]
+    swaps = draw(st.dictionaries(st.integers(0, frames - 1), st.permutations(range(n))))
+    config = RepairConfig(
+        enabled=True,
+        window=draw(st.integers(6, 48)),
+        apart=draw(st.integers(1, 5)),
+        apart_keyframes=draw(st.integers(0, 3)),
+        max_group=draw(st.integers(2, 4)),
+    )
+    return n, frames, every, people, swaps, config
+
+
+@given(_crowds())
+@PROPERTY_SETTINGS
+def test_any_crowd_is_written_once_in_order_with_distinct_tracker_ids(crowd):
+    """Whatever meets, vanishes, comes back or is swapped: every frame is written once, in
+    order, with as many instances as it had, distinct ids per frame, each a tracker id."""
+    n, frames, every, people, swaps, config = crowd
+    ids = list(range(1, n + 1))
+    pairs = []
+    for t in range(frames):
+        if t in swaps:
+            ids = [ids[j] for j in swaps[t]]
+        img = np.full((H, W, 3), 90, np.uint8)
+        rows, boxes, tids = [], [], []
+        for k, (x, y, vx, vy, hidden) in enumerate(people):
+            if t in hidden:
+                continue
+            x0 = float(np.clip(x + vx * t, 0, W - 41))
+            y0 = float(np.clip(y + vy * t, 0, H - 81))
+            b = np.array([x0, y0, x0 + 40, y0 + 80], np.float32)
+            img[int(y0) : int(y0) + 80, int(x0) : int(x0) + 40] = (40 * k, 255 - 40 * k, 120)
+            m = np.zeros((H, W), bool)
+            m[int(y0) : int(y0) + 80, int(x0) : int(x0) + 40] = True
+            rows.append(m)
+            boxes.append(b)
+            tids.append(ids[k])
+        det = (
+            Detections(
+                xyxy=np.stack(boxes),
+                masks=np.stack(rows),
+                scores=np.full(len(rows), 0.9, np.float32),
+                class_ids=np.ones(len(rows), np.int64),
+                track_ids=np.array(tids, np.int64),
+            )
+            if rows
+            else Detections.empty(H, W)
+        )
+        res = FrameResult("s", t, t * 100.0, t % every == 0, W, H, det, ["bg", "person"], ())
+        pairs.append((res, Frame("s", t, t * 100.0, img)))
+    rep = IdentityRepair(config)
+    out = []
+    for pair in pairs:
+        out += rep.push([pair])
+        assert len(rep.held) <= rep.held_cap
+    out += rep.finish()
+    assert [r.frame_index for r, _ in out] == list(range(frames))
+    for (r, _), (orig, _) in zip(out, pairs):
+        written_ids = r.detections.track_ids.tolist()
+        assert len(written_ids) == len(orig.detections)
+        assert len(set(written_ids)) == len(written_ids)
+        assert set(written_ids) <= set(range(1, n + 1))
+
+
+# -- a newborn takes a ghost's id (``stitch``) -------------------------------------------------
+STITCH = RepairConfig(enabled=True, stitch=True)
+
+
+def _stranger(pairs, born: int, track_id: int):
+    """``pairs`` with a third person (grey) standing between the other two (who have walked
+    apart by then) from frame ``born`` on, under the tracker id ``track_id``."""
+    grey = np.array([160, 2, 200, 98], np.float32)
+    return [
+        _plus_grey(res, frame, grey, track_id)
+        if res.frame_index >= born
+        else (_result(res, res.detections), frame)
+        for res, frame in pairs
+    ]
+
+
+def _lost_and_reborn(frames: int = 34):
+    """Blue's track (2) is lost on frames 25-27, away from everyone, and the tracker starts a
+    new one (5) for her on frame 28, where her motion takes her."""
+    ids = lambda t: {"red": 1, "blue": 2 if t < 28 else 5}  # noqa: E731
+    return _hide(scene(frames, ids), 0, range(25, 28))
+
+
+def _ids_on(out, person: str, frames) -> list[int]:
+    return [i for t, i in enumerate(written(out)[person]) if t in frames]
+
+
+def test_a_person_lost_and_tracked_again_under_a_new_id_keeps_the_first():
+    pairs = _lost_and_reborn()
+    out, rep = run(pairs, STITCH)
+    seen = [t for t in range(34) if t not in range(25, 28)]
+    assert _ids_on(out, "blue", seen) == [2] * 31 and _ids_on(out, "red", seen) == [1] * 31
+    assert rep.counts["tracks_joined"] == 1 and rep.counts["joins_undone"] == 0
+    assert rep.summary()["tracks_joined"] == 1
+    out, rep = run(pairs, RepairConfig(enabled=True, stitch=False))  # off: the tracker's ids
+    assert _ids_on(out, "blue", seen) == [2] * 25 + [5] * 6
+    assert "tracks_joined" not in rep.summary() and "joined" not in rep.state_dict()
+
+
+def test_a_newborn_far_from_every_ghost_keeps_its_own_id():
+    # blue's track is lost on frame 25 for good, inside the image; a stranger appears on
+    # frame 28 at the other side of it
+    pairs = _hide(scene(34, lambda t: {"red": 1, "blue": 2}), 0, range(25, 34))
+    pairs = _with_third(pairs, range(0), 3)
+    pairs = [
+        (
+            FrameResult(
+                "s",
+                r.frame_index,
+                r.timestamp_ms,
+                True,
+                W,
+                H,
+                r.detections[(r.detections.track_ids != 3) | (r.frame_index >= 28)],
+                r.labels,
+                (),
+            ),
+            f,
+        )
+        for r, f in pairs
+    ]
+    out, rep = run(pairs, STITCH)
+    thirds = [
+        int(r.detections.track_ids[np.argmax(r.detections.xyxy[:, 0])])
+        for r, _ in out
+        if r.frame_index >= 28
+    ]
+    assert thirds == [3] * 6 and rep.counts["tracks_joined"] == 0
+
+
+def test_the_ghosts_own_track_back_beside_the_newborn_never_writes_one_id_twice():
+    """Blue's new track (5) took her lost track's id (2); on frame 31 the tracker brings
+    track 2 back on someone else while track 5 is still on her: the newborn keeps its own
+    id from that frame on (and on its frames still held: 28-30, her ghost's interaction is
+    open), and no frame holds an id twice."""
+    pairs = _stranger(_lost_and_reborn(40), 31, 2)
+    out, rep = run(pairs, STITCH)
+    for r, _ in out:
+        ids = r.detections.track_ids.tolist()
+        assert len(set(ids)) == len(ids), r.frame_index
+    assert _ids_on(out, "blue", range(28, 40)) == [5] * 12
+    grey = [
+        int(r.detections.track_ids[np.argmin(np.abs(r.detections.xyxy[:, 0] - 160))])
+        for r, _ in out
+        if r.frame_index >= 31
+    ]
+    assert grey == [2] * 9
+    assert rep.counts["tracks_joined"] == 1 and rep.counts["joins_undone"] == 1
+
+
+def test_a_checkpoint_after_a_join_resumes_the_same():
+    """The join (newborn 5 written as 2) is carried by a checkpoint, and so is its undoing
+    when track 2 comes back after the resume."""
+    pairs = _stranger(_lost_and_reborn(40), 36, 2)
+    whole, _ = run(pairs, STITCH)
+    first = IdentityRepair(STITCH)
+    out, cut = [], None
+    for i, pair in enumerate(pairs):
+        out += first.push([pair])
+        if i > 28 and first.idle:
+            cut = i
+            break
+    assert cut is not None and cut < 36
+    state = first.state_dict()
+    assert state["joined"] == [5]
+    resumed = IdentityRepair(STITCH)
+    resumed.load_state_dict(state)
+    out += resumed.push(pairs[cut + 1 :]) + resumed.finish()
+    assert [(r.frame_index, list(r.detections.track_ids)) for r, _ in out] == [
+        (r.frame_index, list(r.detections.track_ids)) for r, _ in whole
+    ]
+    assert resumed.counts["joins_undone"] == 1
+    bad = {**state, "joined": [7]}  # not a mapped track
+    with pytest.raises(ValueError, match="joined"):
+        IdentityRepair(STITCH).load_state_dict(bad)
+
+
+def test_a_newborn_where_a_ghost_goes_but_of_other_colours_keeps_its_own_id():
+    """Blue is lost on frame 25 and a grey stranger's new track (5) starts on frame 28 just
+    where her motion takes her: the appearance says it is someone else."""
+    out = []
+    for res, frame in _lost_and_reborn():
+        if res.frame_index >= 28:
+            img = frame.image.copy()
+            x0, y0, x1, y1 = (int(v) for v in box("blue", res.frame_index))
+            img[y0:y1, max(x0, 0) : x1] = (128, 128, 128)
+            frame = Frame("s", frame.index, frame.timestamp_ms, img)
+        out.append((res, frame))
+    written_out, rep = run(out, STITCH)
+    assert _ids_on(written_out, "blue", range(28, 34)) == [5] * 6
+    assert rep.counts["tracks_joined"] == 0
