@@ -32,7 +32,9 @@ def _key(r):
 
 @pytest.mark.slow
 def test_stopped_run_checkpoints_at_its_last_frame_and_resumes_without_repeats(tmp_path):
-    (clip,) = write_clips(tmp_path / "in", 1, 30)
+    # 90 frames: offline, identity repair writes held frames in bursts (up to its 48-frame
+    # window), so a shorter clip could be written whole before the stop lands
+    (clip,) = write_clips(tmp_path / "in", 1, 90)
     overrides = [
         "detector.threads=1",
         "keyframes.interval=5",
@@ -48,7 +50,7 @@ def test_stopped_run_checkpoints_at_its_last_frame_and_resumes_without_repeats(t
     first = StopAfter(12, stop)
     run(cfg, progress=False, stop=stop, extra_sinks=[first], restart=True)
     delivered = [r.frame_index for r in first.results]
-    assert delivered == list(range(len(delivered))) and 12 <= delivered[-1] < 29
+    assert delivered == list(range(len(delivered))) and 12 <= delivered[-1] < 89
     saved = ResumeStore(tmp_path, config_digest(cfg)).load("clip0")
     assert saved is not None and saved.frame_index == delivered[-1]
 
