@@ -85,7 +85,8 @@ class JobRun:
         self.stopping = threading.Event()  # the worker asked the job to stop
         self.outcome: str | None = None
         self.reason = ""
-        self.frames = 0
+        self.frames = 0  # processed by this worker (a job resumed from another's checkpoint
+        # counts only the frames after it)
         self.last_checkpoint = -1
         self.started = time.monotonic()
         self.checkpoint_at = self.started  # the last checkpoint's time (or the start)
@@ -141,7 +142,7 @@ class JobRun:
                 on_save=self._on_checkpoint,
             )
             summary = run(cfg, progress=False, stop=self.stop, store=store, telemetry=ctx.telemetry)
-            self.frames = summary.frames
+            self.frames = summary.frames_this_run
             if summary.exit_code == EXIT_SINK:
                 self._end("sink", summary.error or "a sink could not deliver")
             elif self.stopping.is_set():

@@ -192,11 +192,18 @@ def test_sigterm_worker_hands_its_job_over_without_duplicates(tmp_path, cluster)
     assert victim is not None, "no worker checkpointed a job mid-way"
     code = victim.stop()
     assert code == 0, "worker log before the kill:\n" + "\n".join(victim.lines[-40:])
-    assert victim.wait_for(rf"job {hit[1]} \({hit[2]}\) stopped", 1)
+    stopped = victim.wait_for(
+        rf"job {hit[1]} \({hit[2]}\) stopped .*checkpoint after frame (\d+)", 1
+    )
+    assert stopped
     rows = cluster.wait_finished(4)
     assert all(r["state"] == "done" for r in rows)
     seen = cluster.results()
     assert set(seen) == _all_frames([f"clip{i}" for i in range(4)], 40)
     assert max(seen.values()) == 1, sorted(k for k, n in seen.items() if n > 1)
     ran = _one_worker_at_a_time(workers)
-    assert ran[hit[1]] == [victim.name, next(w.name for w in workers if w is not victim)]
+    heir = next(w for w in workers if w is not victim)
+    assert ran[hit[1]] == [victim.name, heir.name]
+    # the worker that resumed it tells the frames it processed, not the whole clip's
+    done = heir.wait_for(rf"job {hit[1]} \({hit[2]}\) done t=\S+ after \S+ s, (\d+) frames", 5)
+    assert done and int(done[1]) == 40 - (int(stopped[1]) + 1), (done[0], stopped[0])
