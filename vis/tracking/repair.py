@@ -290,6 +290,11 @@ def appearance_distance(a: np.ndarray, b: np.ndarray) -> float:
     return total / n if n else 0.0
 
 
+def _centre_distance(a: np.ndarray, b: np.ndarray) -> np.floating:
+    """Pixels between the centres of the (4,) boxes ``a`` and ``b`` (x0 y0 x1 y1)."""
+    return np.hypot((a[0] + a[2] - b[0] - b[2]) / 2, (a[1] + a[3] - b[1] - b[3]) / 2)
+
+
 def _box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(N, 4) x (M, 4) boxes -> (N, M) IoU."""
     x0 = np.maximum(a[:, None, 0], b[None, :, 0])
@@ -381,7 +386,6 @@ class IdentityRepair:
         # written id -> (frame it vanished, time, box, velocity per s) of tracks out of view
         self.ghosts: dict[int, tuple[int, float, np.ndarray, np.ndarray]] = {}
         self._prev_ids: set[int] = set()
-        self._renamed: dict[int, int] = {}
         # tracker ids written under a ghost's id (``stitch``): the tracks that share a written
         # id with another, and give it up where both are on one frame
         self._joined: set[int] = set()
@@ -493,27 +497,19 @@ class IdentityRepair:
         the box of a ghost still in the image (not ``present``), with an appearance not
         clearly different, are written under the ghost's id from here on (the nearest pairs
         first, one newborn per ghost); the ghost is back in view."""
-        f, ts = h.result.frame_index, h.result.timestamp_ms
+        f = h.result.frame_index
         det = h.result.detections
         pairs = []
-        for v, (since, t0, box, vel) in self.ghosts.items():
-            pred = box + vel * min((ts - t0) / 1000.0, 2.0)
-            cx, cy = (pred[0] + pred[2]) / 2, (pred[1] + pred[3]) / 2
-            if (
-                v in present
-                or not (0 <= cx < h.result.width and 0 <= cy < h.result.height)
-                or f - since >= self.window
-                or not any(v in g.members for g in self.groups)
-            ):
+        for v, ghost in self.ghosts.items():
+            back = v in present or not any(v in g.members for g in self.groups)
+            pred = None if back else self._ghost_box(ghost, h)
+            if pred is None:
                 continue  # back, gone or expired: ``_vanish`` drops it
+            since = ghost[0]
             height = max(float(pred[3] - pred[1]), 1.0)
             app = None
             for r in born:
-                obs = det.xyxy[r]
-                dc = np.hypot(
-                    (obs[0] + obs[2] - pred[0] - pred[2]) / 2,
-                    (obs[1] + obs[3] - pred[1] - pred[3]) / 2,
-                )
+                dc = _centre_distance(det.xyxy[r], pred)
                 if dc >= self.config.stitch_reach * height:
                     continue
                 if app is None:
@@ -544,19 +540,21 @@ class IdentityRepair:
             if g is not None:
                 g.last_meet = f
 
-    def _close(self, g: _Group) -> None:
-        self._renamed = {}  # ids the decision exchanged, as written before -> after
-        self._decide(g)
+    def _close(self, g: _Group) -> dict[int, int]:
+        """Decide ``g`` and drop it -> the ids its decision exchanged (as written before ->
+        after; empty: none)."""
+        renamed = self._decide(g)
         self.groups.remove(g)
         for m in g.members:
             self.ghosts.pop(m, None)
+        return renamed
 
     def _vanish(self, h: _Held, present: set[int], raw: np.ndarray, born: list[int]) -> None:
         """Tracks of the previous frame missing from ``h`` become ghosts (their last box
         moving on with their last motion) inside an interaction; ghosts back in view become
         tracks again, and so do those a newborn track takes (rows ``born`` of ``h``, tracker
         ids ``raw``: ``_stitch``); tracks meeting a ghost's box join its interaction."""
-        f, ts = h.result.frame_index, h.result.timestamp_ms
+        f = h.result.frame_index
         for v in sorted(self._prev_ids - present):
             ref = self._before(v, f)
             if ref is None:
@@ -566,10 +564,9 @@ class IdentityRepair:
                 self.groups.append(_Group({v}, f, f))
         if born and self.ghosts:
             self._stitch(h, raw, born, present)
-        height, width = h.result.height, h.result.width
         det = h.result.detections
-        for v, (since, t0, box, vel) in list(self.ghosts.items()):
-            if self.ghosts.get(v) is None or self.ghosts[v][0] != since:
+        for v, ghost in list(self.ghosts.items()):
+            if self.ghosts.get(v) is None or self.ghosts[v][0] != ghost[0]:
                 continue  # a decision in this loop closed or renamed it: the next frame's
             g = next((g for g in self.groups if v in g.members), None)
             if v in present or g is None:
@@ -577,9 +574,8 @@ class IdentityRepair:
                 if g is not None:
                     g.last_meet = f
                 continue
-            pred = box + vel * min((ts - t0) / 1000.0, 2.0)
-            cx, cy = (pred[0] + pred[2]) / 2, (pred[1] + pred[3]) / 2
-            if not (0 <= cx < width and 0 <= cy < height) or f - since >= self.window:
+            pred = self._ghost_box(ghost, h)
+            if pred is None:
                 del self.ghosts[v]
                 continue
             if not len(det):
@@ -589,6 +585,20 @@ class IdentityRepair:
                 if v not in self.ghosts:
                     break  # its interaction was decided (and closed) by the join before
                 self._join(v, int(h.ids[r]), f)
+
+    def _ghost_box(self, ghost: tuple, h: _Held) -> np.ndarray | None:
+        """A ghost's (4,) box on ``h``'s frame: its last box moved on with its last motion (at
+        most 2 s of it); None once its centre has left the image or it has been a ghost for
+        ``window`` frames."""
+        since, t0, box, vel = ghost
+        res = h.result
+        pred = box + vel * min((res.timestamp_ms - t0) / 1000.0, 2.0)
+        cx, cy = (pred[0] + pred[2]) / 2, (pred[1] + pred[3]) / 2
+        if not (0 <= cx < res.width and 0 <= cy < res.height) or res.frame_index - since >= (
+            self.window
+        ):
+            return None
+        return pred
 
     def _meet(self, h: _Held) -> None:
         """Join the tracks of ``h`` whose boxes meet into the open interactions."""
@@ -614,8 +624,8 @@ class IdentityRepair:
             # one interaction would outgrow what can be decided: decide the ones there are on
             # what is known, and let the new meeting start its own
             for g in sorted((g for g in (ga, gb) if g is not None), key=lambda g: g.start):
-                self._close(g)
-                a, b = self._renamed.get(a, a), self._renamed.get(b, b)
+                renamed = self._close(g)
+                a, b = renamed.get(a, a), renamed.get(b, b)
             self.groups.append(_Group({a, b}, f, f))
         elif gb is None or ga is None:
             g = ga or gb
@@ -672,18 +682,19 @@ class IdentityRepair:
             self._joined.discard(t)
 
     # -- one interaction ----------------------------------------------------------------------
-    def _decide(self, g: _Group) -> None:
+    def _decide(self, g: _Group) -> dict[int, int]:
         """Re-solve who is who over the held frames from ``g.start`` on; relabel them and map
-        the tracker's ids for the rest of the stream."""
+        the tracker's ids for the rest of the stream -> the ids exchanged for good (as written
+        before -> after; empty: none)."""
         cfg = self.config
         members = sorted(g.members)
         frames = [h for h in self.held if h.result.frame_index >= g.start]
         if not 2 <= len(members) <= cfg.max_group or not frames:
-            return
+            return {}
         before = {m: self._before(m, g.start) for m in members}
         known = [m for m in members if before[m] is not None]
         if len(known) < 2:
-            return
+            return {}
         self.counts["interactions"] += 1
         k = len(known)
         perms = list(itertools.permutations(range(k)))
@@ -741,7 +752,7 @@ class IdentityRepair:
             path.append(int(back[t, path[-1]]))
         path.reverse()
         if all(p == ident for p in path):
-            return
+            return {}
         if path[-1] != ident:
             self.counts["exchanges_undone"] += 1
         else:
@@ -750,6 +761,7 @@ class IdentityRepair:
         for t, h in enumerate(frames):
             p = perms[path[t]]
             h.ids = self._relabel(h.ids, known, p)
+        relabel: dict[int, int] = {}
         if path[-1] != ident:
             relabel = {known[j]: known[last[j]] for j in range(k)}
             inverse = {}
@@ -762,11 +774,11 @@ class IdentityRepair:
                     self.id_map.pop(t, None)
                 else:
                     self.id_map[t] = v
-            self._renamed = relabel
             for gg in self.groups:  # open interactions speak of the ids as now written
                 gg.members = {relabel.get(m, m) for m in gg.members}
             self.ghosts = {relabel.get(m, m): v for m, v in self.ghosts.items()}
             self._prev_ids = {relabel.get(m, m) for m in self._prev_ids}
+        return relabel
 
     @staticmethod
     def _relabel(ids: np.ndarray, known: list[int], p: tuple[int, ...]) -> np.ndarray:
@@ -805,11 +817,8 @@ class IdentityRepair:
         if cfg.motion_weight and box is not None:
             dt = (h.result.timestamp_ms - ts) / 1000.0
             pred = box + vel * dt
-            obs = h.result.detections.xyxy[r]
             height = max(float(pred[3] - pred[1]), 1.0)
-            dc = np.hypot(
-                (obs[0] + obs[2] - pred[0] - pred[2]) / 2, (obs[1] + obs[3] - pred[1] - pred[3]) / 2
-            )
+            dc = _centre_distance(h.result.detections.xyxy[r], pred)
             c += cfg.motion_weight * min(dc / height / (1.0 + dt), 2.0)
         return c
 
