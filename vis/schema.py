@@ -220,6 +220,12 @@ def finite_number(val: int | float) -> bool:
         return False
 
 
+def shown(val: Any, limit: int = 40) -> str:
+    """``val`` as an error line may quote it: its repr on one line (an array's spans several),
+    at most ``limit`` characters."""
+    return " ".join(repr(val).split())[:limit]
+
+
 def _number_in(obj: dict, key: str, lo: float = -math.inf, hi: float = math.inf) -> float:
     """``obj[key]``: a finite number (not bool) in ``[lo, hi]``, else ``SchemaError``."""
     val = _require(obj, key, (int, float))

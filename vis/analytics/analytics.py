@@ -30,7 +30,7 @@ from vis.analytics.geometry import (
     rasterise,
     side_of_line,
 )
-from vis.schema import MAX_CLASS_ID, MAX_INDEX, MAX_LABEL_CHARS, finite_number
+from vis.schema import MAX_CLASS_ID, MAX_INDEX, MAX_LABEL_CHARS, finite_number, shown
 from vis.types import FrameResult
 
 #: limits of a checkpointed state (docs/limits.md); per track, its sides, counted crossings
@@ -299,7 +299,7 @@ def check_state(state: object, config: AnalyticsConfig) -> None:
             raise refuse(f"{what} is not a list of at most {limit} entries")
         for entry in value:
             if not isinstance(entry, list) or len(entry) != size:
-                raise refuse(f"{what} holds {repr(entry)[:40]}, not a list of {size} values")
+                raise refuse(f"{what} holds {shown(entry)}, not a list of {size} values")
         return value
 
     def names(rows: list[list], allowed: set[str], what: str) -> None:
@@ -307,7 +307,7 @@ def check_state(state: object, config: AnalyticsConfig) -> None:
         seen = [row[0] for row in rows]
         known = all(isinstance(n, str) and n in allowed for n in seen)
         if not known or len(set(seen)) != len(seen):
-            raise refuse(f"{what} names {repr(seen)[:40]}, not distinct configured names")
+            raise refuse(f"{what} names {shown(seen)}, not distinct configured names")
 
     lines, zones = {s.name for s in config.lines}, {z.name for z in config.zones}
     if not isinstance(state, dict):
@@ -359,4 +359,4 @@ def check_state(state: object, config: AnalyticsConfig) -> None:
         and is_int(last[0], 0, MAX_INDEX)
         and is_time(last[1])
     ):
-        raise refuse(f"last is {repr(last)[:40]}, not a frame index and its time")
+        raise refuse(f"last is {shown(last)}, not a frame index and its time")

@@ -65,6 +65,7 @@ import cv2
 import numpy as np
 
 from vis.config import require
+from vis.schema import shown
 from vis.types import Detections, Frame, FrameResult
 
 log = logging.getLogger(__name__)
@@ -961,8 +962,7 @@ def check_state(state: object) -> None:
             if not (
                 isinstance(pair, list) and len(pair) == 2 and is_id(pair[0]) and second(pair[1])
             ):
-                shown = " ".join(repr(pair).split())[:40]  # one line, whatever it holds
-                raise refuse(f"{key} holds {shown}, not a pair of an id and a value")
+                raise refuse(f"{key} holds {shown(pair)}, not a pair of an id and a value")
     id_map = {int(k): int(v) for k, v in state["id_map"]}
     if len(id_map) != len(state["id_map"]) or any(k == v for k, v in id_map.items()):
         raise refuse("id_map repeats an id or maps one to itself")

@@ -273,7 +273,14 @@ def _checkpointed() -> dict:
 CHECKPOINTED = _checkpointed()
 #: what ``decode_state`` may also put anywhere in a state: arrays and numpy scalars
 ARRAYS = st.sampled_from(
-    [np.zeros(3), np.array([np.nan]), np.float32(np.inf), np.int64(-1), np.array(1.0)]
+    [
+        np.zeros(3),
+        np.zeros((3, 4)),  # its repr spans lines: a refusal quoting it must not
+        np.array([np.nan]),
+        np.float32(np.inf),
+        np.int64(-1),
+        np.array(1.0),
+    ]
 )
 
 
@@ -313,7 +320,9 @@ def test_a_checkpointed_state_of_too_many_tracks_or_an_unknown_line_is_refused()
         ({**CHECKPOINTED, "tracks": many}, f"at most {MAX_STATE_TRACKS} tracks"),
         ({**CHECKPOINTED, "line_counts": [["gate", 1, 0]]}, "line_counts names ['gate']"),
         ({**CHECKPOINTED, "last": [7, 10**400]}, "last is"),
+        ({**CHECKPOINTED, "last": np.zeros((3, 4))}, "last is array([[0., 0., 0., 0.], [0."),
     ]:
-        with pytest.raises(ValueError, match=re.escape(says)):
+        with pytest.raises(ValueError, match=re.escape(says)) as refused:
             Analytics(STORY, stream_id="cam").load_state_dict(bad)
+        assert "\n" not in str(refused.value)
     Analytics(STORY, stream_id="cam").load_state_dict(CHECKPOINTED)  # the real one loads
